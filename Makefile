@@ -1,0 +1,48 @@
+# One-command set-up, run and test. Every target is idempotent.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Configuration the engine runs with (make run); tests make their own.
+APPLICATION_CONFIG_PATH ?= $(CURDIR)/conf
+export APPLICATION_CONFIG_PATH
+
+.PHONY: help venv services migrate run stop test lint
+
+help:
+	@echo "make run   - set up everything (venv, MariaDB, RabbitMQ, database) and run the engine"
+	@echo "make test  - set up everything and run the test suite"
+	@echo "make stop  - stop the engine"
+
+$(STAMP): requirements.txt setup.py
+	@command -v python3 >/dev/null || { echo "python3 (3.11+) is required"; exit 1; }
+	@python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; } || \
+	  { echo "python3-venv is missing: install it (apt-get install python3-venv)"; exit 1; }
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+services:
+	@scripts/ensure-services.sh mariadb rabbitmq
+
+migrate: venv services
+	$(PY) repository/migrate.py
+
+run: migrate
+	@scripts/run-engine.sh start
+
+stop:
+	@scripts/run-engine.sh stop
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: venv
+	@scripts/ensure-services.sh mariadb rabbitmq influxdb
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
