@@ -1,0 +1,505 @@
+"""RabbitMQ access for the engine's services: durable queues, fanout exchanges, publishing with
+publisher confirms and mandatory routing, polling and consuming with explicit acks.
+
+One `MessageBus` per thread (pika's BlockingConnection is not thread-safe). Message bodies are
+bytes; callers encode and decode. pika exceptions never leave this module: they are translated
+into the `nta_utils.errors.BusError` tree.
+
+Channels: declarations and publishing use one channel in confirm mode; `get`/`consume`/`ack`/
+`nack` use a second channel so that a broker error on the first (e.g. publishing to a missing
+exchange) does not drop unacknowledged deliveries; existence probes use a throw-away channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pika
+import pika.exceptions as pex
+from pika.adapters.blocking_connection import BlockingChannel
+
+from nta_utils.config import Config
+from nta_utils.errors import (
+    BusConnectionError,
+    BusError,
+    MessageNackedError,
+    QueueNotFoundError,
+    UnroutableMessageError,
+)
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+RABBITMQ_CONF = "rabbitmq.conf"
+_NOT_FOUND = 404
+
+# Errors after which reconnecting cannot help (bad credentials, missing virtual host).
+_PERMANENT_CONNECTION_ERRORS = (
+    pex.AuthenticationError,
+    pex.ProbableAuthenticationError,
+    pex.ProbableAccessDeniedError,
+    pex.IncompatibleProtocolError,
+)
+# Errors meaning the connection (or the channel along with it) is gone: reconnect and retry.
+_CONNECTION_LOST_ERRORS = (
+    pex.AMQPConnectionError,
+    pex.ChannelWrongStateError,
+    ConnectionError,
+    OSError,
+)
+
+
+class BrokerChannelError(BusError):
+    """The broker closed a channel for a reason other than a missing entity (e.g. 406
+    PRECONDITION_FAILED when re-declaring a queue with different durability)."""
+
+    def __init__(self, message: str, reply_code: int) -> None:
+        super().__init__(message)
+        self.reply_code = reply_code
+
+
+class ConsumerCancelledError(QueueNotFoundError):
+    """The broker cancelled a consumer, normally because its queue was deleted."""
+
+
+class UnknownDeliveryTagError(BusError):
+    """ack/nack of a delivery tag that is not outstanding on the current channel: already
+    acknowledged, or delivered on a connection that has since been lost (the broker will
+    redeliver it)."""
+
+
+@dataclass
+class AmqpConnectionParams:
+    """Where and how to connect to RabbitMQ."""
+
+    host: str = "127.0.0.1"
+    port: int = 5672
+    virtual_host: str = "/"
+    user: str = "guest"
+    password: str = "guest"
+    # Heartbeats are only answered while inside pika calls; a generous interval lets a
+    # consumer spend minutes on one batch without the broker dropping the connection.
+    heartbeat: int = 600
+    socket_timeout: float = 5.0
+    blocked_connection_timeout: float = 300.0
+
+    @classmethod
+    def from_config(cls, config: Config | None = None) -> AmqpConnectionParams:
+        """Read [connection] host/port/virtual_host and [credentials] user/password from
+        rabbitmq.conf (in $APPLICATION_CONFIG_PATH unless a Config is given)."""
+        if config is None:
+            config = Config(RABBITMQ_CONF)
+        return cls(
+            host=config.get("connection", "host"),
+            port=config.getint("connection", "port"),
+            virtual_host=config.get("connection", "virtual_host"),
+            user=config.get("credentials", "user"),
+            password=config.get("credentials", "password"),
+            heartbeat=config.getint("connection", "heartbeat", fallback=cls.heartbeat),
+        )
+
+    def to_pika(self) -> pika.ConnectionParameters:
+        """The equivalent pika parameters (one connection attempt; MessageBus retries)."""
+        return pika.ConnectionParameters(
+            host=self.host,
+            port=self.port,
+            virtual_host=self.virtual_host,
+            credentials=pika.PlainCredentials(self.user, self.password),
+            heartbeat=self.heartbeat,
+            socket_timeout=self.socket_timeout,
+            stack_timeout=self.socket_timeout * 2,
+            blocked_connection_timeout=self.blocked_connection_timeout,
+            connection_attempts=1,
+            retry_delay=0,
+        )
+
+    def describe(self) -> str:
+        """host:port/vhost as user, for error messages."""
+        return f"amqp://{self.user}@{self.host}:{self.port}/{self.virtual_host}"
+
+
+@dataclass
+class Message:
+    """A message taken from a queue; acknowledge it with `MessageBus.ack(delivery_tag)`."""
+
+    body: bytes
+    headers: dict
+    delivery_tag: int
+    redelivered: bool
+    routing_key: str
+    exchange: str = ""
+    # MessageBus.connection_generation when delivered: tags of older generations are void.
+    connection_generation: int = field(default=0, compare=False)
+
+
+class MessageBus:
+    """A connection to RabbitMQ with reconnect-and-retry for declare/publish/get.
+
+    Connects lazily. After connection loss, declare/publish/get reconnect with exponential
+    back-off (at most `max_attempts` attempts within `retry_timeout` seconds), then raise
+    BusConnectionError. A `consume` generator raises BusConnectionError instead; the caller
+    restarts it and the broker redelivers what was not acknowledged.
+    """
+
+    def __init__(self, connection_params: AmqpConnectionParams | None = None, *,
+                 max_attempts: int = 8, retry_timeout: float = 15.0,
+                 initial_retry_delay: float = 0.05, max_retry_delay: float = 2.0) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        self._params = connection_params or AmqpConnectionParams.from_config()
+        self._max_attempts = max_attempts
+        self._retry_timeout = retry_timeout
+        self._initial_retry_delay = initial_retry_delay
+        self._max_retry_delay = max_retry_delay
+        self._connection: pika.BlockingConnection | None = None
+        self._ops_channel: BlockingChannel | None = None
+        self._delivery_channel: BlockingChannel | None = None
+        self._outstanding: set[int] = set()
+        self._generation = 0
+        self._consuming = False
+        self._closed = False
+
+    # ------------------------------------------------------------------ connection
+
+    @property
+    def connection_params(self) -> AmqpConnectionParams:
+        """The parameters this bus connects with."""
+        return self._params
+
+    @property
+    def connection_generation(self) -> int:
+        """Incremented at every (re)connection; delivery tags of older generations are void."""
+        return self._generation
+
+    @property
+    def is_connected(self) -> bool:
+        """True while a broker connection is open."""
+        return self._connection is not None and self._connection.is_open
+
+    def _connect(self) -> pika.BlockingConnection:
+        if self._closed:
+            raise BusError("MessageBus is closed")
+        if self._connection is None or not self._connection.is_open:
+            self._reset_connection()
+            self._connection = pika.BlockingConnection(self._params.to_pika())
+            self._generation += 1
+            _log.debug("Connected to %s (generation %d)", self._params.describe(),
+                       self._generation)
+        return self._connection
+
+    def _reset_connection(self) -> None:
+        """Forget the connection and its channels (closing them if still open)."""
+        connection, self._connection = self._connection, None
+        self._ops_channel = None
+        self._delivery_channel = None
+        self._outstanding.clear()
+        if connection is not None and connection.is_open:
+            try:
+                connection.close()
+            except Exception:  # best effort on a broken connection
+                _log.debug("Ignoring error while closing a broken connection", exc_info=True)
+
+    def _get_ops_channel(self) -> BlockingChannel:
+        connection = self._connect()
+        if self._ops_channel is None or not self._ops_channel.is_open:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            self._ops_channel = channel
+        return self._ops_channel
+
+    def _get_delivery_channel(self) -> BlockingChannel:
+        connection = self._connect()
+        if self._delivery_channel is None or not self._delivery_channel.is_open:
+            self._delivery_channel = connection.channel()
+            self._outstanding.clear()
+        return self._delivery_channel
+
+    def _translate_channel_closed(self, exc: pex.ChannelClosedByBroker, what: str) -> BusError:
+        if exc.reply_code == _NOT_FOUND:
+            return QueueNotFoundError(f"{what}: not found ({exc.reply_text})")
+        return BrokerChannelError(
+            f"{what}: broker closed the channel with {exc.reply_code} {exc.reply_text}",
+            exc.reply_code)
+
+    def _call(self, what: str, action: Callable[[], _T], *, retry: bool = True) -> _T:
+        """Run `action`, reconnecting and retrying on connection loss; translate errors."""
+        deadline = time.monotonic() + self._retry_timeout
+        delay = self._initial_retry_delay
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return action()
+            except pex.ChannelClosedByBroker as exc:
+                raise self._translate_channel_closed(exc, what) from exc
+            except _PERMANENT_CONNECTION_ERRORS as exc:
+                self._reset_connection()
+                raise BusConnectionError(
+                    f"{what}: cannot connect to {self._params.describe()} (bad credentials "
+                    f"or missing virtual host?): {exc!r}") from exc
+            except _CONNECTION_LOST_ERRORS as exc:
+                self._reset_connection()
+                if not retry or attempt >= self._max_attempts or \
+                        time.monotonic() + delay > deadline:
+                    raise BusConnectionError(
+                        f"{what}: no usable connection to {self._params.describe()} after "
+                        f"{attempt} attempt(s): {exc!r}") from exc
+                _log.warning("%s: connection problem (%r); reconnecting in %.2fs "
+                             "(attempt %d)", what, exc, delay, attempt)
+                time.sleep(delay)
+                delay = min(delay * 2, self._max_retry_delay)
+
+    def close(self) -> None:
+        """Close the connection; unacknowledged deliveries go back to their queues."""
+        self._reset_connection()
+        self._closed = True
+
+    def __enter__(self) -> MessageBus:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ queues / exchanges
+
+    @staticmethod
+    def _check_name(kind: str, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{kind} name must be a non-empty string, got {name!r}")
+
+    def declare_queue(self, name: str, durable: bool = True) -> None:
+        """Create the queue if missing (not exclusive, not auto-deleted)."""
+        self._check_name("queue", name)
+        self._call(f"declare queue {name!r}", lambda: self._get_ops_channel().queue_declare(
+            queue=name, durable=durable, exclusive=False, auto_delete=False))
+
+    def delete_queue(self, name: str) -> None:
+        """Delete the queue and its messages; a missing queue is not an error."""
+        self._check_name("queue", name)
+        try:
+            self._call(f"delete queue {name!r}",
+                       lambda: self._get_ops_channel().queue_delete(queue=name))
+        except QueueNotFoundError:
+            pass
+
+    def purge_queue(self, name: str) -> int:
+        """Drop the queue's ready messages; returns how many. QueueNotFoundError if missing."""
+        self._check_name("queue", name)
+        frame = self._call(f"purge queue {name!r}",
+                           lambda: self._get_ops_channel().queue_purge(queue=name))
+        return int(frame.method.message_count)
+
+    def _probe_queue(self, name: str) -> int:
+        """Passive declare on a throw-away channel: message count, or QueueNotFoundError."""
+        def action() -> int:
+            channel = self._connect().channel()
+            try:
+                frame = channel.queue_declare(queue=name, passive=True)
+            finally:
+                if channel.is_open:
+                    channel.close()
+            return int(frame.method.message_count)
+        return self._call(f"queue {name!r}", action)
+
+    def queue_exists(self, name: str) -> bool:
+        """True if the queue exists."""
+        self._check_name("queue", name)
+        try:
+            self._probe_queue(name)
+        except QueueNotFoundError:
+            return False
+        return True
+
+    def message_count(self, name: str) -> int:
+        """Messages ready in the queue (not counting unacknowledged deliveries)."""
+        self._check_name("queue", name)
+        return self._probe_queue(name)
+
+    def declare_fanout_exchange(self, name: str, durable: bool = True) -> None:
+        """Create a fanout exchange if missing."""
+        self._check_name("exchange", name)
+        self._call(f"declare exchange {name!r}",
+                   lambda: self._get_ops_channel().exchange_declare(
+                       exchange=name, exchange_type="fanout", durable=durable,
+                       auto_delete=False))
+
+    def delete_exchange(self, name: str) -> None:
+        """Delete the exchange; a missing exchange is not an error."""
+        self._check_name("exchange", name)
+        try:
+            self._call(f"delete exchange {name!r}",
+                       lambda: self._get_ops_channel().exchange_delete(exchange=name))
+        except QueueNotFoundError:
+            pass
+
+    def bind_queue(self, queue: str, exchange: str, routing_key: str = "") -> None:
+        """Bind a queue to an exchange; QueueNotFoundError if either is missing."""
+        self._check_name("queue", queue)
+        self._check_name("exchange", exchange)
+        self._call(f"bind queue {queue!r} to exchange {exchange!r}",
+                   lambda: self._get_ops_channel().queue_bind(
+                       queue=queue, exchange=exchange, routing_key=routing_key))
+
+    # ------------------------------------------------------------------ publishing
+
+    def publish(self, exchange: str, routing_key: str, body: bytes, *, persistent: bool = True,
+                headers: dict | None = None, mandatory: bool = True) -> None:
+        """Publish and wait for the broker's confirm.
+
+        Raises UnroutableMessageError if `mandatory` and no queue takes the message,
+        MessageNackedError if the broker refuses it, QueueNotFoundError if the exchange is
+        missing. A retry after connection loss may deliver the message twice (at least once).
+        """
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            raise TypeError(f"message body must be bytes, got {type(body).__name__}")
+        if not isinstance(exchange, str) or not isinstance(routing_key, str):
+            raise ValueError(f"exchange and routing_key must be strings, got "
+                             f"{exchange!r}, {routing_key!r}")
+        properties = pika.BasicProperties(
+            delivery_mode=(pika.DeliveryMode.Persistent if persistent
+                           else pika.DeliveryMode.Transient),
+            headers=headers or None)
+        payload = bytes(body)
+        where = f"exchange {exchange!r} with routing key {routing_key!r}"
+
+        def action() -> None:
+            try:
+                self._get_ops_channel().basic_publish(
+                    exchange=exchange, routing_key=routing_key, body=payload,
+                    properties=properties, mandatory=mandatory)
+            except pex.UnroutableError as exc:
+                raise UnroutableMessageError(
+                    f"message published to {where} was returned unroutable: no queue is "
+                    f"bound to take it") from exc
+            except pex.NackError as exc:
+                raise MessageNackedError(
+                    f"broker refused (nacked) message published to {where}") from exc
+
+        self._call(f"publish to {where}", action)
+
+    def publish_to_queue(self, queue: str, body: bytes, **kw: Any) -> None:
+        """Publish straight to a queue through the default exchange (unroutable if the queue
+        does not exist)."""
+        self._check_name("queue", queue)
+        self.publish("", queue, body, **kw)
+
+    # ------------------------------------------------------------------ receiving
+
+    def _to_message(self, method: Any, properties: Any, body: bytes) -> Message:
+        self._outstanding.add(method.delivery_tag)
+        return Message(
+            body=bytes(body), headers=dict(properties.headers or {}),
+            delivery_tag=method.delivery_tag, redelivered=bool(method.redelivered),
+            routing_key=method.routing_key, exchange=method.exchange,
+            connection_generation=self._generation)
+
+    def get(self, queue: str) -> Message | None:
+        """Take one message (to be acked or nacked), or None if the queue is empty."""
+        self._check_name("queue", queue)
+
+        def action() -> Message | None:
+            method, properties, body = self._get_delivery_channel().basic_get(
+                queue=queue, auto_ack=False)
+            if method is None:
+                return None
+            return self._to_message(method, properties, body)
+
+        return self._call(f"get from queue {queue!r}", action)
+
+    def consume(self, queue: str, prefetch: int = 100,
+                inactivity_timeout: float | None = None) -> Iterator[Message | None]:
+        """Yield messages as they arrive (at most `prefetch` unacknowledged at a time); yield
+        None after `inactivity_timeout` seconds without one. Raises BusConnectionError on
+        connection loss, ConsumerCancelledError if the broker cancels the consumer."""
+        self._check_name("queue", queue)
+        if prefetch < 0:
+            raise ValueError(f"prefetch must be >= 0 (0 = unlimited), got {prefetch}")
+        if inactivity_timeout is not None and inactivity_timeout <= 0:
+            raise ValueError(f"inactivity_timeout must be positive, got {inactivity_timeout}")
+        if self._consuming:
+            raise BusError("this MessageBus already has an active consumer; "
+                           "close it first or use another MessageBus")
+        what = f"consume queue {queue!r}"
+
+        def setup() -> BlockingChannel:
+            channel = self._get_delivery_channel()
+            channel.basic_qos(prefetch_count=prefetch)
+            return channel
+
+        channel = self._call(what, setup)
+        generation = self._generation
+        source = channel.consume(queue, auto_ack=False, inactivity_timeout=inactivity_timeout)
+        self._consuming = True
+        try:
+            while True:
+                if self._generation != generation or not channel.is_open:
+                    # another operation on this bus found the connection lost (and maybe
+                    # reconnected): this consumer's channel is gone with it
+                    raise BusConnectionError(
+                        f"{what}: connection to {self._params.describe()} was lost")
+                try:
+                    method, properties, body = next(source)
+                except StopIteration:
+                    raise ConsumerCancelledError(
+                        f"{what}: broker cancelled the consumer (queue deleted?)") from None
+                except pex.ChannelClosedByBroker as exc:
+                    raise self._translate_channel_closed(exc, what) from exc
+                except _CONNECTION_LOST_ERRORS as exc:
+                    if self._generation == generation:  # not already replaced by a reconnect
+                        self._reset_connection()
+                    raise BusConnectionError(
+                        f"{what}: connection to {self._params.describe()} lost: {exc!r}"
+                    ) from exc
+                if method is None:
+                    yield None
+                else:
+                    yield self._to_message(method, properties, body)
+        finally:
+            self._consuming = False
+            if channel.is_open and self._delivery_channel is channel:
+                try:
+                    channel.cancel()
+                except Exception:  # the connection may be going away
+                    _log.debug("Ignoring error while cancelling consumer", exc_info=True)
+            source.close()
+
+    def _settle(self, verb: str, delivery_tag: int, multiple: bool,
+                send: Callable[[BlockingChannel], None]) -> None:
+        if delivery_tag not in self._outstanding:
+            raise UnknownDeliveryTagError(
+                f"cannot {verb} delivery tag {delivery_tag}: not outstanding on this "
+                f"connection (already settled, or delivered on a connection since lost)")
+        channel = self._delivery_channel
+        if channel is None or not channel.is_open:
+            self._outstanding.clear()
+            raise BusConnectionError(
+                f"cannot {verb} delivery tag {delivery_tag}: the channel that delivered it "
+                f"is gone; the broker will redeliver the message")
+        try:
+            send(channel)
+        except pex.ChannelClosedByBroker as exc:
+            raise self._translate_channel_closed(exc, f"{verb} {delivery_tag}") from exc
+        except _CONNECTION_LOST_ERRORS as exc:
+            self._reset_connection()
+            raise BusConnectionError(
+                f"cannot {verb} delivery tag {delivery_tag}: connection lost ({exc!r}); "
+                f"the broker will redeliver the message") from exc
+        if multiple:
+            self._outstanding = {tag for tag in self._outstanding if tag > delivery_tag}
+        else:
+            self._outstanding.discard(delivery_tag)
+
+    def ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        """Acknowledge a delivery (with `multiple`, all outstanding up to and including it)."""
+        self._settle("ack", delivery_tag, multiple,
+                     lambda ch: ch.basic_ack(delivery_tag=delivery_tag, multiple=multiple))
+
+    def nack(self, delivery_tag: int, requeue: bool = True) -> None:
+        """Reject a delivery; requeued unless `requeue` is False (then it is dropped)."""
+        self._settle("nack", delivery_tag, False,
+                     lambda ch: ch.basic_nack(delivery_tag=delivery_tag, multiple=False,
+                                              requeue=requeue))
