@@ -1,0 +1,468 @@
+"""numba kernels of the backtracking TM: cell states, segments, synapses, segment updates.
+
+These follow nupic.core's ``Cells4``/``Segment``/``Cell`` semantics (see backtracking_tm.py
+for the overview).  All functions take the ``TMArrays`` namedtuple ``a`` (see _tm_state.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from htmengine.algorithms._tm_state import (
+    BLOCK,
+    FP_CONN,
+    FP_DEC,
+    FP_INC,
+    FP_INIT,
+    FP_MAX,
+    IP_MAX_SYNS,
+    SC_BLK_HIGH,
+    SC_BLK_NFREE,
+    SC_NLRN,
+    SC_REL_CTR,
+    SC_SEG_HIGH,
+    SC_SEG_NFREE,
+    SC_SLOT_TOP,
+)
+
+# Segment duty-cycle tiers and their moving-average rates (Segment.hpp).
+DUTY_TIERS = np.array([0, 100, 320, 1000, 3200, 10000, 32000, 100000, 320000], dtype=np.int64)
+DUTY_ALPHAS = np.array([0.0, 0.0032, 0.0010, 0.00032, 0.00010, 0.000032, 0.000010,
+                        0.0000032, 0.0000010], dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- cell states
+@njit(cache=True)
+def st_clear(a, k):
+    """Turn every cell of state ``k`` off."""
+    for i in range(a.st_cnt[k]):
+        a.st_flags[k, a.st_list[k, i]] = 0
+    a.st_cnt[k] = 0
+
+
+@njit(cache=True)
+def st_set(a, k, cell):
+    """Turn ``cell`` on in state ``k``."""
+    if a.st_flags[k, cell] == 0:
+        a.st_flags[k, cell] = 1
+        a.st_list[k, a.st_cnt[k]] = cell
+        a.st_cnt[k] += 1
+
+
+@njit(cache=True)
+def st_copy(a, dst, src):
+    """State ``dst`` := state ``src``."""
+    st_clear(a, dst)
+    n = a.st_cnt[src]
+    for i in range(n):
+        cell = a.st_list[src, i]
+        a.st_list[dst, i] = cell
+        a.st_flags[dst, cell] = 1
+    a.st_cnt[dst] = n
+
+
+# ----------------------------------------------------------------------------- duty cycle
+@njit(cache=True)
+def duty_cycle(a, p, iteration, active, read_only):
+    """``Segment::dutyCycle``: positive-activation duty cycle of segment ``p`` (float32)."""
+    if iteration <= DUTY_TIERS[1]:
+        dc = np.float32(a.seg_pos[p]) / np.float32(iteration)
+        if not read_only:
+            a.seg_dc_iter[p] = iteration
+            a.seg_dc[p] = dc
+        return dc
+    age = iteration - a.seg_dc_iter[p]
+    if age == 0 and not active:
+        return a.seg_dc[p]
+    alpha = np.float32(0.0)
+    for tier in range(DUTY_TIERS.shape[0] - 1, 0, -1):
+        if iteration > DUTY_TIERS[tier]:
+            alpha = DUTY_ALPHAS[tier]
+            break
+    dc = np.float32(math.pow(1.0 - np.float64(alpha), np.float64(age))
+                    * np.float64(a.seg_dc[p]))
+    if active:
+        dc = np.float32(dc + alpha)
+    if not read_only:
+        a.seg_dc[p] = dc
+        a.seg_dc_iter[p] = iteration
+    return dc
+
+
+# ----------------------------------------------------------------------------- out synapses
+@njit(cache=True)
+def out_add(a, src, p, connected):
+    """Record that source cell ``src`` feeds segment ``p`` (entry = 2*p + connected)."""
+    n = a.out_cnt[src]
+    tail = a.out_tail[src]
+    if n % BLOCK == 0:
+        if a.sc[SC_BLK_NFREE] > 0:
+            a.sc[SC_BLK_NFREE] -= 1
+            b = a.blk_free[a.sc[SC_BLK_NFREE]]
+        else:
+            b = a.sc[SC_BLK_HIGH]
+            a.sc[SC_BLK_HIGH] += 1
+        a.blk_next[b] = -1
+        a.blk_prev[b] = tail
+        if tail >= 0:
+            a.blk_next[tail] = b
+        else:
+            a.out_head[src] = b
+        a.out_tail[src] = b
+        tail = b
+    a.blk[tail, n % BLOCK] = 2 * p + (1 if connected else 0)
+    a.out_cnt[src] = n + 1
+
+
+@njit(cache=True)
+def out_remove(a, src, p):
+    """Forget that ``src`` feeds segment ``p`` (no-op if it does not)."""
+    n = a.out_cnt[src]
+    b = a.out_head[src]
+    seen = 0
+    while b >= 0:
+        m = min(BLOCK, n - seen)
+        for j in range(m):
+            if a.blk[b, j] >> 1 == p:
+                tail = a.out_tail[src]
+                a.blk[b, j] = a.blk[tail, (n - 1) % BLOCK]
+                n -= 1
+                a.out_cnt[src] = n
+                if n % BLOCK == 0:
+                    prev = a.blk_prev[tail]
+                    if prev >= 0:
+                        a.blk_next[prev] = -1
+                    else:
+                        a.out_head[src] = -1
+                    a.out_tail[src] = prev
+                    a.blk_free[a.sc[SC_BLK_NFREE]] = tail
+                    a.sc[SC_BLK_NFREE] += 1
+                return
+        seen += m
+        b = a.blk_next[b]
+
+
+@njit(cache=True)
+def out_set_connected(a, src, p, connected):
+    """Update the connected flag of the entry ``src`` -> ``p``."""
+    n = a.out_cnt[src]
+    b = a.out_head[src]
+    seen = 0
+    while b >= 0:
+        m = min(BLOCK, n - seen)
+        for j in range(m):
+            if a.blk[b, j] >> 1 == p:
+                a.blk[b, j] = 2 * p + (1 if connected else 0)
+                return
+        seen += m
+        b = a.blk_next[b]
+
+
+@njit(cache=True)
+def forward_propagate(a, k, bank, ts_idx, tc_idx):
+    """Count, for every segment, the synapses (connected or not) whose source cell is on in
+    state ``k`` (``a.act[bank]``), the connected ones among them (``a.act_conn[bank]``) and the
+    per-cell maximum of the first (``a.cell_act[bank]``); the touched segments/cells are
+    listed for the next reset."""
+    act = a.act[bank]
+    act_conn = a.act_conn[bank]
+    cell_act = a.cell_act[bank]
+    ts = a.touched_segs[bank]
+    tc = a.touched_cells[bank]
+    for i in range(a.sc[ts_idx]):
+        act[ts[i]] = 0
+        act_conn[ts[i]] = 0
+    for i in range(a.sc[tc_idx]):
+        cell_act[tc[i]] = 0
+    nts = 0
+    for i in range(a.st_cnt[k]):
+        src = a.st_list[k, i]
+        remaining = a.out_cnt[src]
+        b = a.out_head[src]
+        while remaining > 0:
+            m = min(BLOCK, remaining)
+            for j in range(m):
+                e = a.blk[b, j]
+                p = e >> 1
+                v = act[p] + 1
+                act[p] = v
+                act_conn[p] += e & 1
+                if v == 1:
+                    ts[nts] = p
+                    nts += 1
+            remaining -= m
+            b = a.blk_next[b]
+    ntc = 0
+    for i in range(nts):
+        p = ts[i]
+        v = act[p]
+        cell = a.seg_cell[p]
+        if v > cell_act[cell]:
+            if cell_act[cell] == 0:
+                tc[ntc] = cell
+                ntc += 1
+            cell_act[cell] = v
+    a.sc[ts_idx] = nts
+    a.sc[tc_idx] = ntc
+
+
+# ----------------------------------------------------------------------------- segment slots
+@njit(cache=True)
+def slot_entry(a, cell, slot):
+    """Pool id in ``slot`` of ``cell`` (negative when that slot is empty)."""
+    return a.slots[a.slot_off[cell] + slot]
+
+
+@njit(cache=True)
+def release_segment(a, cell, slot):
+    """``Cell::releaseSegment``: empty the slot (it goes on top of the cell's free stack).
+    Out-synapses must already have been removed."""
+    base = a.slot_off[cell]
+    p = a.slots[base + slot]
+    if p < 0:
+        return
+    a.seg_n[p] = 0
+    a.seg_nconn[p] = 0
+    a.seg_cell[p] = -1
+    a.seg_slot[p] = -1
+    a.seg_free[a.sc[SC_SEG_NFREE]] = p
+    a.sc[SC_SEG_NFREE] += 1
+    a.slots[base + slot] = -(a.sc[SC_REL_CTR] + 1)
+    a.sc[SC_REL_CTR] += 1
+
+
+@njit(cache=True)
+def _free_slot(a, cell):
+    """``Cell::getFreeSegment`` slot choice: the last released empty slot, else a new one."""
+    base = a.slot_off[cell]
+    n = a.nslots[cell]
+    best = -1
+    best_val = np.int64(0)
+    for j in range(n):
+        v = a.slots[base + j]
+        if v < best_val:
+            best_val = v
+            best = j
+    if best >= 0:
+        return best
+    if n == a.slot_cap[cell]:
+        new_cap = 4 if n == 0 else 2 * n
+        new_base = a.sc[SC_SLOT_TOP]
+        a.sc[SC_SLOT_TOP] += new_cap
+        for j in range(n):
+            a.slots[new_base + j] = a.slots[base + j]
+        a.slot_off[cell] = new_base
+        a.slot_cap[cell] = new_cap
+        base = new_base
+    a.nslots[cell] = n + 1
+    a.slots[base + n] = -1
+    return n
+
+
+@njit(cache=True)
+def new_segment(a, cell, q):
+    """Create a segment on ``cell`` from pending update ``q`` (adaptSegment, new-segment branch).
+    Returns the slot used."""
+    slot = _free_slot(a, cell)
+    if a.sc[SC_SEG_NFREE] > 0:
+        a.sc[SC_SEG_NFREE] -= 1
+        p = a.seg_free[a.sc[SC_SEG_NFREE]]
+    else:
+        p = a.sc[SC_SEG_HIGH]
+        a.sc[SC_SEG_HIGH] += 1
+    a.slots[a.slot_off[cell] + slot] = p
+    iteration = a.sc[SC_NLRN]
+    n = a.q_n[q]
+    init = a.fp[FP_INIT]
+    nconn = 0
+    for i in range(n):
+        a.seg_src[p, i] = a.q_syn[q, i]
+        a.seg_perm[p, i] = init
+        if init >= a.fp[FP_CONN]:
+            nconn += 1
+    a.seg_n[p] = n
+    a.seg_nconn[p] = nconn
+    a.seg_cell[p] = cell
+    a.seg_slot[p] = slot
+    a.seg_seq[p] = a.q_seq[q]
+    a.seg_dc[p] = np.float32(1.0 / iteration)
+    a.seg_dc_iter[p] = iteration
+    a.seg_last_active[p] = iteration
+    a.seg_pos[p] = 1
+    a.seg_total[p] = 1
+    for i in range(n):
+        out_add(a, a.q_syn[q, i], p, init >= a.fp[FP_CONN])
+    return slot
+
+
+# ----------------------------------------------------------------------------- adaptSegment
+@njit(cache=True)
+def _update_perm(a, p, i, delta):
+    """Add ``delta`` to synapse ``i`` of ``p`` (capped at permMax); True if it must go."""
+    old = a.seg_perm[p, i]
+    new = min(np.float32(old + delta), a.fp[FP_MAX])
+    a.seg_perm[p, i] = new
+    conn = a.fp[FP_CONN]
+    was = old >= conn
+    now = new >= conn
+    a.seg_nconn[p] += (1 if now else 0) - (1 if was else 0)
+    if new <= 0:
+        return True  # removed by the caller (with its out-synapse entry)
+    if was != now:
+        out_set_connected(a, a.seg_src[p, i], p, now)
+    return False
+
+
+@njit(cache=True)
+def _mark_in_update(a, p, q, in_upd):
+    """in_upd[i] = synapse i of ``p`` has its source in update ``q`` (both sorted)."""
+    n = a.seg_n[p]
+    m = a.q_n[q]
+    j = 0
+    for i in range(n):
+        src = a.seg_src[p, i]
+        while j < m and a.q_syn[q, j] < src:
+            j += 1
+        in_upd[i] = 1 if (j < m and a.q_syn[q, j] == src) else 0
+
+
+@njit(cache=True)
+def _remove_marked(a, p, dead, removed, n_removed):
+    """Drop synapses of ``p`` flagged in ``dead`` (keeping order); log their sources."""
+    n = a.seg_n[p]
+    w = 0
+    for i in range(n):
+        if dead[i]:
+            removed[n_removed] = a.seg_src[p, i]
+            n_removed += 1
+        else:
+            a.seg_src[p, w] = a.seg_src[p, i]
+            a.seg_perm[p, w] = a.seg_perm[p, i]
+            w += 1
+    a.seg_n[p] = w
+    return n_removed
+
+
+@njit(cache=True)
+def adapt_segment(a, q):
+    """``Cells4::adaptSegment`` for pending update ``q``."""
+    cell = a.q_cell[q]
+    slot = a.q_seg[q]
+    if slot < 0:
+        new_segment(a, cell, q)
+        return
+    p = slot_entry(a, cell, slot)
+    if p < 0:
+        return  # the segment was released after this update was queued
+    iteration = a.sc[SC_NLRN]
+    a.seg_last_active[p] = iteration
+    a.seg_pos[p] += 1
+    duty_cycle(a, p, iteration, True, False)
+
+    width = a.seg_src.shape[1]
+    in_upd = np.zeros(width, dtype=np.uint8)
+    dead = np.zeros(width, dtype=np.uint8)
+    removed = np.empty(2 * width + a.q_syn.shape[1], dtype=np.int32)
+    n_removed = 0
+
+    # decrement synapses whose source is not in the update
+    _mark_in_update(a, p, q, in_upd)
+    neg_dec = -a.fp[FP_DEC]
+    any_dead = False
+    for i in range(a.seg_n[p]):
+        dead[i] = 0
+        if in_upd[i] == 0 and _update_perm(a, p, i, neg_dec):
+            dead[i] = 1
+            any_dead = True
+    if any_dead:
+        n_removed = _remove_marked(a, p, dead, removed, n_removed)
+        _mark_in_update(a, p, q, in_upd)
+    # increment synapses whose source is in the update
+    inc = a.fp[FP_INC]
+    for i in range(a.seg_n[p]):
+        if in_upd[i]:
+            _update_perm(a, p, i, inc)
+    # sources of the update not yet on the segment (computed before any freeing)
+    n = a.seg_n[p]
+    n_new = 0
+    new_src = np.empty(a.q_n[q], dtype=np.int32)
+    i = 0
+    for j in range(a.q_n[q]):
+        src = a.q_syn[q, j]
+        while i < n and a.seg_src[p, i] < src:
+            i += 1
+        if not (i < n and a.seg_src[p, i] == src):
+            new_src[n_new] = src
+            n_new += 1
+    max_syns = a.ip[IP_MAX_SYNS]
+    n = a.seg_n[p]
+    if max_syns > 0 and n_new + n > max_syns:
+        # free the weakest synapses, inactive ones first (Segment::freeNSynapses)
+        n_free = n_new + n - max_syns
+        cand_idx = np.empty(n, dtype=np.int64)
+        cand_key = np.empty(n, dtype=np.float32)
+        nc = 0
+        for i in range(n):
+            if in_upd[i] == 0:
+                cand_idx[nc] = i
+                cand_key[nc] = a.seg_perm[p, i]
+                nc += 1
+        if nc < n_free:
+            pmax = a.fp[FP_MAX]
+            for i in range(n):
+                if in_upd[i]:
+                    cand_idx[nc] = i
+                    cand_key[nc] = np.float32(a.seg_perm[p, i] + pmax)
+                    nc += 1
+        # stable insertion sort by key
+        for i in range(1, nc):
+            ki = cand_key[i]
+            ii = cand_idx[i]
+            j = i - 1
+            while j >= 0 and cand_key[j] > ki:
+                cand_key[j + 1] = cand_key[j]
+                cand_idx[j + 1] = cand_idx[j]
+                j -= 1
+            cand_key[j + 1] = ki
+            cand_idx[j + 1] = ii
+        for i in range(n):
+            dead[i] = 0
+        for i in range(min(n_free, nc)):
+            dead[cand_idx[i]] = 1
+        n_removed = _remove_marked(a, p, dead, removed, n_removed)
+    # add the new synapses, merging to keep sources sorted
+    if n_new > 0:
+        n = a.seg_n[p]
+        init = a.fp[FP_INIT]
+        i = n - 1
+        j = n_new - 1
+        w = n + n_new - 1
+        while j >= 0:
+            if i >= 0 and a.seg_src[p, i] > new_src[j]:
+                a.seg_src[p, w] = a.seg_src[p, i]
+                a.seg_perm[p, w] = a.seg_perm[p, i]
+                i -= 1
+            else:
+                a.seg_src[p, w] = new_src[j]
+                a.seg_perm[p, w] = init
+                j -= 1
+            w -= 1
+        a.seg_n[p] = n + n_new
+        if init >= a.fp[FP_CONN]:
+            a.seg_nconn[p] += n_new
+        for j in range(n_new):
+            out_add(a, new_src[j], p, init >= a.fp[FP_CONN])
+    if n_removed > 0:
+        for i in range(n_removed):
+            out_remove(a, removed[i], p)
+        conn = a.fp[FP_CONN]
+        nconn = 0
+        for i in range(a.seg_n[p]):
+            if a.seg_perm[p, i] >= conn:
+                nconn += 1
+        a.seg_nconn[p] = nconn
+    if a.seg_n[p] == 0:
+        release_segment(a, cell, slot)

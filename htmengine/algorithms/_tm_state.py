@@ -1,0 +1,195 @@
+"""Storage layout of the backtracking temporal memory (plain numpy arrays).
+
+Everything the numba kernels touch lives in one ``TMArrays`` namedtuple of numpy arrays:
+
+* a segment pool (one row per live segment: source cells, permanences and the Cells4
+  bookkeeping counters) with a free-id stack, grown by doubling;
+* per cell an ordered list of segment *slots* (Cells4's per-cell segment vector, where a
+  released segment leaves an empty slot that is reused last-released-first).  The slot lists
+  live in one flat pool; a cell's list is moved to a chunk twice as large when it fills up;
+  a slot entry is a pool id (>= 0) or, for an empty slot, ``-(release order) - 1``;
+* per source cell the list of segments it feeds (Cells4's ``OutSynapses``) kept as chains of
+  fixed-size blocks, used for forward propagation of activity;
+* the cell states (dense flags + list of set cells), column confidences, the queue of
+  pending segment updates and the input histories used for backtracking.
+
+The Python class grows the pools between steps so that one step can never run out of room.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+BLOCK = 16  # out-synapse entries per block
+
+# --- integer parameters (ip) ---
+IP_NCOLS, IP_CPC, IP_ACT_THR, IP_MIN_THR, IP_NEW_SYN, IP_SEG_UPD_VALID = 0, 1, 2, 3, 4, 5
+IP_PAM_LEN, IP_MAX_INF_BT, IP_MAX_LRN_BT, IP_MAX_SEQ_LEN, IP_MAX_SEGS = 6, 7, 8, 9, 10
+IP_MAX_SYNS, IP_DO_POOLING, IP_W = 11, 12, 13
+N_IP = 14
+# --- float32 parameters (fp) ---
+FP_INIT, FP_CONN, FP_MAX, FP_DEC, FP_INC = 0, 1, 2, 3, 4
+N_FP = 5
+# --- integer scalars (sc) ---
+SC_NLRN, SC_NITER, SC_PAM, SC_LSEQ, SC_RESET = 0, 1, 2, 3, 4
+SC_SEG_HIGH, SC_SEG_NFREE, SC_BLK_HIGH, SC_BLK_NFREE, SC_SLOT_TOP = 5, 6, 7, 8, 9
+SC_REL_CTR, SC_QLEN, SC_INF_HN, SC_LRN_HN = 10, 11, 12, 13
+SC_NTS0, SC_NTC0, SC_NTS1, SC_NTC1 = 14, 15, 16, 17  # touched segments / cells per bank
+N_SC = 18
+# --- float32 scalars (fs) ---
+FS_AVG_DENSITY, FS_AVG_LSEQ = 0, 1
+N_FS = 2
+# --- cell states ---
+INF_ACT_T, INF_ACT_T1, INF_PRED_T, INF_PRED_T1 = 0, 1, 2, 3
+LRN_ACT_T, LRN_ACT_T1, LRN_PRED_T, LRN_PRED_T1 = 4, 5, 6, 7
+INF_ACT_BACKUP, INF_PRED_BACKUP = 8, 9
+N_STATES = 10
+SAVED_STATES = 8  # the first eight persist across steps
+# --- column confidence rows ---
+CONF_T, CONF_T1 = 0, 1
+
+SEG_FIELDS = ("seg_src", "seg_perm", "seg_n", "seg_nconn", "seg_cell", "seg_slot",
+              "seg_total", "seg_pos", "seg_last_active", "seg_dc", "seg_dc_iter", "seg_seq")
+
+TMArrays = namedtuple("TMArrays", [
+    "ip", "fp", "sc", "fs", "rng_state", "rng_ptrs",
+    *SEG_FIELDS, "seg_free",
+    "act", "act_conn", "cell_act", "touched_segs", "touched_cells",
+    "slot_off", "slot_cap", "nslots", "slots",
+    "out_head", "out_tail", "out_cnt", "blk", "blk_next", "blk_prev", "blk_free",
+    "st_flags", "st_list", "st_cnt", "colconf",
+    "q_cell", "q_seg", "q_seq", "q_time", "q_n", "q_syn",
+    "inf_hist", "inf_len", "lrn_hist", "lrn_len",
+    "col_flags", "scratch_cells",
+])
+
+
+def _seg_arrays(capacity: int, width: int) -> dict[str, np.ndarray]:
+    """Empty segment-pool arrays for ``capacity`` segments of ``width`` synapses."""
+    return {
+        "seg_src": np.zeros((capacity, width), dtype=np.int32),
+        "seg_perm": np.zeros((capacity, width), dtype=np.float32),
+        "seg_n": np.zeros(capacity, dtype=np.int32),
+        "seg_nconn": np.zeros(capacity, dtype=np.int32),
+        "seg_cell": np.full(capacity, -1, dtype=np.int32),
+        "seg_slot": np.full(capacity, -1, dtype=np.int32),
+        "seg_total": np.zeros(capacity, dtype=np.int64),
+        "seg_pos": np.zeros(capacity, dtype=np.int64),
+        "seg_last_active": np.zeros(capacity, dtype=np.int64),
+        "seg_dc": np.zeros(capacity, dtype=np.float32),
+        "seg_dc_iter": np.zeros(capacity, dtype=np.int64),
+        "seg_seq": np.zeros(capacity, dtype=np.uint8),
+        "seg_free": np.zeros(capacity, dtype=np.int32),
+    }
+
+
+def allocate(ip: np.ndarray, fp: np.ndarray, rng_state: np.ndarray,
+             rng_ptrs: np.ndarray) -> TMArrays:
+    """Fresh arrays for a TM with parameters ``ip``/``fp`` and the given RNG state."""
+    n_cols = int(ip[IP_NCOLS])
+    n_cells = n_cols * int(ip[IP_CPC])
+    width = int(ip[IP_W])
+    seg_cap = 1024
+    blk_cap = 4096
+    slot_cap = 8192
+    q_cap = (int(ip[IP_MAX_LRN_BT]) + 3 + int(ip[IP_SEG_UPD_VALID]) * int(ip[IP_DO_POOLING])) \
+        * n_cols + 64
+    sc = np.zeros(N_SC, dtype=np.int64)
+    sc[SC_PAM] = ip[IP_PAM_LEN]
+    fields = dict(
+        ip=ip, fp=fp, sc=sc, fs=np.zeros(N_FS, dtype=np.float32),
+        rng_state=rng_state, rng_ptrs=rng_ptrs,
+        **_seg_arrays(seg_cap, width),
+        act=np.zeros((2, seg_cap), dtype=np.uint8),
+        act_conn=np.zeros((2, seg_cap), dtype=np.uint8),
+        cell_act=np.zeros((2, n_cells), dtype=np.uint8),
+        touched_segs=np.zeros((2, seg_cap), dtype=np.int32),
+        touched_cells=np.zeros((2, n_cells), dtype=np.int32),
+        slot_off=np.full(n_cells, -1, dtype=np.int64),
+        slot_cap=np.zeros(n_cells, dtype=np.int32),
+        nslots=np.zeros(n_cells, dtype=np.int32),
+        slots=np.zeros(slot_cap, dtype=np.int64),
+        out_head=np.full(n_cells, -1, dtype=np.int32),
+        out_tail=np.full(n_cells, -1, dtype=np.int32),
+        out_cnt=np.zeros(n_cells, dtype=np.int32),
+        blk=np.zeros((blk_cap, BLOCK), dtype=np.int32),
+        blk_next=np.full(blk_cap, -1, dtype=np.int32),
+        blk_prev=np.full(blk_cap, -1, dtype=np.int32),
+        blk_free=np.zeros(blk_cap, dtype=np.int32),
+        st_flags=np.zeros((N_STATES, n_cells), dtype=np.uint8),
+        st_list=np.zeros((N_STATES, n_cells), dtype=np.int32),
+        st_cnt=np.zeros(N_STATES, dtype=np.int64),
+        colconf=np.zeros((2, n_cols), dtype=np.float32),
+        q_cell=np.zeros(q_cap, dtype=np.int32),
+        q_seg=np.zeros(q_cap, dtype=np.int32),
+        q_seq=np.zeros(q_cap, dtype=np.uint8),
+        q_time=np.zeros(q_cap, dtype=np.int64),
+        q_n=np.zeros(q_cap, dtype=np.int32),
+        q_syn=np.zeros((q_cap, width), dtype=np.int32),
+        inf_hist=np.zeros((int(ip[IP_MAX_INF_BT]) + 1, n_cols), dtype=np.int32),
+        inf_len=np.zeros(int(ip[IP_MAX_INF_BT]) + 1, dtype=np.int32),
+        lrn_hist=np.zeros((int(ip[IP_MAX_LRN_BT]) + 1, n_cols), dtype=np.int32),
+        lrn_len=np.zeros(int(ip[IP_MAX_LRN_BT]) + 1, dtype=np.int32),
+        col_flags=np.zeros(n_cols, dtype=np.uint8),
+        scratch_cells=np.zeros(n_cells, dtype=np.int32),
+    )
+    return TMArrays(**fields)
+
+
+def _grow_rows(arr: np.ndarray, new_len: int, fill: int | float = 0) -> np.ndarray:
+    """Copy of ``arr`` with its first axis extended to ``new_len`` (new rows = ``fill``)."""
+    shape = (new_len,) + arr.shape[1:]
+    out = np.full(shape, fill, dtype=arr.dtype)
+    out[:arr.shape[0]] = arr
+    return out
+
+
+def reserve(a: TMArrays, n_active_max: int) -> TMArrays:
+    """Grow the pools so that one compute step with at most ``n_active_max`` active columns
+    (in the input and in the learning history) cannot run out of room."""
+    ip, sc = a.ip, a.sc
+    rounds = int(ip[IP_MAX_LRN_BT]) + 2
+    new_segs = rounds * n_active_max + 1
+    adapt_calls = 2 * rounds * n_active_max + 1
+    new_blocks = adapt_calls * int(ip[IP_W])
+    new_slots = new_segs * 2 * max(4, int(ip[IP_MAX_SEGS]))
+    updates = {}
+
+    seg_cap = a.seg_n.shape[0]
+    seg_room = seg_cap - int(sc[SC_SEG_HIGH]) + int(sc[SC_SEG_NFREE])
+    if seg_room < new_segs:
+        new_cap = seg_cap
+        while new_cap - int(sc[SC_SEG_HIGH]) + int(sc[SC_SEG_NFREE]) < new_segs:
+            new_cap *= 2
+        for name in SEG_FIELDS + ("seg_free",):
+            arr = getattr(a, name)
+            fill = -1 if name in ("seg_cell", "seg_slot") else 0
+            updates[name] = _grow_rows(arr, new_cap, fill)
+        updates["act"] = np.zeros((2, new_cap), dtype=np.uint8)  # all zero between steps
+        updates["act_conn"] = np.zeros((2, new_cap), dtype=np.uint8)
+        updates["touched_segs"] = np.zeros((2, new_cap), dtype=np.int32)
+
+    blk_cap = a.blk.shape[0]
+    if blk_cap - int(sc[SC_BLK_HIGH]) + int(sc[SC_BLK_NFREE]) < new_blocks:
+        new_cap = blk_cap
+        while new_cap - int(sc[SC_BLK_HIGH]) + int(sc[SC_BLK_NFREE]) < new_blocks:
+            new_cap *= 2
+        updates["blk"] = _grow_rows(a.blk, new_cap)
+        updates["blk_next"] = _grow_rows(a.blk_next, new_cap, -1)
+        updates["blk_prev"] = _grow_rows(a.blk_prev, new_cap, -1)
+        updates["blk_free"] = _grow_rows(a.blk_free, new_cap)
+
+    slot_cap = a.slots.shape[0]
+    if slot_cap - int(sc[SC_SLOT_TOP]) < new_slots:
+        new_cap = slot_cap
+        while new_cap - int(sc[SC_SLOT_TOP]) < new_slots:
+            new_cap *= 2
+        updates["slots"] = _grow_rows(a.slots, new_cap)
+    # every non-read-only learnPhase2 queues at most one update per column
+    q_need = int(sc[SC_QLEN]) + rounds * int(ip[IP_NCOLS]) + 1
+    if a.q_cell.shape[0] < q_need:
+        for name in ("q_cell", "q_seg", "q_seq", "q_time", "q_n", "q_syn"):
+            updates[name] = _grow_rows(getattr(a, name), max(q_need, 2 * a.q_cell.shape[0]))
+    return a._replace(**updates) if updates else a

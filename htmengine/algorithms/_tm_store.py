@@ -1,0 +1,99 @@
+"""numba helpers for the backtracking TM's storage: slot-pool compaction and rebuilding the
+out-synapse chains (used after loading and to keep the pools compact)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from htmengine.algorithms._tm_kernels import out_add
+from htmengine.algorithms._tm_state import (
+    FP_CONN,
+    IP_MAX_LRN_BT,
+    IP_MAX_SEGS,
+    IP_NCOLS,
+    IP_W,
+    SC_BLK_HIGH,
+    SC_BLK_NFREE,
+    SC_LRN_HN,
+    SC_NITER,
+    SC_QLEN,
+    SC_SEG_HIGH,
+    SC_SEG_NFREE,
+    SC_SLOT_TOP,
+)
+
+
+@njit(cache=True)
+def compact_slots(slot_off, slot_cap, nslots, slots, extra):
+    """Repack every cell's slot list contiguously (capacity = its length) into a new array
+    with ``extra`` free entries at the end; returns (new array, used length)."""
+    total = 0
+    for c in range(nslots.shape[0]):
+        total += nslots[c]
+    out = np.zeros(total + extra, dtype=np.int64)
+    top = 0
+    for c in range(nslots.shape[0]):
+        n = nslots[c]
+        if n == 0:
+            slot_off[c] = -1
+            slot_cap[c] = 0
+            continue
+        base = slot_off[c]
+        for j in range(n):
+            out[top + j] = slots[base + j]
+        slot_off[c] = top
+        slot_cap[c] = n
+        top += n
+    return out, top
+
+
+@njit(cache=True)
+def rebuild_out_synapses(a):
+    """Rebuild every source cell's list of fed segments from the segment pool."""
+    a.out_head[:] = -1
+    a.out_tail[:] = -1
+    a.out_cnt[:] = 0
+    a.sc[SC_BLK_HIGH] = 0
+    a.sc[SC_BLK_NFREE] = 0
+    for p in range(a.sc[SC_SEG_HIGH]):
+        for i in range(a.seg_n[p]):
+            out_add(a, a.seg_src[p, i], p, a.seg_perm[p, i] >= a.fp[FP_CONN])
+
+
+@njit(cache=True)
+def room_check(a, n_active):
+    """Whether the pools need growing before a step with ``n_active`` input columns (bit 1)
+    and whether the slot pool is worth compacting (bit 2); mirrors _tm_state.reserve."""
+    n_max = n_active
+    for r in range(a.sc[SC_LRN_HN]):
+        n_max = max(n_max, a.lrn_len[r])
+    rounds = a.ip[IP_MAX_LRN_BT] + 2
+    new_segs = rounds * n_max + 1
+    new_blocks = (2 * rounds * n_max + 1) * a.ip[IP_W]
+    new_slots = new_segs * 2 * max(4, a.ip[IP_MAX_SEGS])
+    flags = 0
+    if a.seg_n.shape[0] - a.sc[SC_SEG_HIGH] + a.sc[SC_SEG_NFREE] < new_segs:
+        flags |= 1
+    if a.blk.shape[0] - a.sc[SC_BLK_HIGH] + a.sc[SC_BLK_NFREE] < new_blocks:
+        flags |= 1
+    if a.slots.shape[0] - a.sc[SC_SLOT_TOP] < new_slots:
+        flags |= 1
+    if a.q_cell.shape[0] < a.sc[SC_QLEN] + rounds * a.ip[IP_NCOLS] + 1:
+        flags |= 1
+    if a.sc[SC_SLOT_TOP] > 65536 and a.sc[SC_NITER] % 256 == 0:
+        used = 0
+        for c in range(a.slot_cap.shape[0]):
+            used += a.slot_cap[c]
+        if a.sc[SC_SLOT_TOP] > 4 * used + 65536:
+            flags |= 2
+    return flags, n_max
+
+
+@njit(cache=True)
+def count_synapses(a):
+    """Number of synapses on live segments."""
+    total = 0
+    for p in range(a.sc[SC_SEG_HIGH]):
+        total += a.seg_n[p]
+    return total

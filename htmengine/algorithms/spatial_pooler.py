@@ -1,0 +1,454 @@
+"""Spatial pooler with global inhibition, following nupic.core's C++ ``SpatialPooler``.
+
+Semantics kept from nupic.core: NuPIC's RNG and draw order at initialisation (tie-breaker
+draws, wrapping potential pool by selection sampling, permanences rounded to 5 decimals,
+trimmed below ``synPermActiveInc / 2``), float32 arithmetic for permanences and duty cycles,
+winners = top ``numActiveColumnsPerInhArea`` boosted overlaps with ties going to the higher
+column index, learning on the active columns only, duty cycles over
+``min(dutyCyclePeriod, iteration)``, weak-column bump by ``synPermConnected / 10`` (runs even
+with ``boostStrength`` 0) and min duty cycles refreshed every 50 iterations.
+
+Only one-dimensional input and column topologies with global inhibition are supported
+(that is what the anomaly model uses).
+
+Data layout: a dense float32 permanence matrix (columns x inputs), a boolean potential mask,
+and a transposed uint8 "connected" matrix (inputs x columns) so that the overlap of a sparse
+input is a sum of a few contiguous rows.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+from numba import njit
+
+from htmengine.algorithms.nupic_random import NupicRandom, rng_real64, rng_sample
+from htmengine.exceptions import InvalidInputError
+
+PERMANENCE_EPSILON = np.float32(0.000001)
+UPDATE_PERIOD = 50
+INIT_CONNECTED_PCT = 0.5
+STATE_FORMAT = 1
+
+
+@njit(cache=True)
+def _round5(value: np.float32) -> np.float32:
+    """nupic.core's round5_: truncate to 5 decimals (float32 product, double quotient)."""
+    scaled = np.float32(value * np.float32(100000.0))
+    return np.float32(float(np.int32(scaled)) / 100000.0)
+
+
+@njit(cache=True)
+def _update_column(perm_row, connected_t, column, connected_counts, syn_perm_connected,
+                   trim_threshold, raise_perm):
+    """updatePermanencesForColumn_: (clip), count connected, clip+trim, store connectivity."""
+    threshold = np.float32(syn_perm_connected - PERMANENCE_EPSILON)
+    count = 0
+    for i in range(perm_row.shape[0]):
+        p = perm_row[i]
+        if raise_perm:
+            if p > np.float32(1.0):
+                p = np.float32(1.0)
+            if p < np.float32(0.0):
+                p = np.float32(0.0)
+        if p >= threshold:
+            connected_t[i, column] = 1
+            count += 1
+        else:
+            connected_t[i, column] = 0
+        if p > np.float32(1.0):
+            p = np.float32(1.0)
+        if p < trim_threshold:
+            p = np.float32(0.0)
+        perm_row[i] = p
+    connected_counts[column] = count
+
+
+@njit(cache=True)
+def _initialize(state, ptrs, num_columns, num_inputs, potential_radius, potential_pct,
+                syn_perm_connected, trim_threshold, potential, permanences, connected_t,
+                connected_counts):
+    """Draw potential pools and initial permanences exactly in nupic.core's order."""
+    for _ in range(num_columns):  # tieBreaker_ draws (unused with global inhibition)
+        rng_real64(state, ptrs)
+    pool_size = min(2 * potential_radius + 1, num_inputs)
+    num_potential = np.int64(math.floor(np.float32(pool_size) * potential_pct + 0.5))
+    ratio = np.float32(np.float32(num_inputs) / np.float32(num_columns))
+    span = np.float32(np.float32(1.0) - syn_perm_connected)
+    population = np.empty(pool_size, dtype=np.int64)
+    for column in range(num_columns):
+        # ((Real)column + 0.5) is a double in nupic.core; the ratio is a float.
+        centre = np.int64(math.floor((float(column) + 0.5) * float(ratio)))
+        for k in range(pool_size):
+            population[k] = (centre - potential_radius + k) % num_inputs
+        selected = rng_sample(state, ptrs, population, num_potential)
+        for k in range(selected.shape[0]):
+            potential[column, selected[k]] = True
+        row = permanences[column]
+        for i in range(num_inputs):
+            if not potential[column, i]:
+                continue
+            if rng_real64(state, ptrs) <= INIT_CONNECTED_PCT:
+                value = np.float32(syn_perm_connected + span * rng_real64(state, ptrs))
+            else:
+                value = np.float32(syn_perm_connected * rng_real64(state, ptrs))
+            value = _round5(value)
+            if value < trim_threshold:
+                value = np.float32(0.0)
+            row[i] = value
+        _update_column(row, connected_t, column, connected_counts, syn_perm_connected,
+                       trim_threshold, True)
+
+
+@njit(cache=True)
+def _overlaps(connected_t, active_inputs, num_columns):
+    """Connected synapses on active inputs, per column."""
+    overlaps = np.zeros(num_columns, dtype=np.int32)
+    for k in range(active_inputs.shape[0]):
+        row = connected_t[active_inputs[k]]
+        for c in range(num_columns):
+            overlaps[c] += row[c]
+    return overlaps
+
+
+@njit(cache=True)
+def _winners_integer(overlaps, num_active, stimulus_threshold):
+    """Top ``num_active`` integer overlaps >= threshold, ties toward the higher index; sorted."""
+    max_overlap = 0
+    for c in range(overlaps.shape[0]):
+        if overlaps[c] > max_overlap:
+            max_overlap = overlaps[c]
+    histogram = np.zeros(max_overlap + 1, dtype=np.int64)
+    for c in range(overlaps.shape[0]):
+        histogram[overlaps[c]] += 1
+    above = 0
+    level = max_overlap
+    while level >= stimulus_threshold and level >= 0 and above + histogram[level] < num_active:
+        above += histogram[level]
+        level -= 1
+    winners = np.empty(num_active, dtype=np.int64)
+    count = 0
+    if level < stimulus_threshold or level < 0:
+        for c in range(overlaps.shape[0]):
+            if overlaps[c] > level:
+                winners[count] = c
+                count += 1
+        return winners[:count]
+    for c in range(overlaps.shape[0]):
+        if overlaps[c] > level:
+            winners[count] = c
+            count += 1
+    needed = num_active - count
+    c = overlaps.shape[0] - 1
+    while needed > 0:
+        if overlaps[c] == level:
+            winners[count] = c
+            count += 1
+            needed -= 1
+        c -= 1
+    result = winners[:count]
+    result.sort()
+    return result
+
+
+@njit(cache=True)
+def _adapt_synapses(permanences, potential, connected_t, connected_counts, active_columns,
+                    input_dense, inc, dec, syn_perm_connected, trim_threshold):
+    """adaptSynapses_: +inc on active potential inputs, -dec on inactive ones, per winner."""
+    negative_dec = np.float32(-dec)
+    for k in range(active_columns.shape[0]):
+        column = active_columns[k]
+        row = permanences[column]
+        pot = potential[column]
+        for i in range(row.shape[0]):
+            if pot[i]:
+                row[i] = row[i] + (inc if input_dense[i] else negative_dec)
+        _update_column(row, connected_t, column, connected_counts, syn_perm_connected,
+                       trim_threshold, True)
+
+
+@njit(cache=True)
+def _update_duty_cycles(overlap_dc, active_dc, overlaps, active_columns, period):
+    """updateDutyCycles_ in float32: dc = (dc * (period - 1) + new) / period."""
+    keep = np.float32(period - 1)
+    divisor = np.float32(period)
+    active_flag = np.zeros(overlap_dc.shape[0], dtype=np.bool_)
+    for k in range(active_columns.shape[0]):
+        active_flag[active_columns[k]] = True
+    for c in range(overlap_dc.shape[0]):
+        new_overlap = np.float32(1.0) if overlaps[c] > 0 else np.float32(0.0)
+        new_active = np.float32(1.0) if active_flag[c] else np.float32(0.0)
+        overlap_dc[c] = np.float32(overlap_dc[c] * keep + new_overlap) / divisor
+        active_dc[c] = np.float32(active_dc[c] * keep + new_active) / divisor
+
+
+@njit(cache=True)
+def _bump_up_weak_columns(permanences, potential, connected_t, connected_counts, overlap_dc,
+                          min_overlap_dc, bump, syn_perm_connected, trim_threshold, touched):
+    """bumpUpWeakColumns_: raise every potential permanence of under-used columns."""
+    for column in range(overlap_dc.shape[0]):
+        if overlap_dc[column] >= min_overlap_dc[column]:
+            continue
+        touched[column] = True
+        row = permanences[column]
+        pot = potential[column]
+        for i in range(row.shape[0]):
+            if pot[i]:
+                row[i] = row[i] + bump
+        _update_column(row, connected_t, column, connected_counts, syn_perm_connected,
+                       trim_threshold, False)
+
+
+class SpatialPooler:
+    """Global-inhibition spatial pooler with nupic.core semantics (NuPIC keyword names)."""
+
+    def __init__(self, inputDimensions=(454,), columnDimensions=(2048,), potentialRadius=16,
+                 potentialPct=0.5, globalInhibition=True, localAreaDensity=-1.0,
+                 numActiveColumnsPerInhArea=10, stimulusThreshold=0, synPermInactiveDec=0.008,
+                 synPermActiveInc=0.05, synPermConnected=0.1, minPctOverlapDutyCycle=0.001,
+                 dutyCyclePeriod=1000, boostStrength=0.0, seed=1, spVerbosity=0,
+                 wrapAround=True) -> None:
+        input_dims = _as_dims(inputDimensions, "inputDimensions")
+        column_dims = _as_dims(columnDimensions, "columnDimensions")
+        if not globalInhibition:
+            raise InvalidInputError("SpatialPooler: only globalInhibition=True is supported")
+        if not wrapAround:
+            raise InvalidInputError("SpatialPooler: only wrapAround=True is supported")
+        if not 0 < potentialPct <= 1:
+            raise InvalidInputError(f"potentialPct must be in (0, 1], got {potentialPct!r}")
+        if numActiveColumnsPerInhArea is None or numActiveColumnsPerInhArea <= 0:
+            raise InvalidInputError("numActiveColumnsPerInhArea must be positive "
+                                    f"(localAreaDensity is not supported), got "
+                                    f"{numActiveColumnsPerInhArea!r}")
+        self.numInputs = int(np.prod(input_dims))
+        self.numColumns = int(np.prod(column_dims))
+        self.inputDimensions = input_dims
+        self.columnDimensions = column_dims
+        self.potentialRadius = min(int(potentialRadius), self.numInputs)
+        self.potentialPct = np.float32(potentialPct)
+        self.numActiveColumnsPerInhArea = int(numActiveColumnsPerInhArea)
+        self.stimulusThreshold = int(stimulusThreshold)
+        self.synPermInactiveDec = np.float32(synPermInactiveDec)
+        self.synPermActiveInc = np.float32(synPermActiveInc)
+        self.synPermConnected = np.float32(synPermConnected)
+        self.synPermBelowStimulusInc = np.float32(float(self.synPermConnected) / 10.0)
+        self.synPermTrimThreshold = np.float32(float(self.synPermActiveInc) / 2.0)
+        if not self.synPermTrimThreshold < self.synPermConnected:
+            raise InvalidInputError("synPermActiveInc / 2 must be below synPermConnected")
+        self.minPctOverlapDutyCycle = np.float32(minPctOverlapDutyCycle)
+        self.dutyCyclePeriod = int(dutyCyclePeriod)
+        self.boostStrength = np.float32(boostStrength)
+        self.seed = int(seed)
+        self.spVerbosity = spVerbosity
+        # Global inhibition: the inhibition area is every column.
+        density = min(np.float32(self.numActiveColumnsPerInhArea) / np.float32(self.numColumns),
+                      np.float32(0.5))
+        self.numDesired = int(np.float32(density) * np.float32(self.numColumns))
+        if self.numDesired <= 0:
+            raise InvalidInputError("not enough columns for the desired density")
+        self.iterationNum = 0
+        self.iterationLearnNum = 0
+        n_c, n_i = self.numColumns, self.numInputs
+        self.overlapDutyCycles = np.zeros(n_c, dtype=np.float32)
+        self.activeDutyCycles = np.zeros(n_c, dtype=np.float32)
+        self.minOverlapDutyCycles = np.zeros(n_c, dtype=np.float32)
+        self.boostFactors = np.ones(n_c, dtype=np.float32)
+        self.potential = np.zeros((n_c, n_i), dtype=np.bool_)
+        self.permanences = np.zeros((n_c, n_i), dtype=np.float32)
+        self.connected_t = np.zeros((n_i, n_c), dtype=np.uint8)
+        self.connectedCounts = np.zeros(n_c, dtype=np.int32)
+        self.overlaps = np.zeros(n_c, dtype=np.int32)
+        # Columns whose permanences may differ from the initial draw (saved explicitly);
+        # the others are regenerated from the seed on load.
+        self.touched = np.zeros(n_c, dtype=np.bool_)
+        self.potentialModified = False
+        self.random = NupicRandom(self.seed if self.seed > 0 else 1)
+        _initialize(self.random.state, self.random.ptrs, n_c, n_i, self.potentialRadius,
+                    self.potentialPct, self.synPermConnected, self.synPermTrimThreshold,
+                    self.potential, self.permanences, self.connected_t, self.connectedCounts)
+        self.initChecksum = self._initial_checksum()
+
+    # ----------------------------------------------------------------- compute
+    def compute(self, inputVector: np.ndarray, learn: bool, activeArray: np.ndarray) -> None:
+        """NuPIC-style compute: dense 0/1 input, fills the dense ``activeArray`` in place."""
+        active = self.compute_active(inputVector, learn)
+        activeArray[:] = 0
+        activeArray[active] = 1
+
+    def compute_active(self, input_dense: np.ndarray, learn: bool) -> np.ndarray:
+        """Run one step on a dense 0/1 input; return the sorted active column indices."""
+        input_dense = np.asarray(input_dense)
+        if input_dense.ndim != 1 or input_dense.shape[0] != self.numInputs:
+            raise InvalidInputError(
+                f"inputVector must be 1-D of length {self.numInputs}, got shape "
+                f"{input_dense.shape}")
+        return self._compute(np.flatnonzero(input_dense).astype(np.int64), input_dense != 0,
+                             learn)
+
+    def compute_sparse(self, active_inputs: np.ndarray, learn: bool) -> np.ndarray:
+        """Run one step on the indices of the active input bits; return sorted active columns."""
+        active_inputs = np.asarray(active_inputs, dtype=np.int64)
+        if active_inputs.size and (active_inputs.min() < 0
+                                   or active_inputs.max() >= self.numInputs):
+            raise InvalidInputError(f"active input indices must be in [0, {self.numInputs})")
+        dense = np.zeros(self.numInputs, dtype=np.bool_)
+        dense[active_inputs] = True
+        return self._compute(np.flatnonzero(dense), dense, learn)
+
+    def _compute(self, active_inputs: np.ndarray, input_flags: np.ndarray,
+                 learn: bool) -> np.ndarray:
+        self.iterationNum += 1
+        if learn:
+            self.iterationLearnNum += 1
+        self.overlaps = _overlaps(self.connected_t, active_inputs, self.numColumns)
+        active = self._inhibit(self.overlaps, learn)
+        if learn:
+            _adapt_synapses(self.permanences, self.potential, self.connected_t,
+                            self.connectedCounts, active, input_flags, self.synPermActiveInc,
+                            self.synPermInactiveDec, self.synPermConnected,
+                            self.synPermTrimThreshold)
+            self.touched[active] = True
+            period = min(self.dutyCyclePeriod, self.iterationNum)
+            _update_duty_cycles(self.overlapDutyCycles, self.activeDutyCycles, self.overlaps,
+                                active, period)
+            _bump_up_weak_columns(self.permanences, self.potential, self.connected_t,
+                                  self.connectedCounts, self.overlapDutyCycles,
+                                  self.minOverlapDutyCycles, self.synPermBelowStimulusInc,
+                                  self.synPermConnected, self.synPermTrimThreshold,
+                                  self.touched)
+            self._update_boost_factors()
+            if self.iterationNum % UPDATE_PERIOD == 0:
+                self.minOverlapDutyCycles[:] = (self.minPctOverlapDutyCycle
+                                                * self.overlapDutyCycles.max())
+        return active
+
+    def _inhibit(self, overlaps: np.ndarray, learn: bool) -> np.ndarray:
+        """Global inhibition on (boosted, when learning) overlaps."""
+        if not learn or self.boostStrength == 0:
+            return _winners_integer(overlaps, self.numDesired, self.stimulusThreshold)
+        boosted = overlaps.astype(np.float32) * self.boostFactors
+        eligible = np.flatnonzero(boosted >= self.stimulusThreshold)
+        # Descending score, ties toward the higher index.
+        order = np.lexsort((-eligible, -boosted[eligible]))
+        return np.sort(eligible[order[: self.numDesired]])
+
+    def _update_boost_factors(self) -> None:
+        if self.boostStrength == 0:
+            return  # exp(0) == 1 for every column: factors stay at 1
+        target = min(np.float32(self.numActiveColumnsPerInhArea) / np.float32(self.numColumns),
+                     np.float32(0.5))
+        self.boostFactors = np.exp((np.float32(target) - self.activeDutyCycles)
+                                   * self.boostStrength).astype(np.float32)
+
+    # ----------------------------------------------------------------- accessors
+    def getNumColumns(self) -> int:
+        """Number of columns."""
+        return self.numColumns
+
+    def getNumInputs(self) -> int:
+        """Number of input bits."""
+        return self.numInputs
+
+    def getPermanence(self, column: int, permanences: np.ndarray) -> None:
+        """Copy the column's permanences into ``permanences``."""
+        permanences[:] = self.permanences[column]
+
+    def getPotential(self, column: int, potential: np.ndarray) -> None:
+        """Copy the column's potential pool (0/1) into ``potential``."""
+        potential[:] = self.potential[column]
+
+    def getConnectedCounts(self, counts: np.ndarray) -> None:
+        """Copy the number of connected synapses per column into ``counts``."""
+        counts[:] = self.connectedCounts
+
+    def setPermanence(self, column: int, permanences: np.ndarray) -> None:
+        """Replace a column's permanences (no raise to threshold, as nupic.core)."""
+        row = np.asarray(permanences, dtype=np.float32).copy()
+        _update_column(row, self.connected_t, column, self.connectedCounts,
+                       self.synPermConnected, self.synPermTrimThreshold, False)
+        self.permanences[column] = row
+        self.touched[column] = True
+
+    def setPotential(self, column: int, potential: np.ndarray) -> None:
+        """Replace a column's potential pool."""
+        self.potential[column] = np.asarray(potential) != 0
+        self.potentialModified = True
+
+    def _initial_checksum(self) -> int:
+        """CRC of the initial potential pools and permanences (guards regeneration on load)."""
+        crc = zlib.crc32(np.packbits(self.potential, axis=1).tobytes())
+        return zlib.crc32(self.permanences.tobytes(), crc)
+
+    # ----------------------------------------------------------------- state
+    _PARAMS = ("inputDimensions", "columnDimensions", "potentialRadius", "potentialPct",
+               "numActiveColumnsPerInhArea", "stimulusThreshold", "synPermInactiveDec",
+               "synPermActiveInc", "synPermConnected", "minPctOverlapDutyCycle",
+               "dutyCyclePeriod", "boostStrength", "seed")
+
+    def state_dict(self, prefix: str = "") -> dict:
+        """Full state: parameters, counters, duty cycles, RNG and the permanence rows of the
+        columns changed since initialisation (the rest is regenerated from the seed)."""
+        d: dict = {f"{prefix}format": STATE_FORMAT}
+        for name in self._PARAMS:
+            d[f"{prefix}param.{name}"] = np.array(getattr(self, name))
+        d[f"{prefix}iterationNum"] = self.iterationNum
+        d[f"{prefix}iterationLearnNum"] = self.iterationLearnNum
+        d[f"{prefix}initChecksum"] = self.initChecksum
+        touched = np.flatnonzero(self.touched).astype(np.int32)
+        d[f"{prefix}touched_columns"] = touched
+        d[f"{prefix}touched_permanences"] = self.permanences[touched]
+        if self.potentialModified:
+            d[f"{prefix}potential_bits"] = np.packbits(self.potential, axis=1)
+        for name in ("overlapDutyCycles", "activeDutyCycles", "minOverlapDutyCycles",
+                     "boostFactors"):
+            d[f"{prefix}{name}"] = getattr(self, name).copy()
+        d.update(self.random.state_dict(prefix=f"{prefix}rng_"))
+        return d
+
+    @classmethod
+    def from_state_dict(cls, d: dict, prefix: str = "") -> SpatialPooler:
+        """Rebuild a pooler that continues exactly where the saved one stopped."""
+        if int(d[f"{prefix}format"]) != STATE_FORMAT:
+            raise InvalidInputError(
+                f"unsupported SpatialPooler state format {d[f'{prefix}format']}")
+        params = {name: np.asarray(d[f"{prefix}param.{name}"]).tolist() for name in cls._PARAMS}
+        sp = cls(**params, globalInhibition=True)  # regenerates the initial state
+        if sp.initChecksum != int(d[f"{prefix}initChecksum"]):
+            raise InvalidInputError("SpatialPooler state: the regenerated initial state does "
+                                    "not match the saved checksum")
+        sp.iterationNum = int(d[f"{prefix}iterationNum"])
+        sp.iterationLearnNum = int(d[f"{prefix}iterationLearnNum"])
+        if f"{prefix}potential_bits" in d:
+            sp.potential = np.unpackbits(np.asarray(d[f"{prefix}potential_bits"]), axis=1,
+                                         count=sp.numInputs).astype(np.bool_)
+            sp.potentialModified = True
+        touched = np.asarray(d[f"{prefix}touched_columns"], dtype=np.int64)
+        rows = np.asarray(d[f"{prefix}touched_permanences"], dtype=np.float32)
+        if rows.shape != (touched.size, sp.numInputs):
+            raise InvalidInputError("SpatialPooler state: touched permanences have the wrong shape")
+        sp.permanences[touched] = rows
+        sp.touched[touched] = True
+        for name in ("overlapDutyCycles", "activeDutyCycles", "minOverlapDutyCycles",
+                     "boostFactors"):
+            setattr(sp, name, np.array(d[f"{prefix}{name}"], dtype=np.float32))
+        # Stored permanences are post-clip, so connectivity is recomputed exactly.
+        connected = sp.permanences >= np.float32(sp.synPermConnected - PERMANENCE_EPSILON)
+        sp.connected_t = np.ascontiguousarray(connected.T).astype(np.uint8)
+        sp.connectedCounts = connected.sum(axis=1).astype(np.int32)
+        sp.random = NupicRandom.from_state_dict(d, prefix=f"{prefix}rng_")
+        return sp
+
+
+def _as_dims(dims: object, name: str) -> tuple[int, ...]:
+    """Normalise an int or a one-element sequence of ints to a 1-D dimensions tuple."""
+    if isinstance(dims, (int, np.integer)):
+        dims = (int(dims),)
+    try:
+        result = tuple(int(x) for x in dims)  # type: ignore[union-attr]
+    except TypeError as exc:
+        raise InvalidInputError(f"{name} must be an int or a sequence of ints") from exc
+    if len(result) != 1 or result[0] <= 0:
+        raise InvalidInputError(f"{name}: only one positive dimension is supported, got {dims!r}")
+    return result
