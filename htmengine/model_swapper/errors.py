@@ -1,0 +1,58 @@
+"""Error codes carried in model swapper results, and the exceptions of the model swapper.
+
+The numeric codes travel inside `mcR` / `iRv2` result items and keep the original engine's
+values (htmengine.htmengineerrno), so result consumers can compare against them directly.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from htmengine.exceptions import HTMEngineError, ObjectAlreadyExistsBase, ObjectNotFoundError
+
+
+class ModelSwapperStatus(IntEnum):
+    """Status codes of command and inference results (0 = success)."""
+
+    SUCCESS = 0
+    ERR = 1
+    ERR_MODEL_ALREADY_EXISTS = 2
+    ERR_NO_SUCH_MODEL = 3
+    ERR_INVALID_ARG = 4
+
+
+SUCCESS = ModelSwapperStatus.SUCCESS
+ERR = ModelSwapperStatus.ERR
+ERR_MODEL_ALREADY_EXISTS = ModelSwapperStatus.ERR_MODEL_ALREADY_EXISTS
+ERR_NO_SUCH_MODEL = ModelSwapperStatus.ERR_NO_SUCH_MODEL
+ERR_INVALID_ARG = ModelSwapperStatus.ERR_INVALID_ARG
+
+
+class ModelSwapperError(HTMEngineError):
+    """Base of the model swapper's own errors."""
+
+
+class ModelNotFound(ModelSwapperError, ObjectNotFoundError):
+    """The model (its input queue or its checkpoint entry) does not exist; deleted already?"""
+
+
+class ModelAlreadyExists(ModelSwapperError, ObjectAlreadyExistsBase):
+    """A checkpoint entry for the model id already exists."""
+
+
+class InvalidMessageError(ModelSwapperError, ValueError):
+    """A request/result message or item is malformed; the message names the bad field."""
+
+
+class CheckpointCorruptError(ModelSwapperError):
+    """A checkpoint entry exists but its files are unreadable or inconsistent."""
+
+
+class ModelRunnerError(ModelSwapperError):
+    """A request failed with a specific result status code (`status`, never SUCCESS)."""
+
+    def __init__(self, status: ModelSwapperStatus, message: str) -> None:
+        if status == SUCCESS:
+            raise ValueError("ModelRunnerError status must be an error code, not SUCCESS")
+        super().__init__(f"{status.name}: {message}")
+        self.status = status

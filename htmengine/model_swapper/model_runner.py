@@ -1,0 +1,407 @@
+"""ModelRunner: runs one model over its input queue until the queue is empty or it is asked
+to stop.
+
+Per request batch, in queue order: skip it if its batch id was already applied (in this run
+or recorded in the checkpoint), else process its items (commands, input rows) and publish one
+result message. After >= target_requests_per_checkpoint requests, when the queue is empty,
+and before stopping: save the model's checkpoint (with the batch ids applied since the
+previous one), and only then ack the batches (multiple). A crash anywhere redelivers the
+unacked batches; those already inside the checkpoint are skipped, the rest are recomputed
+from the checkpoint's state — so the model applies every row exactly once, and a result
+message published before a crash may be published again with identical content.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from htmengine.config import swapper_config
+from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
+from htmengine.model_swapper.errors import (
+    ERR,
+    ERR_INVALID_ARG,
+    ERR_MODEL_ALREADY_EXISTS,
+    ERR_NO_SUCH_MODEL,
+    SUCCESS,
+    ModelAlreadyExists,
+    ModelNotFound,
+    ModelRunnerError,
+)
+from htmengine.model_swapper.messages import (
+    ModelCommand,
+    ModelCommandResult,
+    ModelInferenceResult,
+    ModelInputRow,
+    RequestItem,
+    ResultItem,
+    encodeDatetime,
+)
+from htmengine.model_swapper.model_swapper_interface import (
+    ConsumedRequestBatch,
+    ModelSwapperInterface,
+)
+from htmengine.model_swapper.runner_support import (
+    MODEL_FACTORY_ENV,
+    AnomalyModel,
+    AnomalyModelFactory,
+    CachedModel,
+    InputRowDecoder,
+    errorMessage,
+    loadCheckpointedModel,
+    modelLock,
+)
+from nta_utils.errors import BusError
+
+__all__ = ["MODEL_FACTORY_ENV", "CachedModel", "ModelRunner", "RunOutcome", "RunStats",
+           "loadCheckpointedModel", "modelLock"]
+
+_log = logging.getLogger(__name__)
+
+# At most this many rows since the last full checkpoint are saved as rows to replay (an
+# incremental checkpoint) instead of re-serializing the whole model (as the original did).
+MAX_INCREMENTAL_CHECKPOINT_ROWS = 100
+DEFINITION_KEYS = ("modelConfig", "inferenceArgs", "inputRecordSchema")
+
+
+class RunOutcome(Enum):
+    """Why ModelRunner.run() returned."""
+
+    DRAINED = "drained"        # input queue empty, everything checkpointed and acked
+    STOPPED = "stopped"        # asked to stop (preempted / shutdown); more input may remain
+    DELETED = "deleted"        # the model was deleted by a deleteModel command
+    NO_QUEUE = "no_queue"      # the model's input queue does not exist
+
+
+@dataclass
+class RunStats:
+    """Counters of one ModelRunner.run()."""
+
+    outcome: RunOutcome = RunOutcome.DRAINED
+    batches: int = 0
+    requests: int = 0
+    duplicateBatches: int = 0
+    duplicateRows: int = 0
+    checkpoints: int = 0
+    modelLoadSeconds: float = 0.0
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelRunner:
+    """Processes one model's input queue; see the module docstring for the guarantees."""
+
+    def __init__(self, modelID: str, swapper: ModelSwapperInterface,
+                 checkpointMgr: ModelCheckpointMgr, *,
+                 targetRequestsPerCheckpoint: int | None = None,
+                 stopRequested: Callable[[], bool] = lambda: False,
+                 modelFactory: AnomalyModelFactory | None = None,
+                 cachedModel: CachedModel | None = None) -> None:
+        self._modelID = modelID
+        self._swapper = swapper
+        self._checkpointMgr = checkpointMgr
+        if targetRequestsPerCheckpoint is None:
+            targetRequestsPerCheckpoint = swapper_config().getint(
+                "model_runner", "target_requests_per_checkpoint")
+        if targetRequestsPerCheckpoint < 1:
+            raise ValueError(f"targetRequestsPerCheckpoint must be >= 1, got "
+                             f"{targetRequestsPerCheckpoint}")
+        self._target = targetRequestsPerCheckpoint
+        self._stopRequested = stopRequested
+        self._modelFactory = modelFactory
+        self._model: AnomalyModel | None = None
+        self._rowDecoder: InputRowDecoder | None = None
+        self._modelDirty = False
+        self._deleted = False
+        self._cachedModel = cachedModel
+        # the current checkpoint: its id, and the rows to replay on top of its model bytes
+        self._checkpointId: str | None = None
+        self._replayRows: list[list[Any]] = []
+        self._runRows: list[list[Any]] = []     # rows applied since the last checkpoint
+        self._forceFullCheckpoint = False
+        self._lastRowId: int | None = None      # highest integer rowID applied
+        # batch ids inside the last checkpoint (its run and the run before it)
+        self._checkpointBatchIds: set[str] = set()
+        self._lastCheckpointRunIds: list[str] = []
+        # this run (since the last checkpoint)
+        self._runBatchIds: list[str] = []
+        self._runRequests = 0
+        self._lastUnacked: ConsumedRequestBatch | None = None
+        self.stats = RunStats()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}<modelID={self._modelID}>"
+
+    @property
+    def model(self) -> AnomalyModel | None:
+        """The model object once loaded (None before the first input row)."""
+        return self._model
+
+    def cacheableModel(self) -> CachedModel | None:
+        """After run(): the in-memory model if it equals the saved checkpoint, else None."""
+        if (self._model is None or self._modelDirty or self._deleted
+                or self._checkpointId is None):
+            return None
+        return CachedModel(self._model, self._checkpointId)
+
+    # -- main loop -------------------------------------------------------------------------
+
+    def run(self) -> RunStats:
+        """Process input until the queue is empty, a stop is requested, or the model is
+        deleted; every processed batch is checkpointed and acked before returning."""
+        started = time.monotonic()
+        self._loadCheckpointBatchIds()
+        try:
+            self.stats.outcome = self._loop()
+        finally:
+            self.stats.seconds = time.monotonic() - started
+            _log.info("%r: %s after %d batches (%d requests, %d duplicate batches, "
+                      "%d checkpoints) in %.3fs", self, self.stats.outcome.value,
+                      self.stats.batches, self.stats.requests, self.stats.duplicateBatches,
+                      self.stats.checkpoints, self.stats.seconds)
+        return self.stats
+
+    def _loop(self) -> RunOutcome:
+        while True:
+            if self._stopRequested():
+                self._commit()
+                return RunOutcome.STOPPED
+            try:
+                batch = self._swapper.getRequestBatch(self._modelID)
+            except ModelNotFound:
+                self._commit()
+                return RunOutcome.NO_QUEUE
+            if batch is None:
+                if self._lastUnacked is None:
+                    return RunOutcome.DRAINED
+                self._commit()  # idle: checkpoint, ack, then look once more
+                continue
+            self._lastUnacked = batch
+            if batch.batchID in self._checkpointBatchIds or batch.batchID in self._runBatchIds:
+                _log.warning("%r: batch %s was already applied; skipping the redelivery",
+                             self, batch.batchID)
+                self.stats.duplicateBatches += 1
+                continue
+            results = self._processBatch(batch.objects)
+            if results:
+                self._swapper.submitResults(self._modelID, results)
+            self._runBatchIds.append(batch.batchID)
+            self._runRequests += len(batch.objects)
+            self.stats.batches += 1
+            self.stats.requests += len(batch.objects)
+            if self._deleted:
+                self._ack()
+                return RunOutcome.DELETED
+            if self._runRequests >= self._target:
+                self._commit()
+
+    def _loadCheckpointBatchIds(self) -> None:
+        try:
+            attributes = self._checkpointMgr.loadCheckpointAttributes(self._modelID)
+        except ModelNotFound:
+            attributes = {}
+        self._lastCheckpointRunIds = list(attributes.get("batchIds", []))
+        self._checkpointBatchIds = (set(self._lastCheckpointRunIds)
+                                    | set(attributes.get("previousBatchIds", [])))
+        self._checkpointId = attributes.get("checkpointId")
+        self._replayRows = list(attributes.get("replayRows", []))
+        self._lastRowId = attributes.get("lastRowId")
+
+    def _commit(self) -> None:
+        """Checkpoint the model if it changed, then ack everything taken so far."""
+        if self._modelDirty and self._model is not None and not self._deleted:
+            previousRunIds = self._lastCheckpointRunIds
+            replayRows = self._replayRows + self._runRows
+            incremental = (self._checkpointId is not None and not self._forceFullCheckpoint
+                           and len(replayRows) <= MAX_INCREMENTAL_CHECKPOINT_ROWS)
+            if not incremental:
+                replayRows = []
+            checkpointId = uuid.uuid4().hex
+            self._checkpointMgr.save(
+                self._modelID, None if incremental else self._model.to_bytes(), {
+                    "checkpointId": checkpointId,
+                    "batchIds": self._runBatchIds,
+                    "previousBatchIds": previousRunIds,
+                    "replayRows": replayRows,
+                    "lastRowId": self._lastRowId,
+                })
+            self._checkpointId = checkpointId
+            self._replayRows = replayRows
+            self._runRows = []
+            self._forceFullCheckpoint = False
+            self.stats.checkpoints += 1
+            self._lastCheckpointRunIds = list(self._runBatchIds)
+            self._checkpointBatchIds = set(self._runBatchIds) | set(previousRunIds)
+            self._modelDirty = False
+        else:
+            # nothing durable changed (commands are idempotent); remember ids for this run
+            self._checkpointBatchIds.update(self._runBatchIds)
+        self._ack()
+        self._runBatchIds = []
+        self._runRequests = 0
+
+    def _ack(self) -> None:
+        batch, self._lastUnacked = self._lastUnacked, None
+        if batch is None:
+            return
+        if batch.connectionGeneration != self._swapper.bus.connection_generation:
+            _log.warning("%r: connection was lost since batch %s was taken; the broker "
+                         "redelivers it and its id is in the checkpoint", self, batch.batchID)
+            return
+        try:
+            batch.ack(multiple=True)
+        except BusError:
+            if not self._deleted:
+                _log.warning("%r: ack of batch %s failed; it will be redelivered and skipped",
+                             self, batch.batchID, exc_info=True)
+
+    # -- requests --------------------------------------------------------------------------
+
+    def _processBatch(self, requests: tuple[RequestItem, ...]) -> list[ResultItem]:
+        results: list[ResultItem] = []
+        for request in requests:
+            if isinstance(request, ModelCommand):
+                results.append(self._processCommand(request))
+            elif self._alreadyApplied(request):
+                self.stats.duplicateRows += 1
+            else:
+                results.append(self._processInputRow(request))
+        return results
+
+    def _alreadyApplied(self, row: ModelInputRow) -> bool:
+        """True for an integer rowID not above the last one applied (htmengine's rowids grow
+        per metric): a resend under a new batch id, or a batch older than the checkpoint's
+        batch-id memory. Such rows are skipped without a result."""
+        rowID = row.rowID
+        if isinstance(rowID, bool) or not isinstance(rowID, int):
+            return False
+        if self._lastRowId is not None and rowID <= self._lastRowId:
+            _log.warning("%r: row %s was already applied (last applied row %s); skipped",
+                         self, rowID, self._lastRowId)
+            return True
+        return False
+
+    def _processCommand(self, command: ModelCommand) -> ModelCommandResult:
+        _log.info("%r: processing %s (commandID=%s)", self, command.method, command.commandID)
+        handlers = {"defineModel": self._defineModel, "deleteModel": self._deleteModel,
+                    "cloneModel": self._cloneModel}
+        try:
+            handler = handlers.get(command.method)
+            if handler is None:
+                raise ModelRunnerError(ERR_INVALID_ARG,
+                                       f"unknown command method {command.method!r}")
+            handler(command)
+            return ModelCommandResult(command.commandID, command.method, SUCCESS)
+        except Exception as exc:  # every failure becomes an error result
+            status = exc.status if isinstance(exc, ModelRunnerError) else ERR
+            if status == ERR:
+                _log.exception("%r: %s failed", self, command.method)
+            else:
+                _log.warning("%r: %s failed: %s", self, command.method, exc)
+            return ModelCommandResult(
+                command.commandID, command.method, int(status),
+                errorMessage=errorMessage(
+                    f"{command.method} (commandID={command.commandID}) failed on "
+                    f"modelID={self._modelID}", exc))
+
+    def _defineModel(self, command: ModelCommand) -> None:
+        args = command.args or {}
+        missing = [key for key in DEFINITION_KEYS if key not in args]
+        if missing:
+            raise ModelRunnerError(ERR_INVALID_ARG, f"defineModel args lack {missing}")
+        definition = json.loads(json.dumps({key: args[key] for key in DEFINITION_KEYS}))
+        try:
+            self._checkpointMgr.define(self._modelID, definition)
+        except ModelAlreadyExists:
+            existing = self._checkpointMgr.loadModelDefinition(self._modelID)
+            if existing != definition:
+                raise ModelRunnerError(
+                    ERR_MODEL_ALREADY_EXISTS,
+                    f"model {self._modelID} already exists with a different definition"
+                ) from None
+            _log.info("%r: defineModel repeated with the same definition (redelivery?)", self)
+
+    def _deleteModel(self, command: ModelCommand) -> None:
+        try:
+            self._checkpointMgr.remove(self._modelID)
+        except ModelNotFound:
+            _log.info("%r: deleteModel: no checkpoint entry (deleted already?)", self)
+        self._model = None
+        self._modelDirty = False
+        self._deleted = True
+        self._swapper.cleanUpAfterModelDeletion(self._modelID)
+
+    def _cloneModel(self, command: ModelCommand) -> None:
+        destModelID = (command.args or {}).get("modelID")
+        if not isinstance(destModelID, str) or not destModelID:
+            raise ModelRunnerError(ERR_INVALID_ARG,
+                                   f"cloneModel args.modelID must be a model id, got "
+                                   f"{destModelID!r}")
+        # clone what this runner has applied, not the (possibly older) saved checkpoint
+        state = self._model.to_bytes() if self._model is not None and self._modelDirty else None
+        try:
+            self._checkpointMgr.clone(self._modelID, destModelID, modelState=state)
+        except ModelNotFound:
+            raise ModelRunnerError(ERR_NO_SUCH_MODEL,
+                                   f"clone source model {self._modelID} not found") from None
+        except ModelAlreadyExists:
+            _log.info("%r: clone destination %s exists already (redelivery?)", self,
+                      destModelID)
+
+    def _ensureModel(self) -> tuple[AnomalyModel, InputRowDecoder]:
+        if self._model is None or self._rowDecoder is None:
+            started = time.monotonic()
+            try:
+                definition = self._checkpointMgr.loadModelDefinition(self._modelID)
+                cached, self._cachedModel = self._cachedModel, None
+                if cached is not None and cached.checkpointId == self._checkpointId:
+                    self._model = cached.model
+                    self.stats.extra["cacheHit"] = True
+                else:
+                    self._model = self._loadModel(definition)
+            except ModelNotFound:
+                raise ModelRunnerError(ERR_NO_SUCH_MODEL,
+                                       f"model {self._modelID} is not defined") from None
+            self._rowDecoder = InputRowDecoder(definition.get("inputRecordSchema"))
+            self.stats.modelLoadSeconds += time.monotonic() - started
+        return self._model, self._rowDecoder
+
+    def _loadModel(self, definition: dict[str, Any]) -> AnomalyModel:
+        model, checkpoint = loadCheckpointedModel(self._checkpointMgr, self._modelID,
+                                                  self._modelFactory, definition)
+        if checkpoint is not None:
+            self._checkpointId = checkpoint.attributes.get("checkpointId")
+            self._replayRows = list(checkpoint.attributes.get("replayRows", []))
+        return model
+
+    def _processInputRow(self, row: ModelInputRow) -> ModelInferenceResult:
+        try:
+            model, decoder = self._ensureModel()
+            timestamp, value = decoder.decode(row)
+            self._modelDirty = True
+            if isinstance(row.rowID, int) and not isinstance(row.rowID, bool):
+                self._lastRowId = row.rowID
+            try:
+                score = model.run(timestamp, value)
+            except Exception:
+                # the state may be half-updated: replaying rows would not reproduce it
+                self._forceFullCheckpoint = True
+                raise
+            self._runRows.append([encodeDatetime(timestamp),
+                                  None if math.isnan(value) else value])
+            return ModelInferenceResult(row.rowID, SUCCESS, anomalyScore=float(score))
+        except Exception as exc:  # every failure becomes an error result
+            status = exc.status if isinstance(exc, ModelRunnerError) else ERR
+            if status == ERR:
+                _log.exception("%r: inference failed for row %s", self, row.rowID)
+            return ModelInferenceResult(
+                row.rowID, int(status),
+                errorMessage=errorMessage(
+                    f"Inference failed for rowID={row.rowID} of modelID={self._modelID}", exc))

@@ -1,0 +1,297 @@
+"""The model scheduler service: ``python -m htmengine.model_swapper.model_scheduler_service``.
+
+Runs N slot processes (model-swapper.conf [model_scheduler] num_slots; 0 = the original's
+max(min(cores - 1, (RAM - 1 GiB) / 2 GiB), 2)), consumes the scheduler notification queue,
+and lets a SwapController decide which model runs where. At start-up every model of the
+checkpoint archive whose input queue is non-empty is scheduled, and notifications left unacked
+by a previous (crashed) scheduler are redelivered, so a kill -9 loses no work.
+
+SIGINT/SIGTERM: stop scheduling, ask every running slot to stop (its runner checkpoints and
+acks), wait for them, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import psutil
+
+from htmengine.config import swapper_config
+from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
+from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from htmengine.model_swapper.slot_worker import workerMain
+from htmengine.model_swapper.swap_controller import (
+    AckNotifications,
+    Action,
+    StartModel,
+    StopSlot,
+    SwapController,
+)
+from nta_utils.errors import BusError, QueueNotFoundError
+
+_log = logging.getLogger(__name__)
+
+MIN_SLOTS = 2
+BASE_RAM_BYTES = 1 << 30
+RAM_PER_SLOT_BYTES = 2 << 30
+POLL_SECONDS = 0.05
+MAX_FAILURE_RETRY_SECONDS = 60.0
+LOCKED_RETRY_SECONDS = 1.0
+SHUTDOWN_TIMEOUT_SECONDS = 120.0
+# Held notification tokens older than this are swapped for fresh ones, well before the
+# broker's consumer_timeout (30 min by default) would close the channel.
+TOKEN_REFRESH_SECONDS = 600.0
+# A running model is preempted for a waiting one only after running this long: a swap costs
+# a checkpoint and a load (~0.1-0.5 s each for an HTM model), so shorter turns waste slots.
+DEFAULT_MIN_RUN_SECONDS = 3.0
+
+
+def defaultNumSlots(cpuCount: int | None = None, totalMemory: int | None = None) -> int:
+    """The original's default: max(min(cores - 1, (RAM - 1 GiB) // 2 GiB), 2)."""
+    cpuCount = cpuCount if cpuCount is not None else (os.cpu_count() or 1)
+    totalMemory = totalMemory if totalMemory is not None else psutil.virtual_memory().total
+    return max(min(cpuCount - 1, (totalMemory - BASE_RAM_BYTES) // RAM_PER_SLOT_BYTES),
+               MIN_SLOTS)
+
+
+def configuredNumSlots() -> int:
+    """[model_scheduler] num_slots, 0 meaning defaultNumSlots()."""
+    value = swapper_config().getint("model_scheduler", "num_slots")
+    if value < 0:
+        raise ValueError(f"model-swapper.conf [model_scheduler] num_slots must be >= 0, "
+                         f"got {value}")
+    return value or defaultNumSlots()
+
+
+@dataclass
+class _Slot:
+    index: int
+    process: Any
+    conn: Connection
+    modelID: str | None = None
+    ready: bool = False
+
+
+class ModelSchedulerService:
+    """Owns the slot processes, the notification consumer and the SwapController."""
+
+    def __init__(self, numSlots: int,
+                 minRunSeconds: float = DEFAULT_MIN_RUN_SECONDS) -> None:
+        self._numSlots = numSlots
+        self._context = multiprocessing.get_context("spawn")
+        self._controller = SwapController(numSlots, minRunSeconds=minRunSeconds)
+        self._slots: list[_Slot] = []
+        self._stopSignalled = False
+        self._swapper: ModelSwapperInterface | None = None
+        self._lastTokenRefresh = time.monotonic()
+        self._failures: dict[str, int] = {}
+
+    # -- slots -----------------------------------------------------------------------------
+
+    def _spawnSlot(self, index: int) -> _Slot:
+        parentConn, childConn = self._context.Pipe(duplex=True)
+        process = self._context.Process(
+            target=workerMain, name=f"model-slot-{index}",
+            args=(index, childConn, os.getpid(), logging.getLogger().getEffectiveLevel()))
+        process.daemon = True
+        process.start()
+        childConn.close()
+        return _Slot(index, process, parentConn)
+
+    def _send(self, slot: _Slot, message: tuple[Any, ...]) -> None:
+        try:
+            slot.conn.send(message)
+        except (BrokenPipeError, OSError):
+            _log.warning("slot %d: pipe broken while sending %r", slot.index, message)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def _apply(self, actions: list[Action]) -> None:
+        assert self._swapper is not None
+        for action in actions:
+            if isinstance(action, StartModel):
+                slot = self._slots[action.slot]
+                slot.modelID = action.modelID
+                _log.debug("start model=%s in slot %d", action.modelID, action.slot)
+                self._send(slot, ("run", action.modelID))
+            elif isinstance(action, StopSlot):
+                _log.debug("stop slot %d (model=%s)", action.slot,
+                           self._slots[action.slot].modelID)
+                self._send(self._slots[action.slot], ("stop",))
+            elif isinstance(action, AckNotifications):
+                for tag in action.tags:
+                    try:
+                        self._swapper.bus.ack(tag)
+                    except BusError:
+                        _log.info("notification %d could not be acked (connection lost?); "
+                                  "it will be redelivered", tag)
+
+    def _inputPending(self, modelID: str) -> bool:
+        assert self._swapper is not None
+        try:
+            return self._swapper.bus.message_count(
+                self._swapper.getModelInputQueueName(modelID)) > 0
+        except QueueNotFoundError:
+            return False
+
+    def _onSlotMessage(self, slot: _Slot, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "ready":
+            slot.ready = True
+            return
+        if kind == "started":
+            self._controller.onModelStarted(message[1])
+            return
+        if kind != "done":
+            _log.error("slot %d sent unexpected %r", slot.index, message)
+            return
+        _, modelID, outcome, detail = message
+        slot.modelID = None
+        _log.info("slot %d: model=%s %s (%s)", slot.index, modelID, outcome, detail)
+        if outcome == "error":
+            self._apply(self._controller.onModelDone(modelID, True, self._failed(modelID)))
+        elif outcome == "locked":
+            self._apply(self._controller.onModelDone(modelID, True, LOCKED_RETRY_SECONDS))
+        else:
+            self._failures.pop(modelID, None)
+            self._apply(self._controller.onModelDone(modelID, self._inputPending(modelID)))
+
+    def _failed(self, modelID: str) -> float:
+        """Seconds before retrying a model whose run failed: 0 the first time, then 2, 4, ...
+        up to MAX_FAILURE_RETRY_SECONDS (a model that keeps crashing must not hog a slot)."""
+        failures = self._failures[modelID] = self._failures.get(modelID, 0) + 1
+        return 0.0 if failures == 1 else min(MAX_FAILURE_RETRY_SECONDS, 2.0 ** (failures - 1))
+
+    def _onSlotDeath(self, slot: _Slot) -> None:
+        _log.error("slot %d (pid %s) died with exit code %s while running model=%s",
+                   slot.index, slot.process.pid, slot.process.exitcode, slot.modelID)
+        modelID, slot.modelID = slot.modelID, None
+        slot.conn.close()
+        if not self._controller.stopping:
+            self._slots[slot.index] = self._spawnSlot(slot.index)
+        if modelID is not None:
+            # its unacked input is redelivered; run it again
+            self._apply(self._controller.onModelDone(modelID, True, self._failed(modelID)))
+
+    def _pollSlots(self, timeout: float) -> None:
+        connections = {slot.conn: slot for slot in self._slots if not slot.conn.closed}
+        for conn in wait(list(connections), timeout=timeout):
+            slot = connections[conn]  # type: ignore[index]
+            try:
+                while slot.conn.poll():
+                    self._onSlotMessage(slot, slot.conn.recv())
+            except (EOFError, OSError):
+                slot.process.join(timeout=5)
+                self._onSlotDeath(slot)
+        for slot in list(self._slots):
+            if not slot.conn.closed and not slot.process.is_alive() and not slot.conn.poll():
+                self._onSlotDeath(slot)
+
+    # -- main loop -------------------------------------------------------------------------
+
+    def _onSignal(self, signum: int, _frame: Any) -> None:
+        _log.info("signal %d: stopping", signum)
+        self._stopSignalled = True
+
+    def _scheduleStartupBacklog(self) -> None:
+        assert self._swapper is not None
+        pending = self._swapper.getModelsWithInputPending(ModelCheckpointMgr().getModelIDs())
+        _log.info("%d model(s) of the checkpoint archive have pending input", len(pending))
+        for modelID in pending:
+            self._apply(self._controller.onNotification(modelID))
+
+    def _refreshOldTokens(self) -> None:
+        """Re-notify, then ack, notifications held too long (the fresh one is held next)."""
+        assert self._swapper is not None
+        now = time.monotonic()
+        if now - self._lastTokenRefresh < 10.0:
+            return
+        self._lastTokenRefresh = now
+        for modelID, tag in self._controller.tokensHeldLongerThan(TOKEN_REFRESH_SECONDS):
+            self._swapper.notifyScheduler(modelID)
+            self._controller.releaseToken(modelID)
+            self._apply([AckNotifications((tag,))])
+
+    def _consumeOnce(self) -> None:
+        """Consume notifications until the connection drops or a stop is requested."""
+        assert self._swapper is not None
+        with self._swapper.consumeModelSchedulerNotifications(
+                inactivity_timeout=POLL_SECONDS) as consumer:
+            for notification in consumer:
+                if notification is not None:
+                    self._apply(self._controller.onNotification(notification.value,
+                                                                notification.deliveryTag))
+                self._pollSlots(0)
+                self._apply(self._controller.tick())
+                self._refreshOldTokens()
+                if self._stopSignalled:
+                    return
+
+    def run(self) -> None:
+        """Run until SIGINT/SIGTERM; then stop the slots gracefully."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._onSignal)
+        self._slots = [self._spawnSlot(i) for i in range(self._numSlots)]
+        _log.info("model scheduler running with %d slots (pid %d)", self._numSlots,
+                  os.getpid())
+        self._swapper = ModelSwapperInterface()
+        try:
+            self._swapper.initSchedulerNotification()
+            self._scheduleStartupBacklog()
+            while not self._stopSignalled:
+                try:
+                    self._consumeOnce()
+                except BusError:
+                    # connection or channel lost: unacked notifications are redelivered
+                    _log.warning("notification consumer failed; restarting it", exc_info=True)
+                    self._controller.forgetTokens()
+                    time.sleep(1.0)
+            self._shutdown()
+        finally:
+            self._swapper.close()
+
+    def _shutdown(self) -> None:
+        self._apply(self._controller.requestStop())
+        deadline = time.monotonic() + SHUTDOWN_TIMEOUT_SECONDS
+        while not self._controller.idle and time.monotonic() < deadline:
+            self._pollSlots(POLL_SECONDS)
+        for slot in self._slots:
+            self._send(slot, ("exit",))
+        for slot in self._slots:
+            slot.process.join(timeout=10)
+            if slot.process.is_alive():
+                _log.error("slot %d did not exit; killing it", slot.index)
+                slot.process.kill()
+        _log.info("model scheduler stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description="htmengine model scheduler service")
+    parser.add_argument("--num-slots", type=int, default=None,
+                        help="model-runner slots (default: model-swapper.conf num_slots)")
+    parser.add_argument("--min-run-seconds", type=float, default=DEFAULT_MIN_RUN_SECONDS,
+                        help="run time before a model may be preempted for a waiting one")
+    parser.add_argument("--log-level", default=os.environ.get("HTMENGINE_LOG_LEVEL", "INFO"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s [scheduler pid %(process)d] "
+                               "%(name)s: %(message)s")
+    numSlots = args.num_slots if args.num_slots else configuredNumSlots()
+    if numSlots < 1:
+        parser.error(f"--num-slots must be >= 1, got {numSlots}")
+    ModelSchedulerService(numSlots, minRunSeconds=args.min_run_seconds).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Support for ModelRunner: the model protocol and factory, loading a model from its
+checkpoint, the per-model lock, input row decoding and error-result texts."""
+
+from __future__ import annotations
+
+import fcntl
+import importlib
+import math
+import os
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from htmengine.model_swapper.checkpoint_manager import Checkpoint, ModelCheckpointMgr
+from htmengine.model_swapper.errors import ERR_INVALID_ARG, ModelRunnerError
+from htmengine.model_swapper.messages import ModelInputRow, decodeDatetime
+
+MAX_TRACEBACK_TAIL = 400
+LOCKS_DIR_NAME = ".locks"
+
+
+class AnomalyModel(Protocol):
+    """What the runner needs from a model (htmengine.algorithms.model.HtmAnomalyModel)."""
+
+    def run(self, timestamp: datetime, value: float) -> float: ...
+
+    def to_bytes(self) -> bytes: ...
+
+
+class AnomalyModelFactory(Protocol):
+    """What the runner needs to make models (the HtmAnomalyModel class itself)."""
+
+    def create(self, modelConfig: dict[str, Any]) -> AnomalyModel: ...
+
+    def from_bytes(self, data: bytes) -> AnomalyModel: ...
+
+
+MODEL_FACTORY_ENV = "HTMENGINE_MODEL_FACTORY"
+
+
+def defaultModelFactory() -> AnomalyModelFactory:
+    """htmengine.algorithms.model.HtmAnomalyModel (imported on first use), or the class named
+    ``module:attribute`` by $HTMENGINE_MODEL_FACTORY (benchmarks of the swapper itself, tests
+    of the plumbing with a trivial model)."""
+    spec = os.environ.get(MODEL_FACTORY_ENV)
+    if spec:
+        moduleName, sep, attribute = spec.partition(":")
+        if not sep or not moduleName or not attribute:
+            raise ValueError(f"${MODEL_FACTORY_ENV} must be 'module:attribute', got {spec!r}")
+        return getattr(importlib.import_module(moduleName), attribute)
+    from htmengine.algorithms.model import HtmAnomalyModel
+    return HtmAnomalyModel  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class CachedModel:
+    """A model kept in memory by a slot after a run, valid while the model's current
+    checkpoint is still the one it was saved as (`checkpointId`)."""
+
+    model: AnomalyModel
+    checkpointId: str
+
+
+def errorMessage(what: str, exc: BaseException) -> str:
+    """'<UTC ISO time> - <what>: <exc> (tb: ...<last 400 characters of the traceback>)'."""
+    tail = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_TAIL:]
+    return f"{datetime.now(UTC).replace(tzinfo=None).isoformat()} - {what}: {exc!r} (tb: ...{tail})"
+
+
+@contextmanager
+def modelLock(root: Path, modelID: str, timeout: float = 30.0) -> Iterator[bool]:
+    """Exclusive per-model lock (flock on `<root>/.locks/<modelID>`); yields False if not
+    acquired within `timeout`. Released automatically when the holder dies."""
+    lockDir = root / LOCKS_DIR_NAME
+    lockDir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lockDir / modelID, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                acquired = True
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    acquired = False
+                    break
+                time.sleep(0.05)
+        yield acquired
+    finally:
+        os.close(fd)
+
+
+def loadCheckpointedModel(checkpointMgr: ModelCheckpointMgr, modelID: str,
+                          modelFactory: AnomalyModelFactory | None = None,
+                          definition: dict[str, Any] | None = None,
+                          ) -> tuple[AnomalyModel, Checkpoint | None]:
+    """The model as of its current checkpoint (saved bytes, then the checkpoint's replay
+    rows run again), or a new one from its definition if it was never saved; with the
+    checkpoint it came from. ModelNotFound if the model is not defined."""
+    factory = modelFactory or defaultModelFactory()
+    checkpoint = checkpointMgr.loadCheckpoint(modelID)
+    if checkpoint is None:
+        if definition is None:
+            definition = checkpointMgr.loadModelDefinition(modelID)
+        return factory.create(definition["modelConfig"]), None
+    model = factory.from_bytes(checkpoint.modelState)
+    for encodedTime, value in checkpoint.attributes.get("replayRows", []):
+        model.run(decodeDatetime(encodedTime), math.nan if value is None else value)
+    return model, checkpoint
+
+
+class InputRowDecoder:
+    """Finds the timestamp and value in an input row using the model's inputRecordSchema
+    (fields ``[name, type, special]``; htmengine sends ``(timestamp, value)``)."""
+
+    def __init__(self, inputRecordSchema: Any) -> None:
+        self.timestampIndex, self.valueIndex = 0, 1
+        if isinstance(inputRecordSchema, list | tuple):
+            types = [f[1] if isinstance(f, list | tuple) and len(f) > 1 else None
+                     for f in inputRecordSchema]
+            if "datetime" in types:
+                self.timestampIndex = types.index("datetime")
+            numeric = [i for i, t in enumerate(types) if t in ("float", "int")]
+            if numeric:
+                self.valueIndex = numeric[0]
+
+    def decode(self, row: ModelInputRow) -> tuple[datetime, float]:
+        """(timestamp, value) of a row; ModelRunnerError(ERR_INVALID_ARG) naming the field."""
+        data = row.data
+        if len(data) <= max(self.timestampIndex, self.valueIndex):
+            raise ModelRunnerError(ERR_INVALID_ARG,
+                                   f"row {row.rowID}: data has {len(data)} fields, expected "
+                                   f"timestamp at {self.timestampIndex} and value at "
+                                   f"{self.valueIndex}")
+        timestamp, value = data[self.timestampIndex], data[self.valueIndex]
+        if not isinstance(timestamp, datetime):
+            raise ModelRunnerError(ERR_INVALID_ARG,
+                                   f"row {row.rowID}: data[{self.timestampIndex}] must be a "
+                                   f"datetime, got {timestamp!r}")
+        if value is None:
+            return timestamp, math.nan
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ModelRunnerError(ERR_INVALID_ARG,
+                                   f"row {row.rowID}: data[{self.valueIndex}] must be a "
+                                   f"number, got {value!r}")
+        return timestamp, float(value)

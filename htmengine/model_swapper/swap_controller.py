@@ -1,0 +1,240 @@
+"""SwapController: the scheduling policy of the model scheduler, free of I/O.
+
+It decides which model runs in which slot. Inputs are events (a notification that a model has
+new input, a slot finished a model, a clock tick, a stop request); outputs are actions for
+the service to carry out (start a model in a slot, ask a slot to stop, ack notifications).
+
+Policy (as in the original): a FIFO of models waiting for a slot; when every slot is busy and
+models wait, the least recently active running model (activity = start or new input) is asked
+to stop — after it has run at least `minRunSeconds` since its slot reported it started, so
+models are not thrashed; a finished
+model with input left goes to the back of the FIFO.
+
+Notification tokens: the first unacked notification of a model is held as the durable record
+that the model has pending work; later ones are acked at once. The held token is acked only
+when the model's input queue was seen empty after a run, so a scheduler crash loses nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class StartModel:
+    """Run `modelID` in slot `slot`."""
+
+    slot: int
+    modelID: str
+
+
+@dataclass(frozen=True)
+class StopSlot:
+    """Ask the runner in `slot` to checkpoint, ack and return (preemption or shutdown)."""
+
+    slot: int
+
+
+@dataclass(frozen=True)
+class AckNotifications:
+    """Ack these notification delivery tags."""
+
+    tags: tuple[int, ...]
+
+
+Action = StartModel | StopSlot | AckNotifications
+
+
+@dataclass
+class _Running:
+    modelID: str
+    slot: int
+    startedAt: float | None     # None until the slot reports it started the model
+    activeAt: float
+    stopRequested: bool = False
+
+
+@dataclass
+class _ControllerState:
+    waiting: deque[str] = field(default_factory=deque)
+    running: dict[str, _Running] = field(default_factory=dict)
+    delayed: dict[str, float] = field(default_factory=dict)  # modelID -> retry time
+    heldTokens: dict[str, int] = field(default_factory=dict)
+    heldSince: dict[str, float] = field(default_factory=dict)
+    lastSlot: dict[str, int] = field(default_factory=dict)
+
+
+class SwapController:
+    """Assigns models to `numSlots` slots; see the module docstring."""
+
+    def __init__(self, numSlots: int, *, minRunSeconds: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if numSlots < 1:
+            raise ValueError(f"numSlots must be >= 1, got {numSlots}")
+        self._numSlots = numSlots
+        self._minRunSeconds = minRunSeconds
+        self._clock = clock
+        self._state = _ControllerState()
+        self._freeSlots: list[int] = list(range(numSlots))
+        self._stopping = False
+
+    # -- queries ---------------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        """True after requestStop()."""
+        return self._stopping
+
+    @property
+    def idle(self) -> bool:
+        """True when no model runs."""
+        return not self._state.running
+
+    def runningModels(self) -> dict[str, int]:
+        """modelID -> slot of the running models."""
+        return {m: r.slot for m, r in self._state.running.items()}
+
+    def waitingModels(self) -> list[str]:
+        """The FIFO of models waiting for a slot, first first."""
+        return list(self._state.waiting)
+
+    def heldTokens(self) -> dict[str, int]:
+        """modelID -> held notification tag."""
+        return dict(self._state.heldTokens)
+
+    def isKnown(self, modelID: str) -> bool:
+        """True if the model runs, waits or waits for a retry."""
+        s = self._state
+        return modelID in s.running or modelID in s.waiting or modelID in s.delayed
+
+    # -- events ----------------------------------------------------------------------------
+
+    def onNotification(self, modelID: str, tag: int | None = None) -> list[Action]:
+        """New input for `modelID` (`tag`: the notification's delivery tag, if any)."""
+        actions: list[Action] = []
+        s = self._state
+        if tag is not None:
+            if modelID in s.heldTokens or self._stopping:
+                if not self._stopping:
+                    actions.append(AckNotifications((tag,)))
+                # while stopping, leave it unacked: it is redelivered to the next scheduler
+            else:
+                s.heldTokens[modelID] = tag
+                s.heldSince[modelID] = self._clock()
+        if self._stopping:
+            return actions
+        running = s.running.get(modelID)
+        if running is not None:
+            running.activeAt = self._clock()
+        elif modelID not in s.waiting and modelID not in s.delayed:
+            s.waiting.append(modelID)
+        actions.extend(self._schedule())
+        return actions
+
+    def onModelStarted(self, modelID: str) -> None:
+        """The slot began running `modelID` (its minimum run time counts from now, not from
+        the StartModel action: a slot may still be starting up)."""
+        running = self._state.running.get(modelID)
+        if running is not None:
+            running.startedAt = self._clock()
+
+    def onModelDone(self, modelID: str, morePending: bool,
+                    retryAfter: float | None = None) -> list[Action]:
+        """The runner of `modelID` returned and its slot is free. `morePending`: its input
+        queue still has messages (or may have: abnormal end); `retryAfter`: seconds to wait
+        before running it again (after a failure)."""
+        s = self._state
+        running = s.running.pop(modelID, None)
+        if running is None:
+            raise ValueError(f"model {modelID!r} is not running")
+        self._freeSlots.append(running.slot)
+        s.lastSlot[modelID] = running.slot
+        actions: list[Action] = []
+        if not morePending:
+            tag = s.heldTokens.pop(modelID, None)
+            s.heldSince.pop(modelID, None)
+            if tag is not None:
+                actions.append(AckNotifications((tag,)))
+        elif retryAfter is not None and retryAfter > 0:
+            s.delayed[modelID] = self._clock() + retryAfter
+        elif not self._stopping:
+            s.waiting.append(modelID)
+        if not self._stopping:
+            actions.extend(self._schedule())
+        return actions
+
+    def tick(self) -> list[Action]:
+        """Clock tick: release due retries, preempt if a model has run long enough."""
+        if self._stopping:
+            return []
+        now = self._clock()
+        s = self._state
+        for modelID, due in list(s.delayed.items()):
+            if due <= now:
+                del s.delayed[modelID]
+                if modelID not in s.running and modelID not in s.waiting:
+                    s.waiting.append(modelID)
+        return self._schedule()
+
+    def requestStop(self) -> list[Action]:
+        """Stop: ask every running slot to stop; start nothing more."""
+        self._stopping = True
+        actions: list[Action] = []
+        for running in self._state.running.values():
+            if not running.stopRequested:
+                running.stopRequested = True
+                actions.append(StopSlot(running.slot))
+        return actions
+
+    def forgetTokens(self) -> None:
+        """Drop held tokens without acking (their connection was lost; the broker
+        redelivers them as new notifications)."""
+        self._state.heldTokens.clear()
+        self._state.heldSince.clear()
+
+    def tokensHeldLongerThan(self, seconds: float) -> list[tuple[str, int]]:
+        """(modelID, tag) of tokens held for more than `seconds` (the broker closes a
+        channel whose delivery stays unacked past its consumer_timeout, 30 min by default;
+        the service swaps such tokens for fresh notifications)."""
+        now = self._clock()
+        return [(m, self._state.heldTokens[m]) for m, since in self._state.heldSince.items()
+                if now - since > seconds]
+
+    def releaseToken(self, modelID: str) -> int | None:
+        """Forget the model's held token (the caller acks it after re-notifying)."""
+        self._state.heldSince.pop(modelID, None)
+        return self._state.heldTokens.pop(modelID, None)
+
+    # -- policy ----------------------------------------------------------------------------
+
+    def _takeSlot(self, modelID: str) -> int:
+        preferred = self._state.lastSlot.get(modelID)
+        if preferred is not None and preferred in self._freeSlots:
+            self._freeSlots.remove(preferred)
+            return preferred
+        return self._freeSlots.pop(0)
+
+    def _schedule(self) -> list[Action]:
+        actions: list[Action] = []
+        s = self._state
+        now = self._clock()
+        while self._freeSlots and s.waiting:
+            modelID = s.waiting.popleft()
+            slot = self._takeSlot(modelID)
+            s.running[modelID] = _Running(modelID, slot, None, now)
+            actions.append(StartModel(slot, modelID))
+        pendingStops = sum(1 for r in s.running.values() if r.stopRequested)
+        needed = len(s.waiting) - pendingStops
+        if needed > 0:
+            candidates = sorted(
+                (r for r in s.running.values()
+                 if not r.stopRequested and r.startedAt is not None
+                 and now - r.startedAt >= self._minRunSeconds),
+                key=lambda r: r.activeAt)
+            for running in candidates[:needed]:
+                running.stopRequested = True
+                actions.append(StopSlot(running.slot))
+        return actions

@@ -1,0 +1,382 @@
+"""ModelRunner logic with an in-memory queue and a tiny deterministic model (the RabbitMQ and
+HtmAnomalyModel versions of these properties are in test_model_scheduler_service.py)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from swapper_hash_model import HashModel
+
+from htmengine.model_swapper import errors
+from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
+from htmengine.model_swapper.errors import ModelNotFound
+from htmengine.model_swapper.messages import (
+    ModelCommand,
+    ModelCommandResult,
+    ModelInferenceResult,
+    ModelInputRow,
+)
+from htmengine.model_swapper.model_runner import ModelRunner, RunOutcome, loadCheckpointedModel
+from htmengine.model_swapper.model_swapper_interface import ConsumedRequestBatch
+
+T0 = datetime(2024, 1, 1)
+
+
+def loaded(mgr: ModelCheckpointMgr, modelID: str) -> HashModel:
+    """The model as the checkpoint has it (saved bytes + replayed rows)."""
+    return loadCheckpointedModel(mgr, modelID, HashModel)[0]
+DEFINITION = {"modelConfig": {"seed": 7}, "inferenceArgs": {},
+              "inputRecordSchema": [["c0", "datetime", "T"], ["c1", "float", ""]]}
+
+
+class FakeBus:
+    connection_generation = 1
+
+
+class FakeSwapper:
+    """A model input queue with RabbitMQ's get/ack semantics (unacked messages come back,
+    in order, when the consumer 'crashes') and a results list."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.bus = FakeBus()
+        self.queue: list[tuple[str, tuple]] = []
+        self.unacked: list[tuple[int, str, tuple]] = []
+        self.results: list[tuple[str, list]] = []
+        self.deletedQueues: list[str] = []
+        self.log = log
+        self._tag = 0
+
+    def put(self, batchID: str, items: list) -> None:
+        self.queue.append((batchID, tuple(items)))
+
+    def getRequestBatch(self, modelID: str) -> ConsumedRequestBatch | None:
+        if modelID in self.deletedQueues:
+            raise ModelNotFound(modelID)
+        if not self.queue:
+            return None
+        batchID, items = self.queue.pop(0)
+        self._tag += 1
+        tag = self._tag
+        self.unacked.append((tag, batchID, items))
+        return ConsumedRequestBatch(batchID, items, lambda multiple=False: self._ack(tag, multiple),
+                                    tag, 1)
+
+    def _ack(self, tag: int, multiple: bool) -> None:
+        self.log.append(f"ack {tag}{' multiple' if multiple else ''}")
+        self.unacked = [u for u in self.unacked if (u[0] > tag if multiple else u[0] != tag)]
+
+    def crash(self) -> None:
+        """The consumer died: unacked batches return to the head of the queue."""
+        self.queue[:0] = [(b, items) for _, b, items in self.unacked]
+        self.unacked = []
+
+    def submitResults(self, modelID: str, results: list) -> None:
+        self.results.append((modelID, results))
+
+    def cleanUpAfterModelDeletion(self, modelID: str) -> None:
+        self.deletedQueues.append(modelID)
+
+
+class LoggingMgr(ModelCheckpointMgr):
+    def __init__(self, root: Path, log: list[str]) -> None:
+        super().__init__(root)
+        self.log = log
+        self.failNextSave = False
+
+    def save(self, modelID: str, modelState: bytes, attributes: dict[str, Any]) -> int:
+        if self.failNextSave:
+            self.failNextSave = False
+            raise OSError("disk gone")
+        generation = super().save(modelID, modelState, attributes)
+        self.log.append(f"checkpoint {attributes['batchIds']}")
+        return generation
+
+
+@pytest.fixture()
+def env(tmp_path: Path):
+    log: list[str] = []
+    swapper = FakeSwapper(log)
+    mgr = LoggingMgr(tmp_path / "ckpt", log)
+    return swapper, mgr, log
+
+
+def runner(swapper, mgr, target: int = 500, stop=lambda: False) -> ModelRunner:
+    return ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=target,
+                       stopRequested=stop, modelFactory=HashModel)
+
+
+def rows(start: int, count: int) -> list[ModelInputRow]:
+    return [ModelInputRow(i, (T0 + timedelta(minutes=5 * i), float(i % 7)))
+            for i in range(start, start + count)]
+
+
+def scores(swapper: FakeSwapper) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for _, results in swapper.results:
+        for r in results:
+            if isinstance(r, ModelInferenceResult):
+                assert r.status == 0, r.errorMessage
+                out.setdefault(r.rowID, r.anomalyScore)
+                assert out[r.rowID] == r.anomalyScore
+    return out
+
+
+def reference_model(count: int) -> HashModel:
+    model = HashModel.create(DEFINITION["modelConfig"])
+    for r in rows(0, count):
+        model.run(*r.data)
+    return model
+
+
+def reference_scores(count: int) -> dict[int, float]:
+    model = HashModel.create(DEFINITION["modelConfig"])
+    return {r.rowID: model.run(*r.data) for r in rows(0, count)}
+
+
+def define(swapper: FakeSwapper, definition=DEFINITION, batchID="def") -> None:
+    swapper.put(batchID, [ModelCommand("c-def", "defineModel", definition)])
+
+
+def test_rows_scored_in_order_checkpoint_before_ack_one_result_message_per_batch(env) -> None:
+    swapper, mgr, log = env
+    define(swapper)
+    swapper.put("b1", rows(0, 3))
+    swapper.put("b2", rows(3, 2))
+    stats = runner(swapper, mgr, target=4).run()
+    assert stats.outcome is RunOutcome.DRAINED
+    assert len(swapper.results) == 3
+    assert [r.rowID for r in swapper.results[1][1]] == [0, 1, 2]
+    assert scores(swapper) == reference_scores(5)
+    # after 4 requests (define + b1): checkpoint, then ack; then b2 at the idle point
+    assert log == ["checkpoint ['def', 'b1']", "ack 2 multiple",
+                   "checkpoint ['b2']", "ack 3 multiple"]
+    assert swapper.unacked == [] and swapper.queue == []
+    assert loaded(mgr, "m").count == 5
+
+
+def string_id_rows(start: int, count: int) -> list[ModelInputRow]:
+    """rows() with opaque string row ids: only the batch-id check can catch a redelivery."""
+    return [ModelInputRow(f"row-{r.rowID}", r.data) for r in rows(start, count)]
+
+
+def test_redelivered_batch_already_in_checkpoint_is_not_scored_twice(env) -> None:
+    swapper, mgr, log = env
+    define(swapper)
+    swapper.put("b1", string_id_rows(0, 4))
+    runner(swapper, mgr).run()
+    # the ack was lost: the broker delivers b1 again (same batch id), then new rows
+    swapper.put("b1", string_id_rows(0, 4))
+    swapper.put("b2", string_id_rows(4, 3))
+    stats = runner(swapper, mgr).run()
+    assert (stats.duplicateBatches, stats.duplicateRows) == (1, 0)
+    resultIds = [r.rowID for _, results in swapper.results for r in results
+                 if isinstance(r, ModelInferenceResult)]
+    assert resultIds == [f"row-{i}" for i in range(7)]
+    assert loaded(mgr, "m").count == 7
+    # ids of the run before the last checkpoint are still remembered
+    swapper.put("b1", string_id_rows(0, 4))
+    assert runner(swapper, mgr).run().duplicateBatches == 1
+    assert loaded(mgr, "m").count == 7
+    assert loaded(mgr, "m").digest == HashModel.from_bytes(
+        reference_model(7).to_bytes()).digest
+
+
+def test_crash_before_checkpoint_reprocesses_from_the_checkpoint_identically(env) -> None:
+    swapper, mgr, log = env
+    define(swapper)
+    swapper.put("b1", rows(0, 3))
+    runner(swapper, mgr).run()
+    swapper.put("b2", rows(3, 3))
+    swapper.put("b3", rows(6, 3))
+    mgr.failNextSave = True
+    with pytest.raises(OSError, match="disk gone"):
+        runner(swapper, mgr).run()
+    assert not any(entry.startswith("ack 3") or entry.startswith("ack 4") for entry in log)
+    swapper.crash()   # b2, b3 were never acked: redelivered
+    runner(swapper, mgr).run()
+    assert scores(swapper) == reference_scores(9)   # re-published results are identical
+    assert loaded(mgr, "m").count == 9
+
+
+def test_define_is_idempotent_and_conflicts_are_reported(env) -> None:
+    swapper, mgr, _ = env
+    define(swapper, batchID="d1")
+    define(swapper, batchID="d2")
+    define(swapper, {**DEFINITION, "modelConfig": {"seed": 8}}, batchID="d3")
+    swapper.put("d4", [ModelCommand("c", "defineModel", {"modelConfig": {}})])
+    swapper.put("d5", [ModelCommand("c", "reticulateSplines")])
+    runner(swapper, mgr).run()
+    statuses = [r[1][0].status for r in swapper.results]
+    assert statuses == [errors.SUCCESS, errors.SUCCESS, errors.ERR_MODEL_ALREADY_EXISTS,
+                        errors.ERR_INVALID_ARG, errors.ERR_INVALID_ARG]
+    assert "different definition" in swapper.results[2][1][0].errorMessage
+    assert "inferenceArgs" in swapper.results[3][1][0].errorMessage
+    assert mgr.loadModelDefinition("m") == DEFINITION
+
+
+def test_delete_removes_checkpoint_and_queue_and_repeats_succeed(env) -> None:
+    swapper, mgr, log = env
+    define(swapper)
+    swapper.put("b1", rows(0, 2))
+    swapper.put("del", [ModelCommand("c-del", "deleteModel")])
+    swapper.put("never", rows(2, 2))
+    stats = runner(swapper, mgr).run()
+    assert stats.outcome is RunOutcome.DELETED
+    assert swapper.results[-1][1] == [ModelCommandResult("c-del", "deleteModel", 0)]
+    assert not mgr.hasModel("m") and swapper.deletedQueues == ["m"]
+    assert log[-1] == "ack 3 multiple"
+    # a redelivered deleteModel (entry already gone) is still a success
+    swapper.deletedQueues.clear()
+    swapper.queue.clear()
+    swapper.put("del", [ModelCommand("c-del2", "deleteModel")])
+    runner(swapper, mgr).run()
+    assert swapper.results[-1][1] == [ModelCommandResult("c-del2", "deleteModel", 0)]
+
+
+def test_clone_uses_the_in_memory_state_and_reports_missing_source(env, tmp_path) -> None:
+    swapper, mgr, _ = env
+    define(swapper)
+    swapper.put("b1", rows(0, 3) + [ModelCommand("c-clone", "cloneModel", {"modelID": "m2"})])
+    runner(swapper, mgr, target=10_000).run()
+    assert swapper.results[-1][1][-1] == ModelCommandResult("c-clone", "cloneModel", 0)
+    assert HashModel.from_bytes(mgr.load("m2")).count == 3
+    other = FakeSwapper([])
+    other.put("x", [ModelCommand("c", "cloneModel", {"modelID": "m3"})])
+    ModelRunner("ghost", other, mgr, targetRequestsPerCheckpoint=5,
+                modelFactory=HashModel).run()
+    result = other.results[0][1][0]
+    assert result.status == errors.ERR_NO_SUCH_MODEL and "ghost" in result.errorMessage
+
+
+def test_inference_errors_become_error_results_and_the_run_continues(env) -> None:
+    swapper, mgr, _ = env
+    swapper.put("early", rows(0, 1))          # before defineModel: no such model
+    define(swapper)
+    swapper.put("b1", [ModelInputRow(1, (T0, 666.0)), ModelInputRow(2, ("not a time", 1.0)),
+                       ModelInputRow(3, (T0, 1.0))])
+    runner(swapper, mgr).run()
+    early = swapper.results[0][1][0]
+    assert early.status == errors.ERR_NO_SUCH_MODEL
+    boom, badTime, ok = swapper.results[2][1]
+    assert boom.status == errors.ERR and boom.anomalyScore is None
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", boom.errorMessage)
+    assert "the model chokes on 666" in boom.errorMessage and "(tb: ..." in boom.errorMessage
+    assert len(boom.errorMessage.split("(tb: ...", 1)[1]) <= 401
+    assert badTime.status == errors.ERR_INVALID_ARG and "data[0]" in badTime.errorMessage
+    assert ok.status == 0
+
+
+def test_stop_request_ends_the_run_after_a_checkpoint_and_ack(env) -> None:
+    swapper, mgr, log = env
+    define(swapper)
+    for i in range(5):
+        swapper.put(f"b{i}", rows(2 * i, 2))
+    calls = {"n": 0}
+
+    def stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    stats = runner(swapper, mgr, stop=stop).run()
+    assert stats.outcome is RunOutcome.STOPPED and stats.batches == 3
+    assert log == ["checkpoint ['def', 'b0', 'b1']", "ack 3 multiple"]
+    assert len(swapper.queue) == 3 and swapper.unacked == []
+    runner(swapper, mgr).run()
+    assert scores(swapper) == reference_scores(10)
+
+
+class CountingHashModel(HashModel):
+    loads = 0
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> HashModel:
+        CountingHashModel.loads += 1
+        return super().from_bytes(data)
+
+
+def test_small_checkpoints_are_incremental_and_replay_to_the_same_state(env) -> None:
+    swapper, mgr, _ = env
+    define(swapper)
+    swapper.put("b0", rows(0, 5))
+    runner(swapper, mgr).run()
+    full = mgr.load("m")
+    assert mgr.loadCheckpointAttributes("m")["replayRows"] == []
+    for i in range(1, 4):                       # three idle checkpoints of 30 rows each
+        swapper.put(f"b{i}", rows(5 + 30 * (i - 1), 30))
+        runner(swapper, mgr).run()
+        assert mgr.load("m") == full            # model bytes untouched: rows saved instead
+        assert len(mgr.loadCheckpointAttributes("m")["replayRows"]) == 30 * i
+        assert loaded(mgr, "m").count == 5 + 30 * i
+    swapper.put("b4", rows(95, 30))             # 120 rows since the full one: full again
+    runner(swapper, mgr).run()
+    assert mgr.load("m") != full
+    assert mgr.loadCheckpointAttributes("m")["replayRows"] == []
+    assert HashModel.from_bytes(mgr.load("m")).count == 125
+    assert scores(swapper) == reference_scores(125)
+
+
+def test_a_clone_of_an_incremental_checkpoint_keeps_the_replay_rows(env) -> None:
+    swapper, mgr, _ = env
+    define(swapper)
+    swapper.put("b0", rows(0, 3))
+    runner(swapper, mgr).run()
+    swapper.put("b1", rows(3, 3))
+    runner(swapper, mgr).run()
+    mgr.clone("m", "copy")
+    assert loaded(mgr, "copy").count == 6
+
+
+def test_a_cached_model_is_reused_only_while_its_checkpoint_is_current(env) -> None:
+    swapper, mgr, _ = env
+    define(swapper)
+    swapper.put("b0", rows(0, 4))
+    first = ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
+                        modelFactory=CountingHashModel)
+    first.run()
+    cached = first.cacheableModel()
+    assert cached is not None and cached.model.count == 4
+    CountingHashModel.loads = 0
+    swapper.put("b1", rows(4, 4))
+    second = ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
+                         modelFactory=CountingHashModel, cachedModel=cached)
+    second.run()
+    assert CountingHashModel.loads == 0 and second.stats.extra.get("cacheHit")
+    # the checkpoint moved on without this cache entry: it must not be used
+    swapper.put("b2", rows(8, 4))
+    third = ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
+                        modelFactory=CountingHashModel, cachedModel=cached)
+    third.run()
+    assert CountingHashModel.loads == 1 and not third.stats.extra.get("cacheHit")
+    assert scores(swapper) == reference_scores(12)
+
+
+def test_a_model_error_forces_the_next_checkpoint_to_be_full(env) -> None:
+    swapper, mgr, _ = env
+    define(swapper)
+    swapper.put("b0", rows(0, 2))
+    runner(swapper, mgr).run()
+    full = mgr.load("m")
+    swapper.put("b1", [ModelInputRow(2, (T0, 666.0))] + rows(3, 2))
+    runner(swapper, mgr).run()
+    assert mgr.load("m") != full
+    assert mgr.loadCheckpointAttributes("m")["replayRows"] == []
+
+
+def test_rows_resent_under_new_batch_ids_are_skipped_by_row_id(env) -> None:
+    swapper, mgr, _ = env
+    define(swapper)
+    for i in range(4):                       # several checkpoints: b0's id is long forgotten
+        swapper.put(f"b{i}", rows(3 * i, 3))
+        runner(swapper, mgr).run()
+    swapper.put("resend-of-b0", rows(0, 3))  # e.g. the storer re-sending after a crash
+    swapper.put("overlap", rows(10, 4))      # rows 10, 11 were applied; 12, 13 are new
+    stats = runner(swapper, mgr).run()
+    assert stats.duplicateRows == 5
+    assert [r.rowID for r in swapper.results[-1][1]] == [12, 13]
+    assert scores(swapper) == reference_scores(14)
+    assert loaded(mgr, "m").count == 14
+

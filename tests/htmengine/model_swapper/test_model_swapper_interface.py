@@ -1,0 +1,160 @@
+"""ModelSwapperInterface against the real RabbitMQ (session virtual host from engine_env)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+
+import pytest
+
+from htmengine.model_swapper.errors import InvalidMessageError, ModelNotFound
+from htmengine.model_swapper.messages import (
+    ModelCommand,
+    ModelCommandResult,
+    ModelInferenceResult,
+    ModelInputRow,
+)
+from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+
+pytestmark = pytest.mark.integration
+
+ARGS = {"modelConfig": {"k": 1}, "inferenceArgs": {},
+        "inputRecordSchema": [["c0", "datetime", "T"], ["c1", "float", ""]]}
+
+
+@pytest.fixture()
+def swapper(engine_env):
+    with ModelSwapperInterface() as swapper:
+        swapper.initSchedulerNotification()
+        swapper.bus.purge_queue(swapper.schedulerNotificationQueueName)
+        yield swapper
+        swapper.bus.purge_queue(swapper.schedulerNotificationQueueName)
+
+
+def new_model_id() -> str:
+    return uuid.uuid4().hex
+
+
+def drain_notifications(swapper: ModelSwapperInterface) -> list[str]:
+    values = []
+    while (message := swapper.bus.get(swapper.schedulerNotificationQueueName)) is not None:
+        values.append(json.loads(message.body))
+        swapper.bus.ack(message.delivery_tag)
+    return values
+
+
+def test_queue_names_come_from_the_config(swapper, engine_env) -> None:
+    assert swapper.resultsQueueName == f"{engine_env.prefix}.mswapper.results"
+    assert swapper.getModelInputQueueName("abc") == f"{engine_env.prefix}.mswapper.model.input.abc"
+    assert swapper.getModelIDFromInputQueueName(swapper.getModelInputQueueName("abc")) == "abc"
+
+
+def test_define_then_submit_rows_delivers_batches_in_order_and_notifies(swapper) -> None:
+    modelID = new_model_id()
+    assert not swapper.modelInputPending(modelID)
+    defineBatch = swapper.defineModel(modelID, ARGS, commandID="cmd-1")
+    ts = datetime(2024, 5, 1, 12, 30, 0, 250)
+    rowBatch = swapper.submitRequests(modelID, [ModelInputRow(1, (ts, 1.5)),
+                                                ModelInputRow(2, (ts, None))])
+    assert swapper.modelInputPending(modelID)
+    assert swapper.getModelsWithInputPending([modelID, new_model_id()]) == (modelID,)
+    assert drain_notifications(swapper) == [modelID, modelID]
+    with swapper.consumeRequests(modelID, blocking=False) as consumer:
+        batches = list(consumer)
+    assert [b.batchID for b in batches] == [defineBatch, rowBatch]
+    assert batches[0].objects == (ModelCommand("cmd-1", "defineModel", ARGS),)
+    assert batches[1].objects == (ModelInputRow(1, [ts, 1.5]), ModelInputRow(2, [ts, None]))
+    batches[1].ack(multiple=True)
+    assert swapper.getRequestBatch(modelID) is None
+    assert not swapper.modelInputPending(modelID)
+
+
+def test_unacked_batches_are_redelivered_with_the_same_batch_id(swapper, engine_env) -> None:
+    modelID = new_model_id()
+    batchID = swapper.defineModel(modelID, ARGS, "c")
+    with ModelSwapperInterface() as runnerSide:
+        taken = runnerSide.getRequestBatch(modelID)
+        assert taken is not None and taken.batchID == batchID
+    # runnerSide closed without acking: the broker puts the batch back
+    again = swapper.getRequestBatch(modelID)
+    assert again is not None and again.batchID == batchID
+    again.ack()
+
+
+def test_submit_to_a_model_without_queue_raises_model_not_found(swapper) -> None:
+    with pytest.raises(ModelNotFound):
+        swapper.submitRequests(new_model_id(), [ModelInputRow(1, (datetime(2024, 1, 1), 1.0))])
+    with pytest.raises(ModelNotFound):
+        swapper.getRequestBatch(new_model_id())
+    with pytest.raises(InvalidMessageError, match="empty"):
+        swapper.submitRequests(new_model_id(), [])
+    with pytest.raises(InvalidMessageError, match="inputRecordSchema"):
+        swapper.defineModel(new_model_id(), {"modelConfig": {}, "inferenceArgs": {}}, "c")
+
+
+def test_delete_model_purges_input_and_is_idempotent(swapper) -> None:
+    modelID = new_model_id()
+    swapper.defineModel(modelID, ARGS, "c-def")
+    swapper.submitRequests(modelID, [ModelInputRow(1, (datetime(2024, 1, 1), 1.0))])
+    swapper.deleteModel(modelID, "c-del")
+    batch = swapper.getRequestBatch(modelID)
+    assert batch is not None and batch.objects == (ModelCommand("c-del", "deleteModel"),)
+    batch.ack()
+    assert swapper.getRequestBatch(modelID) is None
+    swapper.cleanUpAfterModelDeletion(modelID)
+    assert not swapper.bus.queue_exists(swapper.getModelInputQueueName(modelID))
+    swapper.deleteModel(modelID, "c-del-again")   # no queue: nothing to do, no error
+    swapper.cleanUpAfterModelDeletion(modelID)
+
+
+def test_clone_creates_the_destination_queue_and_commands_the_source(swapper) -> None:
+    source, dest = new_model_id(), new_model_id()
+    swapper.defineModel(source, ARGS, "c")
+    swapper.cloneModel(source, dest, "c-clone")
+    assert swapper.bus.queue_exists(swapper.getModelInputQueueName(dest))
+    with swapper.consumeRequests(source, blocking=False) as consumer:
+        objects = [b.objects for b in consumer]
+    assert objects[-1] == (ModelCommand("c-clone", "cloneModel", {"modelID": dest}),)
+    with pytest.raises(ModelNotFound):
+        swapper.cloneModel(new_model_id(), new_model_id(), "c")
+
+
+def test_malformed_request_message_is_dropped(swapper) -> None:
+    modelID = new_model_id()
+    swapper.defineModel(modelID, ARGS, "c")
+    swapper.bus.publish_to_queue(swapper.getModelInputQueueName(modelID), b"garbage")
+    first = swapper.getRequestBatch(modelID)
+    assert first is not None and first.objects[0].method == "defineModel"
+    assert swapper.getRequestBatch(modelID) is None       # garbage dropped, not redelivered
+    first.ack()
+    assert swapper.bus.message_count(swapper.getModelInputQueueName(modelID)) == 0
+
+
+def test_results_round_trip(swapper) -> None:
+    swapper.bus.declare_queue(swapper.resultsQueueName)
+    swapper.bus.purge_queue(swapper.resultsQueueName)
+    results = [ModelCommandResult("c", "defineModel", 0),
+               ModelInferenceResult(7, 0, anomalyScore=0.125),
+               ModelInferenceResult(8, 3, errorMessage="no such model")]
+    swapper.submitResults("model-x", results)
+    with swapper.consumeResults(inactivity_timeout=0.5) as consumer:
+        for batch in consumer:
+            assert batch is not None
+            assert batch.modelID == "model-x" and batch.objects == tuple(results)
+            batch.ack()
+            break
+    assert swapper.bus.message_count(swapper.resultsQueueName) == 0
+
+
+def test_scheduler_notifications_are_consumed_as_model_ids(swapper) -> None:
+    modelID = new_model_id()
+    swapper.defineModel(modelID, ARGS, "c")
+    seen = []
+    with swapper.consumeModelSchedulerNotifications(inactivity_timeout=0.3) as consumer:
+        for notification in consumer:
+            if notification is None:
+                break
+            seen.append(notification.value)
+            notification.ack()
+    assert seen == [modelID]
