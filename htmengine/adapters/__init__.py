@@ -1,0 +1,1 @@
+"""Adapters between htmengine and its data sources."""

@@ -1,0 +1,304 @@
+"""Anomaly service: consumes model results, stores scores, publishes them to the results
+exchange.
+
+Run with ``python -m htmengine.runtime.anomaly_service``.
+
+For each result batch of a model:
+
+* command results: a failure puts the metric in ERROR with the message; a successful
+  defineModel moves CREATE_PENDING to ACTIVE; anything else is only logged (delivery is at
+  least once). Each is then published with header ``dataType: model-cmd-result``.
+* inference results, in one transaction holding the metric row lock: dropped unless the metric
+  is ACTIVE; their rowids must match ``metric_data`` rows exactly; an error result puts the
+  metric in ERROR; rows that already have a raw score (a redelivered batch) keep their stored
+  values; the others get raw score, likelihood score and display value, and the likelihood
+  state is saved in ``metric.model_params``. Then the batch (stored values) is published.
+
+The batch is acked only after that, so a crash re-processes it without scoring any row twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from htmengine.exceptions import (
+    InvalidInputError,
+    MetricStatusChangedError,
+    ObjectNotFoundError,
+)
+from htmengine.model_swapper.messages import ModelCommandResult, ModelInferenceResult
+from htmengine.repository import queries, schema
+from htmengine.repository.queries import MetricStatus
+from htmengine.runtime.anomaly_likelihood_helper import AnomalyLikelihoodHelper, ScoredRow
+from htmengine.runtime.metric_streamer import loadModelParams
+from htmengine.runtime.results_serialization import (
+    COMMAND_RESULT_HEADERS,
+    COMMAND_RESULT_SCHEMA,
+    INFERENCE_RESULTS_SCHEMA,
+    composeCommandResultMessage,
+    composeInferenceResultsMessage,
+    deserializeModelResult,
+    serializeModelResult,
+    validateMessage,
+)
+from htmengine.runtime.service_support import StopFlag, configureServiceLogging
+from nta_utils.db import retry_on_transient_error
+from nta_utils.errors import BusConnectionError, BusError, DatabaseError
+
+_log = logging.getLogger("htmengine.runtime.anomaly_service")
+
+LIKELIHOOD_PARAMS_KEY = "anomalyLikelihoodParams"
+
+
+class RejectedInferenceResultBatch(Exception):
+    """An inference result batch does not match the stored rows (logged and dropped)."""
+
+
+@dataclass
+class PublishedMessage:
+    """A message to put on the results exchange."""
+
+    message: dict[str, Any]
+    headers: dict[str, str] | None = None
+
+
+class AnomalyService:
+    """Processes result batches; `processBatch` is the unit of work, `run` the service loop."""
+
+    deserializeModelResult = staticmethod(deserializeModelResult)
+
+    def __init__(self, engine: sa.Engine, likelihoodHelper: AnomalyLikelihoodHelper) -> None:
+        self._engine = engine
+        self.likelihoodHelper = likelihoodHelper
+
+    # ------------------------------------------------------------------ command results
+
+    def _processCommandResult(self, modelId: str, result: ModelCommandResult) -> Any | None:
+        """Apply a command result to the metric; returns the metric row (None if unknown)."""
+        if result.method == "deleteModel":
+            _log.info("Model=%s deleted (status=%s)", modelId, result.status)
+        try:
+            with self._engine.connect() as conn:
+                metric = queries.getMetric(conn, modelId)
+        except ObjectNotFoundError:
+            _log.warning("Command result %r for unknown model=%s (deleted?)", result, modelId)
+            return None
+        if result.method == "deleteModel":
+            return metric
+        if result.status != 0:
+            _log.error("Model=%s command %s failed: %s", modelId, result.method,
+                       result.errorMessage)
+            if metric.status != MetricStatus.ERROR:
+                with self._engine.connect() as conn:
+                    queries.setMetricStatus(conn, modelId, MetricStatus.ERROR,
+                                            result.errorMessage)
+            return metric
+        if result.method == "defineModel":
+            if metric.status == MetricStatus.CREATE_PENDING:
+                try:
+                    with self._engine.connect() as conn:
+                        queries.setMetricStatus(conn, modelId, MetricStatus.ACTIVE,
+                                                refStatus=MetricStatus.CREATE_PENDING)
+                    _log.info("Model=%s (%s) is ACTIVE", modelId, metric.name)
+                except MetricStatusChangedError as error:
+                    _log.warning("Model=%s changed status meanwhile: %r", modelId, error)
+            else:
+                _log.warning("defineModel result for model=%s in status %s (not "
+                             "CREATE_PENDING); ignored", modelId, metric.status)
+        else:
+            _log.info("Command result for model=%s: %r", modelId, result)
+        return metric
+
+    # ------------------------------------------------------------------ inference results
+
+    def _scoreInTransaction(self, modelId: str, results: list[ModelInferenceResult]
+                            ) -> tuple[Any, list[Any]] | None:
+        with self._engine.begin() as conn:
+            try:
+                metric = queries.getMetricWithUpdateLock(conn, modelId)
+            except ObjectNotFoundError:
+                _log.warning("Inference results for unknown model=%s (deleted?); dropped",
+                             modelId)
+                return None
+            if metric.status != MetricStatus.ACTIVE:
+                _log.warning("Inference results for model=%s in status %s (not ACTIVE); "
+                             "dropped rows [%s..%s]", modelId, metric.status,
+                             results[0].rowID, results[-1].rowID)
+                return None
+            rows = list(queries.getMetricData(conn, modelId, start=results[0].rowID,
+                                              stop=results[-1].rowID))
+            self._checkRowsMatch(modelId, results, rows)
+            failed = next((r for r in results if r.status != 0), None)
+            if failed is not None:
+                _log.error("Model=%s failed on row %s; placing it in ERROR: %s", modelId,
+                           failed.rowID, failed.errorMessage)
+                queries.setMetricStatus(conn, modelId, MetricStatus.ERROR, failed.errorMessage)
+                return None
+            toScore: list[ScoredRow] = []
+            published: list[Any] = []
+            for result, row in zip(results, rows, strict=True):
+                if row.raw_anomaly_score is not None:
+                    published.append(_storedRow(row))
+                    continue
+                scored = ScoredRow(row.rowid, row.timestamp, row.metric_value,
+                                   float(result.anomalyScore),
+                                   multi_step_best_predictions=result.multiStepBestPredictions)
+                toScore.append(scored)
+                published.append(scored)
+            if len(toScore) < len(rows):
+                _log.info("Model=%s: %d of %d rows in [%s..%s] were scored already (redelivered "
+                          "batch); keeping their stored values", modelId,
+                          len(rows) - len(toScore), len(rows), rows[0].rowid, rows[-1].rowid)
+            if toScore:
+                modelParams = loadModelParams(metric.model_params)
+                state = self.likelihoodHelper.updateModelAnomalyScores(
+                    conn, modelId, modelParams.get(LIKELIHOOD_PARAMS_KEY), toScore)
+                _writeScores(conn, modelId, toScore)
+                modelParams[LIKELIHOOD_PARAMS_KEY] = state
+                queries.updateMetricColumns(conn, modelId,
+                                            {"model_params": json.dumps(modelParams)})
+        return metric, published
+
+    @staticmethod
+    def _checkRowsMatch(modelId: str, results: list[ModelInferenceResult],
+                        rows: list[Any]) -> None:
+        resultIds = [r.rowID for r in results]
+        rowIds = [r.rowid for r in rows]
+        if resultIds != rowIds:
+            raise RejectedInferenceResultBatch(
+                f"model={modelId}: result rowids {_span(resultIds)} do not match metric_data "
+                f"rowids {_span(rowIds)}")
+
+    def _processInferenceResults(self, modelId: str, results: list[ModelInferenceResult]
+                                 ) -> dict[str, Any] | None:
+        """Score and store a batch; returns the exchange message (None if dropped)."""
+        try:
+            outcome = retry_on_transient_error(self._scoreInTransaction)(modelId, results)
+        except RejectedInferenceResultBatch as error:
+            _log.error("Rejected inference result batch: %s", error)
+            return None
+        if outcome is None:
+            return None
+        metric, rows = outcome
+        return composeInferenceResultsMessage(metric, rows)
+
+    # ------------------------------------------------------------------ batches
+
+    def processBatch(self, modelId: str, objects: tuple) -> list[PublishedMessage]:
+        """Apply one result batch to the database; returns the messages to publish."""
+        outgoing: list[PublishedMessage] = []
+        inference: list[ModelInferenceResult] = []
+        for item in objects:
+            if isinstance(item, ModelCommandResult):
+                metric = self._processCommandResult(modelId, item)
+                message = composeCommandResultMessage(modelId, item, metric)
+                if _conforms(message, COMMAND_RESULT_SCHEMA):
+                    outgoing.append(PublishedMessage(message, dict(COMMAND_RESULT_HEADERS)))
+            elif isinstance(item, ModelInferenceResult):
+                inference.append(item)
+            else:
+                _log.error("Unsupported result item %r from model=%s", item, modelId)
+        if inference:
+            message = self._processInferenceResults(modelId, inference)
+            if message is not None and _conforms(message, INFERENCE_RESULTS_SCHEMA):
+                outgoing.append(PublishedMessage(message))
+        return outgoing
+
+    def _processSafely(self, modelId: str, objects: tuple) -> list[PublishedMessage]:
+        """processBatch, except that a batch failing for a reason other than a database or
+        broker outage is logged and dropped instead of blocking the queue forever."""
+        try:
+            return self.processBatch(modelId, objects)
+        except (DatabaseError, BusError, sa.exc.OperationalError):
+            raise
+        except Exception:
+            _log.exception("Dropping result batch of model=%s (%d items)", modelId,
+                           len(objects))
+            return []
+
+    def run(self, swapper: Any, bus: Any, exchange: str, stop: StopFlag) -> None:
+        """Consume results until `stop` is set: process, publish, then ack each batch."""
+        bus.declare_fanout_exchange(exchange, durable=True)
+        _log.info("Consuming model results; publishing to exchange %s", exchange)
+        while not stop.isSet:
+            try:
+                with swapper.consumeResults(inactivity_timeout=0.5) as consumer:
+                    for batch in consumer:
+                        if batch is not None:
+                            for outgoing in self._processSafely(batch.modelID, batch.objects):
+                                bus.publish(exchange, "", serializeModelResult(outgoing.message),
+                                            persistent=True, headers=outgoing.headers,
+                                            mandatory=False)
+                            batch.ack()
+                        if stop.isSet:
+                            break
+            except BusConnectionError as error:
+                _log.warning("Lost the broker connection (%r); unacked results will be "
+                             "redelivered; reconnecting", error)
+                time.sleep(1.0)
+
+
+def _conforms(message: dict[str, Any], schemaName: str) -> bool:
+    try:
+        validateMessage(message, schemaName)
+    except InvalidInputError:
+        _log.exception("Not publishing a message that breaks %s", schemaName)
+        return False
+    return True
+
+
+def _storedRow(row: Any) -> ScoredRow:
+    predictions = row.multi_step_best_predictions
+    return ScoredRow(row.rowid, row.timestamp, row.metric_value, row.raw_anomaly_score,
+                     row.anomaly_score if row.anomaly_score is not None else 0.0,
+                     row.display_value or 0,
+                     json.loads(predictions) if predictions else None)
+
+
+def _span(ids: list[Any]) -> str:
+    return f"[{ids[0]}..{ids[-1]}] ({len(ids)})" if ids else "[] (0)"
+
+
+def _writeScores(conn: sa.Connection, modelId: str, rows: list[ScoredRow]) -> None:
+    """One executemany UPDATE of the scored rows (only rows still without a raw score)."""
+    md = schema.metric_data
+    statement = (
+        md.update()
+        .where(md.c.uid == sa.bindparam("b_uid")).where(md.c.rowid == sa.bindparam("b_rowid"))
+        .where(md.c.raw_anomaly_score.is_(None))
+        .values(raw_anomaly_score=sa.bindparam("b_raw"), anomaly_score=sa.bindparam("b_score"),
+                display_value=sa.bindparam("b_display"),
+                multi_step_best_predictions=sa.bindparam("b_predictions")))
+    conn.execute(statement, [
+        {"b_uid": modelId, "b_rowid": r.rowid, "b_raw": r.raw_anomaly_score,
+         "b_score": r.anomaly_score, "b_display": r.display_value,
+         "b_predictions": (json.dumps(r.multi_step_best_predictions)
+                           if r.multi_step_best_predictions is not None else None)}
+        for r in rows])
+
+
+def main() -> int:
+    """Entry point of ``python -m htmengine.runtime.anomaly_service``."""
+    configureServiceLogging("htmengine.runtime.anomaly_service")
+    from htmengine.config import app_config
+    from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+    from htmengine.repository import engineFactory
+    from nta_utils.message_bus import MessageBus
+
+    config = app_config()
+    stop = StopFlag().install()
+    service = AnomalyService(engineFactory(), AnomalyLikelihoodHelper.fromConfig(config))
+    with ModelSwapperInterface() as swapper, MessageBus() as bus:
+        service.run(swapper, bus, config.get("metric_streamer", "results_exchange_name"), stop)
+    _log.info("Anomaly service stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

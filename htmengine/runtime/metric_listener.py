@@ -1,0 +1,327 @@
+"""Metric listener: accepts graphite plaintext samples (``name value timestamp\\n``) over TCP
+(and, optionally, UDP) and publishes them in batches to the custom-metrics queue.
+
+Run with ``python -m htmengine.runtime.metric_listener [--host H] [--port P] [--udp]``;
+defaults come from application.conf ``[metric_listener]``.
+
+One asyncio event loop serves every connection. Lines of one connection are batched (at most
+``MAX_BATCH_SIZE`` per message) and a batch is published when it is full, when the sender
+pauses for ``flushPause`` seconds, or at EOF. Publishing is done by one dedicated thread that
+owns the only MessageBus of the process (pika is not thread-safe); a connection waits for its
+batch to be confirmed before reading on, which gives natural back-pressure. Lines are not
+validated here: the metric storer parses them and logs bad ones with their source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from htmengine.config import app_config
+from htmengine.runtime.plaintext import Protocol, encodeBatchMessage, parsePlaintext
+from htmengine.runtime.service_support import configureServiceLogging
+from nta_utils.errors import BusError, UnroutableMessageError
+
+__all__ = ["MAX_BATCH_SIZE", "MetricListener", "Protocol", "QueuePublisher", "parsePlaintext"]
+
+_log = logging.getLogger("htmengine.runtime.metric_listener")
+
+MAX_BATCH_SIZE = 200
+DEFAULT_FLUSH_PAUSE_SEC = 0.01
+READ_CHUNK_BYTES = 65536
+MAX_LINE_BYTES = 8192
+PUBLISH_RETRY_SECONDS = 30.0
+
+
+def _defaultBusFactory():  # noqa: ANN202 - returns nta_utils.message_bus.MessageBus
+    from nta_utils.message_bus import MessageBus
+
+    return MessageBus()
+
+
+class QueuePublisher:
+    """Publishes batch messages to the custom-metrics queue from one dedicated thread that owns
+    the process's only MessageBus; `publish` is awaited from the event loop."""
+
+    def __init__(self, queueName: str, busFactory: Callable[[], object] = _defaultBusFactory,
+                 retrySeconds: float = PUBLISH_RETRY_SECONDS) -> None:
+        self.queueName = queueName
+        self._busFactory = busFactory
+        self._retrySeconds = retrySeconds
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bus-publisher")
+        self._bus = None
+        self.publishedMessages = 0
+        self.publishedLines = 0
+
+    def _openBus(self):  # noqa: ANN202
+        if self._bus is None:
+            bus = self._busFactory()
+            bus.declare_queue(self.queueName, durable=True)
+            self._bus = bus
+        return self._bus
+
+    def _dropBus(self) -> None:
+        if self._bus is not None:
+            try:
+                self._bus.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                _log.debug("Ignoring error while closing a broken bus", exc_info=True)
+            self._bus = None
+
+    def _publishSync(self, body: bytes, numLines: int) -> None:
+        deadline = time.monotonic() + self._retrySeconds
+        delay = 0.2
+        while True:
+            try:
+                bus = self._openBus()
+                try:
+                    bus.publish_to_queue(self.queueName, body, persistent=True)
+                except UnroutableMessageError:
+                    # The queue was deleted under us: declare it again and retry once.
+                    _log.warning("Queue %s missing; declaring it again", self.queueName)
+                    bus.declare_queue(self.queueName, durable=True)
+                    bus.publish_to_queue(self.queueName, body, persistent=True)
+                self.publishedMessages += 1
+                self.publishedLines += numLines
+                return
+            except BusError as error:
+                self._dropBus()
+                if time.monotonic() + delay > deadline:
+                    _log.error("Dropping a batch of %d lines: could not publish to %s: %r",
+                               numLines, self.queueName, error)
+                    return
+                _log.warning("Publish to %s failed (%r); retrying in %.1fs",
+                             self.queueName, error, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def publish(self, lines: list[str], source: str | None) -> None:
+        """Publish one batch message (persistent, publisher-confirmed)."""
+        body = encodeBatchMessage(lines, source)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._publishSync, body, len(lines))
+
+    def close(self) -> None:
+        """Close the bus in its own thread and stop the thread."""
+        self._executor.submit(self._dropBus).result()
+        self._executor.shutdown(wait=True)
+
+
+class _LineSplitter:
+    """Splits a byte stream into stripped, non-empty text lines; drops over-long lines."""
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+        self._pending = b""
+        self._discarding = False
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """Complete lines contained in `chunk` and what was left over before it."""
+        data = self._pending + chunk
+        if self._discarding:
+            newline = data.find(b"\n")
+            if newline < 0:
+                self._pending = b""
+                return []
+            data = data[newline + 1:]
+            self._discarding = False
+        parts = data.split(b"\n")
+        self._pending = parts.pop()
+        if len(self._pending) > MAX_LINE_BYTES:
+            _log.warning("Dropping a line longer than %d bytes from %s: %r...",
+                         MAX_LINE_BYTES, self._source, self._pending[:80])
+            self._pending = b""
+            self._discarding = True
+        return [text for text in (p.decode("utf-8", errors="replace").strip() for p in parts)
+                if text]
+
+    def finish(self) -> list[str]:
+        """The last line when the stream ended without a newline."""
+        rest = b"" if self._discarding else self._pending
+        self._pending = b""
+        text = rest.decode("utf-8", errors="replace").strip()
+        return [text] if text else []
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, listener: MetricListener) -> None:
+        self._listener = listener
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:  # noqa: D102
+        self._listener._onDatagram(data, addr)
+
+
+class MetricListener:
+    """The graphite plaintext server (TCP, plus UDP when `udp` is true) feeding `publisher`."""
+
+    def __init__(self, publisher: QueuePublisher, host: str = "127.0.0.1", port: int = 2003,
+                 udp: bool = False, flushPause: float = DEFAULT_FLUSH_PAUSE_SEC) -> None:
+        self.publisher = publisher
+        self.host = host
+        self.port = port
+        self.udp = udp
+        self.flushPause = flushPause
+        self.activeConnections = 0
+        self._tcpServer: asyncio.base_events.Server | None = None
+        self._udpTransport: asyncio.DatagramTransport | None = None
+        self._udpBatches: dict[tuple, list[str]] = {}
+        self._udpFlushHandle: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        """Bind the TCP (and UDP) sockets; returns once they listen."""
+        self._tcpServer = await asyncio.start_server(
+            self._handleTcp, self.host, self.port, reuse_address=True, limit=READ_CHUNK_BYTES)
+        bound = self._tcpServer.sockets[0].getsockname()
+        self.port = bound[1]
+        if self.udp:
+            loop = asyncio.get_running_loop()
+            self._udpTransport, _ = await loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self), local_addr=(self.host, self.port))
+        _log.info("Listening for graphite plaintext on %s:%d (tcp%s); queue=%s",
+                  self.host, self.port, ", udp" if self.udp else "", self.publisher.queueName)
+
+    async def stop(self) -> None:
+        """Stop accepting, flush what was received and wait for pending publishes."""
+        if self._tcpServer is not None:
+            self._tcpServer.close()
+        if self._udpTransport is not None:
+            self._udpTransport.close()
+            self._flushUdp()
+        # Closing a connection ends its read loop, which then publishes what it holds.
+        for writer in list(self._writers):
+            writer.close()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=PUBLISH_RETRY_SECONDS)
+        _log.info("Listener stopped; published %d messages with %d lines",
+                  self.publisher.publishedMessages, self.publisher.publishedLines)
+
+    def _track(self, coro) -> asyncio.Task:  # noqa: ANN001
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _handleTcp(self, reader: asyncio.StreamReader,
+                         writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        self._writers.add(writer)
+        try:
+            await self._serveConnection(reader, writer)
+        finally:
+            self._writers.discard(writer)
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _serveConnection(self, reader: asyncio.StreamReader,
+                               writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        source = f"tcp:{peer[0]}:{peer[1]}"
+        self.activeConnections += 1
+        _log.info("Receiving samples from %s (connections=%d)", source, self.activeConnections)
+        splitter = _LineSplitter(source)
+        batch: list[str] = []
+        received = 0
+        try:
+            while True:
+                try:
+                    if batch:
+                        chunk = await asyncio.wait_for(reader.read(READ_CHUNK_BYTES),
+                                                       self.flushPause)
+                    else:
+                        chunk = await reader.read(READ_CHUNK_BYTES)
+                except TimeoutError:
+                    await self.publisher.publish(batch, source)
+                    batch = []
+                    continue
+                except ConnectionError as error:
+                    _log.warning("Connection from %s broken: %r", source, error)
+                    break
+                if not chunk:
+                    break
+                for line in splitter.feed(chunk):
+                    batch.append(line)
+                    received += 1
+                    if len(batch) >= MAX_BATCH_SIZE:
+                        await self.publisher.publish(batch, source)
+                        batch = []
+            batch.extend(splitter.finish())
+            if batch:
+                await self.publisher.publish(batch, source)
+        finally:
+            self.activeConnections -= 1
+            writer.close()
+            _log.info("Connection from %s closed after %d lines", source, received)
+
+    def _onDatagram(self, data: bytes, addr: tuple) -> None:
+        splitter = _LineSplitter(f"udp:{addr[0]}:{addr[1]}")
+        lines = splitter.feed(data) + splitter.finish()
+        if not lines:
+            return
+        batch = self._udpBatches.setdefault(addr, [])
+        batch.extend(lines)
+        if len(batch) >= MAX_BATCH_SIZE:
+            del self._udpBatches[addr]
+            for start in range(0, len(batch), MAX_BATCH_SIZE):
+                self._track(self.publisher.publish(batch[start:start + MAX_BATCH_SIZE],
+                                                   f"udp:{addr[0]}:{addr[1]}"))
+        elif self._udpFlushHandle is None:
+            loop = asyncio.get_running_loop()
+            self._udpFlushHandle = loop.call_later(self.flushPause, self._flushUdp)
+
+    def _flushUdp(self) -> None:
+        self._udpFlushHandle = None
+        batches, self._udpBatches = self._udpBatches, {}
+        for addr, lines in batches.items():
+            self._track(self.publisher.publish(lines, f"udp:{addr[0]}:{addr[1]}"))
+
+
+async def _serve(listener: MetricListener) -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await listener.start()
+    await stopping.wait()
+    _log.info("Stop requested")
+    await listener.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m htmengine.runtime.metric_listener``."""
+    configureServiceLogging("htmengine.runtime.metric_listener")
+    config = app_config()
+    parser = argparse.ArgumentParser(description="htmengine graphite plaintext listener")
+    parser.add_argument("--host", default=config.get("metric_listener", "host"))
+    parser.add_argument("--port", type=int,
+                        default=config.getint("metric_listener", "plaintext_port"))
+    parser.add_argument("--udp", action=argparse.BooleanOptionalAction,
+                        default=config.getboolean("metric_listener", "udp_enabled"),
+                        help="also accept one sample per line in UDP datagrams on the port")
+    parser.add_argument("--flush-pause", type=float, default=DEFAULT_FLUSH_PAUSE_SEC,
+                        help="seconds of sender silence after which a partial batch is sent")
+    args = parser.parse_args(argv)
+    publisher = QueuePublisher(config.get("metric_listener", "queue_name"))
+    listener = MetricListener(publisher, args.host, args.port, args.udp, args.flush_pause)
+    try:
+        asyncio.run(_serve(listener))
+    except OSError as error:
+        _log.error("Cannot listen on %s:%d: %s (another listener running? change "
+                   "application.conf [metric_listener] plaintext_port or --port)",
+                   args.host, args.port, error.strerror or error)
+        return 1
+    finally:
+        publisher.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,227 @@
+"""Metric storer: consumes the custom-metrics queue in batches, stores the samples and feeds
+the models.
+
+Run with ``python -m htmengine.runtime.metric_storer``.
+
+For each batch (up to ``[metric_storer] batch_size`` messages, or fewer after a short pause):
+parse every line (a malformed line is logged with its source and skipped; the rest of the batch
+is kept), create unknown metrics as UNMONITORED custom metrics, store each metric's samples in
+one transaction (out-of-order and duplicate timestamps rejected), then by the metric's status:
+stream the new rows to its model (ACTIVE, CREATE_PENDING) or start its model once it has
+``min_rows_for_model`` rows (PENDING_DATA). The batch is acked only after all that. At start-up
+rows committed but never sent to a model (a crash in between) are sent first.
+
+Database and broker outages are not swallowed: the process exits, supervisord restarts it and
+the broker redelivers the unacked batch (already stored samples are then rejected as duplicates
+and the unsent rows are streamed from the durable mark, see `metric_streamer`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from htmengine.exceptions import (
+    HTMEngineError,
+    InvalidInputError,
+    MetricStatisticsNotReadyError,
+    MetricStatusChangedError,
+    ObjectNotFoundError,
+)
+from htmengine.repository.queries import MetricStatus
+from htmengine.runtime.metric_streamer import STREAMABLE_STATUSES, MetricStreamer
+from htmengine.runtime.plaintext import decodeBatchMessage, parsePlaintext
+from htmengine.runtime.service_support import StopFlag, configureServiceLogging
+from nta_utils.errors import BusConnectionError, BusError, DatabaseError
+
+_log = logging.getLogger("htmengine.runtime.metric_storer")
+
+MAX_CACHED_METRICS = 15000
+IDLE_FLUSH_SECONDS = 0.05
+
+
+@dataclass
+class BatchStats:
+    """What one batch did (for logs and tests)."""
+
+    messages: int = 0
+    lines: int = 0
+    malformedLines: int = 0
+    storedRows: int = 0
+    rejectedSamples: int = 0
+    streamedRows: int = 0
+    metrics: int = 0
+    failedMetrics: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _MetricSamples:
+    samples: list[tuple[datetime, float]] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+    def add(self, timestamp: datetime, value: float, source: str) -> None:
+        self.samples.append((timestamp, value))
+        if source not in self.sources:
+            self.sources.append(source)
+
+
+class MetricStorer:
+    """Turns batches of custom-metrics queue messages into stored rows and model input."""
+
+    def __init__(self, engine: sa.Engine, swapper: Any, adapter: Any, chunkSize: int = 1440,
+                 minRowsForModel: int = 288) -> None:
+        self._adapter = adapter
+        self.streamer = MetricStreamer(engine, swapper, chunkSize)
+        self.minRowsForModel = minRowsForModel
+        self._metricIds: OrderedDict[str, str] = OrderedDict()   # name -> uid (LRU)
+
+    # ------------------------------------------------------------------ parsing
+
+    @staticmethod
+    def parseMessages(messages: list[tuple[bytes, str]],
+                      stats: BatchStats) -> OrderedDict[str, _MetricSamples]:
+        """Samples grouped by metric name in arrival order; `messages` are (body, fallback
+        source) pairs. Malformed messages and lines are logged with their source."""
+        byMetric: OrderedDict[str, _MetricSamples] = OrderedDict()
+        for body, fallbackSource in messages:
+            stats.messages += 1
+            try:
+                lines, source = decodeBatchMessage(body)
+            except InvalidInputError as error:
+                _log.warning("Skipping malformed message from %s: %s", fallbackSource, error)
+                continue
+            source = source or fallbackSource
+            for line in lines:
+                stats.lines += 1
+                try:
+                    sample = parsePlaintext(line)
+                except InvalidInputError as error:
+                    stats.malformedLines += 1
+                    _log.warning("Skipping malformed line from %s: %s", source, error)
+                    continue
+                byMetric.setdefault(sample.metricName, _MetricSamples()).add(
+                    sample.timestamp, sample.value, source)
+        return byMetric
+
+    # ------------------------------------------------------------------ metrics
+
+    def _metricId(self, name: str, refresh: bool = False) -> str:
+        if not refresh and name in self._metricIds:
+            self._metricIds.move_to_end(name)
+            return self._metricIds[name]
+        uid = self._adapter.getOrCreateMetric(name)
+        self._metricIds[name] = uid
+        self._metricIds.move_to_end(name)
+        while len(self._metricIds) > MAX_CACHED_METRICS:
+            self._metricIds.popitem(last=False)
+        return uid
+
+    def _storeMetric(self, name: str, group: _MetricSamples, stats: BatchStats) -> None:
+        source = ", ".join(group.sources[:5]) + (" ..." if len(group.sources) > 5 else "")
+        uid = self._metricId(name)
+        try:
+            result = self.streamer.storeSamples(uid, group.samples, source)
+        except ObjectNotFoundError:
+            # Deleted (and maybe re-created) since we cached its uid.
+            uid = self._metricId(name, refresh=True)
+            result = self.streamer.storeSamples(uid, group.samples, source)
+        stats.storedRows += len(result.rows)
+        stats.rejectedSamples += result.rejected
+        if not result.rows:
+            return
+        if result.status in STREAMABLE_STATUSES:
+            stats.streamedRows += self.streamer.streamPendingRows(uid, knownRows=result.rows)
+        elif (result.status == MetricStatus.PENDING_DATA
+              and result.lastRowid >= self.minRowsForModel):
+            try:
+                if self._adapter.activateModel(uid):
+                    _log.info("Started the model of metric %s (%s) at %d rows", name, uid,
+                              result.lastRowid)
+            except (MetricStatisticsNotReadyError, MetricStatusChangedError,
+                    ObjectNotFoundError) as error:
+                _log.error("Could not start the model of metric %s (%s): %r", name, uid, error)
+
+    def processMessages(self, messages: list[tuple[bytes, str]]) -> BatchStats:
+        """Store one batch of queue messages ((body, source) pairs) and feed the models.
+
+        Database and broker errors propagate (the caller must not ack); any other error of
+        one metric is logged and only that metric's samples of this batch are dropped."""
+        stats = BatchStats()
+        byMetric = self.parseMessages(messages, stats)
+        stats.metrics = len(byMetric)
+        for name, group in byMetric.items():
+            try:
+                self._storeMetric(name, group, stats)
+            except (DatabaseError, BusError, sa.exc.OperationalError):
+                raise
+            except (HTMEngineError, sa.exc.SQLAlchemyError, ValueError) as error:
+                stats.failedMetrics.append(name)
+                _log.exception("Dropping %d samples of metric %s (sources: %s): %r",
+                               len(group.samples), name, ", ".join(group.sources[:5]), error)
+        _log.info("Stored batch: messages=%d lines=%d malformed=%d metrics=%d rows=%d "
+                  "rejected=%d streamed=%d", stats.messages, stats.lines,
+                  stats.malformedLines, stats.metrics, stats.storedRows,
+                  stats.rejectedSamples, stats.streamedRows)
+        return stats
+
+    # ------------------------------------------------------------------ service loop
+
+    def run(self, bus: Any, queueName: str, batchSize: int, stop: StopFlag) -> None:
+        """Consume `queueName` until `stop` is set; ack each batch after it is stored."""
+        bus.declare_queue(queueName, durable=True)
+        resumed = self.streamer.resumeStreaming()
+        _log.info("Consuming %s (batch size %d); resumed %d unsent rows", queueName,
+                  batchSize, resumed)
+        while not stop.isSet:
+            pending: list = []
+            try:
+                for message in bus.consume(queueName, prefetch=batchSize,
+                                           inactivity_timeout=IDLE_FLUSH_SECONDS):
+                    if message is not None:
+                        pending.append(message)
+                    if pending and (message is None or len(pending) >= batchSize):
+                        self.processMessages(
+                            [(m.body, f"queue message {m.delivery_tag}") for m in pending])
+                        bus.ack(pending[-1].delivery_tag, multiple=True)
+                        pending = []
+                    if stop.isSet:
+                        break
+            except BusConnectionError as error:
+                _log.warning("Lost the broker connection (%r); unacked messages will be "
+                             "redelivered; reconnecting", error)
+                time.sleep(1.0)
+
+
+def main() -> int:
+    """Entry point of ``python -m htmengine.runtime.metric_storer``."""
+    configureServiceLogging("htmengine.runtime.metric_storer")
+    from htmengine.adapters.datasource import createDatasourceAdapter
+    from htmengine.config import app_config
+    from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+    from htmengine.repository import engineFactory
+    from nta_utils.message_bus import MessageBus
+
+    config = app_config()
+    stop = StopFlag().install()
+    engine = engineFactory()
+    chunkSize = config.getint("metric_streamer", "chunk_size")
+    with ModelSwapperInterface() as swapper, MessageBus() as bus:
+        storer = MetricStorer(
+            engine, swapper, createDatasourceAdapter("custom", engine=engine,
+                                                     chunkSize=chunkSize),
+            chunkSize=chunkSize,
+            minRowsForModel=config.getint("metric_storer", "min_rows_for_model"))
+        storer.run(bus, config.get("metric_listener", "queue_name"),
+                   config.getint("metric_storer", "batch_size"), stop)
+    _log.info("Metric storer stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

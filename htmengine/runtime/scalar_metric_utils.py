@@ -1,0 +1,122 @@
+"""Model parameters and model start-up for scalar metrics (used by the datasource adapter and,
+through it, by the metric storer when a PENDING_DATA metric has enough data).
+
+Starting a model, in one transaction holding the metric row lock: check the status, save the
+model parameters in ``metric.model_params`` and set CREATE_PENDING, send ``defineModel`` to the
+model swapper; commit. Then the stored backlog is streamed by
+`MetricStreamer.streamPendingRows` (the streaming mark starts at 0 with the new parameters),
+so rows committed before the model existed reach it exactly like rows that arrive later.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+
+from htmengine.exceptions import InvalidInputError, MetricStatusChangedError
+from htmengine.repository import queries, schema
+from htmengine.repository.queries import MetricStatus
+
+_log = logging.getLogger("htmengine.runtime.scalar_metric_utils")
+
+# Rows (one day at 5-minute samples) needed before min/max are estimated from the data.
+MODEL_CREATION_RECORD_THRESHOLD = 288
+
+_MUTEX_MODEL_SPEC_MSG = "Specify either modelParams or completeModelParams but not both"
+
+
+def _defaultParams(minVal: float, maxVal: float, minResolution: float | None) -> dict[str, Any]:
+    from htmengine.algorithms.model_params import getScalarMetricWithTimeOfDayAnomalyParams
+
+    kwargs: dict[str, Any] = {"metricData": [0], "minVal": minVal, "maxVal": maxVal}
+    if minResolution is not None:
+        kwargs["minResolution"] = minResolution
+    return getScalarMetricWithTimeOfDayAnomalyParams(**kwargs)
+
+
+def generateSwarmParams(stats: dict[str, Any], classifierEnabled: bool = False
+                        ) -> dict[str, Any] | None:
+    """Model parameters ({modelConfig, inferenceArgs, inputRecordSchema}) for a scalar metric
+    with encoder range `stats` {"min", "max", optional "minResolution"}; None when min or max
+    is missing (the model must wait for data)."""
+    minVal = stats.get("min")
+    maxVal = stats.get("max")
+    if minVal is None or maxVal is None:
+        return None
+    if not maxVal > minVal:
+        raise InvalidInputError(f"max ({maxVal!r}) must be greater than min ({minVal!r})")
+    params = _defaultParams(float(minVal), float(maxVal), stats.get("minResolution"))
+    modelParams = params.get("modelConfig", {}).get("modelParams")
+    if isinstance(modelParams, dict):
+        modelParams["clEnable"] = bool(classifierEnabled)
+    return params
+
+
+def _renamedSchema(template: Any, timestampField: str, valueField: str) -> Any:
+    """The default inputRecordSchema with its two field names replaced."""
+    renamed = copy.deepcopy(template)
+    for position, name in ((0, timestampField), (1, valueField)):
+        entry = renamed[position]
+        if isinstance(entry, dict):
+            entry["name"] = name
+        else:
+            renamed[position] = [name, *list(entry)[1:]]
+    return renamed
+
+
+def generateSwarmParamsFromCompleteModelParams(modelSpec: dict[str, Any]) -> dict[str, Any]:
+    """Model parameters from a spec's ``completeModelParams`` (modelConfig, inferenceArgs,
+    timestampFieldName, valueFieldName); InvalidInputError naming what is missing or
+    inconsistent."""
+    if "modelParams" in modelSpec:
+        raise InvalidInputError(_MUTEX_MODEL_SPEC_MSG)
+    complete = modelSpec.get("completeModelParams")
+    if not isinstance(complete, dict):
+        raise InvalidInputError("modelSpec.completeModelParams must be an object")
+    for key in ("modelConfig", "inferenceArgs", "timestampFieldName", "valueFieldName"):
+        if key not in complete:
+            raise InvalidInputError(f"modelSpec.completeModelParams.{key} must be specified")
+    predicted = complete["inferenceArgs"].get("predictedField")
+    if predicted is not None and predicted != complete["valueFieldName"]:
+        raise InvalidInputError(
+            f"modelSpec.completeModelParams.inferenceArgs.predictedField ({predicted!r}) must "
+            f"match valueFieldName ({complete['valueFieldName']!r})")
+    template = _defaultParams(0.0, 1.0, None)["inputRecordSchema"]
+    return {
+        "modelConfig": copy.deepcopy(complete["modelConfig"]),
+        "inferenceArgs": copy.deepcopy(complete["inferenceArgs"]),
+        "inputRecordSchema": _renamedSchema(template, complete["timestampFieldName"],
+                                            complete["valueFieldName"]),
+    }
+
+
+def setPendingData(conn: sa.Connection, metricId: str, refStatus: int) -> None:
+    """Move an UNMONITORED metric to PENDING_DATA (inside the caller's transaction)."""
+    queries.setMetricStatus(conn, metricId, MetricStatus.PENDING_DATA, refStatus=refStatus)
+
+
+def defineModelLocked(conn: sa.Connection, metricId: str, swarmParams: dict[str, Any],
+                      swapper: Any) -> bool:
+    """Inside a transaction that holds the metric row lock: save `swarmParams`, set
+    CREATE_PENDING and ask the model swapper to define the model. Returns False (nothing done)
+    if the model is already CREATE_PENDING or ACTIVE.
+
+    :raises MetricStatusChangedError: the metric is in ERROR (or another unexpected status)
+    """
+    metric = queries.getMetricWithUpdateLock(conn, metricId, fields=[schema.metric.c.status])
+    if metric.status in (MetricStatus.CREATE_PENDING, MetricStatus.ACTIVE):
+        return False
+    if metric.status not in (MetricStatus.UNMONITORED, MetricStatus.PENDING_DATA):
+        raise MetricStatusChangedError(
+            f"cannot start the model of metric {metricId}: status is {metric.status}")
+    queries.updateMetricColumnsForRefStatus(
+        conn, metricId, metric.status,
+        {"status": int(MetricStatus.CREATE_PENDING), "model_params": json.dumps(swarmParams)})
+    swapper.defineModel(modelID=metricId, args=swarmParams, commandID=uuid.uuid4().hex)
+    _log.info("Requested model creation for metric=%s", metricId)
+    return True

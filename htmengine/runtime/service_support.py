@@ -1,0 +1,48 @@
+"""Small helpers shared by the runtime services: logging set-up and stop-on-signal."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [pid=%(process)d] %(message)s"
+
+
+def configureServiceLogging(serviceName: str) -> logging.Logger:
+    """Log INFO and above (DEBUG with HTMENGINE_LOG_LEVEL=DEBUG) to stderr, which supervisord
+    writes to logs/<service>.log; returns the service's logger."""
+    level = os.environ.get("HTMENGINE_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=getattr(logging, level, logging.INFO), format=LOG_FORMAT,
+                        stream=sys.stderr)
+    logging.getLogger("pika").setLevel(logging.WARNING)
+    return logging.getLogger(serviceName)
+
+
+class StopFlag:
+    """Set by SIGTERM / SIGINT; services check it between batches and exit cleanly."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def install(self) -> StopFlag:
+        """Route SIGTERM and SIGINT to this flag (main thread only)."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._onSignal)
+        return self
+
+    def _onSignal(self, signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger(__name__).info("Received signal %d; stopping", signum)
+        self._event.set()
+
+    def set(self) -> None:
+        """Ask the service to stop."""
+        self._event.set()
+
+    @property
+    def isSet(self) -> bool:
+        """True once a stop was requested."""
+        return self._event.is_set()

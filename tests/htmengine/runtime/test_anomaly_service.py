@@ -1,0 +1,228 @@
+"""The anomaly service against the real MariaDB and RabbitMQ: command results, scoring and
+storing result batches, likelihood state in model_params, redelivery, the results exchange."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from datetime import datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from runtime_test_support import unique_name, wait_for
+
+from htmengine.adapters.datasource import createDatasourceAdapter
+from htmengine.algorithms.anomaly_likelihood import updateAnomalyLikelihoods
+from htmengine.model_swapper.messages import ModelCommandResult, ModelInferenceResult
+from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from htmengine.repository import engineFactory, queries
+from htmengine.repository.queries import MetricStatus
+from htmengine.runtime.anomaly_likelihood_helper import AnomalyLikelihoodHelper, rescaleForDisplay
+from htmengine.runtime.anomaly_service import LIKELIHOOD_PARAMS_KEY, AnomalyService
+from htmengine.runtime.metric_streamer import STREAMED_ROWID_KEY
+from htmengine.runtime.results_serialization import deserializeModelResult, epochSeconds
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2015, 5, 1)
+
+
+@pytest.fixture()
+def engine(migrated_db) -> sa.Engine:
+    return engineFactory()
+
+
+@pytest.fixture()
+def service(engine) -> AnomalyService:
+    return AnomalyService(engine, AnomalyLikelihoodHelper())
+
+
+class _NoSwapper:
+    """The adapter only needs defineModel/deleteModel here; the input queue is not read."""
+
+    def __enter__(self):
+        self._real = ModelSwapperInterface()
+        return self._real
+
+    def __exit__(self, *exc):
+        self._real.close()
+
+
+def _activeMetric(engine, service, numRows: int, seed: int = 5) -> str:
+    adapter = createDatasourceAdapter("custom", engine=engine, swapperFactory=_NoSwapper,
+                                      chunkSize=1440)
+    name = unique_name()
+    uid = adapter.monitorMetric({"datasource": "custom", "metricSpec": {"metric": name},
+                                 "modelParams": {"min": 0, "max": 100}})
+    rng = random.Random(seed)
+    with engine.begin() as conn:
+        queries.addMetricData(conn, uid, [(rng.uniform(0, 100), T0 + timedelta(minutes=5 * i))
+                                          for i in range(numRows)])
+        # these rows stand for rows the model was sent (the results are made up below)
+        modelParams = json.loads(queries.getMetric(conn, uid).model_params)
+        modelParams[STREAMED_ROWID_KEY] = numRows
+        queries.updateMetricColumns(conn, uid, {"model_params": json.dumps(modelParams)})
+    service.processBatch(uid, (ModelCommandResult("c1", "defineModel", 0, args={}),))
+    with engine.connect() as conn:
+        assert queries.getMetric(conn, uid).status == MetricStatus.ACTIVE
+    return uid
+
+
+def _results(first: int, last: int, seed: int = 11) -> tuple:
+    rng = random.Random(seed * 100003 + first)
+    return tuple(ModelInferenceResult(rowid, 0, anomalyScore=rng.choice([0.0, 0.0, 0.05, 0.3, 1.0]))
+                 for rowid in range(first, last + 1))
+
+
+def _dbRows(engine, uid) -> list:
+    with engine.connect() as conn:
+        return list(queries.getMetricData(conn, uid))
+
+
+def _modelParams(engine, uid) -> dict:
+    with engine.connect() as conn:
+        return json.loads(queries.getMetric(conn, uid).model_params)
+
+
+def test_define_model_result_activates_and_failure_sets_error(engine, service) -> None:
+    adapter = createDatasourceAdapter("custom", engine=engine, swapperFactory=_NoSwapper)
+    name = unique_name()
+    uid = adapter.monitorMetric({"datasource": "custom", "metricSpec": {"metric": name},
+                                 "modelParams": {"min": 0, "max": 1}})
+    [published] = service.processBatch(uid, (ModelCommandResult("c9", "defineModel", 0,
+                                                                args={}),))
+    assert published.headers == {"dataType": "model-cmd-result"}
+    assert published.message["modelInfo"]["metricName"] == name
+    assert published.message["modelInfo"]["modelSpec"]["metricSpec"] == {"metric": name}
+    assert (published.message["commandId"], published.message["status"]) == ("c9", 0)
+    with engine.connect() as conn:
+        assert queries.getMetric(conn, uid).status == MetricStatus.ACTIVE
+    # a failure of a later command puts the model in ERROR with the message
+    [failed] = service.processBatch(uid, (ModelCommandResult(
+        "c10", "defineModel", 4, errorMessage="2026-01-01T00:00:00Z bad params"),))
+    assert "modelInfo" not in failed.message
+    with engine.connect() as conn:
+        metric = queries.getMetric(conn, uid)
+    assert (metric.status, metric.message) == (MetricStatus.ERROR,
+                                               "2026-01-01T00:00:00Z bad params")
+
+
+def test_result_batch_scored_stored_and_state_persisted(engine, service) -> None:
+    uid = _activeMetric(engine, service, 300)
+    [published] = service.processBatch(uid, _results(1, 150))
+    rows = _dbRows(engine, uid)
+    scored = rows[:150]
+    assert all(r.raw_anomaly_score is not None for r in scored)
+    assert all(r.raw_anomaly_score is None for r in rows[150:])
+    # below 100 rows with raw scores the anomaly score is 0
+    assert all(r.anomaly_score == 0 and r.display_value == 0 for r in scored[:100])
+    assert all(0 <= r.anomaly_score <= 1 for r in scored)
+    assert any(r.anomaly_score > 0 for r in scored[100:])
+    assert all(r.display_value == rescaleForDisplay(r.anomaly_score) for r in scored)
+    state = _modelParams(engine, uid)[LIKELIHOOD_PARAMS_KEY]
+    assert 100 <= state["last_rowid_for_stats"] <= 150
+    assert set(state["params"]) >= {"distribution", "movingAverage", "historicalLikelihoods"}
+    # the published message carries exactly the stored values
+    assert published.headers is None
+    assert published.message["metric"]["uid"] == uid
+    with engine.connect() as conn:
+        parameters = json.loads(queries.getMetric(conn, uid).parameters)
+    assert published.message["metric"]["spec"] == parameters["metricSpec"]
+    assert [(m["rowid"], m["ts"], m["value"], m["rawAnomaly"], m["anomaly"])
+            for m in published.message["results"]] == [
+        (r.rowid, epochSeconds(r.timestamp), r.metric_value, r.raw_anomaly_score,
+         r.anomaly_score) for r in scored]
+
+
+def test_next_batch_continues_from_the_stored_state(engine, service) -> None:
+    uid = _activeMetric(engine, service, 200)
+    service.processBatch(uid, _results(1, 130))
+    state = _modelParams(engine, uid)[LIKELIHOOD_PARAMS_KEY]
+    row131 = _dbRows(engine, uid)[130]
+    # a freshly started service scores row 131 from the persisted state
+    AnomalyService(engine, AnomalyLikelihoodHelper()).processBatch(uid, _results(131, 131))
+    (expectedTail,), _, _ = updateAnomalyLikelihoods(
+        [(row131.timestamp, row131.metric_value, _results(131, 131)[0].anomalyScore)],
+        state["params"])
+    assert _dbRows(engine, uid)[130].anomaly_score == pytest.approx(1 - expectedTail)
+
+
+def test_redelivered_batch_is_not_applied_twice(engine, service) -> None:
+    uid = _activeMetric(engine, service, 200)
+    [first] = service.processBatch(uid, _results(1, 160))
+    before = [tuple(r) for r in _dbRows(engine, uid)]
+    paramsBefore = _modelParams(engine, uid)
+    # the same batch again, and one with different scores for the same rows
+    [again] = service.processBatch(uid, _results(1, 160))
+    service.processBatch(uid, _results(1, 160, seed=99))
+    assert [tuple(r) for r in _dbRows(engine, uid)] == before
+    assert _modelParams(engine, uid) == paramsBefore
+    assert again.message["results"] == first.message["results"]
+    # a batch overlapping scored and new rows scores only the new ones
+    service.processBatch(uid, _results(150, 170))
+    after = _dbRows(engine, uid)
+    assert [tuple(r) for r in after[:160]] == before[:160]
+    assert all(r.raw_anomaly_score is not None for r in after[160:170])
+
+
+def test_mismatched_or_failed_batches_are_rejected(engine, service) -> None:
+    uid = _activeMetric(engine, service, 10)
+    assert service.processBatch(uid, _results(5, 12)) == []       # rows 11, 12 do not exist
+    gap = _results(1, 3) + _results(5, 5)
+    assert service.processBatch(uid, gap) == []                   # rowids not contiguous
+    assert all(r.raw_anomaly_score is None for r in _dbRows(engine, uid))
+    failed = _results(1, 2) + (ModelInferenceResult(3, 1, errorMessage="model blew up"),)
+    assert service.processBatch(uid, failed) == []
+    with engine.connect() as conn:
+        metric = queries.getMetric(conn, uid)
+    assert (metric.status, metric.message) == (MetricStatus.ERROR, "model blew up")
+    assert all(r.raw_anomaly_score is None for r in _dbRows(engine, uid))
+    # results for a metric that is no longer ACTIVE are dropped
+    assert service.processBatch(uid, _results(1, 2)) == []
+
+
+def test_service_process_publishes_to_the_results_exchange(engine, service, start_service,
+                                                           bus) -> None:
+    uid = _activeMetric(engine, service, 120)
+    exchange = os.environ[
+        "_NTA_UTILS_CONFIG__APPLICATION__METRIC_STREAMER__RESULTS_EXCHANGE_NAME"]
+    probe = f"{exchange}.probe.{uid[:8]}"
+    bus.declare_fanout_exchange(exchange, durable=True)
+    bus.declare_queue(probe, durable=False)
+    bus.bind_queue(probe, exchange)
+    with ModelSwapperInterface() as swapper:
+        bus.declare_queue(swapper.resultsQueueName, durable=True)
+        bus.purge_queue(swapper.resultsQueueName)
+        swapper.submitResults(uid, _results(1, 60))
+        swapper.submitResults(uid, _results(61, 120))
+    anomaly = start_service("htmengine.runtime.anomaly_service")
+    received = []
+
+    def twoMessages() -> bool:
+        assert anomaly.process.poll() is None, anomaly.output()
+        while (message := bus.get(probe)) is not None:
+            bus.ack(message.delivery_tag)
+            received.append(deserializeModelResult(message.body))
+        return len(received) >= 2
+
+    wait_for(twoMessages, 30, what="two result messages on the exchange")
+    assert anomaly.stop() == 0
+    rows = _dbRows(engine, uid)
+    published = [item for message in received for item in message["results"]]
+    assert [(p["rowid"], p["value"], p["rawAnomaly"], p["anomaly"]) for p in published] == [
+        (r.rowid, r.metric_value, r.raw_anomaly_score, r.anomaly_score) for r in rows]
+    assert any(p["anomaly"] > 0 for p in published)
+    bus.delete_queue(probe)
+
+
+def test_message_breaking_the_schema_is_not_published_but_rows_are_stored(engine,
+                                                                          service) -> None:
+    with engine.connect() as conn:   # a metric without datasource: "datasource" must be a string
+        uid = queries.addMetric(conn, name=unique_name(), status=MetricStatus.ACTIVE,
+                                parameters=json.dumps({"metricSpec": {}}),
+                                model_params=json.dumps({})).uid
+        queries.addMetricData(conn, uid, [(1.0, T0 + timedelta(minutes=5 * i))
+                                          for i in range(3)])
+    assert service.processBatch(uid, _results(1, 3)) == []
+    assert all(r.raw_anomaly_score is not None for r in _dbRows(engine, uid))
