@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 APPLICATION_CONFIG_PATH ?= $(CURDIR)/conf
 export APPLICATION_CONFIG_PATH
 
-.PHONY: help venv services migrate run stop test lint
+.PHONY: help venv services migrate run run-engine stop test lint demo
 
 help:
 	@echo "make run   - set up everything (venv, MariaDB, RabbitMQ, database) and run the engine"
+	@echo "             with the skeleton web app (skeleton_app/README.md) on 127.0.0.1:8080"
+	@echo "make demo  - make run, then stream a NAB series through the engine and print anomalies"
 	@echo "make test  - set up everything and run the test suite"
 	@echo "make stop  - stop the engine"
 
@@ -33,11 +35,21 @@ services:
 migrate: venv services
 	$(PY) repository/migrate.py
 
-run: migrate
+# The skeleton application: services, migrations (database "skeleton"), the engine and the
+# web app under supervisord, with APPLICATION_CONFIG_PATH=skeleton_app/conf.
+run: venv
+	@skeleton_app/run.sh start
+
+# The engine alone, with conf/.
+run-engine: migrate
 	@scripts/run-engine.sh start
 
 stop:
+	@skeleton_app/run.sh stop
 	@scripts/run-engine.sh stop
+
+demo: run
+	APPLICATION_CONFIG_PATH=$(CURDIR)/skeleton_app/conf $(PY) skeleton_app/demo.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

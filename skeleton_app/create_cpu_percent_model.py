@@ -1,0 +1,30 @@
+"""Create the ``cpu_percent`` model (min 0, max 100). See send_cpu.py and README.md."""
+
+from __future__ import annotations
+
+import sys
+
+from htmengine.adapters.datasource import createDatasourceAdapter
+from htmengine.exceptions import MetricAlreadyMonitored
+
+MODEL_SPEC = {
+    "datasource": "custom",
+    "metricSpec": {"metric": "cpu_percent"},
+    "modelParams": {"min": 0, "max": 100},  # both optional
+}
+
+
+def main() -> int:
+    """Start monitoring cpu_percent and print the model id."""
+    adapter = createDatasourceAdapter(MODEL_SPEC["datasource"])
+    try:
+        model_id = adapter.monitorMetric(MODEL_SPEC)
+    except MetricAlreadyMonitored as exc:
+        print(f"cpu_percent is already monitored: model {exc.uid}", file=sys.stderr)
+        return 1
+    print("Model", model_id, "created...")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

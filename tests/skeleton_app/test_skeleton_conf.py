@@ -1,0 +1,53 @@
+"""skeleton_app/conf stays complete (every option the engine's conf/ templates have) and names
+every application resource after the app, "skeleton"."""
+
+from __future__ import annotations
+
+import configparser
+
+import pytest
+from skeleton_test_support import REPO_ROOT, SKELETON_DIR
+
+CONF_FILES = ["application.conf", "model-swapper.conf", "model-checkpoint.conf",
+              "rabbitmq.conf"]
+
+
+def read(path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    with open(path) as handle:
+        parser.read_file(handle)
+    return parser
+
+
+@pytest.mark.parametrize("name", CONF_FILES)
+def test_skeleton_conf_has_every_option_of_the_engine_template(name):
+    engine = read(REPO_ROOT / "conf" / name)
+    skeleton = read(SKELETON_DIR / "conf" / name)
+    missing = [f"[{section}] {option}" for section in engine.sections()
+               for option in engine.options(section)
+               if not skeleton.has_option(section, option)]
+    assert missing == [], f"skeleton_app/conf/{name} lacks {missing}"
+
+
+def test_every_resource_is_named_after_the_skeleton_app():
+    app = read(SKELETON_DIR / "conf" / "application.conf")
+    swapper = read(SKELETON_DIR / "conf" / "model-swapper.conf")
+    checkpoint = read(SKELETON_DIR / "conf" / "model-checkpoint.conf")
+    assert app.get("repository", "db") == "skeleton"
+    assert app.get("metric_streamer", "results_exchange_name") == "skeleton.model.results"
+    assert app.get("metric_listener", "queue_name") == "skeleton.metric.custom.data"
+    assert dict(swapper.items("interface_bus")) == {
+        "results_queue": "skeleton.mswapper.results",
+        "model_input_queue_prefix": "skeleton.mswapper.model.input.",
+        "scheduler_notification_queue": "skeleton.mswapper.scheduler.notification",
+    }
+    assert "skeleton" in checkpoint.get("storage", "root")
+
+
+def test_supervisord_conf_runs_the_engine_programs_and_the_web_app():
+    text = (SKELETON_DIR / "conf" / "supervisord.conf").read_text()
+    sup = read(SKELETON_DIR / "conf" / "supervisord.conf")
+    assert sup.get("include", "files").strip() == "../../conf/supervisord-base.conf"
+    assert (SKELETON_DIR / "conf" / "../../conf/supervisord-base.conf").resolve().is_file()
+    assert sup.get("program:webapp", "command").endswith("/../webapp.py")
+    assert 'APPLICATION_CONFIG_PATH="%(here)s"' in text
