@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 APPLICATION_CONFIG_PATH ?= $(CURDIR)/conf
 export APPLICATION_CONFIG_PATH
 
-.PHONY: help venv services migrate run run-engine stop test lint demo
+.PHONY: help venv precompile services migrate run run-engine stop test lint demo
 
 help:
 	@echo "make run   - set up everything (venv, MariaDB, RabbitMQ, database) and run the engine"
@@ -29,6 +29,10 @@ $(STAMP): requirements.txt setup.py
 
 venv: $(STAMP)
 
+# Compile the HTM model's numba kernels into their on-disk cache (about a second when warm).
+precompile: venv
+	$(PY) -m htmengine.algorithms.precompile
+
 services:
 	@scripts/ensure-services.sh mariadb rabbitmq
 
@@ -37,11 +41,11 @@ migrate: venv services
 
 # The skeleton application: services, migrations (database "skeleton"), the engine and the
 # web app under supervisord, with APPLICATION_CONFIG_PATH=skeleton_app/conf.
-run: venv
+run: precompile
 	@skeleton_app/run.sh start
 
 # The engine alone, with conf/.
-run-engine: migrate
+run-engine: migrate precompile
 	@scripts/run-engine.sh start
 
 stop:
@@ -54,7 +58,7 @@ demo: run
 lint: venv
 	$(VENV)/bin/ruff check .
 
-test: venv
+test: precompile
 	@scripts/ensure-services.sh mariadb rabbitmq influxdb
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
