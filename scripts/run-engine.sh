@@ -5,15 +5,18 @@
 #   scripts/run-engine.sh start    start the engine; if it already runs, leave it running
 #   scripts/run-engine.sh stop     stop the engine (and supervisord)
 #   scripts/run-engine.sh status   show the services' state
-# Socket, pid file and logs are in logs/ at the repository root. The services read
-# $APPLICATION_CONFIG_PATH (default: the repository's conf/).
+# Socket, pid file and supervisord's log are in $HTMENGINE_RUN_DIR (default: logs/ at the
+# repository root), the services' logs in logs/ at the repository root. The services read
+# $APPLICATION_CONFIG_PATH (default: the repository's conf/) and inherit any
+# _NTA_UTILS_CONFIG__<FILE>__<SECTION>__<OPTION> override.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="$ROOT/.venv"
 CONF="$ROOT/conf/supervisord.conf"
 LOGS="$ROOT/logs"
-PIDFILE="$LOGS/supervisord.pid"
+export HTMENGINE_RUN_DIR="${HTMENGINE_RUN_DIR:-$LOGS}"
+PIDFILE="$HTMENGINE_RUN_DIR/supervisord.pid"
 PROGRAMS=(model_scheduler metric_listener metric_storer anomaly_service)
 export APPLICATION_CONFIG_PATH="${APPLICATION_CONFIG_PATH:-$ROOT/conf}"
 
@@ -29,7 +32,7 @@ supervisord_pid() {
 }
 
 where_to_look() {
-  say "logs: $LOGS/<service>.log (services: ${PROGRAMS[*]}); supervisord: $LOGS/supervisord.log"
+  say "logs: $LOGS/<service>.log (services: ${PROGRAMS[*]}); supervisord: $HTMENGINE_RUN_DIR/supervisord.log"
   say "status: scripts/run-engine.sh status; stop: make stop"
 }
 
@@ -56,7 +59,7 @@ wait_until_started() {
 
 start() {
   [ -x "$VENV/bin/supervisord" ] || { say "ERROR: $VENV/bin/supervisord missing; run 'make run' (it sets up the venv)"; exit 1; }
-  mkdir -p "$LOGS"
+  mkdir -p "$LOGS" "$HTMENGINE_RUN_DIR"
   local pid
   pid="$(supervisord_pid)"
   if [ -n "$pid" ]; then
@@ -66,7 +69,7 @@ start() {
     where_to_look
     return 0
   fi
-  rm -f "$LOGS/supervisor.sock"
+  rm -f "$HTMENGINE_RUN_DIR/supervisor.sock"
   say "starting htmengine (APPLICATION_CONFIG_PATH=$APPLICATION_CONFIG_PATH)"
   "$VENV/bin/supervisord" -c "$CONF"
   if wait_until_started; then

@@ -286,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s [scheduler pid %(process)d] "
                                "%(name)s: %(message)s")
+    logging.getLogger("pika").setLevel(logging.WARNING)   # not every connection open/close
     numSlots = args.num_slots if args.num_slots else configuredNumSlots()
     if numSlots < 1:
         parser.error(f"--num-slots must be >= 1, got {numSlots}")
