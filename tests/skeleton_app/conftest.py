@@ -73,7 +73,7 @@ def _run_sh(command: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 def _engine_log_tails(run_dir: Path) -> str:
     parts = []
-    for log in [*(REPO_ROOT / "logs" / f"{p}.log" for p in ENGINE_PROGRAMS),
+    for log in [*(run_dir / f"{p}.log" for p in ENGINE_PROGRAMS),
                 run_dir / "webapp.log"]:
         if log.exists():
             parts.append(f"--- {log}\n" + "".join(log.read_text().splitlines(True)[-15:]))

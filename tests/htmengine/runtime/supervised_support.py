@@ -137,7 +137,7 @@ class SupervisedEngine:
     def logTails(self, lines: int = 25) -> str:
         """Last lines of every service log and of supervisord's log (for failure messages)."""
         parts = []
-        for log in [*(REPO_ROOT / "logs" / f"{p}.log" for p in PROGRAMS),
+        for log in [*(self.runDir / f"{p}.log" for p in PROGRAMS),
                     self.runDir / "supervisord.log"]:
             if log.exists():
                 tail = log.read_text(errors="replace").splitlines(True)[-lines:]
