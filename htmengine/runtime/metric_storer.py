@@ -43,6 +43,9 @@ from nta_utils.errors import BusConnectionError, BusError, DatabaseError
 _log = logging.getLogger("htmengine.runtime.metric_storer")
 
 MAX_CACHED_METRICS = 15000
+# Appended to the source of a redelivered message: its samples were probably stored before a
+# crash, so their rejection as duplicates is expected (see metric_streamer.scrubSamples).
+REDELIVERED_MARK = " (redelivered)"
 IDLE_FLUSH_SECONDS = 0.05
 
 
@@ -97,6 +100,8 @@ class MetricStorer:
                 _log.warning("Skipping malformed message from %s: %s", fallbackSource, error)
                 continue
             source = source or fallbackSource
+            if fallbackSource.endswith(REDELIVERED_MARK) and not source.endswith(REDELIVERED_MARK):
+                source += REDELIVERED_MARK
             for line in lines:
                 stats.lines += 1
                 try:
@@ -187,7 +192,9 @@ class MetricStorer:
                         pending.append(message)
                     if pending and (message is None or len(pending) >= batchSize):
                         self.processMessages(
-                            [(m.body, f"queue message {m.delivery_tag}") for m in pending])
+                            [(m.body, f"queue message {m.delivery_tag}"
+                                      + (REDELIVERED_MARK if m.redelivered else ""))
+                             for m in pending])
                         bus.ack(pending[-1].delivery_tag, multiple=True)
                         pending = []
                     if stop.isSet:

@@ -86,20 +86,24 @@ def _epoch(timestamp: datetime) -> int:
 def scrubSamples(samples: list[tuple[datetime, float]], lastTimestamp: datetime | None,
                  metricId: str, source: str = "?") -> tuple[list[tuple[datetime, float]], int]:
     """Samples strictly newer than their predecessor (and than `lastTimestamp`); older ones
-    and duplicates of the previous timestamp are logged and left out. Returns (kept, rejected)."""
+    and duplicates of the previous timestamp are logged and left out. Returns (kept, rejected).
+
+    Rejections are warnings (bad input from the sender), or info for a redelivered message
+    (its samples were most likely stored before a crash)."""
+    level = logging.INFO if source.endswith("(redelivered)") else logging.WARNING
     kept: list[tuple[datetime, float]] = []
     rejected = 0
     previous = lastTimestamp
     for timestamp, value in samples:
         if previous is not None and timestamp < previous:
-            _log.error("Rejected sample older than the previous one: metric=%s ts=%s (%d) "
-                       "value=%r previousTs=%s source=%s", metricId, timestamp,
-                       _epoch(timestamp), value, previous, source)
+            _log.log(level, "Rejected sample older than the previous one: metric=%s ts=%s (%d) "
+                     "value=%r previousTs=%s source=%s", metricId, timestamp,
+                     _epoch(timestamp), value, previous, source)
             rejected += 1
         elif previous is not None and timestamp == previous:
-            _log.error("Rejected sample with duplicate timestamp: metric=%s ts=%s (%d) "
-                       "value=%r source=%s", metricId, timestamp, _epoch(timestamp), value,
-                       source)
+            _log.log(level, "Rejected sample with duplicate timestamp: metric=%s ts=%s (%d) "
+                     "value=%r source=%s", metricId, timestamp, _epoch(timestamp), value,
+                     source)
             rejected += 1
         else:
             kept.append((timestamp, value))

@@ -18,7 +18,7 @@ from htmengine.repository import engineFactory, queries, schema
 from htmengine.repository.queries import MetricStatus
 from htmengine.runtime.anomaly_likelihood_helper import AnomalyLikelihoodHelper
 from htmengine.runtime.anomaly_service import AnomalyService
-from htmengine.runtime.metric_storer import MetricStorer
+from htmengine.runtime.metric_storer import REDELIVERED_MARK, MetricStorer
 from htmengine.runtime.metric_streamer import STREAMED_ROWID_KEY, loadModelParams
 from htmengine.runtime.plaintext import encodeBatchMessage
 
@@ -114,7 +114,7 @@ def test_malformed_lines_are_logged_with_source_and_the_rest_kept(storer, engine
 
 def test_out_of_order_and_duplicate_timestamps_rejected(storer, engine, caplog) -> None:
     name = unique_name()
-    caplog.set_level(logging.ERROR, logger="htmengine.runtime.metric_streamer")
+    caplog.set_level(logging.WARNING, logger="htmengine.runtime.metric_streamer")
     storer.processMessages([_message(_lines(name, [1, 2, 3]))])
     lines = [f"{name} 9 {T0 + 300}",          # older than the stored tail
              f"{name} 8 {T0 + 600}",          # duplicate of the stored tail
@@ -125,8 +125,24 @@ def test_out_of_order_and_duplicate_timestamps_rejected(storer, engine, caplog) 
     assert (stats.storedRows, stats.rejectedSamples) == (2, 3)
     rows = _rows(engine, _metric(engine, name).uid)
     assert [(r[0], r[2]) for r in rows] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 5.0)]
-    rejections = [r.getMessage() for r in caplog.records if "Rejected" in r.getMessage()]
-    assert len(rejections) == 3 and all("tcp:10.1.1.1:99" in text for text in rejections)
+    rejections = [r for r in caplog.records if "Rejected" in r.getMessage()]
+    assert len(rejections) == 3
+    assert all("tcp:10.1.1.1:99" in r.getMessage() and r.levelno == logging.WARNING
+               for r in rejections)
+
+
+def test_redelivered_samples_already_stored_are_rejected_quietly(storer, engine,
+                                                                 caplog) -> None:
+    name = unique_name()
+    caplog.set_level(logging.INFO, logger="htmengine.runtime.metric_streamer")
+    body = _message(_lines(name, [1, 2, 3]))[0]
+    storer.processMessages([(body, "queue message 7")])
+    stats = storer.processMessages([(body, "queue message 1" + REDELIVERED_MARK)])
+    assert (stats.storedRows, stats.rejectedSamples) == (0, 3)
+    rejections = [r for r in caplog.records if "Rejected" in r.getMessage()]
+    assert len(rejections) == 3
+    assert all(r.levelno == logging.INFO and "(redelivered)" in r.getMessage()
+               for r in rejections)
 
 
 def test_redelivered_batch_stores_nothing_twice(storer, engine) -> None:
