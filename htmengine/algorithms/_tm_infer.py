@@ -17,6 +17,7 @@ from htmengine.algorithms._tm_kernels import (
 )
 from htmengine.algorithms._tm_learn import _shift_rows, update_learning_state
 from htmengine.algorithms._tm_state import (
+    BANK_0,
     CONF_T,
     CONF_T1,
     FS_AVG_DENSITY,
@@ -29,6 +30,9 @@ from htmengine.algorithms._tm_state import (
     IP_ACT_THR,
     IP_CPC,
     IP_MAX_INF_BT,
+    MINUS_ONE,
+    NO,
+    ONE,
     SAVED_STATES,
     SC_INF_HN,
     SC_LRN_HN,
@@ -74,7 +78,7 @@ def infer_phase2(a):
     connected synapses) and column confidences (sum of the duty cycles of segments with
     >= activationThreshold active synapses, connected or not, normalised).  True if enough
     columns are predicted."""
-    forward_propagate(a, INF_ACT_T, 0, SC_NTS0, SC_NTC0)
+    forward_propagate(a, INF_ACT_T, BANK_0, SC_NTS0, SC_NTC0, NO)
     st_clear(a, INF_PRED_T)
     conf = a.colconf[CONF_T]
     conf[:] = 0
@@ -106,7 +110,7 @@ def infer_phase2(a):
                 p = slot_entry(a, cell, j)
                 if p < 0 or act[p] < thr:
                     continue
-                dc = duty_cycle(a, p, now, False, False)
+                dc = duty_cycle(a, p, now, NO, NO)
                 conf[col] = np.float32(conf[col] + dc)
                 if a.act_conn[0, p] >= thr:  # Cells4::isActive
                     st_set(a, INF_PRED_T, cell)
@@ -134,12 +138,12 @@ def infer_backtrack(a):
         return
     st_copy(a, INF_ACT_BACKUP, INF_ACT_T)
     st_copy(a, INF_PRED_BACKUP, INF_PRED_T1)
-    candidate = -1
+    candidate = MINUS_ONE
     for start in range(n):
         in_sequence = False
         for offset in range(start, n):
             st_copy(a, INF_PRED_T1, INF_PRED_T)
-            in_sequence = infer_phase1(a, a.inf_hist[offset], a.inf_len[offset],
+            in_sequence = infer_phase1(a, a.inf_hist[offset], np.int64(a.inf_len[offset]),
                                        offset == start)
             if not in_sequence:
                 break
@@ -169,7 +173,7 @@ def update_inference_state(a, cols, n_active):
     if max_bt > 0:
         hn = a.sc[SC_INF_HN]
         if hn > max_bt:
-            hn = _shift_rows(a.inf_hist, a.inf_len, 1, hn)
+            hn = _shift_rows(a.inf_hist, a.inf_len, ONE, hn)
         for i in range(n_active):
             a.inf_hist[hn, i] = cols[i]
         a.inf_len[hn] = n_active
@@ -208,7 +212,7 @@ def tm_compute(a, cols, learn, infer, out):
         if at_tier:
             for p in range(a.sc[SC_SEG_HIGH]):
                 if a.seg_n[p] > 0:
-                    duty_cycle(a, p, now, False, False)
+                    duty_cycle(a, p, now, NO, NO)
     avg = a.fs[FS_AVG_DENSITY]
     if avg == 0.0:
         a.fs[FS_AVG_DENSITY] = np.float32(n_active)

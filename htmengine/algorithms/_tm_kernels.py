@@ -19,6 +19,8 @@ from htmengine.algorithms._tm_state import (
     FP_INIT,
     FP_MAX,
     IP_MAX_SYNS,
+    MINUS_ONE,
+    NO,
     SC_BLK_HIGH,
     SC_BLK_NFREE,
     SC_NLRN,
@@ -26,6 +28,7 @@ from htmengine.algorithms._tm_state import (
     SC_SEG_HIGH,
     SC_SEG_NFREE,
     SC_SLOT_TOP,
+    YES,
 )
 
 # Segment duty-cycle tiers and their moving-average rates (Segment.hpp).
@@ -95,7 +98,8 @@ def duty_cycle(a, p, iteration, active, read_only):
 # ----------------------------------------------------------------------------- out synapses
 @njit(cache=True)
 def out_add(a, src, p, connected):
-    """Record that source cell ``src`` feeds segment ``p`` (entry = 2*p + connected)."""
+    """Record that source cell ``src`` feeds segment ``p`` (entry = 4*p + 2*orphan +
+    connected; see :func:`out_mark_orphan`)."""
     n = a.out_cnt[src]
     tail = a.out_tail[src]
     if n % BLOCK == 0:
@@ -113,7 +117,7 @@ def out_add(a, src, p, connected):
             a.out_head[src] = b
         a.out_tail[src] = b
         tail = b
-    a.blk[tail, n % BLOCK] = 2 * p + (1 if connected else 0)
+    a.blk[tail, n % BLOCK] = 4 * p + (1 if connected else 0)
     a.out_cnt[src] = n + 1
 
 
@@ -126,7 +130,7 @@ def out_remove(a, src, p):
     while b >= 0:
         m = min(BLOCK, n - seen)
         for j in range(m):
-            if a.blk[b, j] >> 1 == p:
+            if a.blk[b, j] >> 2 == p:
                 tail = a.out_tail[src]
                 a.blk[b, j] = a.blk[tail, (n - 1) % BLOCK]
                 n -= 1
@@ -154,19 +158,41 @@ def out_set_connected(a, src, p, connected):
     while b >= 0:
         m = min(BLOCK, n - seen)
         for j in range(m):
-            if a.blk[b, j] >> 1 == p:
-                a.blk[b, j] = 2 * p + (1 if connected else 0)
+            if a.blk[b, j] >> 2 == p:
+                a.blk[b, j] = (a.blk[b, j] & ~1) | (1 if connected else 0)
                 return
         seen += m
         b = a.blk_next[b]
 
 
 @njit(cache=True)
-def forward_propagate(a, k, bank, ts_idx, tc_idx):
+def out_mark_orphan(a, src, p):
+    """nupic.core 0.4.10 ``adaptSegment`` could erase the out-synapse of a synapse that stays
+    on its segment (stale indices after pruning, see ``adapt_segment``).  Such an "orphan"
+    synapse is invisible to forward propagation (``_inferActivity``/``_learnActivity``) but
+    still counts where Cells4 reads the segment itself.  The entry is kept, flagged by bit 1."""
+    n = a.out_cnt[src]
+    b = a.out_head[src]
+    seen = 0
+    while b >= 0:
+        m = min(BLOCK, n - seen)
+        for j in range(m):
+            e = a.blk[b, j]
+            if e >> 2 == p:
+                a.blk[b, j] = e | 2
+                return
+        seen += m
+        b = a.blk_next[b]
+
+
+@njit(cache=True)
+def forward_propagate(a, k, bank, ts_idx, tc_idx, with_orphans):
     """Count, for every segment, the synapses (connected or not) whose source cell is on in
     state ``k`` (``a.act[bank]``), the connected ones among them (``a.act_conn[bank]``) and the
     per-cell maximum of the first (``a.cell_act[bank]``); the touched segments/cells are
-    listed for the next reset."""
+    listed for the next reset.  Orphan synapses (see :func:`out_mark_orphan`) count in
+    ``act`` only ``with_orphans`` (Cells4 reading the segment itself), and always in
+    ``act_conn`` (``Cells4::isActive`` reads the segment)."""
     act = a.act[bank]
     act_conn = a.act_conn[bank]
     cell_act = a.cell_act[bank]
@@ -186,13 +212,15 @@ def forward_propagate(a, k, bank, ts_idx, tc_idx):
             m = min(BLOCK, remaining)
             for j in range(m):
                 e = a.blk[b, j]
-                p = e >> 1
-                v = act[p] + 1
-                act[p] = v
-                act_conn[p] += e & 1
-                if v == 1:
-                    ts[nts] = p
-                    nts += 1
+                p = e >> 2
+                counted = with_orphans or (e & 2) == 0
+                if counted or (e & 1):
+                    if act[p] == 0 and act_conn[p] == 0:
+                        ts[nts] = p
+                        nts += 1
+                    if counted:
+                        act[p] += 1
+                    act_conn[p] += e & 1
             remaining -= m
             b = a.blk_next[b]
     ntc = 0
@@ -239,7 +267,7 @@ def _free_slot(a, cell):
     """``Cell::getFreeSegment`` slot choice: the last released empty slot, else a new one."""
     base = a.slot_off[cell]
     n = a.nslots[cell]
-    best = -1
+    best = MINUS_ONE
     best_val = np.int64(0)
     for j in range(n):
         v = a.slots[base + j]
@@ -347,6 +375,87 @@ def _remove_marked(a, p, dead, removed, n_removed):
 
 
 @njit(cache=True)
+def _has_source(a, p, src):
+    """True if segment ``p`` has a synapse from ``src`` (sources are sorted)."""
+    lo = 0
+    hi = a.seg_n[p]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if a.seg_src[p, mid] < src:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < a.seg_n[p] and a.seg_src[p, lo] == src
+
+
+@njit(cache=True)
+def _free_n_synapses(a, p, n_free, was_active, stale_src, stale_perm, dead, removed,
+                     n_removed):
+    """``Segment::freeNSynapses`` as in nupic.core 0.4.10.
+
+    Candidates are the indices the synapses had *before* the decrement pass pruned some:
+    inactive ones first, by increasing permanence, then (if needed) active ones with permMax
+    added to their permanence; stable sort.  Each index is read on the current (compacted)
+    segment, or, past its end, in the memory the compaction left behind (``stale_*``).  The
+    source read there is logged as removed (its out-synapse gets erased), but only indices
+    inside the current segment actually remove a synapse."""
+    n = a.seg_n[p]
+    n0 = was_active.shape[0]
+    cand_idx = np.empty(n0, dtype=np.int64)
+    cand_key = np.empty(n0, dtype=np.float32)
+    nc = 0
+    for i in range(n0):
+        if was_active[i] == 0:
+            cand_idx[nc] = i
+            cand_key[nc] = a.seg_perm[p, i] if i < n else stale_perm[i]
+            nc += 1
+    if nc < n_free:
+        pmax = a.fp[FP_MAX]
+        for i in range(n0):
+            if was_active[i]:
+                cand_idx[nc] = i
+                perm = a.seg_perm[p, i] if i < n else stale_perm[i]
+                cand_key[nc] = np.float32(perm + pmax)
+                nc += 1
+    # stable insertion sort by key
+    for i in range(1, nc):
+        ki = cand_key[i]
+        ii = cand_idx[i]
+        j = i - 1
+        while j >= 0 and cand_key[j] > ki:
+            cand_key[j + 1] = cand_key[j]
+            cand_idx[j + 1] = cand_idx[j]
+            j -= 1
+        cand_key[j + 1] = ki
+        cand_idx[j + 1] = ii
+    for i in range(n):
+        dead[i] = 0
+    for i in range(min(n_free, nc)):
+        idx = cand_idx[i]
+        if idx < n:
+            dead[idx] = 1
+        else:
+            removed[n_removed] = stale_src[idx]
+            n_removed += 1
+    return _remove_marked(a, p, dead, removed, n_removed)
+
+
+@njit(cache=True)
+def _free_weakest(a, p, n_free, dead, removed, n_removed):
+    """Remove the ``n_free`` weakest synapses of ``p`` (first index wins ties)."""
+    n = a.seg_n[p]
+    for i in range(n):
+        dead[i] = 0
+    for _ in range(n_free):
+        best = MINUS_ONE
+        for i in range(n):
+            if dead[i] == 0 and (best < 0 or a.seg_perm[p, i] < a.seg_perm[p, best]):
+                best = i
+        dead[best] = 1
+    return _remove_marked(a, p, dead, removed, n_removed)
+
+
+@njit(cache=True)
 def adapt_segment(a, q):
     """``Cells4::adaptSegment`` for pending update ``q``."""
     cell = a.q_cell[q]
@@ -360,7 +469,7 @@ def adapt_segment(a, q):
     iteration = a.sc[SC_NLRN]
     a.seg_last_active[p] = iteration
     a.seg_pos[p] += 1
-    duty_cycle(a, p, iteration, True, False)
+    duty_cycle(a, p, iteration, YES, NO)
 
     width = a.seg_src.shape[1]
     in_upd = np.zeros(width, dtype=np.uint8)
@@ -370,13 +479,20 @@ def adapt_segment(a, q):
 
     # decrement synapses whose source is not in the update
     _mark_in_update(a, p, q, in_upd)
+    n0 = a.seg_n[p]
+    # nupic.core 0.4.10 lists the inactive/active synapses by their index on the segment
+    # *before* pruning and uses those stale indices in freeNSynapses (fixed in NUP-2324,
+    # 2017): the segment as it was after the decrement pass (compacted or not) is kept here.
+    was_active = in_upd[:n0].copy()
     neg_dec = -a.fp[FP_DEC]
     any_dead = False
-    for i in range(a.seg_n[p]):
+    for i in range(n0):
         dead[i] = 0
         if in_upd[i] == 0 and _update_perm(a, p, i, neg_dec):
             dead[i] = 1
             any_dead = True
+    stale_src = a.seg_src[p, :n0].copy()
+    stale_perm = a.seg_perm[p, :n0].copy()
     if any_dead:
         n_removed = _remove_marked(a, p, dead, removed, n_removed)
         _mark_in_update(a, p, q, in_upd)
@@ -400,39 +516,11 @@ def adapt_segment(a, q):
     max_syns = a.ip[IP_MAX_SYNS]
     n = a.seg_n[p]
     if max_syns > 0 and n_new + n > max_syns:
-        # free the weakest synapses, inactive ones first (Segment::freeNSynapses)
-        n_free = n_new + n - max_syns
-        cand_idx = np.empty(n, dtype=np.int64)
-        cand_key = np.empty(n, dtype=np.float32)
-        nc = 0
-        for i in range(n):
-            if in_upd[i] == 0:
-                cand_idx[nc] = i
-                cand_key[nc] = a.seg_perm[p, i]
-                nc += 1
-        if nc < n_free:
-            pmax = a.fp[FP_MAX]
-            for i in range(n):
-                if in_upd[i]:
-                    cand_idx[nc] = i
-                    cand_key[nc] = np.float32(a.seg_perm[p, i] + pmax)
-                    nc += 1
-        # stable insertion sort by key
-        for i in range(1, nc):
-            ki = cand_key[i]
-            ii = cand_idx[i]
-            j = i - 1
-            while j >= 0 and cand_key[j] > ki:
-                cand_key[j + 1] = cand_key[j]
-                cand_idx[j + 1] = cand_idx[j]
-                j -= 1
-            cand_key[j + 1] = ki
-            cand_idx[j + 1] = ii
-        for i in range(n):
-            dead[i] = 0
-        for i in range(min(n_free, nc)):
-            dead[cand_idx[i]] = 1
-        n_removed = _remove_marked(a, p, dead, removed, n_removed)
+        n_removed = _free_n_synapses(a, p, n_new + n - max_syns, was_active, stale_src,
+                                     stale_perm, dead, removed, n_removed)
+    n = a.seg_n[p]
+    if n + n_new > width:  # cannot happen with Cells4's sizes; keeps the arrays safe
+        n_removed = _free_weakest(a, p, n + n_new - width, dead, removed, n_removed)
     # add the new synapses, merging to keep sources sorted
     if n_new > 0:
         n = a.seg_n[p]
@@ -457,7 +545,10 @@ def adapt_segment(a, q):
             out_add(a, new_src[j], p, init >= a.fp[FP_CONN])
     if n_removed > 0:
         for i in range(n_removed):
-            out_remove(a, removed[i], p)
+            if _has_source(a, p, removed[i]):
+                out_mark_orphan(a, removed[i], p)
+            else:
+                out_remove(a, removed[i], p)
         conn = a.fp[FP_CONN]
         nconn = 0
         for i in range(a.seg_n[p]):

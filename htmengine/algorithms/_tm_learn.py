@@ -17,6 +17,8 @@ from htmengine.algorithms._tm_kernels import (
     st_set,
 )
 from htmengine.algorithms._tm_state import (
+    BANK_0,
+    BANK_1,
     IP_ACT_THR,
     IP_CPC,
     IP_DO_POOLING,
@@ -31,6 +33,9 @@ from htmengine.algorithms._tm_state import (
     LRN_ACT_T1,
     LRN_PRED_T,
     LRN_PRED_T1,
+    MINUS_ONE,
+    NO,
+    ONE,
     SC_LRN_HN,
     SC_LSEQ,
     SC_NLRN,
@@ -41,6 +46,8 @@ from htmengine.algorithms._tm_state import (
     SC_PAM,
     SC_QLEN,
     SC_RESET,
+    YES,
+    ZERO,
 )
 from htmengine.algorithms.nupic_random import rng_sample, rng_uint32
 
@@ -139,7 +146,7 @@ def compute_update(a, cell, slot, k, sequence, new_synapses, on_sorted):
     False if it would be empty."""
     q = a.sc[SC_QLEN]
     n = 0
-    p = -1
+    p = MINUS_ONE
     if slot >= 0:
         p = slot_entry(a, cell, slot)
         for i in range(a.seg_n[p]):
@@ -202,11 +209,11 @@ def get_cell_for_new_segment(a, col):
             nc += 1
     if nc > 0:
         return cands[rng_uint32(a.rng_state, a.rng_ptrs, nc)]
-    best_cell = -1
-    best_slot = -1
+    best_cell = MINUS_ONE
+    best_slot = MINUS_ONE
     best_dc = np.float32(1.0)
-    first_cell = -1
-    first_slot = -1
+    first_cell = MINUS_ONE
+    first_slot = MINUS_ONE
     now = a.sc[SC_NLRN]
     for i in range(lo, hi + 1):
         for j in range(a.nslots[i]):
@@ -216,7 +223,7 @@ def get_cell_for_new_segment(a, col):
             if first_cell < 0:
                 first_cell = i
                 first_slot = j
-            dc = duty_cycle(a, p, now, False, False)
+            dc = duty_cycle(a, p, now, NO, NO)
             if dc < best_dc:
                 best_cell = i
                 best_dc = dc
@@ -234,8 +241,8 @@ def best_matching_cell_t1(a, col, min_threshold):
     from the learning state at t-1).  Returns (cell, slot) or (-1, -1)."""
     cpc = a.ip[IP_CPC]
     act = a.act[1]
-    best_cell = -1
-    best_slot = -1
+    best_cell = MINUS_ONE
+    best_slot = MINUS_ONE
     best_act = min_threshold
     for i in range(col * cpc, col * cpc + cpc):
         if a.cell_act[1, i] < best_act:
@@ -288,16 +295,16 @@ def learn_phase1(a, cols, n_cols_active, read_only):
         if not t1_done:
             # segments of the columns still to come are not modified before their turn,
             # so one propagation serves the whole loop
-            forward_propagate(a, LRN_ACT_T1, 1, SC_NTS1, SC_NTC1)
+            forward_propagate(a, LRN_ACT_T1, BANK_1, SC_NTS1, SC_NTC1, YES)
             on_t1 = np.sort(a.st_list[LRN_ACT_T1, :a.st_cnt[LRN_ACT_T1]].copy())
             t1_done = True
         cell, slot = best_matching_cell_t1(a, col, a.ip[IP_MIN_THR])
-        p = -1
+        p = MINUS_ONE
         if slot >= 0:
             p = slot_entry(a, cell, slot)
         if p >= 0 and a.seg_seq[p] != 0:
             st_set(a, LRN_ACT_T, cell)
-            new_update = compute_update(a, cell, slot, LRN_ACT_T1, True, True, on_t1)
+            new_update = compute_update(a, cell, slot, LRN_ACT_T1, YES, YES, on_t1)
             a.seg_total[p] += 1
             if new_update:
                 adapt_segment(a, a.sc[SC_QLEN] - 1)
@@ -305,7 +312,7 @@ def learn_phase1(a, cols, n_cols_active, read_only):
         else:
             new_cell = get_cell_for_new_segment(a, col)
             st_set(a, LRN_ACT_T, new_cell)
-            if compute_update(a, new_cell, -1, LRN_ACT_T1, True, True, on_t1):
+            if compute_update(a, new_cell, MINUS_ONE, LRN_ACT_T1, YES, YES, on_t1):
                 adapt_segment(a, a.sc[SC_QLEN] - 1)
                 a.sc[SC_QLEN] -= 1
     return n_unpredicted < n_cols_active // 2
@@ -315,7 +322,7 @@ def learn_phase1(a, cols, n_cols_active, read_only):
 def learn_phase2(a, read_only):
     """``Cells4::learnPhase2``: in each column predict the cell owning the segment with the
     most active synapses (>= activationThreshold) and queue an update for that segment."""
-    forward_propagate(a, LRN_ACT_T, 0, SC_NTS0, SC_NTC0)
+    forward_propagate(a, LRN_ACT_T, BANK_0, SC_NTS0, SC_NTC0, NO)
     st_clear(a, LRN_PRED_T)
     thr = a.ip[IP_ACT_THR]
     cpc = a.ip[IP_CPC]
@@ -339,8 +346,8 @@ def learn_phase2(a, read_only):
         while end < nc and order[end] // cpc == col:
             end += 1
         best_act = thr - 1 if thr > 0 else 0
-        best_cell = -1
-        best_slot = -1
+        best_cell = MINUS_ONE
+        best_slot = MINUS_ONE
         for idx in range(end - 1, start - 1, -1):
             i = order[idx]
             if a.cell_act[0, i] <= best_act:
@@ -357,7 +364,7 @@ def learn_phase2(a, read_only):
         if best_slot >= 0:
             st_set(a, LRN_PRED_T, best_cell)
             if not read_only:
-                compute_update(a, best_cell, best_slot, LRN_ACT_T, False, True, on_t)
+                compute_update(a, best_cell, best_slot, LRN_ACT_T, NO, YES, on_t)
                 a.seg_total[slot_entry(a, best_cell, best_slot)] += 1
         start = end
 
@@ -396,9 +403,9 @@ def learn_backtrack_from(a, start, read_only):
         pattern = a.lrn_hist[offset]
         m = a.lrn_len[offset]
         if not read_only:
-            _set_col_flags(a, pattern, m, 1)
+            _set_col_flags(a, pattern, m, ONE)
             process_segment_updates(a, a.col_flags)
-            _set_col_flags(a, pattern, m, 0)
+            _set_col_flags(a, pattern, m, ZERO)
         if offset == start:
             st_clear(a, LRN_ACT_T)
             cpc = a.ip[IP_CPC]
@@ -406,7 +413,7 @@ def learn_backtrack_from(a, start, read_only):
                 st_set(a, LRN_ACT_T, pattern[i] * cpc)
                 in_sequence = True
         else:
-            in_sequence = learn_phase1(a, pattern, m, read_only)
+            in_sequence = learn_phase1(a, pattern, np.int64(m), read_only)
         if not in_sequence or offset == current:
             break
         learn_phase2(a, read_only)
@@ -421,15 +428,15 @@ def learn_backtrack(a):
     n_prev = n - 1 if n > 0 else 0
     if n_prev <= 0:
         return 0
-    found = -1
+    found = MINUS_ONE
     for start in range(n_prev):
-        if learn_backtrack_from(a, start, True):
+        if learn_backtrack_from(a, start, YES):
             found = start
             break
     if found < 0:
         a.sc[SC_LRN_HN] = _shift_rows(a.lrn_hist, a.lrn_len, n, n)
         return 0
-    learn_backtrack_from(a, found, False)
+    learn_backtrack_from(a, found, NO)
     a.sc[SC_LRN_HN] = _shift_rows(a.lrn_hist, a.lrn_len, found + 1, n)
     return n_prev - found
 
@@ -443,20 +450,20 @@ def update_learning_state(a, cols, n_active):
     if max_bt > 0:
         hn = a.sc[SC_LRN_HN]
         if hn > max_bt:
-            hn = _shift_rows(a.lrn_hist, a.lrn_len, 1, hn)
+            hn = _shift_rows(a.lrn_hist, a.lrn_len, ONE, hn)
         for i in range(n_active):
             a.lrn_hist[hn, i] = cols[i]
         a.lrn_len[hn] = n_active
         a.sc[SC_LRN_HN] = hn + 1
-    _set_col_flags(a, cols, n_active, 1)
+    _set_col_flags(a, cols, n_active, ONE)
     process_segment_updates(a, a.col_flags)
-    _set_col_flags(a, cols, n_active, 0)
+    _set_col_flags(a, cols, n_active, ZERO)
     if a.sc[SC_PAM] > 0:
         a.sc[SC_PAM] -= 1
     a.sc[SC_LSEQ] += 1
     reset_called = a.sc[SC_RESET] != 0
     if not reset_called:
-        if learn_phase1(a, cols, n_active, False):
+        if learn_phase1(a, cols, n_active, NO):
             a.sc[SC_PAM] = a.ip[IP_PAM_LEN]
     max_seq = a.ip[IP_MAX_SEQ_LEN]
     if reset_called or a.sc[SC_PAM] == 0 or (max_seq != 0 and a.sc[SC_LSEQ] >= max_seq):
@@ -473,4 +480,4 @@ def update_learning_state(a, cols, n_active):
         a.sc[SC_PAM] = a.ip[IP_PAM_LEN]
         a.sc[SC_LSEQ] = backsteps
         a.sc[SC_QLEN] = 0
-    learn_phase2(a, False)
+    learn_phase2(a, NO)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from htmengine.algorithms import _tm_state as S
-from htmengine.algorithms._tm_store import compact_slots, rebuild_out_synapses
+from htmengine.algorithms._tm_store import (
+    compact_slots,
+    list_orphans,
+    mark_orphans,
+    rebuild_out_synapses,
+)
 
 _VERSION = 1
 _SCALAR_PARAMS = ("numberOfCols", "cellsPerColumn", "initialPerm", "connectedPerm",
@@ -25,9 +30,12 @@ def pack_state(tm) -> dict:
         d[f"param_{name}"] = int(value) if isinstance(value, bool) else value
     high = int(a.sc[S.SC_SEG_HIGH])
     nfree = int(a.sc[S.SC_SEG_NFREE])
+    used = int(a.seg_n[:high].max()) if high else 0
     for name in S.SEG_FIELDS:
-        d[name] = getattr(a, name)[:high].copy()
+        arr = getattr(a, name)[:high]
+        d[name] = (arr[:, :used] if arr.ndim == 2 else arr).copy()  # only used synapse slots
     d["seg_free"] = a.seg_free[:nfree].copy()
+    d["orphans"] = list_orphans(a)
     slot_off = a.slot_off.copy()
     slot_cap = a.slot_cap.copy()
     slots, top = compact_slots(slot_off, slot_cap, a.nslots, a.slots, 0)
@@ -82,7 +90,10 @@ def unpack_state(cls, d: dict):
             fill = -1 if name in ("seg_cell", "seg_slot") else 0
             new = np.full((cap,) + arr.shape[1:], fill, dtype=arr.dtype)
             src = np.asarray(d[name], dtype=arr.dtype)
-            new[:src.shape[0]] = src
+            if src.ndim == 2:  # states saved with narrower synapse rows
+                new[:src.shape[0], :src.shape[1]] = src
+            else:
+                new[:src.shape[0]] = src
             updates[name] = new
         updates["act"] = np.zeros((2, cap), dtype=np.uint8)
         updates["act_conn"] = np.zeros((2, cap), dtype=np.uint8)
@@ -134,6 +145,8 @@ def unpack_state(cls, d: dict):
                        blk_prev=np.full(n_blocks, -1, dtype=np.int32),
                        blk_free=np.zeros(n_blocks, dtype=np.int32))
     rebuild_out_synapses(a)
+    if "orphans" in d:
+        mark_orphans(a, np.asarray(d["orphans"], dtype=np.int32).reshape(-1, 2))
     tm._a = S.reserve(a, 0)
     return tm
 

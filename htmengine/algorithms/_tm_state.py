@@ -23,32 +23,42 @@ from collections import namedtuple
 import numpy as np
 
 BLOCK = 16  # out-synapse entries per block
+# The indices below are numpy scalars, not Python ints: numba types a Python int (or bool)
+# constant passed to a jitted function as a literal and compiles one specialization per
+# value; numpy scalars are plain int64/bool, so each kernel is compiled once.
+_i = np.int64
+YES, NO = np.bool_(True), np.bool_(False)  # non-literal flags for kernel arguments
+BANK_0, BANK_1 = _i(0), _i(1)  # activity banks of forward_propagate
+MINUS_ONE, ZERO, ONE = _i(-1), _i(0), _i(1)
 
 # --- integer parameters (ip) ---
-IP_NCOLS, IP_CPC, IP_ACT_THR, IP_MIN_THR, IP_NEW_SYN, IP_SEG_UPD_VALID = 0, 1, 2, 3, 4, 5
-IP_PAM_LEN, IP_MAX_INF_BT, IP_MAX_LRN_BT, IP_MAX_SEQ_LEN, IP_MAX_SEGS = 6, 7, 8, 9, 10
-IP_MAX_SYNS, IP_DO_POOLING, IP_W = 11, 12, 13
-N_IP = 14
+IP_NCOLS, IP_CPC, IP_ACT_THR, IP_MIN_THR = _i(0), _i(1), _i(2), _i(3)
+IP_NEW_SYN, IP_SEG_UPD_VALID, IP_PAM_LEN, IP_MAX_INF_BT = _i(4), _i(5), _i(6), _i(7)
+IP_MAX_LRN_BT, IP_MAX_SEQ_LEN, IP_MAX_SEGS, IP_MAX_SYNS = _i(8), _i(9), _i(10), _i(11)
+IP_DO_POOLING, IP_W = _i(12), _i(13)
+N_IP = _i(14)
 # --- float32 parameters (fp) ---
-FP_INIT, FP_CONN, FP_MAX, FP_DEC, FP_INC = 0, 1, 2, 3, 4
-N_FP = 5
+FP_INIT, FP_CONN, FP_MAX, FP_DEC, FP_INC = _i(0), _i(1), _i(2), _i(3), _i(4)
+N_FP = _i(5)
 # --- integer scalars (sc) ---
-SC_NLRN, SC_NITER, SC_PAM, SC_LSEQ, SC_RESET = 0, 1, 2, 3, 4
-SC_SEG_HIGH, SC_SEG_NFREE, SC_BLK_HIGH, SC_BLK_NFREE, SC_SLOT_TOP = 5, 6, 7, 8, 9
-SC_REL_CTR, SC_QLEN, SC_INF_HN, SC_LRN_HN = 10, 11, 12, 13
-SC_NTS0, SC_NTC0, SC_NTS1, SC_NTC1 = 14, 15, 16, 17  # touched segments / cells per bank
-N_SC = 18
+SC_NLRN, SC_NITER, SC_PAM, SC_LSEQ, SC_RESET = _i(0), _i(1), _i(2), _i(3), _i(4)
+SC_SEG_HIGH, SC_SEG_NFREE, SC_BLK_HIGH = _i(5), _i(6), _i(7)
+SC_BLK_NFREE, SC_SLOT_TOP = _i(8), _i(9)
+SC_REL_CTR, SC_QLEN, SC_INF_HN, SC_LRN_HN = _i(10), _i(11), _i(12), _i(13)
+# touched segments / cells per bank
+SC_NTS0, SC_NTC0, SC_NTS1, SC_NTC1 = _i(14), _i(15), _i(16), _i(17)
+N_SC = _i(18)
 # --- float32 scalars (fs) ---
-FS_AVG_DENSITY, FS_AVG_LSEQ = 0, 1
-N_FS = 2
+FS_AVG_DENSITY, FS_AVG_LSEQ = _i(0), _i(1)
+N_FS = _i(2)
 # --- cell states ---
-INF_ACT_T, INF_ACT_T1, INF_PRED_T, INF_PRED_T1 = 0, 1, 2, 3
-LRN_ACT_T, LRN_ACT_T1, LRN_PRED_T, LRN_PRED_T1 = 4, 5, 6, 7
-INF_ACT_BACKUP, INF_PRED_BACKUP = 8, 9
-N_STATES = 10
-SAVED_STATES = 8  # the first eight persist across steps
+INF_ACT_T, INF_ACT_T1, INF_PRED_T, INF_PRED_T1 = _i(0), _i(1), _i(2), _i(3)
+LRN_ACT_T, LRN_ACT_T1, LRN_PRED_T, LRN_PRED_T1 = _i(4), _i(5), _i(6), _i(7)
+INF_ACT_BACKUP, INF_PRED_BACKUP = _i(8), _i(9)
+N_STATES = _i(10)
+SAVED_STATES = _i(8)  # the first eight persist across steps
 # --- column confidence rows ---
-CONF_T, CONF_T1 = 0, 1
+CONF_T, CONF_T1 = _i(0), _i(1)
 
 SEG_FIELDS = ("seg_src", "seg_perm", "seg_n", "seg_nconn", "seg_cell", "seg_slot",
               "seg_total", "seg_pos", "seg_last_active", "seg_dc", "seg_dc_iter", "seg_seq")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from htmengine.algorithms._tm_kernels import out_add
+from htmengine.algorithms._tm_kernels import out_add, out_mark_orphan
 from htmengine.algorithms._tm_state import (
+    BLOCK,
     FP_CONN,
     IP_MAX_LRN_BT,
     IP_MAX_SEGS,
@@ -97,3 +98,34 @@ def count_synapses(a):
     for p in range(a.sc[SC_SEG_HIGH]):
         total += a.seg_n[p]
     return total
+
+
+@njit(cache=True)
+def list_orphans(a):
+    """(source cell, segment) of every orphan synapse (see ``out_mark_orphan``)."""
+    total = 0
+    for src in range(a.out_cnt.shape[0]):
+        total += a.out_cnt[src]
+    out = np.empty((total, 2), dtype=np.int32)
+    k = 0
+    for src in range(a.out_cnt.shape[0]):
+        remaining = a.out_cnt[src]
+        b = a.out_head[src]
+        while remaining > 0:
+            m = min(BLOCK, remaining)
+            for j in range(m):
+                e = a.blk[b, j]
+                if e & 2:
+                    out[k, 0] = src
+                    out[k, 1] = e >> 2
+                    k += 1
+            remaining -= m
+            b = a.blk_next[b]
+    return out[:k]
+
+
+@njit(cache=True)
+def mark_orphans(a, orphans):
+    """Flag the listed (source cell, segment) out-synapses as orphans again after loading."""
+    for i in range(orphans.shape[0]):
+        out_mark_orphan(a, orphans[i, 0], orphans[i, 1])

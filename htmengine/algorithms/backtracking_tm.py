@@ -19,6 +19,16 @@ The algorithm follows Cells4 step for step:
   synapses beyond ``maxSynapsesPerSegment`` and grows up to ``newSynapseCount`` new ones;
   segment duty cycles use Cells4's tiers; random choices use NuPIC's ``Random(seed)``.
 
+Version: nupic.core **0.4.10** (NuPIC 0.5.6, the run behind NAB's published score), not later
+releases.  In 0.4.10 ``adaptSegment`` hands ``Segment::freeNSynapses`` the synapse indices taken
+*before* the decrement pass pruned synapses with permanence <= 0 (fixed by NUP-2324, Feb 2017).
+The stale indices pick shifted synapses, may read past the end of the compacted segment (the
+segment then keeps more than ``maxSynapsesPerSegment`` synapses) and may erase the
+forward-propagation entry of a synapse that stays ("orphan": not counted in segment
+activities, still counted by ``isActive`` and ``getBestMatchingCellT1``).  This is reproduced
+(``_tm_kernels._free_n_synapses``, ``out_mark_orphan``); with it the raw anomaly scores equal
+NuPIC's published ones on every row of NAB.
+
 Predicted columns for the anomaly score
 ---------------------------------------
 NuPIC's ``TMRegion`` in ``anomalyMode`` (set by ``HTMPredictionModel`` for
@@ -154,7 +164,10 @@ class BacktrackingTM:
         ip[S.IP_MAX_SEGS] = p["maxSegmentsPerCell"]
         ip[S.IP_MAX_SYNS] = p["maxSynapsesPerSegment"]
         ip[S.IP_DO_POOLING] = 1 if p["doPooling"] else 0
-        ip[S.IP_W] = max(p["maxSynapsesPerSegment"], p["newSynapseCount"])
+        # nupic.core 0.4.10 can leave up to newSynapseCount synapses more than
+        # maxSynapsesPerSegment on a segment (see _tm_kernels._free_n_synapses)
+        ip[S.IP_W] = max(p["maxSynapsesPerSegment"], p["newSynapseCount"]) \
+            + p["newSynapseCount"]
         return ip
 
     def _float_params(self) -> np.ndarray:

@@ -27,7 +27,6 @@ from numba import njit
 from htmengine.algorithms.nupic_random import NupicRandom, rng_real64, rng_sample
 from htmengine.exceptions import InvalidInputError
 
-PERMANENCE_EPSILON = np.float32(0.000001)
 UPDATE_PERIOD = 50
 INIT_CONNECTED_PCT = 0.5
 STATE_FORMAT = 1
@@ -44,7 +43,9 @@ def _round5(value: np.float32) -> np.float32:
 def _update_column(perm_row, connected_t, column, connected_counts, syn_perm_connected,
                    trim_threshold, raise_perm):
     """updatePermanencesForColumn_: (clip), count connected, clip+trim, store connectivity."""
-    threshold = np.float32(syn_perm_connected - PERMANENCE_EPSILON)
+    # nupic.core 0.4.10 (the version behind NAB's NuPIC result) compares with ``>=
+    # synPermConnected`` exactly; the ``- PERMANENCE_EPSILON`` of later versions is not used.
+    threshold = syn_perm_connected
     count = 0
     for i in range(perm_row.shape[0]):
         p = perm_row[i]
@@ -434,7 +435,7 @@ class SpatialPooler:
                      "boostFactors"):
             setattr(sp, name, np.array(d[f"{prefix}{name}"], dtype=np.float32))
         # Stored permanences are post-clip, so connectivity is recomputed exactly.
-        connected = sp.permanences >= np.float32(sp.synPermConnected - PERMANENCE_EPSILON)
+        connected = sp.permanences >= sp.synPermConnected
         sp.connected_t = np.ascontiguousarray(connected.T).astype(np.uint8)
         sp.connectedCounts = connected.sum(axis=1).astype(np.int32)
         sp.random = NupicRandom.from_state_dict(d, prefix=f"{prefix}rng_")

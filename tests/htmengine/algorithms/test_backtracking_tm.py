@@ -171,7 +171,8 @@ def out_synapse_entries(tm) -> tuple[list, list]:
         n, b, seen = int(a.out_cnt[src]), int(a.out_head[src]), 0
         while b >= 0:
             m = min(16, n - seen)
-            stored += [(int(src), int(e) >> 1, int(e) & 1) for e in a.blk[b, :m]]
+            # entry = 4 * pool id + 2 * orphan + connected
+            stored += [(int(src), int(e) >> 2, int(e) & 1) for e in a.blk[b, :m]]
             seen += m
             b = int(a.blk_next[b])
     implied = []
@@ -200,7 +201,8 @@ def test_limits_are_respected_and_structures_stay_consistent():
                 assert segs == []
             for seg in segs:
                 src = seg["sources"]
-                assert 1 <= src.size <= 6
+                # nupic.core 0.4.10 may leave up to newSynapseCount extra synapses
+                assert 1 <= src.size <= 6 + params["newSynapseCount"]
                 assert np.all(np.diff(src) > 0)
                 assert np.all(seg["permanences"] > 0) and np.all(seg["permanences"] <= 1)
     assert tm.numSegments() <= 50 * 2 * 2
