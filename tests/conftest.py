@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from process_support import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO_ROOT / "conf"
@@ -28,13 +28,6 @@ def override_name(config_file: str, section: str, option: str) -> str:
     """Environment variable that overrides one option of one config file."""
     root = Path(config_file).stem.upper().replace("-", "_")
     return f"_NTA_UTILS_CONFIG__{root}__{section.upper()}__{option.upper()}"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

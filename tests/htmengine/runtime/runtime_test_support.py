@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from process_support import REPO_ROOT, LoggedProcess, wait_for
 
-
-def wait_for(condition: Callable[[], object], timeout: float = 20.0,
-             interval: float = 0.05, what: str = "condition") -> object:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+__all__ = ["REPO_ROOT", "ServiceProcess", "unique_name", "wait_for"]
 
 
 def unique_name(prefix: str = "test.metric") -> str:
@@ -30,31 +16,11 @@ def unique_name(prefix: str = "test.metric") -> str:
     return f"{prefix}.{uuid.uuid4().hex[:12]}"
 
 
-class ServiceProcess:
+class ServiceProcess(LoggedProcess):
     """A runtime service started with ``python -m <module>`` in the session's environment;
     its output goes to a log file that the test can read."""
 
     def __init__(self, module: str, env: dict[str, str], logPath: Path,
                  args: list[str] | None = None) -> None:
         self.module = module
-        self.logPath = logPath
-        self._log = open(logPath, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", module, *(args or [])], cwd=REPO_ROOT,
-            env={**env, "PYTHONUNBUFFERED": "1"}, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def output(self) -> str:
-        """Everything the service logged so far."""
-        return self.logPath.read_text()
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, wait, return the exit code (kill after `timeout`)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
+        super().__init__([sys.executable, "-m", module, *(args or [])], env, logPath)

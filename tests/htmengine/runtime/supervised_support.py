@@ -13,13 +13,14 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from process_support import wait_for as waitFor
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RUN_ENGINE = REPO_ROOT / "scripts" / "run-engine.sh"
@@ -27,19 +28,6 @@ SUPERVISORCTL = REPO_ROOT / ".venv" / "bin" / "supervisorctl"
 SUPERVISORD_CONF = REPO_ROOT / "conf" / "supervisord.conf"
 PROGRAMS = ("model_scheduler", "metric_listener", "metric_storer", "anomaly_service")
 T0 = 1430000000   # first sample's epoch (5-minute samples after it)
-
-
-def waitFor(condition: Callable[[], object], timeout: float, interval: float = 0.2,
-            what: str = "condition") -> object:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def pidAlive(pid: int) -> bool:
