@@ -329,50 +329,52 @@ class ResultBatch(NamedTuple):
     objects: tuple[ResultItem, ...]
 
 
+def _pack(head: str, headName: str, items: Sequence[Any], allowed: tuple[type, ...],
+          itemsName: str) -> bytes:
+    """``head + "\\n" + JSON`` after checking the head and every item's type."""
+    _check_id(head, headName)
+    if not head:
+        raise InvalidMessageError(f"{headName} must not be empty")
+    for index, item in enumerate(items):
+        if not isinstance(item, allowed):
+            raise InvalidMessageError(
+                f"{itemsName}[{index}] must be a {' or '.join(t.__name__ for t in allowed)}, "
+                f"got {item!r}")
+    return f"{head}\n{BatchPackager.marshal(items)}".encode()
+
+
+def _unpack(message: bytes | str, headName: str, allowed: tuple[type, ...],
+            what: str) -> tuple[str, tuple[Any, ...]]:
+    """(head, items) of a message whose items must all be of the `allowed` types."""
+    head, body = _split_head(message, headName)
+    objects = BatchPackager.unmarshal(body)
+    for index, item in enumerate(objects):
+        if not isinstance(item, allowed):
+            raise InvalidMessageError(
+                f"{what} {head}: item [{index}] is a {type(item).__name__}, "
+                f"not a {what.split()[0]}")
+    return head, objects
+
+
+_REQUEST_TYPES = (ModelCommand, ModelInputRow)
+_RESULT_TYPES = (ModelCommandResult, ModelInferenceResult)
+
+
 def packRequestMessage(batchID: str, requests: Sequence[RequestItem]) -> bytes:
     """``batchID + "\\n" + JSON`` request message body."""
-    _check_id(batchID, "batchID")
-    if not batchID:
-        raise InvalidMessageError("batchID must not be empty")
-    for index, item in enumerate(requests):
-        if not isinstance(item, ModelCommand | ModelInputRow):
-            raise InvalidMessageError(
-                f"requests[{index}] must be a ModelCommand or ModelInputRow, got {item!r}")
-    return f"{batchID}\n{BatchPackager.marshal(requests)}".encode()
+    return _pack(batchID, "batchID", requests, _REQUEST_TYPES, "requests")
 
 
 def unpackRequestMessage(message: bytes | str) -> RequestBatch:
     """Decode a request message; InvalidMessageError names what is wrong."""
-    batchID, body = _split_head(message, "batchID")
-    objects = BatchPackager.unmarshal(body)
-    for index, item in enumerate(objects):
-        if not isinstance(item, ModelCommand | ModelInputRow):
-            raise InvalidMessageError(
-                f"request batch {batchID}: item [{index}] is a {type(item).__name__}, "
-                "not a request")
-    return RequestBatch(batchID, objects)  # type: ignore[arg-type]
+    return RequestBatch(*_unpack(message, "batchID", _REQUEST_TYPES, "request batch"))
 
 
 def packResultMessage(modelID: str, results: Sequence[ResultItem]) -> bytes:
     """``modelID + "\\n" + JSON`` result message body."""
-    _check_id(modelID, "modelID")
-    if not modelID:
-        raise InvalidMessageError("modelID must not be empty")
-    for index, item in enumerate(results):
-        if not isinstance(item, ModelCommandResult | ModelInferenceResult):
-            raise InvalidMessageError(
-                f"results[{index}] must be a ModelCommandResult or ModelInferenceResult, "
-                f"got {item!r}")
-    return f"{modelID}\n{BatchPackager.marshal(results)}".encode()
+    return _pack(modelID, "modelID", results, _RESULT_TYPES, "results")
 
 
 def unpackResultMessage(message: bytes | str) -> ResultBatch:
     """Decode a result message; InvalidMessageError names what is wrong."""
-    modelID, body = _split_head(message, "modelID")
-    objects = BatchPackager.unmarshal(body)
-    for index, item in enumerate(objects):
-        if not isinstance(item, ModelCommandResult | ModelInferenceResult):
-            raise InvalidMessageError(
-                f"result batch of model {modelID}: item [{index}] is a {type(item).__name__}, "
-                "not a result")
-    return ResultBatch(modelID, objects)  # type: ignore[arg-type]
+    return ResultBatch(*_unpack(message, "modelID", _RESULT_TYPES, "result batch of model"))
