@@ -15,7 +15,6 @@ from swapper_service_helpers import SchedulerProcess, schedulerEnv
 
 from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
 from htmengine.model_swapper.messages import ModelCommandResult, ModelInputRow
-from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
 
 model_module = pytest.importorskip("htmengine.algorithms.model")
 params_module = pytest.importorskip("htmengine.algorithms.model_params")
@@ -52,12 +51,6 @@ def scheduler(engine_env, tmp_path_factory):
     yield proc
     code = proc.stop()
     assert code == 0, proc.logTail()
-
-
-@pytest.fixture()
-def swapper(engine_env):
-    with ModelSwapperInterface() as swapper:
-        yield swapper
 
 
 def test_six_models_on_two_slots_each_row_scored_once_in_order_identically(

@@ -18,7 +18,6 @@ from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
 from htmengine.model_swapper.messages import ModelCommandResult, ModelInputRow
 from htmengine.model_swapper.model_runner import loadCheckpointedModel
 from htmengine.model_swapper.model_scheduler_service import defaultNumSlots
-from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
 
 pytestmark = pytest.mark.integration
 
@@ -55,12 +54,6 @@ def scheduler(engine_env, tmp_path_factory):
     yield proc
     code = proc.stop()
     assert code == 0, proc.logTail()
-
-
-@pytest.fixture()
-def swapper(engine_env):
-    with ModelSwapperInterface() as swapper:
-        yield swapper
 
 
 def test_fifty_models_on_two_slots_all_progress_each_row_scored_once_in_order(
