@@ -10,6 +10,15 @@
 # Usage: scripts/supervise.sh start|stop|status. `start` when already running leaves it running.
 set -euo pipefail
 
+case "${1:-}" in
+  -h|--help)
+    echo "usage: ${SUPERVISE_SELF:-$0} start|stop|status"
+    echo "  start   start ${SUPERVISE_NAME:-the programs} under supervisord; if it runs, leave it running"
+    echo "  stop    stop everything (and supervisord)"
+    echo "  status  show the programs' state"
+    exit 0 ;;
+esac
+
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="$ROOT/.venv"
 : "${SUPERVISE_NAME:?}" "${SUPERVISE_CONF:?}" "${SUPERVISE_PROGRAMS:?}" "${HTMENGINE_RUN_DIR:?}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from htmengine.adapters.datasource import createDatasourceAdapter
@@ -14,8 +15,11 @@ MODEL_SPEC = {
 }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Start monitoring cpu_percent and print the model id."""
+    argparse.ArgumentParser(
+        description="Create the model of the cpu_percent metric (min 0, max 100) that "
+                    "send_cpu.py feeds, and print its id.").parse_args(argv)
     adapter = createDatasourceAdapter(MODEL_SPEC["datasource"])
     try:
         model_id = adapter.monitorMetric(MODEL_SPEC)

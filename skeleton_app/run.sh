@@ -33,6 +33,9 @@ setup() {
   (cd "$ROOT" && "$VENV/bin/python" repository/migrate.py)
 }
 
+case "${1:-}" in
+  -h|--help) echo "usage: $0 start|stop|status"; sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
+esac
 if [ "${1:-}" = start ] && [ "${SKELETON_SKIP_SETUP:-0}" != 1 ]; then setup; fi
 export SUPERVISE_SELF="$0"
 exec "$ROOT/scripts/supervise.sh" "$@"

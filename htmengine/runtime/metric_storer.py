@@ -37,7 +37,11 @@ from htmengine.exceptions import (
 from htmengine.repository.queries import MetricStatus
 from htmengine.runtime.metric_streamer import STREAMABLE_STATUSES, MetricStreamer
 from htmengine.runtime.plaintext import decodeBatchMessage, parsePlaintext
-from htmengine.runtime.service_support import StopFlag, configureServiceLogging
+from htmengine.runtime.service_support import (
+    StopFlag,
+    configureServiceLogging,
+    service_argument_parser,
+)
 from nta_utils.errors import BusConnectionError, BusError, DatabaseError
 
 _log = logging.getLogger("htmengine.runtime.metric_storer")
@@ -205,8 +209,9 @@ class MetricStorer:
                 time.sleep(1.0)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m htmengine.runtime.metric_storer``."""
+    service_argument_parser(__doc__).parse_args(argv)
     configureServiceLogging("htmengine.runtime.metric_storer")
     from htmengine.adapters.datasource import createDatasourceAdapter
     from htmengine.config import app_config
