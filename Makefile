@@ -58,7 +58,10 @@ demo: run
 lint: venv
 	$(VENV)/bin/ruff check .
 
+# Servers this target starts (InfluxDB usually) are stopped when the tests end; servers that
+# were already running keep running (scripts/stop-services.sh).
 test: precompile
-	@scripts/ensure-services.sh mariadb rabbitmq influxdb
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest
+	@started="$$(mktemp)"; trap 'scripts/stop-services.sh "$$started"' EXIT; \
+	  ENSURE_SERVICES_STARTED="$$started" scripts/ensure-services.sh mariadb rabbitmq influxdb && \
+	  echo "$(VENV)/bin/ruff check ." && $(VENV)/bin/ruff check . && \
+	  echo "$(VENV)/bin/pytest $(PYTEST_ARGS)" && $(VENV)/bin/pytest $(PYTEST_ARGS)
