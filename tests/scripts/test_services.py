@@ -12,25 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from process_support import REPO_ROOT, free_port, wait_for
+from process_support import REPO_ROOT, free_port, listening_addresses, wait_for
 
 pytestmark = pytest.mark.skipif(not Path("/usr/bin/influxd").exists() or os.geteuid() != 0,
                                 reason="needs the Debian influxdb package and root")
 
 ENSURE = REPO_ROOT / "scripts" / "ensure-services.sh"
 STOP = REPO_ROOT / "scripts" / "stop-services.sh"
-
-
-def listeners(port: int) -> set[str]:
-    """Local addresses (hex, as in /proc/net/tcp*) listening on `port`."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            address, hexport = local.split(":")
-            if state == "0A" and int(hexport, 16) == port:
-                found.add(address)
-    return found
 
 
 @pytest.fixture()
@@ -55,8 +43,8 @@ def test_started_influxdb_is_loopback_only_and_stopped_by_stop_services(influx_d
         pidfile = f"/run/influxd-htmengine-{port}.pid"
         assert record.read_text() == f"influxdb {pidfile}\n"
         # 0100007F is 127.0.0.1; never 00000000 (all interfaces)
-        assert listeners(port) == {"0100007F"}
-        assert listeners(rpc) == {"0100007F"}
+        assert listening_addresses(port) == {"0100007F"}
+        assert listening_addresses(rpc) == {"0100007F"}
 
         again = subprocess.run([str(ENSURE), "influxdb"], env=env, capture_output=True,
                                text=True, timeout=60)
@@ -68,7 +56,7 @@ def test_started_influxdb_is_loopback_only_and_stopped_by_stop_services(influx_d
                                  timeout=60)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert f"stopping influxdb (pid {pid})" in stopped.stdout
-    wait_for(lambda: not listeners(port), timeout=10, what="InfluxDB to stop")
+    wait_for(lambda: not listening_addresses(port), timeout=10, what="InfluxDB to stop")
     assert not Path(f"/proc/{pid}").exists()
     assert not record.exists()
 

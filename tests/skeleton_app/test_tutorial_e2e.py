@@ -14,9 +14,11 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from process_support import listening_addresses
 from skeleton_test_support import REPO_ROOT, SKELETON_DIR, http_request, wait_for
 
 from skeleton_app import demo
@@ -196,3 +198,20 @@ def test_tutorial_cpu_percent_scripts(skeleton_running, sql_engine, skeleton_bus
     assert common >= 2
     assert [(value, calendar.timegm(ts.timetuple())) for value, ts in stored[:common]] == \
         [(float(v), int(t)) for v, t in samples[:common]]
+
+
+def test_supervisor_status_page_and_supervisorctl(skeleton_running):
+    """The tutorial's supervisor status page, on 127.0.0.1 only, lists every program; and
+    supervisorctl run in the application's conf folder reports them RUNNING."""
+    port = skeleton_running.supervisor_port
+    page = http_request(port, "GET", "/")
+    assert page.status == 200
+    for program in ("model_scheduler", "metric_listener", "metric_storer", "anomaly_service",
+                    "webapp"):
+        assert program in page.text
+    assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, not all interfaces
+    status = subprocess.run(
+        [str(Path(sys.executable).parent / "supervisorctl"), "-s", f"http://127.0.0.1:{port}",
+         "status"], cwd=SKELETON_DIR / "conf", capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert len(re.findall(r" RUNNING ", status.stdout)) == 5, status.stdout
