@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 APPLICATION_CONFIG_PATH ?= $(CURDIR)/conf
 export APPLICATION_CONFIG_PATH
 
-.PHONY: help venv venv-plot venv-dev precompile services migrate run run-engine stop test lint demo
+.PHONY: help clean venv venv-plot venv-dev precompile services migrate run run-engine stop test lint demo
 
 help:
 	@echo "make run   - set up everything (venv, MariaDB, RabbitMQ, database) and run the engine"
@@ -17,6 +17,8 @@ help:
 	@echo "make demo  - make run, then stream a NAB series through the engine and print anomalies"
 	@echo "make test  - set up everything and run the test suite"
 	@echo "make stop  - stop the engine"
+	@echo "make clean - stop what make run started and remove its database, RabbitMQ queues and"
+	@echo "             exchange, model checkpoints and logs (nothing else; asks nothing)"
 
 # Each target installs what it needs: runtime (make run), + plotting (make demo),
 # + development tools (make test, make lint). Every step says what it does and how long it
@@ -74,6 +76,19 @@ run-engine: migrate precompile
 stop:
 	@skeleton_app/run.sh stop
 	@scripts/run-engine.sh stop
+
+# Everything `make run` made for the skeleton application, and nothing else: its services,
+# then (htmengine clean) its database, queues, results exchange and checkpoints, then its logs.
+SKELETON_RUN_DIR ?= $(CURDIR)/skeleton_app/logs
+clean:
+	@skeleton_app/run.sh stop
+	@if [ -x $(VENV)/bin/htmengine ]; then \
+	  echo "[clean] removing the skeleton application's database, queues, exchange and checkpoints"; \
+	  APPLICATION_CONFIG_PATH=$(CURDIR)/skeleton_app/conf $(VENV)/bin/htmengine clean --yes; \
+	else echo "[clean] no $(VENV): nothing was installed, so no database or queue to remove"; fi
+	@echo "[clean] removing the logs in $(SKELETON_RUN_DIR)"
+	@rm -f "$(SKELETON_RUN_DIR)"/*.log "$(SKELETON_RUN_DIR)"/*.log.[0-9]* "$(SKELETON_RUN_DIR)"/supervisord.pid
+	@rmdir "$(SKELETON_RUN_DIR)" 2>/dev/null || true
 
 demo: run venv-plot
 	APPLICATION_CONFIG_PATH=$(CURDIR)/skeleton_app/conf $(PY) skeleton_app/demo.py

@@ -31,5 +31,6 @@ setup(
         "plot": _requirements("requirements-plot.txt"),
         "dev": _requirements("requirements-plot.txt") + _requirements("requirements-dev.txt"),
     },
+    entry_points={"console_scripts": ["htmengine = htmengine.cli.main:main"]},
     license="AGPL-3.0-or-later",
 )

@@ -13,22 +13,19 @@ arrives, with a progress line, until every row is scored (or ``--timeout``).
 from __future__ import annotations
 
 import argparse
-import calendar
-import csv
 import json
-import math
 import os
 import signal
 import socket
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from htmengine.adapters.datasource import createDatasourceAdapter
+from htmengine.cli.series import Row, SeriesError, parse_timestamp, read_series
 from htmengine.config import app_config
 from htmengine.exceptions import ObjectNotFoundError
 from htmengine.repository import engineFactory, queries, schema
@@ -42,66 +39,10 @@ DEFAULT_FILE = NAB_DIR / "data" / DEFAULT_NAB_KEY
 DEFAULT_WINDOWS = NAB_DIR / "labels" / "combined_windows.json"
 RANGE_PADDING = 0.2  # NAB's HTM detector widens the file's range by 20% at each end
 STATUS_ERROR = 4
-_TS_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S")
 
 
-class DemoError(Exception):
-    """The demo cannot run or did not finish; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class Row:
-    """One sample of the series (naive UTC timestamp)."""
-
-    timestamp: datetime
-    value: float
-
-    @property
-    def epoch(self) -> int:
-        """Unix time of the sample."""
-        return calendar.timegm(self.timestamp.timetuple())
-
-
-def _parse_timestamp(text: str, where: str) -> datetime:
-    for fmt in _TS_FORMATS:
-        try:
-            return datetime.strptime(text.strip(), fmt)
-        except ValueError:
-            continue
-    raise DemoError(f"{where}: timestamp {text!r} is not 'YYYY-mm-dd HH:MM:SS'")
-
-
-def read_series(path: Path, limit: int | None = None) -> list[Row]:
-    """The ``timestamp,value`` rows of a NAB-style CSV file (header first), at most `limit`."""
-    if not path.is_file():
-        raise DemoError(f"data file {path} does not exist")
-    rows: list[Row] = []
-    with path.open(newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header[:2]] != ["timestamp", "value"]:
-            raise DemoError(f"{path}: expected a 'timestamp,value' header, got {header!r}")
-        for number, record in enumerate(reader, start=2):
-            if limit is not None and len(rows) >= limit:
-                break
-            if len(record) < 2:
-                raise DemoError(f"{path}:{number}: expected 'timestamp,value', got {record!r}")
-            try:
-                value = float(record[1])
-            except ValueError:
-                raise DemoError(f"{path}:{number}: value {record[1]!r} is not a number") from None
-            if not math.isfinite(value):
-                raise DemoError(f"{path}:{number}: value {record[1]!r} is not finite")
-            row = Row(_parse_timestamp(record[0], f"{path}:{number}"), value)
-            if rows and row.epoch <= rows[-1].epoch:
-                # the engine stores a metric's samples in time order and drops the others
-                print(f"{path}:{number}: skipping a row not later than the previous one",
-                      file=sys.stderr)
-                continue
-            rows.append(row)
-    if not rows:
-        raise DemoError(f"{path} has no data rows")
-    return rows
+# One error type for the demo: bad input (from read_series) and runs that cannot finish.
+DemoError = SeriesError
 
 
 def model_range(rows: list[Row]) -> tuple[float, float]:
@@ -118,7 +59,7 @@ def load_windows(windows_file: Path, key: str) -> list[tuple[datetime, datetime]
     if not windows_file.is_file():
         return []
     windows = json.loads(windows_file.read_text()).get(key, [])
-    return [(_parse_timestamp(start, str(windows_file)), _parse_timestamp(end, str(windows_file)))
+    return [(parse_timestamp(start, str(windows_file)), parse_timestamp(end, str(windows_file)))
             for start, end in windows]
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import override_name
+
+from nta_utils.config import Config
 
 pytestmark = pytest.mark.integration
 
@@ -39,10 +40,10 @@ SCRIPTS = [
       if "__main__" in path.read_text()],
     ["scripts/ensure-services.sh"], ["scripts/run-engine.sh"], ["skeleton_app/run.sh"],
 ]
-# The console command and each subcommand (added with the htmengine CLI).
+# The console command and each subcommand.
 CLI = [[HTMENGINE]] + [[HTMENGINE, sub] for sub in (
-    "status", "metrics", "monitor", "unmonitor", "delete", "send", "tail", "plot")]
-COMMANDS = SCRIPTS
+    "status", "metrics", "monitor", "unmonitor", "delete", "send", "tail", "plot", "clean")]
+COMMANDS = SCRIPTS + CLI
 
 
 def _files(root: Path, skip: set[str]) -> set[Path]:
@@ -70,9 +71,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
            if k != "APPLICATION_CONFIG_PATH" and not k.startswith("_NTA_UTILS_CONFIG__")}
     env.update({
         "HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1",
-        override_name("application.conf", "repository", "db"): db,
-        override_name("rabbitmq.conf", "connection", "virtual_host"): vhost,
-        override_name("model-checkpoint.conf", "storage", "root"): str(base / "checkpoints"),
+        Config.getEnvVarOverrideName("application.conf", "repository", "db"): db,
+        Config.getEnvVarOverrideName("rabbitmq.conf", "connection", "virtual_host"): vhost,
+        Config.getEnvVarOverrideName("model-checkpoint.conf", "storage", "root"): str(base / "checkpoints"),
     })
     try:
         yield {"env": env, "db": db, "vhost": vhost, "home": home, "cwd": cwd, "base": base}
