@@ -190,6 +190,8 @@ class AnomalyService:
         if outcome is None:
             return None
         metric, rows = outcome
+        _log.info("Scored %d row(s) of %s (model=%s, rows %s..%s)", len(rows), metric.name,
+                  modelId, results[0].rowID, results[-1].rowID)
         return composeInferenceResultsMessage(metric, rows)
 
     # ------------------------------------------------------------------ batches

@@ -156,3 +156,38 @@ def test_conf_option_names_the_configuration(skeleton_running, tmp_path):
     assert implicit.stdout == explicit.stdout
     bad = run(skeleton_running, "metrics", "--conf", str(tmp_path))
     assert bad.returncode == 2 and "has no application.conf" in bad.stderr
+
+
+def test_logs_name_the_metric_once_per_batch_and_each_rejected_sample(skeleton_running,
+                                                                      sql_engine):
+    """Per live sample: one INFO line of the storer and one of the anomaly service, both naming
+    the metric; the model scheduler's routine runs are DEBUG; a rejected sample is logged once
+    with metric, value, timestamp and reason."""
+    name = f"cli.logs.{uuid.uuid4().hex[:8]}"
+    assert run(skeleton_running, "monitor", name, "--min", "0", "--max", "10").returncode == 0
+    start = int(time.time()) - 100
+    for offset in range(3):
+        assert run(skeleton_running, "send", name, "4.25", str(start + offset)).returncode == 0
+        wait_for(lambda n=offset + 1: scored(sql_engine, name) == n, timeout=SCORING_TIMEOUT,
+                 what=f"sample {offset + 1} scored")
+    late = run(skeleton_running, "send", name, "7.5", str(start - 50))
+    assert late.returncode == 0
+
+    log_dir = skeleton_running.run_dir
+
+    def lines(program: str, *needles: str) -> list[str]:
+        return [line for line in (log_dir / f"{program}.log").read_text().splitlines()
+                if all(needle in line for needle in needles)]
+
+    wait_for(lambda: lines("metric_storer", "Rejected sample", name), timeout=60,
+             what="the rejection logged")
+    stored = lines("metric_storer", " INFO ", f"Stored {name} (1 row)")
+    assert len(stored) == 3, stored
+    scored_lines = lines("anomaly_service", " INFO ", f"Scored 1 row(s) of {name}")
+    assert len(scored_lines) == 3, scored_lines
+    rejected = lines("metric_storer", "Rejected sample", name)
+    assert len(rejected) == 1, rejected
+    assert " WARNING " in rejected[0] and "older than the previous one" in rejected[0]
+    assert "value=7.5" in rejected[0] and f"({start - 50})" in rejected[0]
+    assert lines("metric_storer", f"Stored {name} (0 rows)")
+    assert not lines("model_scheduler", " INFO ", " drained ")
