@@ -14,11 +14,12 @@ export APPLICATION_CONFIG_PATH
 help:
 	@echo "make run   - set up everything (venv, MariaDB, RabbitMQ, database) and run the engine"
 	@echo "             with the skeleton web app (skeleton_app/README.md) on 127.0.0.1:8080"
-	@echo "make demo  - make run, then stream a NAB series through the engine and print anomalies"
+	@echo "make demo  - make run, then stream a NAB series through the engine, print its anomalies"
+	@echo "             with a progress bar, and plot them to a PNG (it says where)"
 	@echo "make test  - set up everything and run the test suite"
 	@echo "make stop  - stop the engine"
 	@echo "make clean - stop what make run started and remove its database, RabbitMQ queues and"
-	@echo "             exchange, model checkpoints and logs (nothing else; asks nothing)"
+	@echo "             exchange, model checkpoints, logs and demo plots (nothing else; asks nothing)"
 
 # Each target installs what it needs: runtime (make run), + plotting (make demo),
 # + development tools (make test, make lint). Every step says what it does and how long it
@@ -87,7 +88,8 @@ clean:
 	  APPLICATION_CONFIG_PATH=$(CURDIR)/skeleton_app/conf $(VENV)/bin/htmengine clean --yes; \
 	else echo "[clean] no $(VENV): nothing was installed, so no database or queue to remove"; fi
 	@echo "[clean] removing the logs in $(SKELETON_RUN_DIR)"
-	@rm -f "$(SKELETON_RUN_DIR)"/*.log "$(SKELETON_RUN_DIR)"/*.log.[0-9]* "$(SKELETON_RUN_DIR)"/supervisord.pid
+	@rm -f "$(SKELETON_RUN_DIR)"/*.log "$(SKELETON_RUN_DIR)"/*.log.[0-9]* "$(SKELETON_RUN_DIR)"/supervisord.pid \
+	  "$(SKELETON_RUN_DIR)"/demo.*.png
 	@rmdir "$(SKELETON_RUN_DIR)" 2>/dev/null || true
 
 demo: run venv-plot
