@@ -205,7 +205,7 @@ def run_demo(rows: list[Row], metric: str, threshold: float, timeout: float,
                     watcher.close()
                     raise DemoError(
                         f"timed out after {timeout:.0f} s with {len(watcher.scored)} of "
-                        f"{watcher.expected} rows scored; see logs/ (model_scheduler.log, "
+                        f"{watcher.expected} rows scored; see {run_dir()}/ (model_scheduler.log, "
                         f"metric_storer.log, anomaly_service.log)")
         finally:
             bus.delete_queue(queue)
@@ -222,6 +222,11 @@ def _resolve_input(args: argparse.Namespace) -> tuple[Path, str, Path]:
         raise DemoError(f"NAB file {key!r} not found under {NAB_DIR / 'data'} "
                         "(the NAB corpus is expected in ../shared/nab beside the repository)")
     return data, key, DEFAULT_WINDOWS
+
+
+def run_dir() -> Path:
+    """Where run.sh keeps the logs: $SKELETON_RUN_DIR, by default skeleton_app/logs."""
+    return Path(os.environ.get("SKELETON_RUN_DIR") or HERE / "logs")
 
 
 def _write_plot(metric_id: str, metric: str, path: Path, threshold: float) -> None:
@@ -274,8 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     elapsed = time.monotonic() - watcher.started
     if not args.no_plot:
-        run_dir = Path(os.environ.get("SKELETON_RUN_DIR") or HERE / "logs")
-        _write_plot(watcher.metric_id, metric, Path(args.plot or run_dir / f"{metric}.png"),
+        _write_plot(watcher.metric_id, metric, Path(args.plot or run_dir() / f"{metric}.png"),
                     args.threshold)
     webapp = "%s:%s" % (os.environ.get("SKELETON_WEBAPP_HOST", "127.0.0.1"),
                         os.environ.get("SKELETON_WEBAPP_PORT", "8080"))

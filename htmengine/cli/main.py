@@ -23,12 +23,14 @@ from htmengine.cli.send import send_rows
 from htmengine.cli.series import Row, parse_timestamp, read_series
 from htmengine.cli.status import collect_status, format_status, list_metrics
 from htmengine.cli.tail import follow_results
+from htmengine.config import config_dir
 from htmengine.exceptions import HTMEngineError, MetricAlreadyMonitored
 from htmengine.repository import engineFactory, queries, schema
 from nta_utils.config_location import APPLICATION_CONFIG_PATH_ENV
 from nta_utils.errors import NtaUtilsError
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+MYSQL_UNKNOWN_DATABASE = 1049
 
 
 def _use_conf(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
@@ -49,7 +51,11 @@ def _command(function: _F) -> _F:
         except (HTMEngineError, NtaUtilsError) as error:
             raise click.ClickException(str(error)) from error
         except sa.exc.OperationalError as error:
-            raise click.ClickException(f"database: {error.orig}") from error
+            hint = ""
+            if getattr(error.orig, "args", (None,))[0] == MYSQL_UNKNOWN_DATABASE:
+                hint = (f"; create it with: APPLICATION_CONFIG_PATH={config_dir()} "
+                        "python repository/migrate.py (make run does it for skeleton_app/conf)")
+            raise click.ClickException(f"database: {error.orig}{hint}") from error
 
     return click.option(
         "--conf", type=click.Path(file_okay=False, exists=True, path_type=Path),

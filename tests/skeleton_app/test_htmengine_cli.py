@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from skeleton_test_support import REPO_ROOT, SKELETON_DIR, wait_for
 
+from nta_utils.config import Config
 from skeleton_app import demo
 
 pytestmark = pytest.mark.integration
@@ -191,3 +192,15 @@ def test_logs_name_the_metric_once_per_batch_and_each_rejected_sample(skeleton_r
     assert "value=7.5" in rejected[0] and f"({start - 50})" in rejected[0]
     assert lines("metric_storer", f"Stored {name} (0 rows)")
     assert not lines("model_scheduler", " INFO ", " drained ")
+
+
+def test_missing_database_error_names_the_configuration_that_applies(skeleton_running):
+    env = {**skeleton_running.env,
+           Config.getEnvVarOverrideName("application.conf", "repository", "db"):
+               f"missing_{uuid.uuid4().hex[:8]}"}
+    result = subprocess.run([HTMENGINE, "metrics"], cwd=REPO_ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    assert "Unknown database" in result.stderr
+    assert f"APPLICATION_CONFIG_PATH={SKELETON_DIR / 'conf'} python repository/migrate.py" \
+        in result.stderr
