@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from htmengine.adapters.datasource import createDatasourceAdapter
 from htmengine.exceptions import MetricAlreadyMonitored
 
-MODEL_SPEC = {
+MODEL_SPEC: dict[str, Any] = {
     "datasource": "custom",
     "metricSpec": {"metric": "cpu_percent"},
     "modelParams": {"min": 0, "max": 100},  # both optional
