@@ -38,7 +38,8 @@ SCRIPTS = [
         "influxhtm.bridge")],
     *[[PY, str(path.relative_to(REPO_ROOT))] for path in sorted((REPO_ROOT / "bench").glob("*.py"))
       if "__main__" in path.read_text()],
-    ["scripts/ensure-services.sh"], ["scripts/run-engine.sh"], ["skeleton_app/run.sh"],
+    ["scripts/ensure-services.sh"], ["scripts/stop-services.sh"], ["scripts/run-engine.sh"],
+    ["skeleton_app/run.sh"],
 ]
 # The console command and each subcommand.
 CLI = [[HTMENGINE]] + [[HTMENGINE, sub] for sub in (
