@@ -7,14 +7,13 @@ from setuptools import find_packages, setup
 HERE = Path(__file__).parent
 
 
-def _requirements() -> list[str]:
-    """Runtime requirements: requirements.txt up to the development section."""
+def _requirements(name: str) -> list[str]:
+    """The pinned requirements of one requirements file (without its -r includes)."""
     lines = []
-    for line in (HERE / "requirements.txt").read_text().splitlines():
-        if line.startswith("# Development"):
-            break
-        if line.strip() and not line.startswith("#"):
-            lines.append(line.strip())
+    for line in (HERE / name).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "-r")):
+            lines.append(line)
     return lines
 
 
@@ -27,6 +26,11 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["htmengine*", "nta_utils*", "influxhtm*"]),
     package_data={"htmengine": ["**/*.json"]},
-    install_requires=_requirements(),
+    install_requires=_requirements("requirements.txt"),
+    extras_require={
+        "plot": _requirements("requirements-plot.txt"),
+        "dev": _requirements("requirements-plot.txt") + _requirements("requirements-dev.txt"),
+    },
+    entry_points={"console_scripts": ["htmengine = htmengine.cli.main:main"]},
     license="AGPL-3.0-or-later",
 )

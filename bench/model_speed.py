@@ -21,7 +21,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-DEFAULT_FILE = "/work/shared/nab/data/realKnownCause/machine_temperature_system_failure.csv"
+# The NAB corpus lives in ../shared/nab beside the repository.
+DEFAULT_FILE = str(REPO_ROOT.parent / "shared" / "nab" / "data" / "realKnownCause" /
+                   "machine_temperature_system_failure.csv")
 
 
 def read_nab_csv(path: str, limit: int) -> list[tuple[datetime, float]]:

@@ -27,7 +27,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-NAB_DATA = Path(os.environ.get("NAB_DATA", "/work/shared/nab/data"))
+# The NAB corpus lives in ../shared/nab beside the repository (NAB_DATA to use another copy).
+NAB_DATA = Path(os.environ.get("NAB_DATA", ROOT.parent / "shared" / "nab" / "data"))
 
 
 def read_series(path: Path) -> tuple[list[datetime], np.ndarray]:

@@ -7,7 +7,9 @@ import os
 from pathlib import Path
 
 from htmengine.exceptions import ApplicationNotConfiguredError, HTMEngineError
-from nta_utils.config import APPLICATION_CONFIG_PATH_ENV, Config
+from nta_utils.config import Config
+from nta_utils.config_location import application_config_dir
+from nta_utils.errors import ConfigError
 
 APPLICATION_CONF = "application.conf"
 MODEL_SWAPPER_CONF = "model-swapper.conf"
@@ -20,14 +22,12 @@ class InvalidCheckpointRootError(HTMEngineError, ValueError):
 
 
 def config_dir() -> str:
-    """The configuration directory, $APPLICATION_CONFIG_PATH; ApplicationNotConfiguredError
-    if it is unset or empty."""
-    path = os.environ.get(APPLICATION_CONFIG_PATH_ENV)
-    if not path:
-        raise ApplicationNotConfiguredError(
-            f"Environment variable {APPLICATION_CONFIG_PATH_ENV} is not set; set it to the "
-            "directory holding application.conf (e.g. the repository's conf/)")
-    return path
+    """The configuration directory, $APPLICATION_CONFIG_PATH (unset: the running application's
+    in a checkout, see nta_utils.config_location); ApplicationNotConfiguredError if neither."""
+    try:
+        return application_config_dir()
+    except ConfigError as error:
+        raise ApplicationNotConfiguredError(str(error)) from error
 
 
 def _load(configName: str) -> Config:

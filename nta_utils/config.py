@@ -1,9 +1,10 @@
 """Layered INI configuration: `<base>/<name>`, then `<base>/overrides/<name>`, then per-option
 environment overrides `_NTA_UTILS_CONFIG__<ROOT>__<SECTION>__<OPTION>`.
 
-`<base>` is `$APPLICATION_CONFIG_PATH` unless given. Values are never interpolated (`%` is a
-literal). Environment overrides only replace options that exist in the files, so the rest of
-the ConfigParser API (has_option, options, sections) is unchanged.
+`<base>` is `$APPLICATION_CONFIG_PATH` unless given (unset: the running application's, see
+`nta_utils.config_location`). Values are never interpolated (`%` is a literal). Environment
+overrides only replace options that exist in the files, so the rest of the ConfigParser API
+(has_option, options, sections) is unchanged.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from nta_utils.config_location import (
+    APPLICATION_CONFIG_PATH_ENV as APPLICATION_CONFIG_PATH_ENV,
+)
+from nta_utils.config_location import application_config_dir
 from nta_utils.errors import ConfigError
 
-APPLICATION_CONFIG_PATH_ENV = "APPLICATION_CONFIG_PATH"
 OVERRIDES_DIR_NAME = "overrides"
 ENV_OVERRIDE_PREFIX = "_NTA_UTILS_CONFIG__"
 
@@ -63,8 +67,8 @@ def _env_override_namespace(configName: str) -> str:
 class Config(configparser.ConfigParser):
     """One configuration file (e.g. "application.conf") with its overrides applied.
 
-    Raises ConfigError naming APPLICATION_CONFIG_PATH when no base directory is given and the
-    variable is unset, naming the path when the base file is missing or malformed, and naming
+    Raises ConfigError naming APPLICATION_CONFIG_PATH when no base directory is given, the
+    variable is unset and there is no default (outside a checkout), naming the path when the base file is missing or malformed, and naming
     file/section/option when a lookup fails.
     """
 
@@ -76,11 +80,7 @@ class Config(configparser.ConfigParser):
             raise ConfigError(
                 f"Configuration name must be a plain file name, got {configName!r}")
         if baseConfigDir is None:
-            baseConfigDir = os.environ.get(APPLICATION_CONFIG_PATH_ENV)
-            if not baseConfigDir:
-                raise ConfigError(
-                    f"Environment variable {APPLICATION_CONFIG_PATH_ENV} is not set; it must "
-                    f"name the directory holding {configName!r}")
+            baseConfigDir = application_config_dir(configName)
         self._configName = configName
         self._envVarNamespace = _env_override_namespace(configName)
         self.baseConfigDir = os.fspath(baseConfigDir)

@@ -271,11 +271,12 @@ class MessageBus:
         if not isinstance(name, str) or not name:
             raise ValueError(f"{kind} name must be a non-empty string, got {name!r}")
 
-    def declare_queue(self, name: str, durable: bool = True) -> None:
-        """Create the queue if missing (not exclusive, not auto-deleted)."""
+    def declare_queue(self, name: str, durable: bool = True, auto_delete: bool = False) -> None:
+        """Create the queue if missing (not exclusive; with `auto_delete` the broker deletes
+        it when its last consumer goes away, e.g. a follower that dies)."""
         self._check_name("queue", name)
         self._call(f"declare queue {name!r}", lambda: self._get_ops_channel().queue_declare(
-            queue=name, durable=durable, exclusive=False, auto_delete=False))
+            queue=name, durable=durable, exclusive=False, auto_delete=auto_delete))
 
     def delete_queue(self, name: str) -> None:
         """Delete the queue and its messages; a missing queue is not an error."""

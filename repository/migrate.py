@@ -1,13 +1,14 @@
 #!/usr/bin/env python
 """Create the htmengine database if it is missing and upgrade it to the latest migration.
 
-Usage: `python repository/migrate.py` (with APPLICATION_CONFIG_PATH set; connection settings
-from application.conf `[repository]` and its overrides). Running it again changes nothing.
+Usage: `python repository/migrate.py` (connection settings from application.conf
+`[repository]` of $APPLICATION_CONFIG_PATH, by default skeleton_app/conf, and its overrides). Running it again changes nothing.
 Exit status 0 on success, 1 with a message on stderr on failure.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from dataclasses import dataclass
@@ -88,8 +89,12 @@ def migrate(config: Config | None = None) -> MigrationReport:
     return MigrationReport(dbName, created, before, currentRevision(url))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
+    argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Connection settings: application.conf [repository] in $APPLICATION_CONFIG_PATH "
+               "(unset: the application `make run` runs, skeleton_app/conf).").parse_args(argv)
     try:
         report = migrate()
     except (NtaUtilsError, sa.exc.SQLAlchemyError, ValueError) as error:

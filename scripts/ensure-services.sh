@@ -2,12 +2,22 @@
 # Make sure the services the engine needs are installed and running; reuse whatever already runs.
 # Usage: scripts/ensure-services.sh [mariadb] [rabbitmq] [influxdb]   (default: mariadb rabbitmq)
 # Idempotent. Installs missing Debian packages when run as root; otherwise says what to do.
+# Servers it starts listen on 127.0.0.1 only. With ENSURE_SERVICES_STARTED=FILE it appends to
+# FILE each server it started (not the ones already running); scripts/stop-services.sh FILE
+# stops exactly those. InfluxDB: INFLUX_PORT (8086), INFLUXDB_RPC_PORT (8088), INFLUXDB_DIR
+# (/var/lib/influxdb).
 set -euo pipefail
 
+case "${1:-}" in
+  -h|--help) sed -n '2,8s/^# \{0,1\}//p' "$0"; exit 0 ;;
+esac
 wanted=("$@")
 [ ${#wanted[@]} -gt 0 ] || wanted=(mariadb rabbitmq)
 
 say() { echo "[ensure-services] $*"; }
+started() {  # name how-to-stop: remember a server this run started
+  [ -z "${ENSURE_SERVICES_STARTED:-}" ] || echo "$1 $2" >>"$ENSURE_SERVICES_STARTED"
+}
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() {  # port seconds name
   for _ in $(seq 1 "$2"); do port_open "$1" && return 0; sleep 1; done
@@ -31,8 +41,10 @@ ensure_mariadb() {
   fi
   say "starting MariaDB"
   mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
-  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql \
+  start-stop-daemon --start --oknodo --background --make-pidfile --pidfile /run/mariadbd-htmengine.pid \
+    --exec /usr/sbin/mariadbd -- --user=mysql --bind-address=127.0.0.1 \
     || { say "ERROR: could not start MariaDB"; exit 1; }
+  started mariadb /run/mariadbd-htmengine.pid
   wait_port 3306 60 MariaDB
   if [ $fresh = 1 ] && ! mysql -h127.0.0.1 -uroot -e 'select 1' >/dev/null 2>&1; then
     # Debian's fresh root only logs in over the socket; allow root with an empty password on TCP,
@@ -47,22 +59,34 @@ ensure_rabbitmq() {
     say "installing RabbitMQ (Debian package rabbitmq-server)"; apt_install rabbitmq-server
   fi
   say "starting RabbitMQ"
-  rabbitmq-server -detached || { say "ERROR: could not start RabbitMQ"; exit 1; }
+  # AMQP, epmd and the Erlang distribution port on the loopback interface only
+  RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 ERL_EPMD_ADDRESS=127.0.0.1 \
+  RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
+  rabbitmq-server -detached \
+    || { say "ERROR: could not start RabbitMQ"; exit 1; }
+  started rabbitmq rabbitmqctl
   wait_port 5672 90 RabbitMQ
 }
 
 ensure_influxdb() {
-  if port_open 8086; then say "InfluxDB already running on 127.0.0.1:8086, reusing it"; return; fi
+  local port="${INFLUX_PORT:-8086}" rpc="${INFLUXDB_RPC_PORT:-8088}" dir="${INFLUXDB_DIR:-/var/lib/influxdb}"
+  if port_open "$port"; then say "InfluxDB already running on 127.0.0.1:$port, reusing it"; return; fi
   if [ ! -x /usr/bin/influxd ]; then
     say "installing InfluxDB 1.x (Debian package influxdb)"; apt_install influxdb
   fi
-  say "starting InfluxDB"
-  mkdir -p /var/lib/influxdb /var/log/influxdb
-  chown -R influxdb:influxdb /var/lib/influxdb /var/log/influxdb 2>/dev/null || true
+  say "starting InfluxDB on 127.0.0.1:$port (data in $dir)"
+  mkdir -p "$dir" /var/log/influxdb
+  chown -R influxdb:influxdb "$dir" /var/log/influxdb 2>/dev/null || true
+  local pidfile="/run/influxd-htmengine-$port.pid"
+  # Loopback only (HTTP API and the backup RPC port); environment overrides the Debian config.
+  INFLUXDB_HTTP_BIND_ADDRESS="127.0.0.1:$port" INFLUXDB_BIND_ADDRESS="127.0.0.1:$rpc" \
+  INFLUXDB_META_DIR="$dir/meta" INFLUXDB_DATA_DIR="$dir/data" INFLUXDB_DATA_WAL_DIR="$dir/wal" \
+  INFLUXDB_REPORTING_DISABLED=true \
   start-stop-daemon --start --oknodo --background --chuid influxdb --make-pidfile \
-    --pidfile /run/influxd-htmengine.pid --exec /usr/bin/influxd -- -config /etc/influxdb/influxdb.conf \
+    --pidfile "$pidfile" --exec /usr/bin/influxd -- -config /etc/influxdb/influxdb.conf \
     || { say "ERROR: could not start InfluxDB"; exit 1; }
-  wait_port 8086 60 InfluxDB
+  started influxdb "$pidfile"
+  wait_port "$port" 60 InfluxDB
 }
 
 for s in "${wanted[@]}"; do

@@ -9,6 +9,9 @@
 # root). The services read $APPLICATION_CONFIG_PATH (default: the repository's conf/) and
 # inherit any _NTA_UTILS_CONFIG__<FILE>__<SECTION>__<OPTION> override.
 set -euo pipefail
+case "${1:-}" in
+  -h|--help) echo "usage: $0 start|stop|status"; sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
+esac
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 export HTMENGINE_RUN_DIR="${HTMENGINE_RUN_DIR:-$ROOT/logs}"

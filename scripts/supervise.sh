@@ -7,8 +7,19 @@
 #   SUPERVISE_HINT      one line printed after a successful start (optional)
 #   SUPERVISE_SELF      the command to name in "status" hints (optional)
 #   HTMENGINE_RUN_DIR   socket, pid file and every log (supervisord's and each program's)
+#   SUPERVISE_SERVERURL supervisorctl endpoint when not the conf's (optional; SUPERVISE_USER,
+#                       SUPERVISE_PASSWORD its credentials)
 # Usage: scripts/supervise.sh start|stop|status. `start` when already running leaves it running.
 set -euo pipefail
+
+case "${1:-}" in
+  -h|--help)
+    echo "usage: ${SUPERVISE_SELF:-$0} start|stop|status"
+    echo "  start   start ${SUPERVISE_NAME:-the programs} under supervisord; if it runs, leave it running"
+    echo "  stop    stop everything (and supervisord)"
+    echo "  status  show the programs' state"
+    exit 0 ;;
+esac
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -18,7 +29,12 @@ read -r -a PROGRAMS <<<"$SUPERVISE_PROGRAMS"
 PIDFILE="$HTMENGINE_RUN_DIR/supervisord.pid"
 
 say() { echo "[$SUPERVISE_NAME] $*"; }
-ctl() { "$VENV/bin/supervisorctl" -c "$SUPERVISE_CONF" "$@"; }
+ctl() {  # SUPERVISE_SERVERURL / SUPERVISE_USER / SUPERVISE_PASSWORD override the conf's endpoint
+  local endpoint=()
+  [ -z "${SUPERVISE_SERVERURL:-}" ] || endpoint+=(-s "$SUPERVISE_SERVERURL")
+  [ -z "${SUPERVISE_USER:-}" ] || endpoint+=(-u "$SUPERVISE_USER" -p "${SUPERVISE_PASSWORD:-}")
+  "$VENV/bin/supervisorctl" -c "$SUPERVISE_CONF" "${endpoint[@]}" "$@"
+}
 
 supervisord_pid() {
   # pid of our supervisord if it is alive, else nothing
@@ -66,6 +82,13 @@ start() {
     return 0
   fi
   rm -f "$HTMENGINE_RUN_DIR/supervisor.sock"
+  if [ -n "${SUPERVISE_SERVERURL:-}" ]; then
+    local hostport="${SUPERVISE_SERVERURL#http://}"
+    if (exec 3<>"/dev/tcp/${hostport%%:*}/${hostport##*:}") 2>/dev/null; then
+      say "ERROR: $hostport is already in use (another supervisord?); choose another port"
+      exit 1
+    fi
+  fi
   say "starting (APPLICATION_CONFIG_PATH=$APPLICATION_CONFIG_PATH)"
   "$VENV/bin/supervisord" -c "$SUPERVISE_CONF"
   if wait_until_started; then

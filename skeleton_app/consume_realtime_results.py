@@ -12,7 +12,7 @@ from typing import Any
 from htmengine.config import app_config
 from htmengine.model_swapper.errors import SUCCESS
 from htmengine.runtime.results_serialization import deserializeModelResult
-from nta_utils.errors import BusConnectionError
+from nta_utils.errors import BusConnectionError, BusError
 from nta_utils.message_bus import Message, MessageBus
 
 DEFAULT_QUEUE = "skeleton_results"
@@ -58,32 +58,52 @@ def _stop_on_sigterm(signum: int, _frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Bind a durable queue to the results exchange and print what arrives, until interrupted
-    (Ctrl-C or SIGTERM), --max-messages or --idle-timeout."""
+    (Ctrl-C or SIGTERM), --max-messages or --idle-timeout; then delete the queue unless
+    --keep-queue."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queue", default=DEFAULT_QUEUE, help="durable queue to bind")
+    parser.add_argument("--keep-queue", action="store_true",
+                        help="keep the queue on exit, so results wait for the next run "
+                             "(default: delete it, so it does not fill up while nobody reads)")
     parser.add_argument("--max-messages", type=int, default=0,
                         help="stop after this many messages (0 = run forever)")
     parser.add_argument("--idle-timeout", type=float, default=None,
                         help="stop after this many seconds without a message")
     args = parser.parse_args(argv)
     exchange = app_config().get("metric_streamer", "results_exchange_name")
-    handled = 0
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        _consume(exchange, args.queue, args.max_messages, args.idle_timeout)
+    finally:
+        if not args.keep_queue:
+            _delete_queue(args.queue)
+
+
+def _delete_queue(queue: str) -> None:
+    try:
+        with MessageBus() as bus:
+            bus.delete_queue(queue)
+        print(f"Deleted queue {queue} (--keep-queue keeps it)", file=sys.stderr)
+    except BusError as exc:
+        print(f"Could not delete queue {queue}: {exc}", file=sys.stderr)
+
+
+def _consume(exchange: str, queue: str, max_messages: int, idle_timeout: float | None) -> None:
+    handled = 0
     while True:
         try:
             with MessageBus() as bus:
                 bus.declare_fanout_exchange(exchange, durable=True)
-                bus.declare_queue(args.queue, durable=True)
-                bus.bind_queue(args.queue, exchange)
-                for message in bus.consume(args.queue, prefetch=1,
-                                           inactivity_timeout=args.idle_timeout):
+                bus.declare_queue(queue, durable=True)
+                bus.bind_queue(queue, exchange)
+                for message in bus.consume(queue, prefetch=1, inactivity_timeout=idle_timeout):
                     if message is None:
                         return
                     handle_message(message)
                     bus.ack(message.delivery_tag)
                     sys.stdout.flush()
                     handled += 1
-                    if args.max_messages and handled >= args.max_messages:
+                    if max_messages and handled >= max_messages:
                         return
         except BusConnectionError as exc:
             # Unacked messages are redelivered once we consume again.

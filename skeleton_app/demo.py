@@ -7,28 +7,29 @@ both. Steps: read the series (NAB's realAWSCloudwatch/ec2_cpu_utilization_825cc2
 the model through the custom datasource adapter (range: the file's min/max widened by 20%, as
 NAB's HTM detector does); send every row as a graphite plaintext line to the metric listener's
 TCP port; then print each row whose anomaly likelihood reaches ``--threshold`` as its result
-arrives, with a progress line, until every row is scored (or ``--timeout``).
+arrives, with a progress bar, until every row is scored (or ``--timeout``); finally write a PNG
+of the series with its anomalies marked (``--plot``; needs the plot extra) and say where.
 """
 
 from __future__ import annotations
 
 import argparse
-import calendar
-import csv
 import json
-import math
 import os
 import signal
 import socket
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from htmengine.adapters.datasource import createDatasourceAdapter
+from htmengine.cli.plot import PlotError, metric_points, plot_points
+from htmengine.cli.series import Row, SeriesError, parse_timestamp, read_series
 from htmengine.config import app_config
 from htmengine.exceptions import ObjectNotFoundError
 from htmengine.repository import engineFactory, queries, schema
@@ -42,66 +43,10 @@ DEFAULT_FILE = NAB_DIR / "data" / DEFAULT_NAB_KEY
 DEFAULT_WINDOWS = NAB_DIR / "labels" / "combined_windows.json"
 RANGE_PADDING = 0.2  # NAB's HTM detector widens the file's range by 20% at each end
 STATUS_ERROR = 4
-_TS_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S")
 
 
-class DemoError(Exception):
-    """The demo cannot run or did not finish; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class Row:
-    """One sample of the series (naive UTC timestamp)."""
-
-    timestamp: datetime
-    value: float
-
-    @property
-    def epoch(self) -> int:
-        """Unix time of the sample."""
-        return calendar.timegm(self.timestamp.timetuple())
-
-
-def _parse_timestamp(text: str, where: str) -> datetime:
-    for fmt in _TS_FORMATS:
-        try:
-            return datetime.strptime(text.strip(), fmt)
-        except ValueError:
-            continue
-    raise DemoError(f"{where}: timestamp {text!r} is not 'YYYY-mm-dd HH:MM:SS'")
-
-
-def read_series(path: Path, limit: int | None = None) -> list[Row]:
-    """The ``timestamp,value`` rows of a NAB-style CSV file (header first), at most `limit`."""
-    if not path.is_file():
-        raise DemoError(f"data file {path} does not exist")
-    rows: list[Row] = []
-    with path.open(newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header[:2]] != ["timestamp", "value"]:
-            raise DemoError(f"{path}: expected a 'timestamp,value' header, got {header!r}")
-        for number, record in enumerate(reader, start=2):
-            if limit is not None and len(rows) >= limit:
-                break
-            if len(record) < 2:
-                raise DemoError(f"{path}:{number}: expected 'timestamp,value', got {record!r}")
-            try:
-                value = float(record[1])
-            except ValueError:
-                raise DemoError(f"{path}:{number}: value {record[1]!r} is not a number") from None
-            if not math.isfinite(value):
-                raise DemoError(f"{path}:{number}: value {record[1]!r} is not finite")
-            row = Row(_parse_timestamp(record[0], f"{path}:{number}"), value)
-            if rows and row.epoch <= rows[-1].epoch:
-                # the engine stores a metric's samples in time order and drops the others
-                print(f"{path}:{number}: skipping a row not later than the previous one",
-                      file=sys.stderr)
-                continue
-            rows.append(row)
-    if not rows:
-        raise DemoError(f"{path} has no data rows")
-    return rows
+# One error type for the demo: bad input (from read_series) and runs that cannot finish.
+DemoError = SeriesError
 
 
 def model_range(rows: list[Row]) -> tuple[float, float]:
@@ -118,7 +63,7 @@ def load_windows(windows_file: Path, key: str) -> list[tuple[datetime, datetime]
     if not windows_file.is_file():
         return []
     windows = json.loads(windows_file.read_text()).get(key, [])
-    return [(_parse_timestamp(start, str(windows_file)), _parse_timestamp(end, str(windows_file)))
+    return [(parse_timestamp(start, str(windows_file)), parse_timestamp(end, str(windows_file)))
             for start, end in windows]
 
 
@@ -150,6 +95,7 @@ class ResultsWatcher:
         self.anomalies = 0
         self.started = time.monotonic()
         self._last_progress = 0.0
+        self.bar: tqdm | None = None
 
     def _in_window(self, ts: datetime) -> str:
         if not self.windows:
@@ -170,29 +116,42 @@ class ResultsWatcher:
             if result["rowid"] in self.scored:
                 continue  # redelivered (at-least-once)
             self.scored.add(result["rowid"])
+            self._bar().update(1)
             likelihood = result["anomaly"] or 0.0
             if likelihood >= self.threshold:
                 self.anomalies += 1
                 ts = datetime.fromtimestamp(result["ts"], UTC).replace(tzinfo=None)
-                print(f"ANOMALY row {result['rowid']:>6}  {ts:%Y-%m-%d %H:%M:%S}  "
-                      f"value {result['value']:<12g} likelihood {likelihood:.6f}  "
-                      f"raw {result['rawAnomaly']:.3f}{self._in_window(ts)}", flush=True)
-        self.progress()
+                self._bar().set_postfix(anomalies=self.anomalies)
+                tqdm.write(f"ANOMALY row {result['rowid']:>6}  {ts:%Y-%m-%d %H:%M:%S}  "
+                           f"value {result['value']:<12g} likelihood {likelihood:.6f}  "
+                           f"raw {result['rawAnomaly']:.3f}{self._in_window(ts)}",
+                           file=sys.stdout)
+        sys.stdout.flush()
+        if self.done:
+            self.close()
+
+    def _bar(self) -> tqdm:
+        """The progress bar of scored rows (on stderr), created with the first result."""
+        if self.bar is None:
+            self.bar = tqdm(total=self.expected, unit="rows", desc="scored", file=sys.stderr,
+                            mininterval=0.5)
+            self.bar.set_postfix(anomalies=self.anomalies)
+        return self.bar
+
+    def close(self) -> None:
+        """Finish the progress bar."""
+        if self.bar is not None:
+            self.bar.close()
 
     def progress(self, force: bool = False) -> None:
-        """Print a progress line at most every 2 seconds (or now if `force`)."""
+        """While nothing is scored yet, say so every 10 seconds (or now if `force`)."""
         now = time.monotonic()
-        if force or now - self._last_progress >= 2.0 or self.done:
-            self._last_progress = now
-            elapsed = max(now - self.started, 1e-6)
-            if not self.scored:
-                print(f"waiting for the first results ({elapsed:.0f} s; the first model run "
-                      "after an install or upgrade compiles the HTM kernels, which can take a "
-                      "few minutes)", flush=True)
-                return
-            print(f"progress: {len(self.scored)}/{self.expected} rows scored, "
-                  f"{self.anomalies} anomalies, {len(self.scored) / elapsed:.0f} rows/s",
-                  flush=True)
+        if self.scored or not (force or now - self._last_progress >= 10.0):
+            return
+        self._last_progress = now
+        print(f"waiting for the first results ({now - self.started:.0f} s; the first model run "
+              "after an install or upgrade compiles the HTM kernels, which can take a few "
+              "minutes)", flush=True)
 
     @property
     def done(self) -> bool:
@@ -231,6 +190,7 @@ def run_demo(rows: list[Row], metric: str, threshold: float, timeout: float,
             print(f"model {metric_id} created for {metric} (min {low:g}, max {high:g}); "
                   f"sending {len(rows)} rows to {host}:{port}", flush=True)
             watcher = ResultsWatcher(metric_id, rows, threshold, windows)
+            watcher.progress(force=True)
             send_graphite(host, port, metric, rows)
             for message in bus.consume(queue, prefetch=200, inactivity_timeout=1.0):
                 if message is not None:
@@ -242,10 +202,10 @@ def run_demo(rows: list[Row], metric: str, threshold: float, timeout: float,
                 if watcher.done:
                     return watcher
                 if time.monotonic() > deadline:
-                    watcher.progress(force=True)
+                    watcher.close()
                     raise DemoError(
                         f"timed out after {timeout:.0f} s with {len(watcher.scored)} of "
-                        f"{watcher.expected} rows scored; see logs/ (model_scheduler.log, "
+                        f"{watcher.expected} rows scored; see {run_dir()}/ (model_scheduler.log, "
                         f"metric_storer.log, anomaly_service.log)")
         finally:
             bus.delete_queue(queue)
@@ -264,6 +224,23 @@ def _resolve_input(args: argparse.Namespace) -> tuple[Path, str, Path]:
     return data, key, DEFAULT_WINDOWS
 
 
+def run_dir() -> Path:
+    """Where run.sh keeps the logs: $SKELETON_RUN_DIR, by default skeleton_app/logs."""
+    return Path(os.environ.get("SKELETON_RUN_DIR") or HERE / "logs")
+
+
+def _write_plot(metric_id: str, metric: str, path: Path, threshold: float) -> None:
+    """Write the PNG of the scored series and say where (or why not)."""
+    try:
+        written, marked = plot_points(metric_points(engineFactory(), metric_id), path, metric,
+                                      threshold)
+    except PlotError as exc:
+        print(f"no plot: {exc}", flush=True)
+        return
+    print(f"plot: {written.resolve()} (values with the {marked} anomalies marked, anomaly "
+          "likelihood below)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; 0 when every row was scored."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -279,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=None,
                         help="give up after this many seconds (default: 600 + rows/20)")
     parser.add_argument("--host", default="127.0.0.1", help="metric listener host")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="where to write the plot of the series with its anomalies marked "
+                             "(default: <run dir>/<metric>.png, the run dir being "
+                             "$SKELETON_RUN_DIR or skeleton_app/logs)")
+    parser.add_argument("--no-plot", action="store_true", help="do not write the plot")
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit <= 0:
         parser.error(f"--limit must be positive, got {args.limit}")
@@ -296,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 1
     elapsed = time.monotonic() - watcher.started
+    if not args.no_plot:
+        _write_plot(watcher.metric_id, metric, Path(args.plot or run_dir() / f"{metric}.png"),
+                    args.threshold)
     webapp = "%s:%s" % (os.environ.get("SKELETON_WEBAPP_HOST", "127.0.0.1"),
                         os.environ.get("SKELETON_WEBAPP_PORT", "8080"))
     print(f"done: {watcher.expected} rows scored in {elapsed:.1f} s, {watcher.anomalies} "

@@ -8,10 +8,15 @@ import json
 import sys
 import time
 
-import psutil
+try:
+    import psutil
 
-from htmengine.config import app_config
-from nta_utils.message_bus_connector import MessageBusConnector
+    from htmengine.config import app_config
+    from nta_utils.message_bus_connector import MessageBusConnector
+except ModuleNotFoundError as missing:  # run with a python that lacks the project's packages
+    sys.exit(f"send_cpu.py: {missing}; run it with the project's environment: "
+             ".venv/bin/python skeleton_app/send_cpu.py (or `source .venv/bin/activate` first; "
+             "`make venv` creates it)")
 
 METRIC_NAME = "cpu_percent"
 

@@ -19,6 +19,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses listening on TCP `port`, in /proc/net/tcp's hex form ("0100007F" is
+    127.0.0.1, "00000000" every interface)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hexport = fields[1].split(":")
+            if fields[3] == "0A" and int(hexport, 16) == port:
+                found.add(address)
+    return found
+
+
 def wait_for(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.1,
              what: str = "condition") -> object:
     """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""

@@ -162,7 +162,7 @@ class ModelRunner:
             self.stats.outcome = self._loop()
         finally:
             self.stats.seconds = time.monotonic() - started
-            _log.info("%r: %s after %d batches (%d requests, %d duplicate batches, "
+            _log.debug("%r: %s after %d batches (%d requests, %d duplicate batches, "
                       "%d checkpoints) in %.3fs", self, self.stats.outcome.value,
                       self.stats.batches, self.stats.requests, self.stats.duplicateBatches,
                       self.stats.checkpoints, self.stats.seconds)

@@ -156,7 +156,9 @@ class ModelSchedulerService:
             return
         _, modelID, outcome, detail = message
         slot.modelID = None
-        _log.info("slot %d: model=%s %s (%s)", slot.index, modelID, outcome, detail)
+        # A drained run is routine (each new batch of a live metric): DEBUG; the rest INFO.
+        _log.log(logging.DEBUG if outcome == "drained" else logging.INFO,
+                 "slot %d: model=%s %s (%s)", slot.index, modelID, outcome, detail)
         if outcome == "error":
             self._apply(self._controller.onModelDone(modelID, True, self._failed(modelID)))
         elif outcome == "locked":

@@ -47,7 +47,11 @@ from htmengine.runtime.results_serialization import (
     serializeModelResult,
     validateMessage,
 )
-from htmengine.runtime.service_support import StopFlag, configureServiceLogging
+from htmengine.runtime.service_support import (
+    StopFlag,
+    configureServiceLogging,
+    service_argument_parser,
+)
 from nta_utils.db import retry_on_transient_error
 from nta_utils.errors import BusConnectionError, BusError, DatabaseError
 
@@ -186,6 +190,8 @@ class AnomalyService:
         if outcome is None:
             return None
         metric, rows = outcome
+        _log.info("Scored %d row(s) of %s (model=%s, rows %s..%s)", len(rows), metric.name,
+                  modelId, results[0].rowID, results[-1].rowID)
         return composeInferenceResultsMessage(metric, rows)
 
     # ------------------------------------------------------------------ batches
@@ -283,8 +289,9 @@ def _writeScores(conn: sa.Connection, modelId: str, rows: list[ScoredRow]) -> No
         for r in rows])
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m htmengine.runtime.anomaly_service``."""
+    service_argument_parser(__doc__).parse_args(argv)
     configureServiceLogging("htmengine.runtime.anomaly_service")
     from htmengine.config import app_config
     from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from htmengine.config import app_config
 from htmengine.runtime.plaintext import Protocol, encodeBatchMessage, parsePlaintext
-from htmengine.runtime.service_support import configureServiceLogging
+from htmengine.runtime.service_support import configureServiceLogging, service_argument_parser
 from nta_utils.errors import BusError, UnroutableMessageError
 
 __all__ = ["MAX_BATCH_SIZE", "MetricListener", "Protocol", "QueuePublisher", "parsePlaintext"]
@@ -297,18 +297,24 @@ async def _serve(listener: MetricListener) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m htmengine.runtime.metric_listener``."""
-    configureServiceLogging("htmengine.runtime.metric_listener")
-    config = app_config()
-    parser = argparse.ArgumentParser(description="htmengine graphite plaintext listener")
-    parser.add_argument("--host", default=config.get("metric_listener", "host"))
+    parser = service_argument_parser(__doc__)
+    parser.add_argument("--host", help="address to bind (default: [metric_listener] host)")
     parser.add_argument("--port", type=int,
-                        default=config.getint("metric_listener", "plaintext_port"))
-    parser.add_argument("--udp", action=argparse.BooleanOptionalAction,
-                        default=config.getboolean("metric_listener", "udp_enabled"),
-                        help="also accept one sample per line in UDP datagrams on the port")
+                        help="TCP (and UDP) port (default: [metric_listener] plaintext_port)")
+    parser.add_argument("--udp", action=argparse.BooleanOptionalAction, default=None,
+                        help="also accept one sample per line in UDP datagrams on the port "
+                             "(default: [metric_listener] udp_enabled)")
     parser.add_argument("--flush-pause", type=float, default=DEFAULT_FLUSH_PAUSE_SEC,
                         help="seconds of sender silence after which a partial batch is sent")
     args = parser.parse_args(argv)
+    configureServiceLogging("htmengine.runtime.metric_listener")
+    config = app_config()
+    if args.host is None:
+        args.host = config.get("metric_listener", "host")
+    if args.port is None:
+        args.port = config.getint("metric_listener", "plaintext_port")
+    if args.udp is None:
+        args.udp = config.getboolean("metric_listener", "udp_enabled")
     publisher = QueuePublisher(config.get("metric_listener", "queue_name"))
     listener = MetricListener(publisher, args.host, args.port, args.udp, args.flush_pause)
     try:

@@ -37,7 +37,11 @@ from htmengine.exceptions import (
 from htmengine.repository.queries import MetricStatus
 from htmengine.runtime.metric_streamer import STREAMABLE_STATUSES, MetricStreamer
 from htmengine.runtime.plaintext import decodeBatchMessage, parsePlaintext
-from htmengine.runtime.service_support import StopFlag, configureServiceLogging
+from htmengine.runtime.service_support import (
+    StopFlag,
+    configureServiceLogging,
+    service_argument_parser,
+)
 from nta_utils.errors import BusConnectionError, BusError, DatabaseError
 
 _log = logging.getLogger("htmengine.runtime.metric_storer")
@@ -61,6 +65,14 @@ class BatchStats:
     streamedRows: int = 0
     metrics: int = 0
     failedMetrics: list[str] = field(default_factory=list)
+    rowsByMetric: dict[str, int] = field(default_factory=dict)
+
+    def describeMetrics(self, limit: int = 5) -> str:
+        """'name (n rows), ...' of the metrics stored in this batch (the first `limit`)."""
+        named = [f"{name} ({rows} row{'s' if rows != 1 else ''})"
+                 for name, rows in list(self.rowsByMetric.items())[:limit]]
+        more = len(self.rowsByMetric) - limit
+        return ", ".join(named) + (f" and {more} more metrics" if more > 0 else "") or "none"
 
 
 @dataclass
@@ -131,12 +143,13 @@ class MetricStorer:
         source = ", ".join(group.sources[:5]) + (" ..." if len(group.sources) > 5 else "")
         uid = self._metricId(name)
         try:
-            result = self.streamer.storeSamples(uid, group.samples, source)
+            result = self.streamer.storeSamples(uid, group.samples, source, metricName=name)
         except ObjectNotFoundError:
             # Deleted (and maybe re-created) since we cached its uid.
             uid = self._metricId(name, refresh=True)
-            result = self.streamer.storeSamples(uid, group.samples, source)
+            result = self.streamer.storeSamples(uid, group.samples, source, metricName=name)
         stats.storedRows += len(result.rows)
+        stats.rowsByMetric[name] = len(result.rows)
         stats.rejectedSamples += result.rejected
         if not result.rows:
             return
@@ -169,9 +182,9 @@ class MetricStorer:
                 stats.failedMetrics.append(name)
                 _log.exception("Dropping %d samples of metric %s (sources: %s): %r",
                                len(group.samples), name, ", ".join(group.sources[:5]), error)
-        _log.info("Stored batch: messages=%d lines=%d malformed=%d metrics=%d rows=%d "
-                  "rejected=%d streamed=%d", stats.messages, stats.lines,
-                  stats.malformedLines, stats.metrics, stats.storedRows,
+        _log.info("Stored %s; batch: messages=%d lines=%d malformed=%d metrics=%d rows=%d "
+                  "rejected=%d streamed=%d", stats.describeMetrics(), stats.messages,
+                  stats.lines, stats.malformedLines, stats.metrics, stats.storedRows,
                   stats.rejectedSamples, stats.streamedRows)
         return stats
 
@@ -205,8 +218,9 @@ class MetricStorer:
                 time.sleep(1.0)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m htmengine.runtime.metric_storer``."""
+    service_argument_parser(__doc__).parse_args(argv)
     configureServiceLogging("htmengine.runtime.metric_storer")
     from htmengine.adapters.datasource import createDatasourceAdapter
     from htmengine.config import app_config

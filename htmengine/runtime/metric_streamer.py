@@ -84,25 +84,27 @@ def _epoch(timestamp: datetime) -> int:
 
 
 def scrubSamples(samples: list[tuple[datetime, float]], lastTimestamp: datetime | None,
-                 metricId: str, source: str = "?") -> tuple[list[tuple[datetime, float]], int]:
+                 metricId: str, source: str = "?",
+                 metricName: str | None = None) -> tuple[list[tuple[datetime, float]], int]:
     """Samples strictly newer than their predecessor (and than `lastTimestamp`); older ones
     and duplicates of the previous timestamp are logged and left out. Returns (kept, rejected).
 
     Rejections are warnings (bad input from the sender), or info for a redelivered message
     (its samples were most likely stored before a crash)."""
     level = logging.INFO if source.endswith("(redelivered)") else logging.WARNING
+    metric = metricId if metricName is None else f"{metricName} ({metricId})"
     kept: list[tuple[datetime, float]] = []
     rejected = 0
     previous = lastTimestamp
     for timestamp, value in samples:
         if previous is not None and timestamp < previous:
             _log.log(level, "Rejected sample older than the previous one: metric=%s ts=%s (%d) "
-                     "value=%r previousTs=%s source=%s", metricId, timestamp,
+                     "value=%r previousTs=%s source=%s", metric, timestamp,
                      _epoch(timestamp), value, previous, source)
             rejected += 1
         elif previous is not None and timestamp == previous:
             _log.log(level, "Rejected sample with duplicate timestamp: metric=%s ts=%s (%d) "
-                     "value=%r source=%s", metricId, timestamp, _epoch(timestamp), value,
+                     "value=%r source=%s", metric, timestamp, _epoch(timestamp), value,
                      source)
             rejected += 1
         else:
@@ -135,28 +137,31 @@ class MetricStreamer:
         return None if row is None else row.timestamp
 
     def storeSamples(self, metricId: str, samples: list[tuple[datetime, float]],
-                     source: str = "?") -> StoreResult:
+                     source: str = "?", metricName: str | None = None) -> StoreResult:
         """Append `samples` ((timestamp, value) in arrival order) to the metric's data in one
         transaction, rejecting out-of-order and duplicate timestamps; retried on transient
         errors. Nothing is stored for a metric in ERROR (or another unexpected status).
 
         :raises ObjectNotFoundError: the metric does not exist (deleted meanwhile)
         """
-        return retry_on_transient_error(self._storeOnce)(metricId, samples, source)
+        return retry_on_transient_error(self._storeOnce)(metricId, samples, source, metricName)
 
     def _storeOnce(self, metricId: str, samples: list[tuple[datetime, float]],
-                   source: str) -> StoreResult:
+                   source: str, metricName: str | None) -> StoreResult:
         with self._engine.begin() as conn:
             metric = queries.getMetricWithUpdateLock(
                 conn, metricId, fields=[schema.metric.c.status, schema.metric.c.last_rowid,
                                         schema.metric.c.datasource])
             lastRowid = metric.last_rowid or 0
             if metric.status not in STORABLE_STATUSES:
-                _log.error("Dropping %d samples of metric=%s in status %s (source=%s)",
-                           len(samples), metricId, metric.status, source)
+                name = metricId if metricName is None else f"{metricName} ({metricId})"
+                for timestamp, value in samples:
+                    _log.error("Rejected sample of a metric in status %s: metric=%s ts=%s (%d) "
+                               "value=%r source=%s", metric.status, name, timestamp,
+                               _epoch(timestamp), value, source)
                 return StoreResult(metric.status, metric.datasource, lastRowid, [], 0, True)
             lastTimestamp = self._lastStoredTimestamp(conn, metricId, lastRowid)
-            kept, rejected = scrubSamples(samples, lastTimestamp, metricId, source)
+            kept, rejected = scrubSamples(samples, lastTimestamp, metricId, source, metricName)
             rows: list[StoredRow] = []
             if kept:
                 added = queries.addMetricData(conn, metricId, [(v, ts) for ts, v in kept])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -20,6 +21,20 @@ def configureServiceLogging(serviceName: str) -> logging.Logger:
                         stream=sys.stderr)
     logging.getLogger("pika").setLevel(logging.WARNING)
     return logging.getLogger(serviceName)
+
+
+SERVICE_EPILOG = """\
+configuration: the INI files in $APPLICATION_CONFIG_PATH (unset: the application that
+`make run` runs, skeleton_app/conf); log level: $HTMENGINE_LOG_LEVEL (default INFO).
+Normally run under supervisord by `make run`."""
+
+
+def service_argument_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser of a service's ``main()``: its module docstring as the description,
+    so ``--help`` prints what the service does and exits before anything is touched."""
+    return argparse.ArgumentParser(
+        description=doc, epilog=SERVICE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 class StopFlag:

@@ -10,6 +10,7 @@ import pytest
 
 from htmengine import config as engine_config
 from htmengine.exceptions import ApplicationNotConfiguredError
+from nta_utils import config_location
 from nta_utils.config import Config
 
 REPO_CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -48,8 +49,10 @@ def test_each_call_sees_current_overrides(conf_dir: Path, monkeypatch: pytest.Mo
     assert engine_config.app_config().get("repository", "db") == "other_db"
 
 
-def test_unset_application_config_path(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unset_application_config_path_outside_a_checkout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("APPLICATION_CONFIG_PATH", raising=False)
+    monkeypatch.setattr(config_location, "SKELETON_CONF_DIR", tmp_path / "no_skeleton")
     with pytest.raises(ApplicationNotConfiguredError, match="APPLICATION_CONFIG_PATH"):
         engine_config.app_config()
     with pytest.raises(ApplicationNotConfiguredError):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import configparser
+import os
 from pathlib import Path
 
 import pytest
 
+from nta_utils import config_location
 from nta_utils.config import Config
 from nta_utils.errors import ConfigError
 
@@ -51,10 +53,40 @@ def test_base_dir_defaults_to_application_config_path(
     assert Config("model-swapper.conf").get("bus", "queue") == "base.queue"
 
 
-def test_unset_application_config_path_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unset_application_config_path_is_named_outside_a_checkout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("APPLICATION_CONFIG_PATH", raising=False)
+    monkeypatch.setattr(config_location, "SKELETON_CONF_DIR", tmp_path / "no_skeleton")
     with pytest.raises(ConfigError, match="APPLICATION_CONFIG_PATH"):
         Config("application.conf")
+
+
+def test_unset_application_config_path_uses_the_skeleton_conf_and_says_so_once(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("APPLICATION_CONFIG_PATH", raising=False)
+    monkeypatch.setattr(config_location, "_announced", False)
+    monkeypatch.setattr(config_location, "ENGINE_PID_FILE", Path("/nonexistent/pid"))
+    first = Config("application.conf")
+    Config("rabbitmq.conf")
+    assert Path(first.baseConfigDir) == config_location.SKELETON_CONF_DIR
+    assert first.get("repository", "db") in ("skeleton", os.environ.get(
+        Config.getEnvVarOverrideName("application.conf", "repository", "db")))
+    err = capsys.readouterr().err
+    assert err.count("APPLICATION_CONFIG_PATH is not set: using") == 1
+    assert "skeleton_app/conf" in err
+
+
+def test_unset_application_config_path_follows_the_running_engine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only `make run-engine` runs (its supervisord pid is alive): conf/ is used."""
+    monkeypatch.delenv("APPLICATION_CONFIG_PATH", raising=False)
+    engine_pid, skeleton_pid = tmp_path / "engine.pid", tmp_path / "skeleton.pid"
+    engine_pid.write_text(str(os.getpid()))
+    monkeypatch.setattr(config_location, "ENGINE_PID_FILE", engine_pid)
+    monkeypatch.setattr(config_location, "SKELETON_PID_FILE", skeleton_pid)
+    assert config_location.default_config_dir() == config_location.ENGINE_CONF_DIR
+    skeleton_pid.write_text(str(os.getpid()))
+    assert config_location.default_config_dir() == config_location.SKELETON_CONF_DIR
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:

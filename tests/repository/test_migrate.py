@@ -167,8 +167,18 @@ def test_migration_onto_existing_empty_database(fresh_db: tuple[str, dict]) -> N
     assert _snapshot(name)["versions"] == [("001",)]
 
 
-def test_missing_configuration_fails_with_a_clear_message() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "APPLICATION_CONFIG_PATH"}
+def test_unset_configuration_uses_the_skeleton_app_conf_and_says_so(
+        fresh_db: tuple[str, dict]) -> None:
+    name, env = fresh_db
+    env = {k: v for k, v in env.items() if k != "APPLICATION_CONFIG_PATH"}
+    result = _run_migrate(env)
+    assert result.returncode == 0, result.stderr
+    assert "APPLICATION_CONFIG_PATH is not set: using skeleton_app/conf" in result.stderr
+    assert f"'{name}' (created)" in result.stdout
+
+
+def test_missing_configuration_fails_with_a_clear_message(tmp_path: Path) -> None:
+    env = {**os.environ, "APPLICATION_CONFIG_PATH": str(tmp_path / "nowhere")}
     result = _run_migrate(env)
     assert result.returncode == 1
-    assert "APPLICATION_CONFIG_PATH" in result.stderr
+    assert str(tmp_path / "nowhere") in result.stderr

@@ -56,14 +56,19 @@ def webapp(engine_env, migrated_db, tmp_path_factory: pytest.TempPathFactory
 class SkeletonRun:
     """The skeleton app started by ``skeleton_app/run.sh start`` for this session."""
 
-    env: dict[str, str]  # environment of the tutorial's scripts (APPLICATION_CONFIG_PATH etc.)
+    env: dict[str, str]  # environment of the tutorial's scripts (APPLICATION_CONFIG_PATH unset)
     webapp_port: int
     run_dir: Path
+    supervisor_port: int
 
     def script(self, name: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         """Run ``python skeleton_app/<name> args`` as the README does; output captured."""
-        return subprocess.run([sys.executable, str(SKELETON_DIR / name), *args], cwd=REPO_ROOT,
-                              env=self.env, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(self.argv(name, *args), cwd=REPO_ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def argv(self, name: str, *args: str) -> list[str]:
+        """The command line of ``python skeleton_app/<name> args``."""
+        return [sys.executable, str(SKELETON_DIR / name), *args]
 
 
 def _run_sh(command: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -87,17 +92,20 @@ def skeleton_running(engine_env, migrated_db, tmp_path_factory: pytest.TempPathF
     ``skeleton_app/run.sh start`` (what ``make run`` does) on the session's database, vhost,
     queue names, checkpoint root and ports; stopped with ``run.sh stop`` at the end."""
     run_dir = tmp_path_factory.mktemp("skeleton_run")
-    port = free_port()
+    port, supervisor_port = free_port(), free_port()
+    # As a newcomer after `make run`: APPLICATION_CONFIG_PATH unset (the scripts default to
+    # skeleton_app/conf); the session's overrides redirect database, vhost, names and ports.
     env = {**engine_env.subprocess_env(), "SKELETON_RUN_DIR": str(run_dir),
-           "SKELETON_WEBAPP_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+           "SKELETON_WEBAPP_PORT": str(port), "SKELETON_SUPERVISOR_PORT": str(supervisor_port),
+           "PYTHONUNBUFFERED": "1"}
+    env.pop("APPLICATION_CONFIG_PATH")
     started = _run_sh("start", env)
     try:
         assert started.returncode == 0, (
             f"run.sh start failed:\n{started.stdout}\n{started.stderr}\n"
             f"{_engine_log_tails(run_dir)}")
         wait_for(lambda: port_open(port), timeout=30, what="the web app port")
-        yield SkeletonRun({**env, "APPLICATION_CONFIG_PATH": str(SKELETON_DIR / "conf")},
-                          port, run_dir)
+        yield SkeletonRun(env, port, run_dir, supervisor_port)
     finally:
         pid_file = run_dir / "supervisord.pid"
         pid = int(pid_file.read_text()) if pid_file.exists() else None

@@ -37,7 +37,10 @@ def test_demo_streams_a_nab_series_and_exits_when_every_row_is_scored(skeleton_r
     assert re.fullmatch(rf"model [0-9a-f]{{32}} created for {re.escape(metric)} "
                         rf"\(min [\d.]+, max [\d.]+\); sending {NUM_ROWS} rows to "
                         rf"127\.0\.0\.1:\d+", lines[1]), lines[1]
-    assert f"progress: {NUM_ROWS}/{NUM_ROWS} rows scored" in run.stdout
+    assert "scored: 100%" in run.stderr and f"{NUM_ROWS}/{NUM_ROWS}" in run.stderr
+    png = skeleton_running.run_dir / f"{metric}.png"
+    assert f"plot: {png} (values with the " in run.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     done = re.search(rf"^done: {NUM_ROWS} rows scored in [\d.]+ s, (\d+) with anomaly "
                      rf"likelihood >= 0.5", run.stdout, flags=re.M)
     assert done, run.stdout

@@ -51,3 +51,22 @@ def test_supervisord_conf_runs_the_engine_programs_and_the_web_app():
     assert (SKELETON_DIR / "conf" / "../../conf/supervisord-base.conf").resolve().is_file()
     assert sup.get("program:webapp", "command").endswith("/../webapp.py")
     assert 'APPLICATION_CONFIG_PATH="%(here)s"' in text
+
+
+def test_supervisorctl_in_the_conf_folder_finds_the_status_endpoint(monkeypatch):
+    """`supervisorctl status` run in skeleton_app/conf (no -c, no environment) reads this
+    supervisord.conf and talks to http://127.0.0.1:9001, where run.sh serves the status page."""
+    from supervisor.options import ClientOptions
+
+    monkeypatch.chdir(SKELETON_DIR / "conf")
+    for name in ("SKELETON_SUPERVISOR_PORT", "HTMENGINE_RUN_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    options = ClientOptions()
+    options.realize(args=["status"])
+    assert options.configfile == "supervisord.conf"
+    assert options.serverurl == "http://127.0.0.1:9001"
+    sup = read(SKELETON_DIR / "conf" / "supervisord.conf")
+    assert sup.get("inet_http_server", "port") == "127.0.0.1:%(ENV_SKELETON_SUPERVISOR_PORT)s"
+    assert not sup.has_section("unix_http_server")
+    run_sh = (SKELETON_DIR / "run.sh").read_text()
+    assert 'SKELETON_SUPERVISOR_PORT="${SKELETON_SUPERVISOR_PORT:-9001}"' in run_sh

@@ -14,9 +14,11 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from process_support import listening_addresses
 from skeleton_test_support import REPO_ROOT, SKELETON_DIR, http_request, wait_for
 
 from skeleton_app import demo
@@ -139,31 +141,77 @@ def test_tutorial_put_post_get_consume_and_mysql_agree(skeleton_running, engine_
         assert row.display_value is not None
 
 
-def test_tutorial_cpu_percent_scripts(skeleton_running, sql_engine):
-    sent = skeleton_running.script("send_cpu.py", "--count", "2", "--interval", "1")
-    assert sent.returncode == 0, sent.stderr
-    lines = sent.stdout.splitlines()
-    assert lines[0] == "Sending CPU percent samples to `cpu_percent`..."
-    samples = [re.fullmatch(r"Sent (\d+\.\d{6}) @ (\d+)", line) for line in lines[1:]]
-    assert len(samples) == 2 and all(samples), sent.stdout
+def test_tutorial_cpu_percent_scripts(skeleton_running, sql_engine, skeleton_bus):
+    """The README's "Usage" section, word for word, with APPLICATION_CONFIG_PATH unset: send_cpu,
+    create the model, scores in MySQL, then consume the results that keep coming."""
+    assert "APPLICATION_CONFIG_PATH" not in skeleton_running.env
+    sender_log = skeleton_running.run_dir / "send_cpu.out"
+    with sender_log.open("w") as out:
+        sender = subprocess.Popen(skeleton_running.argv("send_cpu.py", "--interval", "1"),
+                                  cwd=REPO_ROOT, env=skeleton_running.env, stdout=out,
+                                  stderr=subprocess.STDOUT)
+    consumer = None
+    try:
+        wait_for(lambda: sender_log.read_text().count("Sent ") >= 2, timeout=60,
+                 what="two samples sent")
+        created = skeleton_running.script("create_cpu_percent_model.py")
+        assert created.returncode == 0, created.stderr
+        assert "APPLICATION_CONFIG_PATH is not set: using skeleton_app/conf" in created.stderr
+        match = re.fullmatch(r"Model ([0-9a-f]{32}) created...\n", created.stdout)
+        assert match, created.stdout
+        metric_id = match.group(1)
+        again = skeleton_running.script("create_cpu_percent_model.py")
+        assert again.returncode == 1 and "already monitored" in again.stderr
 
-    created = skeleton_running.script("create_cpu_percent_model.py")
-    assert created.returncode == 0, created.stderr
-    match = re.fullmatch(r"Model ([0-9a-f]{32}) created...\n", created.stdout)
-    assert match, created.stdout
-    again = skeleton_running.script("create_cpu_percent_model.py")
-    assert again.returncode == 1 and "already monitored" in again.stderr
+        def scored_in_mysql() -> int:
+            with sql_engine.connect() as conn:
+                return conn.execute(sa.text(
+                    "SELECT COUNT(*) FROM metric_data WHERE uid = :u AND anomaly_score IS NOT "
+                    "NULL AND raw_anomaly_score IS NOT NULL"), {"u": metric_id}).scalar_one()
 
-    def scored_rows() -> list | None:
-        rows = get_rows(skeleton_running.webapp_port, "cpu_percent")
-        return rows if len(rows) == 2 and all(s != "None" for _, _, s in rows) else None
+        wait_for(lambda: scored_in_mysql() >= 2, timeout=SCORING_TIMEOUT, interval=1.0,
+                 what="cpu_percent rows scored in MySQL")
+        # The consumer binds its queue now and prints the results of the samples that follow.
+        consumer = skeleton_running.script("consume_realtime_results.py", "--max-messages", "1",
+                                           "--idle-timeout", "60", timeout=120)
+    finally:
+        sender.terminate()
+        sender.wait(30)
+    assert consumer.returncode == 0, consumer.stderr
+    assert re.search(rf"^Handling \d+ model result\(s\) for {metric_id} - cpu_percent$",
+                     consumer.stdout, flags=re.M), consumer.stdout
+    assert not skeleton_bus.queue_exists("skeleton_results")  # deleted on exit (--keep-queue)
 
-    rows = wait_for(scored_rows, timeout=SCORING_TIMEOUT, interval=1.0,
-                    what="cpu_percent rows scored")
-    assert [(float(value), ts) for value, ts, _ in rows] == \
-        [(float(m.group(1)), m.group(2)) for m in samples]
+    output = sender_log.read_text()
+    assert output.startswith("APPLICATION_CONFIG_PATH is not set: using skeleton_app/conf")
+    assert "Sending CPU percent samples to `cpu_percent`..." in output
+    samples = re.findall(r"^Sent (\d+\.\d{6}) @ (\d+)$", output, flags=re.M)
     with sql_engine.connect() as conn:
         row = conn.execute(sa.text("SELECT uid, status, description FROM metric "
                                    "WHERE name = 'cpu_percent'")).one()
+        stored = conn.execute(sa.text(
+            "SELECT metric_value, timestamp FROM metric_data WHERE uid = :u ORDER BY rowid"),
+            {"u": metric_id}).fetchall()
     assert (row.uid, row.status, row.description) == \
-        (match.group(1), 1, "Custom metric cpu_percent")
+        (metric_id, 1, "Custom metric cpu_percent")
+    common = min(len(stored), len(samples))
+    assert common >= 2
+    assert [(value, calendar.timegm(ts.timetuple())) for value, ts in stored[:common]] == \
+        [(float(v), int(t)) for v, t in samples[:common]]
+
+
+def test_supervisor_status_page_and_supervisorctl(skeleton_running):
+    """The tutorial's supervisor status page, on 127.0.0.1 only, lists every program; and
+    supervisorctl run in the application's conf folder reports them RUNNING."""
+    port = skeleton_running.supervisor_port
+    page = http_request(port, "GET", "/")
+    assert page.status == 200
+    for program in ("model_scheduler", "metric_listener", "metric_storer", "anomaly_service",
+                    "webapp"):
+        assert program in page.text
+    assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, not all interfaces
+    status = subprocess.run(
+        [str(Path(sys.executable).parent / "supervisorctl"), "-s", f"http://127.0.0.1:{port}",
+         "status"], cwd=SKELETON_DIR / "conf", capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert len(re.findall(r" RUNNING ", status.stdout)) == 5, status.stdout

@@ -4,6 +4,7 @@ import csv
 import io
 import math
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,9 @@ from htmengine.algorithms.model import HtmAnomalyModel, ModelStateError
 from htmengine.algorithms.model_params import getScalarMetricWithTimeOfDayAnomalyParams
 from htmengine.exceptions import InvalidInputError
 
-NAB_FILE = "/work/shared/nab/data/realKnownCause/ec2_request_latency_system_failure.csv"
+# The NAB corpus lives in ../shared/nab beside the repository.
+NAB_FILE = str(Path(__file__).resolve().parents[3].parent / "shared" / "nab" / "data" /
+               "realKnownCause" / "ec2_request_latency_system_failure.csv")
 RECORDS = 600
 SPLIT = 300
 # NuPIC's own raw anomaly scores (x40, one base-41 digit each) for the first 600 records of
