@@ -1,5 +1,6 @@
 """Consume anomaly results from the engine's model-results fanout exchange in near real time,
-printing inference batches and model command results as the original skeleton app did."""
+printing inference batches and model command results, as the original skeleton app did: with
+the original's synchronous AMQP client (`nta_utils.amqp`)."""
 
 from __future__ import annotations
 
@@ -9,86 +10,103 @@ import sys
 import time
 from typing import Any
 
+from htmengine import htmengineerrno
 from htmengine.config import app_config
-from htmengine.model_swapper.errors import SUCCESS
-from htmengine.runtime.results_serialization import deserializeModelResult
-from nta_utils.errors import BusConnectionError
-from nta_utils.message_bus import Message, MessageBus
+from htmengine.runtime.anomaly_service import AnomalyService
+from nta_utils import amqp
 
 DEFAULT_QUEUE = "skeleton_results"
 RECONNECT_DELAY = 2.0
 
 
-def handle_inference_results(body: bytes) -> None:
+def handleModelInferenceResults(body: bytes) -> None:
     """Print one batch of model inference results."""
-    batch = deserializeModelResult(body)
-    metric_id, metric_name = batch["metric"]["uid"], batch["metric"]["name"]
-    print("Handling %d model result(s) for %s - %s" % (len(batch["results"]), metric_id,
-                                                        metric_name))
+    batch = AnomalyService.deserializeModelResult(body)
+    metricId, metricName = batch["metric"]["uid"], batch["metric"]["name"]
+    print("Handling %d model result(s) for %s - %s" % (len(batch["results"]), metricId,
+                                                        metricName))
     if not batch["results"]:
-        print("Empty results in model inference results batch; model=%s" % metric_id)
+        print("Empty results in model inference results batch; model=%s" % metricId)
         return
-    print(metric_id, batch["results"])
+    print(metricId, batch["results"])
 
 
-def handle_command_result(body: bytes) -> None:
+def handleModelCommandResult(body: bytes) -> None:
     """Print a successful defineModel / deleteModel command result."""
-    result = deserializeModelResult(body)
-    if result["status"] != SUCCESS:
+    modelCommandResult = AnomalyService.deserializeModelResult(body)
+    if modelCommandResult["status"] != htmengineerrno.SUCCESS:
         return
-    if result["method"] in ("defineModel", "deleteModel"):
-        print("Handling `%s` for %s" % (result["method"], result.get("modelId")))
-        print(result)
+    if modelCommandResult["method"] in ("defineModel", "deleteModel"):
+        print("Handling `%s` for %s" % (modelCommandResult["method"],
+                                        modelCommandResult.get("modelId")))
+        print(modelCommandResult)
 
 
-def handle_message(message: Message) -> None:
-    """Dispatch on the ``dataType`` header: none = inference results, model-cmd-result."""
-    data_type = (message.headers or {}).get("dataType")
-    if not data_type:
-        handle_inference_results(message.body)
-    elif data_type == "model-cmd-result":
-        handle_command_result(message.body)
+def messageHandler(message: amqp.messages.ConsumerMessage) -> None:
+    """Dispatch on the ``dataType`` header (none: inference results; model-cmd-result), then
+    acknowledge the message."""
+    dataType = (message.properties.headers.get("dataType")
+                if message.properties.headers else None)
+    if not dataType:
+        handleModelInferenceResults(message.body)
+    elif dataType == "model-cmd-result":
+        handleModelCommandResult(message.body)
     else:
-        print("Unexpected message header dataType=%s" % data_type)
+        print("Unexpected message header dataType=%s" % dataType)
+    message.ack()
 
 
 def _stop_on_sigterm(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def consume(queueName: str, maxMessages: int = 0) -> int:
+    """Bind durable `queueName` to the results exchange and handle what arrives; returns the
+    number handled once `maxMessages` (0: never) is reached."""
+    exchange = app_config().get("metric_streamer", "results_exchange_name")
+    handled = 0
+
+    def configChannel(amqpClient: amqp.synchronous_amqp_client.SynchronousAmqpClient) -> None:
+        amqpClient.requestQoS(prefetchCount=1)
+
+    with amqp.synchronous_amqp_client.SynchronousAmqpClient(
+            amqp.connection.getRabbitmqConnectionParameters(),
+            channelConfigCb=configChannel) as amqpClient:
+        amqpClient.declareExchange(exchange=exchange, exchangeType="fanout", durable=True)
+        result = amqpClient.declareQueue(queueName, durable=True)
+        amqpClient.bindQueue(exchange=exchange, queue=result.queue, routingKey="")
+        consumer = amqpClient.createConsumer(queueName)
+        for evt in amqpClient.readEvents():
+            if isinstance(evt, amqp.messages.ConsumerMessage):
+                messageHandler(evt)
+                sys.stdout.flush()
+                handled += 1
+                if maxMessages and handled >= maxMessages:
+                    break
+            elif isinstance(evt, amqp.consumer.ConsumerCancellation):
+                raise amqp.exceptions.AmqpChannelError(
+                    None, f"Consumer cancelled by broker: {evt!r} ({consumer!r})")
+    return handled
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Bind a durable queue to the results exchange and print what arrives, until interrupted
-    (Ctrl-C or SIGTERM), --max-messages or --idle-timeout."""
+    """Consume until interrupted (Ctrl-C or SIGTERM) or --max-messages; reconnects after a
+    lost connection (unacknowledged messages are redelivered)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queue", default=DEFAULT_QUEUE, help="durable queue to bind")
     parser.add_argument("--max-messages", type=int, default=0,
                         help="stop after this many messages (0 = run forever)")
-    parser.add_argument("--idle-timeout", type=float, default=None,
-                        help="stop after this many seconds without a message")
     args = parser.parse_args(argv)
-    exchange = app_config().get("metric_streamer", "results_exchange_name")
-    handled = 0
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    remaining = args.max_messages
     while True:
         try:
-            with MessageBus() as bus:
-                bus.declare_fanout_exchange(exchange, durable=True)
-                bus.declare_queue(args.queue, durable=True)
-                bus.bind_queue(args.queue, exchange)
-                for message in bus.consume(args.queue, prefetch=1,
-                                           inactivity_timeout=args.idle_timeout):
-                    if message is None:
-                        return
-                    handle_message(message)
-                    bus.ack(message.delivery_tag)
-                    sys.stdout.flush()
-                    handled += 1
-                    if args.max_messages and handled >= args.max_messages:
-                        return
-        except BusConnectionError as exc:
-            # Unacked messages are redelivered once we consume again.
+            consume(args.queue, remaining)
+            return
+        except amqp.exceptions.AmqpConnectionError as exc:
             print(f"Connection to the message bus lost ({exc}); reconnecting", file=sys.stderr)
             time.sleep(RECONNECT_DELAY)
+
 
 if __name__ == "__main__":
     try:

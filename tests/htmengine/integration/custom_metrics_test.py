@@ -752,10 +752,10 @@ class CustomMetricsTest(TestCaseBase):
     # Add custom metric data
     sock = socket.socket()
     sock.connect(("localhost", self.plaintextPort))
-    sock.sendall(("invalid1\n").encode())
-    sock.sendall(("invalid2\n").encode())
-    sock.sendall(("invalid3\n").encode())
-    sock.sendall(("invalid4\n").encode())
+    sock.sendall(b"invalid1\n")
+    sock.sendall(b"invalid2\n")
+    sock.sendall(b"invalid3\n")
+    sock.sendall(b"invalid4\n")
     sock.sendall(("%s 5.0 1386201600\n" % metricName).encode())
     self.gracefullyCloseSocket(sock)
 
