@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 
 from nta_utils.config import Config
 from nta_utils.message_bus import RABBITMQ_CONF, AmqpConnectionParams
-
-DEFAULT_MANAGEMENT_PORT = 15672
+from nta_utils.rabbitmq_management import managementPort
 
 
 class RabbitmqConfig(Config):
@@ -69,7 +68,7 @@ class RabbitmqManagementConnectionParams:
         config = RabbitmqConfig()
         params = AmqpConnectionParams.from_config(config)
         self.host = params.host
-        self.port = config.getint("management", "port", fallback=DEFAULT_MANAGEMENT_PORT)
+        self.port = managementPort(config)
         self.vhost = params.virtual_host
         self.username = params.user
         self.password = params.password
