@@ -15,14 +15,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pika
 import pika.exceptions as pex
 from pika.adapters.blocking_connection import BlockingChannel
 
-from nta_utils.config import Config
 from nta_utils.errors import (
     BusConnectionError,
     BusError,
@@ -30,11 +28,24 @@ from nta_utils.errors import (
     QueueNotFoundError,
     UnroutableMessageError,
 )
+from nta_utils.message_bus_types import (
+    PIKA_PROPERTY_NAMES,
+    RABBITMQ_CONF,
+    AmqpConnectionParams,
+    BrokerChannelError,
+    ConsumerCancelledError,
+    Message,
+    QueueInfo,
+    UnknownDeliveryTagError,
+)
+
+__all__ = ["RABBITMQ_CONF", "AmqpConnectionParams", "BrokerChannelError",
+           "ConsumerCancelledError", "Message", "MessageBus", "QueueInfo",
+           "UnknownDeliveryTagError"]
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-RABBITMQ_CONF = "rabbitmq.conf"
 _NOT_FOUND = 404
 
 # Errors after which reconnecting cannot help (bad credentials, missing virtual host).
@@ -51,106 +62,6 @@ _CONNECTION_LOST_ERRORS = (
     ConnectionError,
     OSError,
 )
-
-
-class BrokerChannelError(BusError):
-    """The broker closed a channel for a reason other than a missing entity (e.g. 406
-    PRECONDITION_FAILED when re-declaring a queue with different durability)."""
-
-    def __init__(self, message: str, reply_code: int) -> None:
-        super().__init__(message)
-        self.reply_code = reply_code
-
-
-class ConsumerCancelledError(QueueNotFoundError):
-    """The broker cancelled a consumer, normally because its queue was deleted."""
-
-
-class UnknownDeliveryTagError(BusError):
-    """ack/nack of a delivery tag that is not outstanding on the current channel: already
-    acknowledged, or delivered on a connection that has since been lost (the broker will
-    redeliver it)."""
-
-
-@dataclass
-class AmqpConnectionParams:
-    """Where and how to connect to RabbitMQ."""
-
-    host: str = "127.0.0.1"
-    port: int = 5672
-    virtual_host: str = "/"
-    user: str = "guest"
-    password: str = "guest"
-    # Heartbeats are only answered while inside pika calls; a generous interval lets a
-    # consumer spend minutes on one batch without the broker dropping the connection.
-    heartbeat: int = 600
-    socket_timeout: float = 5.0
-    blocked_connection_timeout: float = 300.0
-
-    @classmethod
-    def from_config(cls, config: Config | None = None) -> AmqpConnectionParams:
-        """Read [connection] host/port/virtual_host and [credentials] user/password from
-        rabbitmq.conf (in $APPLICATION_CONFIG_PATH unless a Config is given)."""
-        if config is None:
-            config = Config(RABBITMQ_CONF)
-        return cls(
-            host=config.get("connection", "host"),
-            port=config.getint("connection", "port"),
-            virtual_host=config.get("connection", "virtual_host"),
-            user=config.get("credentials", "user"),
-            password=config.get("credentials", "password"),
-            heartbeat=config.getint("connection", "heartbeat", fallback=cls.heartbeat),
-        )
-
-    def to_pika(self) -> pika.ConnectionParameters:
-        """The equivalent pika parameters (one connection attempt; MessageBus retries)."""
-        return pika.ConnectionParameters(
-            host=self.host,
-            port=self.port,
-            virtual_host=self.virtual_host,
-            credentials=pika.PlainCredentials(self.user, self.password),
-            heartbeat=self.heartbeat,
-            socket_timeout=self.socket_timeout,
-            stack_timeout=self.socket_timeout * 2,
-            blocked_connection_timeout=self.blocked_connection_timeout,
-            connection_attempts=1,
-            retry_delay=0,
-        )
-
-    def describe(self) -> str:
-        """host:port/vhost as user, for error messages."""
-        return f"amqp://{self.user}@{self.host}:{self.port}/{self.virtual_host}"
-
-
-@dataclass
-class Message:
-    """A message taken from a queue; acknowledge it with `MessageBus.ack(delivery_tag)`."""
-
-    body: bytes
-    headers: dict
-    delivery_tag: int
-    redelivered: bool
-    routing_key: str
-    exchange: str = ""
-    # MessageBus.connection_generation when delivered: tags of older generations are void.
-    connection_generation: int = field(default=0, compare=False)
-    # The other AMQP basic properties that were set (pika names: content_type,
-    # delivery_mode, correlation_id, message_id, timestamp, ...).
-    properties: dict[str, Any] = field(default_factory=dict, compare=False)
-
-
-@dataclass
-class QueueInfo:
-    """What the broker reports when a queue is declared."""
-
-    name: str
-    message_count: int
-    consumer_count: int
-
-
-_PIKA_PROPERTY_NAMES = ("content_type", "content_encoding", "delivery_mode", "priority",
-                        "correlation_id", "reply_to", "expiration", "message_id", "timestamp",
-                        "type", "user_id", "app_id", "cluster_id")
 
 
 class MessageBus:
@@ -406,10 +317,10 @@ class MessageBus:
         if not isinstance(exchange, str) or not isinstance(routing_key, str):
             raise ValueError(f"exchange and routing_key must be strings, got "
                              f"{exchange!r}, {routing_key!r}")
-        unknown = set(properties or {}) - set(_PIKA_PROPERTY_NAMES) - {"headers"}
+        unknown = set(properties or {}) - set(PIKA_PROPERTY_NAMES) - {"headers"}
         if unknown:
             raise ValueError(f"unknown message properties {sorted(unknown)}; known: "
-                             f"{list(_PIKA_PROPERTY_NAMES)}")
+                             f"{list(PIKA_PROPERTY_NAMES)}")
         basicProperties = pika.BasicProperties(**{
             "delivery_mode": (pika.DeliveryMode.Persistent if persistent
                               else pika.DeliveryMode.Transient),
@@ -448,7 +359,7 @@ class MessageBus:
             delivery_tag=method.delivery_tag, redelivered=bool(method.redelivered),
             routing_key=method.routing_key, exchange=method.exchange,
             connection_generation=self._generation,
-            properties={name: getattr(properties, name) for name in _PIKA_PROPERTY_NAMES
+            properties={name: getattr(properties, name) for name in PIKA_PROPERTY_NAMES
                         if getattr(properties, name, None) is not None})
 
     def get(self, queue: str) -> Message | None:

@@ -71,7 +71,8 @@ class HtmengineManagedTempRepository:
         return applyTempRepositoryPatch
 
     def start(self) -> None:
-        """Redirect the repository to the temporary database and create it with the schema."""
+        """Redirect the repository to the temporary database and create it with the schema
+        (and the `lock` rows)."""
         repository.engineFactory(reset=True)
         self._savedOverride = os.environ.get(self._overrideName)
         os.environ[self._overrideName] = self.tempDatabaseName
@@ -81,7 +82,10 @@ class HtmengineManagedTempRepository:
             if not create_database_if_missing(repository.getDSN(self._config),
                                               self.tempDatabaseName):
                 raise RuntimeError(f"temporary database {self.tempDatabaseName} already exists")
-            schema.metadata.create_all(repository.engineFactory(config=self._config))
+            engine = repository.engineFactory(config=self._config)
+            schema.metadata.create_all(engine)
+            with engine.begin() as conn:   # the operation-lock rows the migration seeds
+                conn.execute(schema.lock.insert().values(name=repository.OperationLock.METRICS))
         except BaseException:
             self.stop()
             raise

@@ -219,7 +219,7 @@ class TestCaseBase(unittest.TestCase):
     def checkMetricDeleted(self, uid: str) -> None:
         """getMetric(uid) fails, no model lists it, and no checkpoint is left."""
         with self._engine().begin() as conn:
-            with self.assertRaises(Exception):
+            with self.assertRaises(app_exceptions.ObjectNotFoundError):
                 repository.getMetric(conn, uid)
             for model in repository.getAllModels(conn):
                 self.assertNotEqual(model.uid, uid, "Model showing up after deletion.")
