@@ -47,10 +47,11 @@ def messageHandler(message: amqp.messages.ConsumerMessage) -> None:
     acknowledge the message."""
     dataType = (message.properties.headers.get("dataType")
                 if message.properties.headers else None)
+    body = message.body if isinstance(message.body, bytes) else message.body.encode()
     if not dataType:
-        handleModelInferenceResults(message.body)
+        handleModelInferenceResults(body)
     elif dataType == "model-cmd-result":
-        handleModelCommandResult(message.body)
+        handleModelCommandResult(body)
     else:
         print("Unexpected message header dataType=%s" % dataType)
     message.ack()

@@ -54,9 +54,8 @@ class HtmengineManagedTempRepository:
         self.start()
         return self
 
-    def __exit__(self, *args: Any) -> bool:
+    def __exit__(self, *args: Any) -> None:
         self.stop()
-        return False
 
     def __call__(self, f: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(f)

@@ -201,7 +201,7 @@ class TestCaseBase(unittest.TestCase):
                 conn, metricId=uid, fields=fields, sort=schema.metric_data.c.timestamp.desc(),
                 score=0.0).fetchall()
         self.assertEqual(len(rows), resultCount)
-        return rows
+        return list(rows)
 
     @retry()
     def checkModelResultsDeleted(self, uid: str) -> None:

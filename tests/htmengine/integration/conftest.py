@@ -26,10 +26,11 @@ from supervised_support import SupervisedEngine, listenerUp, waitFor  # noqa: E4
 os.environ.setdefault("APPLICATION_CONFIG_PATH", str(REPO_ROOT / "conf"))
 
 
-@pytest.fixture(scope="package", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def running_engine(engine_env, migrated_db, tmp_path_factory: pytest.TempPathFactory
                    ) -> Iterator[SupervisedEngine]:
-    """The engine's four services under supervisord for every test of this folder."""
+    """The engine's four services under supervisord for each test module of this folder;
+    stopped after the module (later tests of the session use the same queues)."""
     engine = SupervisedEngine(engine_env.subprocess_env(), tmp_path_factory.mktemp("engine_run"))
     started = engine.runScript("start")
     try:
