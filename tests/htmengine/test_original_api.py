@@ -70,9 +70,9 @@ def test_app_config_is_loaded_lazily(monkeypatch: pytest.MonkeyPatch, tmp_path) 
     monkeypatch.delenv("APPLICATION_CONFIG_PATH", raising=False)
     with pytest.raises(ApplicationNotConfiguredError):
         htmengine.APP_CONFIG  # noqa: B018
-    (tmp_path / "application.conf").write_text("[repository]\ndb = x\n")
+    (tmp_path / "application.conf").write_text("[lazy_test]\nvalue = x\n")
     monkeypatch.setenv("APPLICATION_CONFIG_PATH", str(tmp_path))
-    assert htmengine.APP_CONFIG.get("repository", "db") == "x"
+    assert htmengine.APP_CONFIG.get("lazy_test", "value") == "x"
     with pytest.raises(AttributeError):
         htmengine.NO_SUCH_NAME  # noqa: B018
 
