@@ -15,14 +15,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pika
 import pika.exceptions as pex
 from pika.adapters.blocking_connection import BlockingChannel
 
-from nta_utils.config import Config
 from nta_utils.errors import (
     BusConnectionError,
     BusError,
@@ -30,11 +28,24 @@ from nta_utils.errors import (
     QueueNotFoundError,
     UnroutableMessageError,
 )
+from nta_utils.message_bus_types import (
+    PIKA_PROPERTY_NAMES,
+    RABBITMQ_CONF,
+    AmqpConnectionParams,
+    BrokerChannelError,
+    ConsumerCancelledError,
+    Message,
+    QueueInfo,
+    UnknownDeliveryTagError,
+)
+
+__all__ = ["RABBITMQ_CONF", "AmqpConnectionParams", "BrokerChannelError",
+           "ConsumerCancelledError", "Message", "MessageBus", "QueueInfo",
+           "UnknownDeliveryTagError"]
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-RABBITMQ_CONF = "rabbitmq.conf"
 _NOT_FOUND = 404
 
 # Errors after which reconnecting cannot help (bad credentials, missing virtual host).
@@ -51,89 +62,6 @@ _CONNECTION_LOST_ERRORS = (
     ConnectionError,
     OSError,
 )
-
-
-class BrokerChannelError(BusError):
-    """The broker closed a channel for a reason other than a missing entity (e.g. 406
-    PRECONDITION_FAILED when re-declaring a queue with different durability)."""
-
-    def __init__(self, message: str, reply_code: int) -> None:
-        super().__init__(message)
-        self.reply_code = reply_code
-
-
-class ConsumerCancelledError(QueueNotFoundError):
-    """The broker cancelled a consumer, normally because its queue was deleted."""
-
-
-class UnknownDeliveryTagError(BusError):
-    """ack/nack of a delivery tag that is not outstanding on the current channel: already
-    acknowledged, or delivered on a connection that has since been lost (the broker will
-    redeliver it)."""
-
-
-@dataclass
-class AmqpConnectionParams:
-    """Where and how to connect to RabbitMQ."""
-
-    host: str = "127.0.0.1"
-    port: int = 5672
-    virtual_host: str = "/"
-    user: str = "guest"
-    password: str = "guest"
-    # Heartbeats are only answered while inside pika calls; a generous interval lets a
-    # consumer spend minutes on one batch without the broker dropping the connection.
-    heartbeat: int = 600
-    socket_timeout: float = 5.0
-    blocked_connection_timeout: float = 300.0
-
-    @classmethod
-    def from_config(cls, config: Config | None = None) -> AmqpConnectionParams:
-        """Read [connection] host/port/virtual_host and [credentials] user/password from
-        rabbitmq.conf (in $APPLICATION_CONFIG_PATH unless a Config is given)."""
-        if config is None:
-            config = Config(RABBITMQ_CONF)
-        return cls(
-            host=config.get("connection", "host"),
-            port=config.getint("connection", "port"),
-            virtual_host=config.get("connection", "virtual_host"),
-            user=config.get("credentials", "user"),
-            password=config.get("credentials", "password"),
-            heartbeat=config.getint("connection", "heartbeat", fallback=cls.heartbeat),
-        )
-
-    def to_pika(self) -> pika.ConnectionParameters:
-        """The equivalent pika parameters (one connection attempt; MessageBus retries)."""
-        return pika.ConnectionParameters(
-            host=self.host,
-            port=self.port,
-            virtual_host=self.virtual_host,
-            credentials=pika.PlainCredentials(self.user, self.password),
-            heartbeat=self.heartbeat,
-            socket_timeout=self.socket_timeout,
-            stack_timeout=self.socket_timeout * 2,
-            blocked_connection_timeout=self.blocked_connection_timeout,
-            connection_attempts=1,
-            retry_delay=0,
-        )
-
-    def describe(self) -> str:
-        """host:port/vhost as user, for error messages."""
-        return f"amqp://{self.user}@{self.host}:{self.port}/{self.virtual_host}"
-
-
-@dataclass
-class Message:
-    """A message taken from a queue; acknowledge it with `MessageBus.ack(delivery_tag)`."""
-
-    body: bytes
-    headers: dict
-    delivery_tag: int
-    redelivered: bool
-    routing_key: str
-    exchange: str = ""
-    # MessageBus.connection_generation when delivered: tags of older generations are void.
-    connection_generation: int = field(default=0, compare=False)
 
 
 class MessageBus:
@@ -271,19 +199,26 @@ class MessageBus:
         if not isinstance(name, str) or not name:
             raise ValueError(f"{kind} name must be a non-empty string, got {name!r}")
 
-    def declare_queue(self, name: str, durable: bool = True, auto_delete: bool = False) -> None:
-        """Create the queue if missing (not exclusive; with `auto_delete` the broker deletes
-        it when its last consumer goes away, e.g. a follower that dies)."""
+    def declare_queue(self, name: str, durable: bool = True, *, passive: bool = False,
+                      exclusive: bool = False, auto_delete: bool = False,
+                      arguments: dict[str, Any] | None = None) -> QueueInfo:
+        """Create the queue if missing (by default not exclusive, not auto-deleted); with
+        `passive`, only check that it exists (QueueNotFoundError if not). Returns the queue's
+        name and counts."""
         self._check_name("queue", name)
-        self._call(f"declare queue {name!r}", lambda: self._get_ops_channel().queue_declare(
-            queue=name, durable=durable, exclusive=False, auto_delete=auto_delete))
+        frame = self._call(f"declare queue {name!r}", lambda: self._get_ops_channel().queue_declare(
+            queue=name, passive=passive, durable=durable, exclusive=exclusive,
+            auto_delete=auto_delete, arguments=arguments))
+        return QueueInfo(str(frame.method.queue), int(frame.method.message_count),
+                         int(frame.method.consumer_count))
 
-    def delete_queue(self, name: str) -> None:
+    def delete_queue(self, name: str, *, if_unused: bool = False, if_empty: bool = False) -> None:
         """Delete the queue and its messages; a missing queue is not an error."""
         self._check_name("queue", name)
         try:
             self._call(f"delete queue {name!r}",
-                       lambda: self._get_ops_channel().queue_delete(queue=name))
+                       lambda: self._get_ops_channel().queue_delete(
+                           queue=name, if_unused=if_unused, if_empty=if_empty))
         except QueueNotFoundError:
             pass
 
@@ -322,34 +257,56 @@ class MessageBus:
 
     def declare_fanout_exchange(self, name: str, durable: bool = True) -> None:
         """Create a fanout exchange if missing."""
+        self.declare_exchange(name, "fanout", durable=durable)
+
+    def declare_exchange(self, name: str, exchange_type: str = "fanout", durable: bool = True, *,
+                         passive: bool = False, auto_delete: bool = False,
+                         arguments: dict[str, Any] | None = None) -> None:
+        """Create an exchange of `exchange_type` (fanout, direct, topic, headers) if missing;
+        with `passive`, only check that it exists (QueueNotFoundError if not)."""
         self._check_name("exchange", name)
         self._call(f"declare exchange {name!r}",
                    lambda: self._get_ops_channel().exchange_declare(
-                       exchange=name, exchange_type="fanout", durable=durable,
-                       auto_delete=False))
+                       exchange=name, exchange_type=exchange_type, passive=passive,
+                       durable=durable, auto_delete=auto_delete, arguments=arguments))
 
-    def delete_exchange(self, name: str) -> None:
+    def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
         """Delete the exchange; a missing exchange is not an error."""
         self._check_name("exchange", name)
         try:
             self._call(f"delete exchange {name!r}",
-                       lambda: self._get_ops_channel().exchange_delete(exchange=name))
+                       lambda: self._get_ops_channel().exchange_delete(
+                           exchange=name, if_unused=if_unused))
         except QueueNotFoundError:
             pass
 
-    def bind_queue(self, queue: str, exchange: str, routing_key: str = "") -> None:
+    def bind_queue(self, queue: str, exchange: str, routing_key: str = "",
+                   arguments: dict[str, Any] | None = None) -> None:
         """Bind a queue to an exchange; QueueNotFoundError if either is missing."""
         self._check_name("queue", queue)
         self._check_name("exchange", exchange)
         self._call(f"bind queue {queue!r} to exchange {exchange!r}",
                    lambda: self._get_ops_channel().queue_bind(
-                       queue=queue, exchange=exchange, routing_key=routing_key))
+                       queue=queue, exchange=exchange, routing_key=routing_key,
+                       arguments=arguments))
+
+    def unbind_queue(self, queue: str, exchange: str, routing_key: str = "",
+                     arguments: dict[str, Any] | None = None) -> None:
+        """Remove a binding of a queue to an exchange."""
+        self._check_name("queue", queue)
+        self._check_name("exchange", exchange)
+        self._call(f"unbind queue {queue!r} from exchange {exchange!r}",
+                   lambda: self._get_ops_channel().queue_unbind(
+                       queue=queue, exchange=exchange, routing_key=routing_key,
+                       arguments=arguments))
 
     # ------------------------------------------------------------------ publishing
 
     def publish(self, exchange: str, routing_key: str, body: bytes, *, persistent: bool = True,
-                headers: dict | None = None, mandatory: bool = True) -> None:
-        """Publish and wait for the broker's confirm.
+                headers: dict | None = None, mandatory: bool = True,
+                properties: dict[str, Any] | None = None) -> None:
+        """Publish and wait for the broker's confirm. `properties` sets other AMQP basic
+        properties by their pika names (content_type, correlation_id, message_id, ...).
 
         Raises UnroutableMessageError if `mandatory` and no queue takes the message,
         MessageNackedError if the broker refuses it, QueueNotFoundError if the exchange is
@@ -360,10 +317,15 @@ class MessageBus:
         if not isinstance(exchange, str) or not isinstance(routing_key, str):
             raise ValueError(f"exchange and routing_key must be strings, got "
                              f"{exchange!r}, {routing_key!r}")
-        properties = pika.BasicProperties(
-            delivery_mode=(pika.DeliveryMode.Persistent if persistent
-                           else pika.DeliveryMode.Transient),
-            headers=headers or None)
+        unknown = set(properties or {}) - set(PIKA_PROPERTY_NAMES) - {"headers"}
+        if unknown:
+            raise ValueError(f"unknown message properties {sorted(unknown)}; known: "
+                             f"{list(PIKA_PROPERTY_NAMES)}")
+        basicProperties = pika.BasicProperties(**{
+            "delivery_mode": (pika.DeliveryMode.Persistent if persistent
+                              else pika.DeliveryMode.Transient),
+            **(properties or {}),
+            "headers": headers or None})
         payload = bytes(body)
         where = f"exchange {exchange!r} with routing key {routing_key!r}"
 
@@ -371,7 +333,7 @@ class MessageBus:
             try:
                 self._get_ops_channel().basic_publish(
                     exchange=exchange, routing_key=routing_key, body=payload,
-                    properties=properties, mandatory=mandatory)
+                    properties=basicProperties, mandatory=mandatory)
             except pex.UnroutableError as exc:
                 raise UnroutableMessageError(
                     f"message published to {where} was returned unroutable: no queue is "
@@ -396,7 +358,9 @@ class MessageBus:
             body=bytes(body), headers=dict(properties.headers or {}),
             delivery_tag=method.delivery_tag, redelivered=bool(method.redelivered),
             routing_key=method.routing_key, exchange=method.exchange,
-            connection_generation=self._generation)
+            connection_generation=self._generation,
+            properties={name: getattr(properties, name) for name in PIKA_PROPERTY_NAMES
+                        if getattr(properties, name, None) is not None})
 
     def get(self, queue: str) -> Message | None:
         """Take one message (to be acked or nacked), or None if the queue is empty."""
@@ -412,10 +376,13 @@ class MessageBus:
         return self._call(f"get from queue {queue!r}", action)
 
     def consume(self, queue: str, prefetch: int = 100,
-                inactivity_timeout: float | None = None) -> Iterator[Message | None]:
+                inactivity_timeout: float | None = None,
+                auto_ack: bool = False) -> Iterator[Message | None]:
         """Yield messages as they arrive (at most `prefetch` unacknowledged at a time); yield
-        None after `inactivity_timeout` seconds without one. Raises BusConnectionError on
-        connection loss, ConsumerCancelledError if the broker cancels the consumer."""
+        None after `inactivity_timeout` seconds without one. With `auto_ack` the broker
+        considers messages acknowledged once delivered (they must not be acked). Raises
+        BusConnectionError on connection loss, ConsumerCancelledError if the broker cancels
+        the consumer."""
         self._check_name("queue", queue)
         if prefetch < 0:
             raise ValueError(f"prefetch must be >= 0 (0 = unlimited), got {prefetch}")
@@ -433,7 +400,7 @@ class MessageBus:
 
         channel = self._call(what, setup)
         generation = self._generation
-        source = channel.consume(queue, auto_ack=False, inactivity_timeout=inactivity_timeout)
+        source = channel.consume(queue, auto_ack=auto_ack, inactivity_timeout=inactivity_timeout)
         self._consuming = True
         try:
             while True:
@@ -458,7 +425,10 @@ class MessageBus:
                 if method is None:
                     yield None
                 else:
-                    yield self._to_message(method, properties, body)
+                    message = self._to_message(method, properties, body)
+                    if auto_ack:
+                        self._outstanding.discard(method.delivery_tag)
+                    yield message
         finally:
             self._consuming = False
             if channel.is_open and self._delivery_channel is channel:
@@ -498,6 +468,20 @@ class MessageBus:
         """Acknowledge a delivery (with `multiple`, all outstanding up to and including it)."""
         self._settle("ack", delivery_tag, multiple,
                      lambda ch: ch.basic_ack(delivery_tag=delivery_tag, multiple=multiple))
+
+    def ack_all(self) -> None:
+        """Acknowledge every outstanding delivery of this connection (none: no-op)."""
+        if self._outstanding:
+            self.ack(max(self._outstanding), multiple=True)
+
+    def nack_all(self, requeue: bool = True) -> None:
+        """Reject every outstanding delivery of this connection (requeued unless `requeue`
+        is False)."""
+        if self._outstanding:
+            last = max(self._outstanding)
+            self._settle("nack", last, True,
+                         lambda ch: ch.basic_nack(delivery_tag=last, multiple=True,
+                                                  requeue=requeue))
 
     def nack(self, delivery_tag: int, requeue: bool = True) -> None:
         """Reject a delivery; requeued unless `requeue` is False (then it is dropped)."""

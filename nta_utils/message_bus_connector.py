@@ -33,6 +33,7 @@ from nta_utils.message_bus import (
     Message,
     MessageBus,
 )
+from nta_utils.rabbitmq_management import RabbitmqManagementClient
 
 _log = logging.getLogger(__name__)
 
@@ -149,6 +150,16 @@ class MessageBusConnector:
         return self._bus.queue_exists(mqName)
 
     isMessageQueuePresent = isMessageQeueuePresent
+
+    def getAllMessageQueues(self) -> tuple[str, ...]:
+        """Names of every message queue of this connection's virtual host (from the RabbitMQ
+        management API: AMQP cannot list queues).
+
+        :raises nta_utils.rabbitmq_management.ManagementApiUnavailable: the API cannot be
+            reached (the message says how to enable it)
+        """
+        client = RabbitmqManagementClient.fromConfig(self._params)
+        return tuple(client.getQueueNames(self._params.virtual_host))
 
     def publish(self, mqName: str, body: bytes | str, persistent: bool = True) -> None:
         """Deliver a message to an existing queue (at least once) or raise

@@ -53,8 +53,24 @@ ensure_mariadb() {
   fi
 }
 
+ensure_rabbitmq_management() {
+  # The management HTTP API (port 15672) lets the queue-depth agent and getAllMessageQueues read
+  # queue statistics; enabling the plugin does not restart the broker. Without it (not root,
+  # rabbitmq-plugins missing) they fall back to AMQP passive declares.
+  port_open 15672 && return 0
+  if command -v rabbitmq-plugins >/dev/null 2>&1 && \
+     rabbitmq-plugins enable rabbitmq_management >/dev/null 2>&1; then
+    wait_port 15672 30 "RabbitMQ management API" || true
+    say "RabbitMQ management plugin enabled (http://127.0.0.1:15672/api)"
+  else
+    say "WARNING: could not enable the RabbitMQ management plugin (run 'rabbitmq-plugins enable rabbitmq_management' as root); the queue-depth agent will use passive declares"
+  fi
+}
+
 ensure_rabbitmq() {
-  if port_open 5672; then say "RabbitMQ already running on 127.0.0.1:5672, reusing it"; return; fi
+  if port_open 5672; then
+    say "RabbitMQ already running on 127.0.0.1:5672, reusing it"; ensure_rabbitmq_management; return
+  fi
   if [ ! -x /usr/sbin/rabbitmq-server ]; then
     say "installing RabbitMQ (Debian package rabbitmq-server)"; apt_install rabbitmq-server
   fi
@@ -66,6 +82,7 @@ ensure_rabbitmq() {
     || { say "ERROR: could not start RabbitMQ"; exit 1; }
   started rabbitmq rabbitmqctl
   wait_port 5672 90 RabbitMQ
+  ensure_rabbitmq_management
 }
 
 ensure_influxdb() {

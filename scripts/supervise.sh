@@ -76,7 +76,12 @@ start() {
   pid="$(supervisord_pid)"
   if [ -n "$pid" ]; then
     say "already running (supervisord pid $pid); leaving it running"
-    ctl start all >/dev/null 2>&1 || true
+    # start what should run (not programs that are off by default, e.g. the queue agent)
+    local names
+    names="$(ctl status 2>/dev/null | awk '{print $1}' | \
+      grep -E "(^|:)($(IFS='|'; echo "${PROGRAMS[*]}"))\$" || true)"
+    # shellcheck disable=SC2086
+    [ -z "$names" ] || ctl start $names >/dev/null 2>&1 || true
     ctl status || true
     where_to_look
     return 0

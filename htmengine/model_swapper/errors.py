@@ -1,24 +1,26 @@
 """Error codes carried in model swapper results, and the exceptions of the model swapper.
 
 The numeric codes travel inside `mcR` / `iRv2` result items and keep the original engine's
-values (htmengine.htmengineerrno), so result consumers can compare against them directly.
+values, defined once in `htmengine.htmengineerrno`, so result consumers can compare against
+either directly.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
 
+from htmengine import htmengineerrno
 from htmengine.exceptions import HTMEngineError, ObjectAlreadyExistsBase, ObjectNotFoundError
 
 
 class ModelSwapperStatus(IntEnum):
     """Status codes of command and inference results (0 = success)."""
 
-    SUCCESS = 0
-    ERR = 1
-    ERR_MODEL_ALREADY_EXISTS = 2
-    ERR_NO_SUCH_MODEL = 3
-    ERR_INVALID_ARG = 4
+    SUCCESS = htmengineerrno.SUCCESS
+    ERR = htmengineerrno.ERR
+    ERR_MODEL_ALREADY_EXISTS = htmengineerrno.ERR_MODEL_ALREADY_EXISTS
+    ERR_NO_SUCH_MODEL = htmengineerrno.ERR_NO_SUCH_MODEL
+    ERR_INVALID_ARG = htmengineerrno.ERR_INVALID_ARG
 
 
 SUCCESS = ModelSwapperStatus.SUCCESS

@@ -2,7 +2,9 @@
 
 Connection settings come from section `[repository]` of `application.conf` (options db, host,
 user, passwd, port), with the usual override layers of `nta_utils.config.Config`. Tables are in
-`htmengine.repository.schema`, query functions in `htmengine.repository.queries`.
+`htmengine.repository.schema`, query functions in `htmengine.repository.queries`; as in the
+original engine, the package also exports every query function, `MetricStatus` and
+`OperationLock`, so ``repository.getMetric(conn, uid)`` works.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from configparser import ConfigParser
 
 import sqlalchemy as sa
 
+from htmengine.repository import queries as _queries
+from htmengine.repository.queries import *  # noqa: F403 - the original's package-level API
 from htmengine.repository.transactions import runInTransaction
 from nta_utils.config import Config
 from nta_utils.db import create_mysql_engine, make_mysql_url, retry_on_transient_error
 
 __all__ = [
+    *_queries.__all__,
     "engineFactory",
     "getBaseConnectionArgsDict",
     "getDSN",

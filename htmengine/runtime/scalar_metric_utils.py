@@ -27,7 +27,15 @@ _log = logging.getLogger("htmengine.runtime.scalar_metric_utils")
 # Rows (one day at 5-minute samples) needed before min/max are estimated from the data.
 MODEL_CREATION_RECORD_THRESHOLD = 288
 
-_MUTEX_MODEL_SPEC_MSG = "Specify either modelParams or completeModelParams but not both"
+# Error messages of generateSwarmParamsFromCompleteModelParams (the original's texts; the
+# errors start with them and add detail after).
+_MUTEX_MODEL_SPEC_MSG = "Specify either modelParams or completeModelParams but not both."
+_NO_INFERENCE_ARGS_MSG = "inferenceArgs must be specified in completeModelParams."
+_NO_TIMESTAMP_FIELD_NAME_MSG = "timestampFieldName must be specified in completeModelParams."
+_NO_VALUE_FIELD_NAME_MSG = "valueFieldName must be specified in completeModelParams."
+_INCONSISTENT_PREDICTED_FIELD_NAME_MSG = (
+    "Inference args' predictedField must match complete model params' valueFieldName")
+_MIN_MAX_MSG = "min and max params must both be None or non-None"
 
 
 def _defaultParams(minVal: float, maxVal: float, minResolution: float | None) -> dict[str, Any]:
@@ -69,23 +77,47 @@ def _renamedSchema(template: Any, timestampField: str, valueField: str) -> Any:
     return renamed
 
 
+def checkModelParamsSpec(modelSpec: dict[str, Any]) -> None:
+    """Check the model-parameter part of a model spec with the original's messages: modelParams
+    and completeModelParams are exclusive; completeModelParams needs inferenceArgs,
+    timestampFieldName and valueFieldName, and its predictedField must be valueFieldName;
+    modelParams needs both min and max or neither.
+
+    :raises InvalidInputError: (a ValueError) whose message starts with the original's text
+    """
+    complete = modelSpec.get("completeModelParams")
+    if "modelParams" in modelSpec and complete is not None:
+        raise InvalidInputError(f"{_MUTEX_MODEL_SPEC_MSG} modelSpec={modelSpec}")
+    if isinstance(complete, dict):
+        for key, message in (("inferenceArgs", _NO_INFERENCE_ARGS_MSG),
+                             ("timestampFieldName", _NO_TIMESTAMP_FIELD_NAME_MSG),
+                             ("valueFieldName", _NO_VALUE_FIELD_NAME_MSG)):
+            if key not in complete:
+                raise InvalidInputError(f"{message} modelSpec={modelSpec}")
+        inferenceArgs = complete["inferenceArgs"]
+        predicted = inferenceArgs.get("predictedField") if isinstance(inferenceArgs,
+                                                                       dict) else None
+        if predicted is not None and predicted != complete["valueFieldName"]:
+            raise InvalidInputError(
+                f"{_INCONSISTENT_PREDICTED_FIELD_NAME_MSG}: predictedField={predicted!r}, "
+                f"valueFieldName={complete['valueFieldName']!r}")
+    modelParams = modelSpec.get("modelParams")
+    if isinstance(modelParams, dict) and (modelParams.get("min") is None) != (
+            modelParams.get("max") is None):
+        given = "min" if modelParams.get("min") is not None else "max"
+        missing = "max" if given == "min" else "min"
+        raise InvalidInputError(
+            f"{_MIN_MAX_MSG}; modelSpec.modelParams: {given} given without {missing}")
+
+
 def generateSwarmParamsFromCompleteModelParams(modelSpec: dict[str, Any]) -> dict[str, Any]:
     """Model parameters from a spec's ``completeModelParams`` (modelConfig, inferenceArgs,
     timestampFieldName, valueFieldName); InvalidInputError naming what is missing or
-    inconsistent."""
-    if "modelParams" in modelSpec:
-        raise InvalidInputError(_MUTEX_MODEL_SPEC_MSG)
+    inconsistent (see `checkModelParamsSpec`)."""
+    checkModelParamsSpec(modelSpec)
     complete = modelSpec.get("completeModelParams")
-    if not isinstance(complete, dict):
-        raise InvalidInputError("modelSpec.completeModelParams must be an object")
-    for key in ("modelConfig", "inferenceArgs", "timestampFieldName", "valueFieldName"):
-        if key not in complete:
-            raise InvalidInputError(f"modelSpec.completeModelParams.{key} must be specified")
-    predicted = complete["inferenceArgs"].get("predictedField")
-    if predicted is not None and predicted != complete["valueFieldName"]:
-        raise InvalidInputError(
-            f"modelSpec.completeModelParams.inferenceArgs.predictedField ({predicted!r}) must "
-            f"match valueFieldName ({complete['valueFieldName']!r})")
+    if not isinstance(complete, dict) or "modelConfig" not in complete:
+        raise InvalidInputError("modelSpec.completeModelParams.modelConfig must be specified")
     template = _defaultParams(0.0, 1.0, None)["inputRecordSchema"]
     return {
         "modelConfig": copy.deepcopy(complete["modelConfig"]),

@@ -10,6 +10,7 @@ from typing import Any
 import jsonschema
 
 from htmengine.exceptions import InvalidInputError
+from htmengine.runtime.scalar_metric_utils import checkModelParamsSpec
 
 _HERE = Path(__file__).resolve().parent
 MODEL_SPEC_SCHEMA_PATH = _HERE / "model_spec_schema.json"
@@ -54,16 +55,15 @@ def validateAgainst(path: Path, document: Any, root: str) -> None:
 
 
 def validateModelSpec(modelSpec: Any) -> None:
-    """Check a custom-metric modelSpec (the generic schema, then the custom metricSpec)."""
+    """Check a custom-metric modelSpec: the model-parameter rules with the original engine's
+    messages (`scalar_metric_utils.checkModelParamsSpec`), then the generic schema, then the
+    custom metricSpec."""
+    if isinstance(modelSpec, dict):
+        checkModelParamsSpec(modelSpec)
     validateAgainst(MODEL_SPEC_SCHEMA_PATH, modelSpec, "modelSpec")
     validateAgainst(CUSTOM_METRIC_SPEC_SCHEMA_PATH, modelSpec["metricSpec"],
                     "modelSpec.metricSpec")
     modelParams = modelSpec.get("modelParams") or {}
-    if ("min" in modelParams) != ("max" in modelParams):
-        given = "min" if "min" in modelParams else "max"
-        missing = "max" if given == "min" else "min"
-        raise InvalidInputError(
-            f"modelSpec.modelParams: {given} given without {missing}; give both or neither")
     if "min" in modelParams and not modelParams["max"] > modelParams["min"]:
         raise InvalidInputError(
             f"modelSpec.modelParams: max ({modelParams['max']!r}) must be greater than min "

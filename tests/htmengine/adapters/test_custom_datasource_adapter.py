@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -22,6 +22,7 @@ from htmengine.model_swapper.messages import ModelCommand, ModelInputRow
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
 from htmengine.repository import engineFactory, queries
 from htmengine.repository.queries import MetricStatus
+from htmengine.utils import jsonDecode, jsonEncode
 
 pytestmark = pytest.mark.integration
 
@@ -225,36 +226,40 @@ def test_unmonitor_clears_the_model(adapter, engine, swapper) -> None:
 def test_export_then_import_recreates_the_model(adapter, engine, swapper) -> None:
     name = _name()
     uid = adapter.createMetric(name)
-    _addData(engine, uid, [float(i) for i in range(20 * 24)])   # 40 hours of 5-minute rows
+    start = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0) - timedelta(hours=41)
+    _addData(engine, uid, [float(i) for i in range(20 * 24)], start=start)   # 40 hours
     adapter.monitorMetric(_spec(name, min=0, max=500))
     _inputItems(swapper, uid)
     exported = adapter.exportModel(uid)
-    assert json.loads(json.dumps(exported)) == exported            # JSON-serialisable
     assert exported["metricSpec"] == {"metric": name}
     assert exported["modelParams"] == {"min": 0, "max": 500}
-    newest = T0 + timedelta(minutes=5 * (20 * 24 - 1))
-    assert exported["data"][-1] == [479.0, newest.strftime("%Y-%m-%d %H:%M:%S")]
+    newest = start + timedelta(minutes=5 * (20 * 24 - 1))
+    assert exported["data"][-1] == (479.0, newest)            # (value, datetime) as the original
     assert len(exported["data"]) == 20 * 24   # 5-minute rows: 40 hours, all within 14 days
+    roundTrip = jsonDecode(jsonEncode(exported))               # JSON-serialisable this way
+    assert roundTrip["data"][-1] == [479.0, str(newest)]
     adapter.deleteMetricByName(name)
-    newUid = adapter.importModel(exported)
+    newUid = adapter.importModel(roundTrip)
     assert newUid != uid
     metric = _metric(engine, newUid)
     assert (metric.name, metric.status) == (name, MetricStatus.CREATE_PENDING)
     with engine.connect() as conn:
         assert queries.getMetricDataCount(conn, newUid) == 20 * 24
+    assert adapter.exportModel(newUid)["data"] == exported["data"]
     # importing again leaves a monitored metric alone
     assert adapter.importModel(exported) == newUid
     with engine.connect() as conn:
         assert queries.getMetricDataCount(conn, newUid) == 20 * 24
 
 
-def test_export_keeps_only_the_last_14_days(adapter, engine) -> None:
+def test_export_keeps_only_the_last_14_days_from_now(adapter, engine) -> None:
     uid = adapter.createMetric(_name())
-    with engine.connect() as conn:
-        queries.addMetricData(conn, uid, [(float(day), T0 + timedelta(days=day))
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    with engine.connect() as conn:   # day d is (29 - d) and a half days old
+        queries.addMetricData(conn, uid, [(float(day), now - timedelta(days=29 - day, hours=12))
                                           for day in range(30)])
     exported = adapter.exportModel(uid)
-    assert [value for value, _ in exported["data"]] == [float(d) for d in range(15, 30)]
+    assert [value for value, _ in exported["data"]] == [float(d) for d in range(16, 30)]
 
 
 def test_import_rejects_malformed_data(adapter) -> None:

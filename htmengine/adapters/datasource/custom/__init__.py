@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -268,28 +268,28 @@ class CustomDatasourceAdapter:
     # ------------------------------------------------------------------ export / import
 
     def exportModel(self, metricId: str) -> dict[str, Any]:
-        """The metric's model spec plus ``data``: [[value, "YYYY-mm-dd HH:MM:SS"], ...] of the
-        14 days up to its newest sample (JSON-serialisable).
+        """The metric's model spec plus ``data``: ``(value, datetime)`` pairs of the samples
+        of the last 14 days (from now, UTC), oldest first, as the original engine exported
+        them; `importModel` takes them back as they are or after a JSON round trip through
+        `htmengine.utils.jsonEncode` / `jsonDecode` (timestamps as "YYYY-mm-dd HH:MM:SS").
 
         :raises ObjectNotFoundError: no such metric
         """
+        md = schema.metric_data
+        since = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=EXPORT_DAYS)
         with self._engine.connect() as conn:
             metric = queries.getMetric(conn, metricId)
             if metric.datasource != DATASOURCE:
                 raise InvalidInputError(
                     f"metric {metricId} has datasource {metric.datasource!r}, not {DATASOURCE!r}")
-            md = schema.metric_data
-            newest = conn.execute(sa.select(sa.func.max(md.c.timestamp))
-                                  .where(md.c.uid == metricId)).scalar()
-            rows = [] if newest is None else list(queries.getMetricData(
+            rows = list(queries.getMetricData(
                 conn, metricId, fields=[md.c.metric_value, md.c.timestamp],
-                fromTimestamp=newest - timedelta(days=EXPORT_DAYS)))
+                fromTimestamp=since))
         if metric.parameters:
             spec = json.loads(metric.parameters)
         else:
             spec = {"datasource": DATASOURCE, "metricSpec": {"metric": metric.name}}
-        spec["data"] = [[row.metric_value, row.timestamp.strftime(_TIMESTAMP_FORMAT)]
-                        for row in rows]
+        spec["data"] = [(row.metric_value, row.timestamp) for row in rows]
         return spec
 
     def importModel(self, spec: dict[str, Any]) -> str:
