@@ -20,7 +20,7 @@ export HTMENGINE_RUN_DIR="$SKELETON_RUN_DIR"
 export APPLICATION_CONFIG_PATH="$HERE/conf"
 export SUPERVISE_NAME=skeleton
 export SUPERVISE_CONF="$HERE/conf/supervisord.conf"
-export SUPERVISE_PROGRAMS="model_scheduler metric_listener metric_storer anomaly_service webapp"
+export SUPERVISE_PROGRAMS="model_scheduler metric_listener metric_storer anomaly_service api alert_service webapp"
 export SUPERVISE_HINT="running: web app on http://${SKELETON_WEBAPP_HOST:-127.0.0.1}:${SKELETON_WEBAPP_PORT:-8080}/<metric>; graphite plaintext on the metric listener port (skeleton_app/conf/application.conf)"
 
 setup() {

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from htmengine import engine_metrics
 from htmengine.config import app_config
 from htmengine.runtime.plaintext import Protocol, encodeBatchMessage, parsePlaintext
 from htmengine.runtime.service_support import configureServiceLogging
@@ -309,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flush-pause", type=float, default=DEFAULT_FLUSH_PAUSE_SEC,
                         help="seconds of sender silence after which a partial batch is sent")
     args = parser.parse_args(argv)
+    engine_metrics.start_heartbeat("metric_listener")
     publisher = QueuePublisher(config.get("metric_listener", "queue_name"))
     listener = MetricListener(publisher, args.host, args.port, args.udp, args.flush_pause)
     try:

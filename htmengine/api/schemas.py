@@ -1,0 +1,163 @@
+"""Request and response bodies of the HTTP API (pydantic models; they make the OpenAPI)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ModelRange(BaseModel):
+    """The encoder range of a metric's model (None while unknown)."""
+
+    min: float | None = None
+    max: float | None = None
+    minResolution: float | None = None
+
+
+class Metric(BaseModel):
+    """One metric and its model."""
+
+    uid: str
+    name: str
+    status: str = Field(description="UNMONITORED, ACTIVE, CREATE_PENDING, ERROR, PENDING_DATA")
+    statusCode: int
+    rowsStored: int
+    rowsScored: int
+    lastTimestamp: datetime | None = Field(None, description="UTC time of the newest sample")
+    lastValue: float | None = None
+    lastAnomalyLikelihood: float | None = None
+    modelRange: ModelRange | None = None
+    message: str | None = Field(None, description="the model's error message, if any")
+
+
+class MetricDetail(Metric):
+    """One metric with a sentence saying what its model is doing."""
+
+    reason: str
+    rowsWaiting: int = Field(description="rows stored but not scored yet")
+    inputQueueDepth: int | None = Field(None, description="batches waiting in the model's "
+                                        "input queue (None: no queue)")
+
+
+class MetricPage(BaseModel):
+    """A page of metrics."""
+
+    total: int
+    offset: int
+    limit: int
+    metrics: list[Metric]
+
+
+class ModelRequest(BaseModel):
+    """Optional model parameters of ``PUT .../model``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min: float | None = None
+    max: float | None = None
+    minResolution: float | None = Field(None, gt=0)
+
+
+class ModelAnswer(BaseModel):
+    """What ``PUT`` / ``DELETE .../model`` did."""
+
+    uid: str
+    name: str
+    status: str
+    created: bool = Field(description="true if this request started the model")
+    reason: str
+
+
+class Deleted(BaseModel):
+    """What ``DELETE /api/v1/metrics/{name}`` removed."""
+
+    uid: str
+    name: str
+    deleted: bool = True
+
+
+class Sample(BaseModel):
+    """One sample: timestamp as epoch seconds or ISO 8601 (UTC unless it has an offset;
+    fractions of a second are dropped), value a number."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timestamp: float | str
+    value: float | str
+
+
+class SampleVerdict(BaseModel):
+    """Whether one sample was stored, and why not."""
+
+    index: int
+    timestamp: datetime | None
+    accepted: bool
+    rowid: int | None = None
+    reason: str | None = None
+
+
+class SamplesAnswer(BaseModel):
+    """Per-sample answer of ``POST .../data``."""
+
+    uid: str
+    name: str
+    accepted: int
+    rejected: int
+    samples: list[SampleVerdict]
+
+
+class DataRow(BaseModel):
+    """One stored row and its scores."""
+
+    rowid: int
+    timestamp: datetime
+    value: float
+    rawAnomalyScore: float | None
+    anomalyLikelihood: float | None
+    displayValue: int | None
+
+
+class DataPage(BaseModel):
+    """Rows of one metric in time order."""
+
+    uid: str
+    name: str
+    rows: list[DataRow]
+
+
+class Anomaly(BaseModel):
+    """A row whose likelihood is over the threshold."""
+
+    uid: str
+    name: str
+    rowid: int
+    timestamp: datetime
+    value: float
+    rawAnomalyScore: float | None
+    anomalyLikelihood: float
+
+
+class AnomalyPage(BaseModel):
+    """Recent anomalies across metrics, newest first."""
+
+    threshold: float
+    anomalies: list[Anomaly]
+
+
+class ServiceHealth(BaseModel):
+    """A service's liveness from its heartbeat."""
+
+    alive: bool
+    heartbeatAgeSeconds: float | None
+
+
+class Health(BaseModel):
+    """Health of the engine; ``healthy`` false means a 503."""
+
+    healthy: bool
+    problems: list[str]
+    mysql: bool
+    rabbitmq: bool
+    services: dict[str, ServiceHealth]
+    queues: dict[str, int | None]
