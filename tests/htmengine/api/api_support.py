@@ -1,13 +1,60 @@
-"""Helpers of the API tests: sample bodies and waiting for engine states over HTTP."""
+"""Helpers of the API tests: the live engine's HTTP client, sample bodies, waiting for engine
+states over HTTP."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from conftest import LiveEngine
-from supervised_support import T0, sampleValue
-
+import httpx
+from alert_receiver import AlertReceiver
 from process_support import wait_for
+from supervised_support import T0, SupervisedEngine, sampleValue
+
+ALL_PROGRAMS = ("model_scheduler", "metric_listener", "metric_storer", "anomaly_service",
+                "api", "alert_service")
+ALERT_THRESHOLD = 0.6
+
+
+def override(section: str, option: str) -> str:
+    """Environment variable overriding application.conf [section] option."""
+    return f"_NTA_UTILS_CONFIG__APPLICATION__{section.upper()}__{option.upper()}"
+
+
+class LiveEngine:
+    """The supervised engine plus an HTTP client on its API."""
+
+    def __init__(self, supervised: SupervisedEngine, api_port: int, plaintext_port: int,
+                 receiver: AlertReceiver) -> None:
+        self.supervised = supervised
+        self.api_port = api_port
+        self.plaintext_port = plaintext_port
+        self.receiver = receiver
+        self.base_url = f"http://127.0.0.1:{api_port}"
+        self.client = httpx.Client(base_url=self.base_url, timeout=60)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        """GET on the API."""
+        return self.client.get(path, **kwargs)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Any request on the API."""
+        return self.client.request(method, path, **kwargs)
+
+    def metric(self, name: str) -> dict[str, Any]:
+        """GET /api/v1/metrics/{name} (must answer 200)."""
+        response = self.get(f"/api/v1/metrics/{name}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def log_tails(self, lines: int = 30) -> str:
+        """Last lines of every program's log."""
+        parts = [self.supervised.logTails(lines)]
+        for program in ("api", "alert_service"):
+            log = self.supervised.runDir / f"{program}.log"
+            if log.exists():
+                parts.append(f"--- {log}\n" + "".join(
+                    log.read_text(errors="replace").splitlines(True)[-lines:]))
+        return "\n".join(parts)
 
 
 def samples(metric_index: int, rows: range) -> list[dict[str, Any]]:

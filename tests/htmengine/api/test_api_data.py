@@ -7,8 +7,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from api_support import post_samples, samples, wait_scored
-from conftest import LiveEngine
+from api_support import LiveEngine, post_samples, samples, wait_scored
 from supervised_support import T0
 
 from htmengine.repository import engineFactory, queries

@@ -4,8 +4,7 @@ service's heartbeat and the queue depths; 503 naming the service when one stops 
 from __future__ import annotations
 
 import pytest
-from conftest import ALL_PROGRAMS, LiveEngine
-
+from api_support import ALL_PROGRAMS, LiveEngine
 from process_support import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -8,14 +8,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from api_support import post_samples, samples, wait_scored, wait_status
-from conftest import LiveEngine
+from api_support import LiveEngine, post_samples, samples, wait_scored, wait_status
+from process_support import wait_for
 
 from htmengine.adapters.datasource import createDatasourceAdapter
 from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
 from htmengine.repository import engineFactory, queries
-from process_support import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

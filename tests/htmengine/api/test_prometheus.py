@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import pytest
-from api_support import post_samples, samples, wait_scored
-from conftest import LiveEngine
+from api_support import LiveEngine, post_samples, samples, wait_scored
+from process_support import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from supervised_support import T0, graphiteLines, sendLines
-
-from process_support import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
