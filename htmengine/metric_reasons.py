@@ -7,11 +7,11 @@ Pure functions over a `MetricState` (no database, no broker), shared by the HTTP
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from htmengine.repository.metric_status import MetricStatus
 
-__all__ = ["MetricState", "metric_reason", "status_name"]
+__all__ = ["MetricState", "metric_reason", "sample_rejection", "status_name"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,12 @@ class MetricState:
     create_requested_at: datetime | None = None
     input_queue_depth: int | None = None
     now: datetime | None = None
+    # How a person starts the model with a range (default: the HTTP API's PUT).
+    start_hint: str | None = None
+
+    def how_to_start(self) -> str:
+        """The request that starts this metric's model."""
+        return self.start_hint or f"PUT /api/v1/metrics/{self.name}/model"
 
 
 def status_name(status: int) -> str:
@@ -52,20 +58,20 @@ def _age(since: datetime, now: datetime) -> str:
 
 def _unmonitored(state: MetricState) -> str:
     return (f"Not monitored: {_rows(state.rows_stored)} stored, no model. Start one with "
-            f"PUT /api/v1/metrics/{state.name}/model (optionally with min and max).")
+            f"{state.how_to_start()} (optionally with min and max).")
 
 
 def _pending_data(state: MetricState) -> str:
     needed = max(0, state.min_rows_for_model - state.rows_stored)
     return (f"Waiting for data: needs {state.min_rows_for_model} rows to infer its range: "
             f"{state.rows_stored} so far ({needed} to go). Give min and max to "
-            f"PUT /api/v1/metrics/{state.name}/model to start at once.")
+            f"{state.how_to_start()} to start at once.")
 
 
 def _create_pending(state: MetricState) -> str:
     text = "Model being created"
     if state.create_requested_at is not None:
-        now = state.now or datetime.utcnow()
+        now = state.now or datetime.now(UTC).replace(tzinfo=None)
         text += (f" since {state.create_requested_at:%Y-%m-%d %H:%M:%S} UTC "
                  f"({_age(state.create_requested_at, now)} ago)")
     return (f"{text}: the model scheduler has not confirmed it yet; "
@@ -102,3 +108,18 @@ def metric_reason(state: MetricState) -> str:
     if writer is None:
         return f"Unknown status {state.status}: {state.message or 'no message'}."
     return writer(state)
+
+
+def sample_rejection(timestamp: datetime, previous: datetime | None,
+                     status: int | None = None) -> str | None:
+    """Why the metric storer will not store a sample at `timestamp` after `previous` (the
+    newest stored or accepted before it) for a metric in `status`; None if it will."""
+    if status == MetricStatus.ERROR:
+        return ("not stored: the metric is in status ERROR and stores nothing until its model "
+                "is deleted")
+    if previous is None or timestamp > previous:
+        return None
+    if timestamp == previous:
+        return f"duplicate: a sample at {previous:%Y-%m-%d %H:%M:%S} is stored already"
+    return (f"older than the last stored sample ({previous:%Y-%m-%d %H:%M:%S}); samples must "
+            f"arrive in time order")

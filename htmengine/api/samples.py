@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from htmengine.api.schemas import Sample, SampleVerdict
+from htmengine.metric_reasons import sample_rejection
 from htmengine.runtime.metric_streamer import StoreResult
 
 # Timestamps the engine accepts: DATETIME without fractions, 1970 ... 9999.
@@ -96,16 +97,9 @@ def verdicts(checked: list[CheckedSample], result: StoreResult | None,
             previous = sample.timestamp
             position += 1
             continue
-        if result is not None and result.dropped:
-            reason = (f"not stored: the metric is in status {result.status} (ERROR) and "
-                      f"stores nothing until its model is deleted")
-        elif previous is not None and sample.timestamp == previous:
-            reason = f"duplicate: a sample at {previous:%Y-%m-%d %H:%M:%S} is stored already"
-        elif previous is not None:
-            reason = (f"older than the last stored sample "
-                      f"({previous:%Y-%m-%d %H:%M:%S}); samples must arrive in time order")
-        else:
-            reason = "not stored (newer samples were stored concurrently)"
+        status = result.status if result is not None and result.dropped else None
+        reason = (sample_rejection(sample.timestamp, previous, status)
+                  or "not stored (newer samples were stored concurrently)")
         answers.append(SampleVerdict(index=sample.index, timestamp=sample.timestamp,
                                      accepted=False, reason=reason))
     return answers
