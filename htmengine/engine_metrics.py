@@ -61,6 +61,13 @@ HEARTBEAT = Gauge("htmengine_service_heartbeat_timestamp_seconds",
                   "Unix time of a service's latest heartbeat", ["service"],
                   multiprocess_mode="max")
 
+ALERT_OUTCOMES = ("delivered", "failed", "duplicate", "too_soon", "unknown")
+# Label values exist from the start, so dashboards show zeros rather than nothing.
+for _reason in REJECT_REASONS:
+    SAMPLES_REJECTED.labels(_reason)
+for _outcome in ALERT_OUTCOMES:
+    ALERTS.labels(_outcome)
+
 HEARTBEAT_SECONDS = 2.0
 # Keys in metric.model_params: when rows up to a rowid were sent to the model (unix time).
 STREAMED_AT_KEY = "streamedAt"

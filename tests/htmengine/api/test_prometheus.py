@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 from api_support import LiveEngine, post_samples, samples, wait_scored
-from process_support import wait_for
+from process_support import REPO_ROOT, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from supervised_support import T0, graphiteLines, sendLines
 
@@ -84,3 +87,12 @@ def test_counters_equal_what_was_sent_and_scored(live: LiveEngine) -> None:
                      service=service) > 0, service
     assert value(after, "htmengine_backend_up", backend="mysql") == 1
     assert value(after, "htmengine_backend_up", backend="rabbitmq") == 1
+
+
+def test_grafana_dashboard_plots_only_exposed_metrics(live: LiveEngine) -> None:
+    dashboard = json.loads((REPO_ROOT / "conf" / "grafana" / "htmengine-dashboard.json")
+                           .read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    used = set(re.findall(r"\bhtmengine_[a-z_]+", " ".join(exprs)))
+    exposed = {name for name, _labels in scrape(live)}
+    assert len(used) >= 14 and used <= exposed, used - exposed
