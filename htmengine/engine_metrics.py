@@ -84,7 +84,7 @@ def exposition_registry() -> CollectorRegistry:
     process's own default registry."""
     if multiprocess_enabled():
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return registry
     from prometheus_client import REGISTRY
 

@@ -6,6 +6,7 @@ Pure functions over a `MetricState` (no database, no broker), shared by the HTTP
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -93,7 +94,7 @@ def _active(state: MetricState) -> str:
     return text + "."
 
 
-_WRITERS = {
+_WRITERS: dict[int, Callable[[MetricState], str]] = {
     MetricStatus.UNMONITORED: _unmonitored,
     MetricStatus.PENDING_DATA: _pending_data,
     MetricStatus.CREATE_PENDING: _create_pending,
@@ -104,7 +105,7 @@ _WRITERS = {
 
 def metric_reason(state: MetricState) -> str:
     """One or two sentences a person understands, for every status of a metric."""
-    writer = _WRITERS.get(state.status)  # type: ignore[call-overload]
+    writer = _WRITERS.get(int(state.status))
     if writer is None:
         return f"Unknown status {state.status}: {state.message or 'no message'}."
     return writer(state)

@@ -57,7 +57,7 @@ def post_data(name: str, backend: Backend,
     last_before = backend.summary(name).last_timestamp
     result = None
     if usable:
-        result, _sent = backend.store_samples(uid, usable, source="HTTP API")  # type: ignore[arg-type]
+        result, _sent = backend.store_samples(uid, usable, source="HTTP API")
     answers = verdicts(checked, result, last_before)
     accepted = sum(1 for answer in answers if answer.accepted)
     return schemas.SamplesAnswer(uid=uid, name=name, accepted=accepted,
