@@ -12,6 +12,7 @@ export APPLICATION_CONFIG_PATH
 help:
 	@echo "make run   - set up everything (venv, MariaDB, RabbitMQ, database) and run the engine"
 	@echo "             with the skeleton web app (skeleton_app/README.md) on 127.0.0.1:8080"
+	@echo "             and the engine's JSON API on 127.0.0.1:8081 (docs at /docs)"
 	@echo "make demo  - make run, then stream a NAB series through the engine and print anomalies"
 	@echo "make test  - set up everything and run the test suite"
 	@echo "make stop  - stop the engine"

@@ -8,10 +8,9 @@ from typing import Any
 import httpx
 from alert_receiver import AlertReceiver
 from process_support import wait_for
-from supervised_support import T0, SupervisedEngine, sampleValue
+from supervised_support import PROGRAMS, T0, SupervisedEngine, sampleValue
 
-ALL_PROGRAMS = ("model_scheduler", "metric_listener", "metric_storer", "anomaly_service",
-                "api", "alert_service")
+ALL_PROGRAMS = PROGRAMS
 ALERT_THRESHOLD = 0.6
 
 
@@ -48,13 +47,7 @@ class LiveEngine:
 
     def log_tails(self, lines: int = 30) -> str:
         """Last lines of every program's log."""
-        parts = [self.supervised.logTails(lines)]
-        for program in ("api", "alert_service"):
-            log = self.supervised.runDir / f"{program}.log"
-            if log.exists():
-                parts.append(f"--- {log}\n" + "".join(
-                    log.read_text(errors="replace").splitlines(True)[-lines:]))
-        return "\n".join(parts)
+        return self.supervised.logTails(lines)
 
 
 def samples(metric_index: int, rows: range) -> list[dict[str, Any]]:
