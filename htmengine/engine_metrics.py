@@ -51,7 +51,8 @@ SCORE_LATENCY = Histogram(
     "htmengine_score_latency_seconds",
     "Seconds from a row being sent to its model (right after it is stored) to its score",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800))
-MODEL_LOADS = Counter("htmengine_model_loads", "Models loaded from their checkpoint")
+MODEL_LOADS = Counter("htmengine_model_loads",
+                      "Models loaded into a slot process (from a checkpoint or a definition)")
 MODEL_EVICTIONS = Counter("htmengine_model_evictions",
                           "Models dropped from a slot process's in-memory cache")
 CHECKPOINTS = Counter("htmengine_model_checkpoints", "Model checkpoints written")

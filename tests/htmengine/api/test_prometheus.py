@@ -71,6 +71,7 @@ def test_counters_equal_what_was_sent_and_scored(live: LiveEngine) -> None:
     assert delta("htmengine_score_latency_seconds_count") == 50
     assert delta("htmengine_score_latency_seconds_sum") > 0
     assert delta("htmengine_model_checkpoints_total") >= 1
+    assert delta("htmengine_model_loads_total") >= 1
     assert value(after, "htmengine_metric_last_value", metric=name) == \
         samples(4, range(49, 50))[0]["value"]
     assert value(after, "htmengine_metric_last_value", metric=graphite_name) == \
