@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from htmengine.exceptions import HTMEngineError
+from nta_utils.errors import BusError, DatabaseError
 
 
 class ApiError(HTMEngineError):
@@ -64,11 +66,22 @@ def _describe_validation(error: RequestValidationError) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error as JSON: ApiError by its status, validation errors 422 naming each
-    bad field, HTTP errors (404 route, 405 method) with their status."""
+    bad field, HTTP errors (404 route, 405 method) with their status, an unreachable
+    RabbitMQ or MySQL 503."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(error_body(exc.status, exc.message), status_code=exc.status)
+
+    @app.exception_handler(BusError)
+    async def _bus_down(_request: Request, exc: BusError) -> JSONResponse:
+        return JSONResponse(error_body(503, f"RabbitMQ is unavailable: {exc}"), status_code=503)
+
+    for db_error in (DatabaseError, sa.exc.OperationalError, sa.exc.InterfaceError):
+        @app.exception_handler(db_error)
+        async def _db_down(_request: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse(error_body(503, f"MySQL is unavailable: {str(exc)[:300]}"),
+                                status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

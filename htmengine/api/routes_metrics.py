@@ -91,8 +91,6 @@ def delete_model(name: NamePath, backend: Backend) -> schemas.ModelAnswer:
     """Delete the model (its checkpoint and input queue) and its scores; the data stays."""
     summary = backend.summary(name)
     if summary.status != MetricStatus.UNMONITORED:
-        with backend.swapper():   # fail early (503) if the broker is down
-            pass
         backend.adapter.unmonitorMetric(summary.uid)
     detail = _detail(backend, name)
     return schemas.ModelAnswer(uid=detail.uid, name=name, status=detail.status,

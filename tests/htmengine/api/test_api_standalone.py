@@ -4,6 +4,7 @@ can be switched off in ``[api] per_metric_gauges``."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,13 +19,14 @@ from supervised_support import listenerUp
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture()
-def lone_api(engine_env, migrated_db, tmp_path: Path) -> Iterator[str]:
-    """The API alone on a free port, per-metric gauges off; yields its base URL."""
+@contextlib.contextmanager
+def _api_alone(env: dict[str, str], tmp_path: Path, **overrides: str) -> Iterator[str]:
+    """The API alone on a free port with application.conf [api]/[repository] `overrides`
+    ({"section__option": value}); yields its base URL."""
     port = free_port()
-    env = {**engine_env.subprocess_env(), override("api", "per_metric_gauges"): "false",
-           override("api", "port"): str(port),
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus")}
+    env = {**env, override("api", "port"): str(port),
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
+           **{override(*key.split("__")): value for key, value in overrides.items()}}
     process = LoggedProcess([sys.executable, "-m", "htmengine.api"], env,
                             tmp_path / "api.log")
     try:
@@ -35,6 +37,14 @@ def lone_api(engine_env, migrated_db, tmp_path: Path) -> Iterator[str]:
         # uvicorn shuts down cleanly, then re-raises SIGTERM so its exit status tells why
         assert process.stop() in (0, -15), process.output()
         assert "Application shutdown complete" in process.output()
+
+
+@pytest.fixture()
+def lone_api(engine_env, migrated_db, tmp_path: Path) -> Iterator[str]:
+    """The API alone, per-metric gauges off."""
+    with _api_alone(engine_env.subprocess_env(), tmp_path,
+                    api__per_metric_gauges="false") as url:
+        yield url
 
 
 def test_help_only_prints(engine_env) -> None:
@@ -61,3 +71,23 @@ def test_health_names_silent_services_and_gauges_switch_off(lone_api: str) -> No
         assert "htmengine_metric_last_anomaly_likelihood" not in scraped
         assert 'htmengine_models{status="UNMONITORED"}' in scraped
         assert "htmengine_samples_received_total 1.0" in scraped
+
+
+def test_unreachable_mysql_and_rabbitmq_are_json_503(engine_env, tmp_path: Path) -> None:
+    env = {**engine_env.subprocess_env(),
+           "_NTA_UTILS_CONFIG__RABBITMQ__CONNECTION__VIRTUAL_HOST": "no_such_vhost_api"}
+    with _api_alone(env, tmp_path, repository__db="no_such_db_api") as url, \
+            httpx.Client(base_url=url, timeout=60) as client:
+        listed = client.get("/api/v1/metrics")
+        assert listed.status_code == 503
+        assert listed.json()["error"].startswith("MySQL is unavailable: ")
+        health = client.get("/api/v1/health")
+        assert health.status_code == 503
+        assert (health.json()["mysql"], health.json()["rabbitmq"]) == (False, False)
+        assert any(p.startswith("RabbitMQ is unavailable") for p in health.json()["problems"])
+        scraped = client.get("/metrics")
+        assert scraped.status_code == 200
+        assert 'htmengine_backend_up{backend="mysql"} 0.0' in scraped.text
+        assert 'htmengine_backend_up{backend="rabbitmq"} 0.0' in scraped.text
+        put = client.put("/api/v1/metrics/api.down/model", json={"min": 0, "max": 1})
+        assert put.status_code == 503 and put.json()["status"] == 503
