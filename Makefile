@@ -14,6 +14,7 @@ export APPLICATION_CONFIG_PATH
 help:
 	@echo "make run   - set up everything (venv, MariaDB, RabbitMQ, database) and run the engine"
 	@echo "             with the skeleton web app (skeleton_app/README.md) on 127.0.0.1:8080"
+	@echo "             and the engine's JSON API on 127.0.0.1:8081 (docs at /docs)"
 	@echo "make demo  - make run, then stream a NAB series through the engine, print its anomalies"
 	@echo "             with a progress bar, and plot them to a PNG (it says where)"
 	@echo "make test  - set up everything and run the test suite"

@@ -94,6 +94,9 @@ start() {
       exit 1
     fi
   fi
+  # Prometheus multiprocess files of an earlier run would be counted again: start empty.
+  rm -rf "$HTMENGINE_RUN_DIR/prometheus"
+  mkdir -p "$HTMENGINE_RUN_DIR/prometheus"
   say "starting (APPLICATION_CONFIG_PATH=$APPLICATION_CONFIG_PATH)"
   "$VENV/bin/supervisord" -c "$SUPERVISE_CONF"
   if wait_until_started; then

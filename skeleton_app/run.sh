@@ -28,8 +28,8 @@ export SUPERVISE_SERVERURL="http://127.0.0.1:$SKELETON_SUPERVISOR_PORT"
 export SUPERVISE_USER="$SKELETON_SUPERVISOR_USER" SUPERVISE_PASSWORD="$SKELETON_SUPERVISOR_PASSWORD"
 export SUPERVISE_NAME=skeleton
 export SUPERVISE_CONF="$HERE/conf/supervisord.conf"
-export SUPERVISE_PROGRAMS="model_scheduler metric_listener metric_storer anomaly_service webapp"
-export SUPERVISE_HINT="running: web app on http://${SKELETON_WEBAPP_HOST:-127.0.0.1}:${SKELETON_WEBAPP_PORT:-8080}/<metric>; graphite plaintext on the metric listener port (skeleton_app/conf/application.conf); supervisor status page on $SUPERVISE_SERVERURL/"
+export SUPERVISE_PROGRAMS="model_scheduler metric_listener metric_storer anomaly_service api alert_service webapp"
+export SUPERVISE_HINT="running: web app on http://${SKELETON_WEBAPP_HOST:-127.0.0.1}:${SKELETON_WEBAPP_PORT:-8080}/<metric>; graphite plaintext on the metric listener port (skeleton_app/conf/application.conf); JSON API and dashboard on http://127.0.0.1:8081/; supervisor status page on $SUPERVISE_SERVERURL/"
 
 setup() {
   if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.installed" ]; then

@@ -1,10 +1,15 @@
 """The skeleton HTM Engine web application (web.py).
 
 - ``PUT /<metric>`` with an optional JSON body of model params (``min``, ``max``,
-  ``minResolution``) starts monitoring the metric: ``201 Created`` and ``Created <uid>``.
+  ``minResolution``) starts monitoring the metric: ``201 Created`` and ``Created <uid>``; when
+  the model must first wait for data (no min and max, too few rows), a second line says so
+  and how many rows it still needs.
 - ``POST /<metric>`` with one or more ``value timestamp`` lines publishes the samples to the
-  engine's custom-metrics queue: ``Saved /<metric> <value> @ <ts>`` per line. A malformed line
-  rejects the whole request (400, naming the line) and nothing of it is published.
+  engine's custom-metrics queue: ``Saved /<metric> <value> @ <ts>`` per line, or, for a
+  sample the metric storer would reject (not newer than the last stored sample or than the
+  previous line, or a metric in ERROR), ``Rejected /<metric> <value> @ <ts>: <reason>`` (that
+  sample is not published). A malformed line rejects the whole request (400, naming the
+  line) and nothing of it is published.
 - ``GET /<metric>`` lists ``/<metric> <value> <ts> <anomaly_score>`` per row in time order
   (``None`` while a row is unscored); an unknown metric is a 404.
 - Responses are plain text; an unreachable message bus or database is a 503.
@@ -26,6 +31,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import web
@@ -36,7 +42,9 @@ from htmengine import repository
 from htmengine.adapters.datasource import createDatasourceAdapter
 from htmengine.config import app_config
 from htmengine.exceptions import InvalidInputError, MetricAlreadyMonitored, ObjectNotFoundError
+from htmengine.metric_reasons import MetricState, metric_reason, sample_rejection
 from htmengine.repository import queries, schema
+from htmengine.repository.metric_status import MetricStatus
 from htmengine.runtime.plaintext import parsePlaintext
 from nta_utils.errors import BusError, DatabaseError
 from nta_utils.message_bus import MessageBus
@@ -160,6 +168,51 @@ def parse_model_params(body: bytes) -> dict[str, Any]:
     return params
 
 
+def _waiting_line(name: str, model_id: str) -> str:
+    """A second PUT line when the new model waits for data (PENDING_DATA), else ''."""
+    with repository.engineFactory().connect() as conn:
+        metric = queries.getMetric(conn, model_id, fields=[schema.metric.c.status,
+                                                           schema.metric.c.last_rowid])
+    if metric.status != MetricStatus.PENDING_DATA:
+        return ""
+    return metric_reason(MetricState(
+        name=name, status=metric.status, rows_stored=metric.last_rowid or 0, rows_scored=0,
+        min_rows_for_model=app_config().getint("metric_storer", "min_rows_for_model"),
+        start_hint=f'PUT /{name} with {{"min": ..., "max": ...}}')) + "\n"
+
+
+def _storer_verdicts(name: str, samples: list[tuple[float, int]]) -> list[str | None]:
+    """For each (value, epoch) sample in order, why the metric storer would reject it (None:
+    it will be stored), judged from the newest stored sample and the earlier lines. Without
+    the database only the lines among themselves are judged (publishing needs only the bus).
+    """
+    data = schema.metric_data.c
+    previous = status = None
+    try:
+        with repository.engineFactory().connect() as conn:
+            try:
+                metric = queries.getCustomMetricByName(
+                    conn, name, fields=[schema.metric.c.uid, schema.metric.c.status])
+            except ObjectNotFoundError:
+                metric = None
+            if metric is not None:
+                status = metric.status
+                newest = queries.getMetricData(conn, metric.uid, fields=[data.timestamp],
+                                               sort=data.rowid.desc(), limit=1).first()
+                previous = newest.timestamp if newest is not None else None
+    except (DatabaseError, sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        LOGGER.warning("POST /%s: cannot read the stored samples (%s); judging the lines "
+                       "among themselves only", name, str(exc)[:200])
+    verdicts: list[str | None] = []
+    for _value, epoch in samples:
+        timestamp = datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None)
+        reason = sample_rejection(timestamp, previous, status)
+        verdicts.append(reason)
+        if reason is None:
+            previous = timestamp
+    return verdicts
+
+
 def _text(body: str) -> str:
     web.header("Content-Type", TEXT_PLAIN)
     return body
@@ -185,8 +238,10 @@ class MetricResource:
         except InvalidInputError as exc:
             raise _fail("400 Bad Request", f"Invalid model params for /{name}: {exc}") from None
         LOGGER.info("Created model %s for /%s with params %s", model_id, name, params)
+        with _backend(f"read the model status of /{name}"):
+            waiting = _waiting_line(name, model_id)
         web.ctx.status = "201 Created"
-        return _text(f"Created {model_id}\n")
+        return _text(f"Created {model_id}\n{waiting}")
 
     def POST(self, path: str) -> str:  # noqa: N802
         """Check every ``value timestamp`` line, then publish them all in one message."""
@@ -207,8 +262,15 @@ class MetricResource:
                 raise _fail("400 Bad Request", f"Malformed line {number} {line.strip()!r}: "
                             f"{exc}; nothing from this request was stored") from None
         with _backend(f"store samples of /{name}"):
-            PUBLISHER.publish_lines([f"{name} {value!r} {ts:d}" for value, ts in samples])
-        return _text("".join(f"Saved /{name} {value:f} @ {ts:d}\n" for value, ts in samples))
+            verdicts = _storer_verdicts(name, samples)
+            accepted = [sample for sample, reason in zip(samples, verdicts, strict=True)
+                        if reason is None]
+            if accepted:
+                PUBLISHER.publish_lines([f"{name} {value!r} {ts:d}" for value, ts in accepted])
+        return _text("".join(
+            f"Saved /{name} {value:f} @ {ts:d}\n" if reason is None
+            else f"Rejected /{name} {value:f} @ {ts:d}: {reason}\n"
+            for (value, ts), reason in zip(samples, verdicts, strict=True)))
 
     def GET(self, path: str) -> str:  # noqa: N802
         """List the metric's rows in time order with their anomaly scores."""

@@ -40,6 +40,7 @@ class EngineTestEnv:
     prefix: str
     checkpoint_root: Path
     plaintext_port: int
+    api_port: int = 0
     env: dict[str, str] = field(default_factory=dict)
 
     def subprocess_env(self) -> dict[str, str]:
@@ -68,6 +69,7 @@ def engine_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineTestE
         prefix=prefix,
         checkpoint_root=checkpoint_root,
         plaintext_port=free_port(),
+        api_port=free_port(),
     )
     env_obj.env = {
         "APPLICATION_CONFIG_PATH": str(config_dir),
@@ -85,6 +87,10 @@ def engine_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineTestE
         override_name("model-swapper.conf", "interface_bus", "scheduler_notification_queue"):
             f"{prefix}.mswapper.scheduler.notification",
         override_name("model-checkpoint.conf", "storage", "root"): str(checkpoint_root),
+        override_name("application.conf", "api", "port"): str(env_obj.api_port),
+        override_name("application.conf", "api", "public_url"):
+            f"http://127.0.0.1:{env_obj.api_port}",
+        override_name("application.conf", "alerts", "queue_name"): f"{prefix}.alerts.results",
         override_name("rabbitmq.conf", "connection", "virtual_host"): env_obj.vhost,
     }
     _rabbitmqctl("add_vhost", env_obj.vhost)

@@ -25,6 +25,7 @@ from typing import Any
 
 import psutil
 
+from htmengine import engine_metrics
 from htmengine.config import swapper_config
 from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
@@ -289,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s [scheduler pid %(process)d] "
                                "%(name)s: %(message)s")
     logging.getLogger("pika").setLevel(logging.WARNING)   # not every connection open/close
+    engine_metrics.start_heartbeat("model_scheduler")
     numSlots = args.num_slots if args.num_slots else configuredNumSlots()
     if numSlots < 1:
         parser.error(f"--num-slots must be >= 1, got {numSlots}")

@@ -23,6 +23,8 @@ from collections import OrderedDict
 from multiprocessing.connection import Connection
 from typing import Any
 
+from htmengine import engine_metrics
+
 _log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
@@ -99,11 +101,15 @@ class _SlotWorker:
                                  stopRequested=self._stopRequested,
                                  cachedModel=self._modelCache.pop(modelID, None))
             stats = runner.run()
+            engine_metrics.CHECKPOINTS.inc(stats.checkpoints)
+            if stats.modelLoadSeconds and not stats.extra.get("cacheHit"):
+                engine_metrics.MODEL_LOADS.inc()
             cacheable = runner.cacheableModel()
             if cacheable is not None:
                 self._modelCache[modelID] = cacheable
                 while len(self._modelCache) > MODEL_CACHE_SIZE:
                     self._modelCache.popitem(last=False)
+                    engine_metrics.MODEL_EVICTIONS.inc()
             return stats.outcome.value, (f"batches={stats.batches} requests={stats.requests} "
                                          f"duplicates={stats.duplicateBatches} "
                                          f"duplicateRows={stats.duplicateRows} "

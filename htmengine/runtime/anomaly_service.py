@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from htmengine import engine_metrics
 from htmengine.exceptions import (
     InvalidInputError,
     MetricStatusChangedError,
@@ -164,6 +165,7 @@ class AnomalyService:
                 state = self.likelihoodHelper.updateModelAnomalyScores(
                     conn, modelId, modelParams.get(LIKELIHOOD_PARAMS_KEY), toScore)
                 _writeScores(conn, modelId, toScore)
+                engine_metrics.observe_scored(modelParams, [r.rowid for r in toScore])
                 modelParams[LIKELIHOOD_PARAMS_KEY] = state
                 queries.updateMetricColumns(conn, modelId,
                                             {"model_params": json.dumps(modelParams)})
@@ -300,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = app_config()
     stop = StopFlag().install()
+    engine_metrics.start_heartbeat("anomaly_service")
     service = AnomalyService(engineFactory(), AnomalyLikelihoodHelper.fromConfig(config))
     with ModelSwapperInterface() as swapper, MessageBus() as bus:
         service.run(swapper, bus, config.get("metric_streamer", "results_exchange_name"), stop)

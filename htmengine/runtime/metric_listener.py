@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from htmengine import engine_metrics
 from htmengine.config import app_config
 from htmengine.runtime.plaintext import Protocol, encodeBatchMessage, parsePlaintext
 from htmengine.runtime.service_support import configureServiceLogging, service_argument_parser
@@ -315,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         args.port = config.getint("metric_listener", "plaintext_port")
     if args.udp is None:
         args.udp = config.getboolean("metric_listener", "udp_enabled")
+    engine_metrics.start_heartbeat("metric_listener")
     publisher = QueuePublisher(config.get("metric_listener", "queue_name"))
     listener = MetricListener(publisher, args.host, args.port, args.udp, args.flush_pause)
     try:

@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from htmengine import engine_metrics
 from htmengine.exceptions import (
     HTMEngineError,
     InvalidInputError,
@@ -116,10 +117,12 @@ class MetricStorer:
                 source += REDELIVERED_MARK
             for line in lines:
                 stats.lines += 1
+                engine_metrics.SAMPLES_RECEIVED.inc()
                 try:
                     sample = parsePlaintext(line)
                 except InvalidInputError as error:
                     stats.malformedLines += 1
+                    engine_metrics.SAMPLES_REJECTED.labels("malformed").inc()
                     _log.warning("Skipping malformed line from %s: %s", source, error)
                     continue
                 byMetric.setdefault(sample.metricName, _MetricSamples()).add(
@@ -230,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = app_config()
     stop = StopFlag().install()
+    engine_metrics.start_heartbeat("metric_storer")
     engine = engineFactory()
     chunkSize = config.getint("metric_streamer", "chunk_size")
     with ModelSwapperInterface() as swapper, MessageBus() as bus:

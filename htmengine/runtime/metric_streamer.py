@@ -28,6 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from htmengine import engine_metrics
 from htmengine.model_swapper.errors import ModelNotFound
 from htmengine.model_swapper.messages import ModelInputRow
 from htmengine.repository import queries, schema
@@ -102,11 +103,13 @@ def scrubSamples(samples: list[tuple[datetime, float]], lastTimestamp: datetime 
                      "value=%r previousTs=%s source=%s", metric, timestamp,
                      _epoch(timestamp), value, previous, source)
             rejected += 1
+            engine_metrics.SAMPLES_REJECTED.labels("out_of_order").inc()
         elif previous is not None and timestamp == previous:
             _log.log(level, "Rejected sample with duplicate timestamp: metric=%s ts=%s (%d) "
                      "value=%r source=%s", metric, timestamp, _epoch(timestamp), value,
                      source)
             rejected += 1
+            engine_metrics.SAMPLES_REJECTED.labels("duplicate").inc()
         else:
             kept.append((timestamp, value))
             previous = timestamp
@@ -159,6 +162,7 @@ class MetricStreamer:
                     _log.error("Rejected sample of a metric in status %s: metric=%s ts=%s (%d) "
                                "value=%r source=%s", metric.status, name, timestamp,
                                _epoch(timestamp), value, source)
+                engine_metrics.SAMPLES_REJECTED.labels("metric_status").inc(len(samples))
                 return StoreResult(metric.status, metric.datasource, lastRowid, [], 0, True)
             lastTimestamp = self._lastStoredTimestamp(conn, metricId, lastRowid)
             kept, rejected = scrubSamples(samples, lastTimestamp, metricId, source, metricName)
@@ -166,6 +170,7 @@ class MetricStreamer:
             if kept:
                 added = queries.addMetricData(conn, metricId, [(v, ts) for ts, v in kept])
                 rows = [StoredRow(r["rowid"], r["timestamp"], r["metric_value"]) for r in added]
+                engine_metrics.SAMPLES_STORED.inc(len(rows))
                 lastRowid = rows[-1].rowid
         return StoreResult(metric.status, metric.datasource, lastRowid, rows, rejected)
 
@@ -204,6 +209,7 @@ class MetricStreamer:
             if lastSent <= mark:
                 return 0
             modelParams[STREAMED_ROWID_KEY] = lastSent
+            engine_metrics.record_streamed(modelParams, lastSent)
             queries.updateMetricColumns(conn, metricId,
                                         {"model_params": json.dumps(modelParams)})
         return lastSent - mark

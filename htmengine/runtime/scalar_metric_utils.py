@@ -14,6 +14,7 @@ import copy
 import json
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -127,16 +128,29 @@ def generateSwarmParamsFromCompleteModelParams(modelSpec: dict[str, Any]) -> dic
     }
 
 
+def describeModelStart(modelRange: dict[str, Any] | None) -> dict[str, Any]:
+    """Keys kept next to the model parameters in ``metric.model_params`` (never sent to the
+    model): ``modelRange`` (min, max, minResolution, when known) and ``createRequestedAt``
+    (UTC, ISO 8601)."""
+    described: dict[str, Any] = {
+        "createRequestedAt": datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")}
+    if modelRange and modelRange.get("min") is not None:
+        described["modelRange"] = {key: modelRange.get(key)
+                                   for key in ("min", "max", "minResolution")}
+    return described
+
+
 def setPendingData(conn: sa.Connection, metricId: str, refStatus: int) -> None:
     """Move an UNMONITORED metric to PENDING_DATA (inside the caller's transaction)."""
     queries.setMetricStatus(conn, metricId, MetricStatus.PENDING_DATA, refStatus=refStatus)
 
 
 def defineModelLocked(conn: sa.Connection, metricId: str, swarmParams: dict[str, Any],
-                      swapper: Any) -> bool:
-    """Inside a transaction that holds the metric row lock: save `swarmParams`, set
-    CREATE_PENDING and ask the model swapper to define the model. Returns False (nothing done)
-    if the model is already CREATE_PENDING or ACTIVE.
+                      swapper: Any, modelRange: dict[str, Any] | None = None) -> bool:
+    """Inside a transaction that holds the metric row lock: save `swarmParams` (with the
+    encoder range `modelRange` and the request time, for status reports), set CREATE_PENDING
+    and ask the model swapper to define the model. Returns False (nothing done) if the model
+    is already CREATE_PENDING or ACTIVE.
 
     :raises MetricStatusChangedError: the metric is in ERROR (or another unexpected status)
     """
@@ -148,7 +162,8 @@ def defineModelLocked(conn: sa.Connection, metricId: str, swarmParams: dict[str,
             f"cannot start the model of metric {metricId}: status is {metric.status}")
     queries.updateMetricColumnsForRefStatus(
         conn, metricId, metric.status,
-        {"status": int(MetricStatus.CREATE_PENDING), "model_params": json.dumps(swarmParams)})
+        {"status": int(MetricStatus.CREATE_PENDING),
+         "model_params": json.dumps({**swarmParams, **describeModelStart(modelRange)})})
     swapper.defineModel(modelID=metricId, args=swarmParams, commandID=uuid.uuid4().hex)
     _log.info("Requested model creation for metric=%s", metricId)
     return True

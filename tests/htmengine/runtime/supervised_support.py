@@ -26,7 +26,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 RUN_ENGINE = REPO_ROOT / "scripts" / "run-engine.sh"
 SUPERVISORCTL = REPO_ROOT / ".venv" / "bin" / "supervisorctl"
 SUPERVISORD_CONF = REPO_ROOT / "conf" / "supervisord.conf"
-PROGRAMS = ("model_scheduler", "metric_listener", "metric_storer", "anomaly_service")
+PROGRAMS = ("model_scheduler", "metric_listener", "metric_storer", "anomaly_service", "api",
+            "alert_service")
 T0 = 1430000000   # first sample's epoch (5-minute samples after it)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from supervised_support import (
+    PROGRAMS,
     ResultsProbe,
     SupervisedEngine,
     graphiteLines,
@@ -384,4 +385,4 @@ def test_run_dir_holds_socket_pid_and_supervisord_log(supervised) -> None:
     assert (runDir / "supervisor.sock").is_socket()
     status = supervised.runScript("status")
     assert status.returncode == 0
-    assert status.stdout.count(" RUNNING ") == 4, status.stdout
+    assert status.stdout.count(" RUNNING ") == len(PROGRAMS), status.stdout

@@ -153,9 +153,12 @@ class CustomDatasourceAdapter:
             return metricId, modelSpec
         return self.getOrCreateMetric(metricSpec["metric"]), modelSpec
 
-    def _swarmParamsFor(self, metricId: str, modelSpec: dict[str, Any]) -> dict | None:
+    def _swarmParamsFor(self, metricId: str, modelSpec: dict[str, Any]
+                        ) -> tuple[dict | None, dict[str, Any] | None]:
+        """(model parameters or None to wait for data, encoder range when known)."""
         if "completeModelParams" in modelSpec:
-            return scalar_metric_utils.generateSwarmParamsFromCompleteModelParams(modelSpec)
+            return (scalar_metric_utils.generateSwarmParamsFromCompleteModelParams(modelSpec),
+                    None)
         modelParams = modelSpec.get("modelParams") or {}
         stats: dict[str, Any] = {"min": modelParams.get("min"), "max": modelParams.get("max"),
                                  "minResolution": modelParams.get("minResolution")}
@@ -165,7 +168,7 @@ class CustomDatasourceAdapter:
             if numRows >= scalar_metric_utils.MODEL_CREATION_RECORD_THRESHOLD:
                 stats.update(self._metricStatistics(metricId))
         return scalar_metric_utils.generateSwarmParams(
-            stats, bool(modelParams.get("enableClassifier", False)))
+            stats, bool(modelParams.get("enableClassifier", False))), stats
 
     def monitorMetric(self, modelSpec: dict[str, Any]) -> str:
         """Start monitoring a custom metric (created if named and missing); returns its uid.
@@ -184,16 +187,17 @@ class CustomDatasourceAdapter:
             raise InvalidInputError(
                 f"modelSpec.datasource must be {DATASOURCE!r}, got {modelSpec['datasource']!r}")
         metricId, modelSpec = self._resolveMetric(modelSpec)
-        swarmParams = self._swarmParamsFor(metricId, modelSpec)
+        swarmParams, modelRange = self._swarmParamsFor(metricId, modelSpec)
         with self._swapperFactory() as swapper:
             started = retry_on_transient_error(self._startMonitoring)(
-                metricId, modelSpec, swarmParams, swapper)
+                metricId, modelSpec, swarmParams, swapper, modelRange)
             if started:
                 MetricStreamer(self._engine, swapper, self._chunkSize).streamPendingRows(metricId)
         return metricId
 
     def _startMonitoring(self, metricId: str, modelSpec: dict[str, Any],
-                         swarmParams: dict | None, swapper: Any) -> bool:
+                         swarmParams: dict | None, swapper: Any,
+                         modelRange: dict[str, Any] | None = None) -> bool:
         with self._engine.begin() as conn:
             metric = queries.getMetricWithUpdateLock(conn, metricId)
             if metric.datasource != DATASOURCE:
@@ -212,7 +216,8 @@ class CustomDatasourceAdapter:
                 scalar_metric_utils.setPendingData(conn, metricId, MetricStatus.UNMONITORED)
                 _log.info("Metric %s waits for data (PENDING_DATA)", metricId)
                 return False
-            return scalar_metric_utils.defineModelLocked(conn, metricId, swarmParams, swapper)
+            return scalar_metric_utils.defineModelLocked(conn, metricId, swarmParams, swapper,
+                                                         modelRange)
 
     def activateModel(self, metricId: str) -> bool:
         """Create the model of a PENDING_DATA metric from its data's range and send it the
@@ -245,7 +250,7 @@ class CustomDatasourceAdapter:
         def defineInTransaction(swapper: Any) -> bool:
             with self._engine.begin() as conn:
                 return scalar_metric_utils.defineModelLocked(conn, metricId, swarmParams,
-                                                             swapper)
+                                                             swapper, stats)
 
         with self._swapperFactory() as swapper:
             started = retry_on_transient_error(defineInTransaction)(swapper)
