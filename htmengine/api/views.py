@@ -48,13 +48,14 @@ def metric_body(summary: MetricSummary) -> schemas.Metric:
 
 
 def reason_for(summary: MetricSummary, min_rows_for_model: int,
-               input_queue_depth: int | None) -> str:
-    """The `htmengine.metric_reasons` sentence of one metric."""
+               input_queue_depth: int | None, start_hint: str | None = None) -> str:
+    """The `htmengine.metric_reasons` sentence of one metric (`start_hint`: how a person
+    starts its model, by default the API's PUT)."""
     return metric_reason(MetricState(
         name=summary.name, status=summary.status, rows_stored=summary.rows_stored,
         rows_scored=summary.rows_scored, min_rows_for_model=min_rows_for_model,
         message=summary.message, create_requested_at=create_requested_at(summary),
-        input_queue_depth=input_queue_depth))
+        input_queue_depth=input_queue_depth, start_hint=start_hint))
 
 
 def detail_body(summary: MetricSummary, min_rows_for_model: int,

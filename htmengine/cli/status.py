@@ -13,8 +13,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from htmengine.api.views import reason_for
 from htmengine.config import app_config, config_dir, swapper_config
-from htmengine.repository import queries, schema
+from htmengine.repository import api_queries
 from htmengine.repository.queries import MetricStatus
 from nta_utils.config_location import REPO_ROOT
 from nta_utils.errors import QueueNotFoundError
@@ -31,6 +32,7 @@ class MetricInfo:
     message: str | None
     rows: int
     last_timestamp: str | None
+    reason: str
 
 
 @dataclass
@@ -44,20 +46,6 @@ class EngineStatus:
     not_scoring: list[MetricInfo] = field(default_factory=list)
 
 
-# Why a metric is not scoring, when its `message` column says nothing.
-_REASONS = {
-    MetricStatus.UNMONITORED.name: "no model; `htmengine monitor NAME` starts one",
-    MetricStatus.PENDING_DATA.name: "waiting for enough rows to choose the model's range",
-    MetricStatus.CREATE_PENDING.name: "the model is being created",
-    MetricStatus.ERROR.name: "the model failed",
-}
-
-
-def not_scoring_reason(info: MetricInfo) -> str:
-    """The metric's message, or a short reason from its status."""
-    return info.message or _REASONS.get(info.status, "unknown status")
-
-
 def status_name(status: int | None) -> str:
     """MetricStatus name of a metric.status value (UNKNOWN(<n>) when it is none of them)."""
     try:
@@ -67,18 +55,20 @@ def status_name(status: int | None) -> str:
 
 
 def list_metrics(engine: sa.Engine) -> list[MetricInfo]:
-    """Every metric with its status, message, row count and newest timestamp, by name."""
-    m, md = schema.metric, schema.metric_data
+    """Every metric with its status, message, row count, newest timestamp and the sentence
+    saying why it is (not) scoring, by name."""
+    min_rows = app_config().getint("metric_storer", "min_rows_for_model")
     infos = []
     with engine.connect() as conn:
-        for row in queries.getAllMetrics(conn, fields=[m.c.uid, m.c.name, m.c.status,
-                                                       m.c.message]).fetchall():
-            newest = queries.getMetricData(conn, row.uid, fields=[md.c.timestamp],
-                                           sort=md.c.rowid.desc(), limit=1).first()
+        total = api_queries.count_metrics(conn)
+        for summary in api_queries.get_metric_summaries(conn, limit=max(total, 1)):
             infos.append(MetricInfo(
-                row.uid, row.name, status_name(row.status), row.message,
-                queries.getMetricDataCount(conn, row.uid),
-                None if newest is None else f"{newest.timestamp:%Y-%m-%d %H:%M:%S}"))
+                summary.uid, summary.name, status_name(summary.status), summary.message,
+                summary.rows_stored,
+                None if summary.last_timestamp is None
+                else f"{summary.last_timestamp:%Y-%m-%d %H:%M:%S}",
+                reason_for(summary, min_rows, None,
+                           start_hint=f"htmengine monitor {summary.name}")))
     return sorted(infos, key=lambda info: info.name)
 
 
@@ -139,6 +129,5 @@ def format_status(status: EngineStatus) -> str:
     counts = ", ".join(f"{name} {count}" for name, count in sorted(status.by_status.items()))
     lines.append(f"metrics: {total}" + (f" ({counts})" if counts else ""))
     for info in status.not_scoring:
-        lines.append(f"  {info.name}: {info.status} ({info.rows} rows) - "
-                     f"{not_scoring_reason(info)}")
+        lines.append(f"  {info.name}: {info.status} ({info.rows} rows) - {info.reason}")
     return "\n".join(lines)

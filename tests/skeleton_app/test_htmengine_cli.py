@@ -87,7 +87,7 @@ def test_monitor_send_csv_tail_status_plot_unmonitor_delete(skeleton_running, sq
 
     status = run(skeleton_running, "status")
     assert status.returncode == 0, status.stderr
-    assert status.stdout.count(" RUNNING ") == 5, status.stdout
+    assert status.stdout.count(" RUNNING ") == 7, status.stdout  # 4 engine, API, alerts, app
     assert "queues (messages waiting):" in status.stdout
     assert "ACTIVE" in status.stdout.split("metrics:")[1].splitlines()[0]
 
@@ -103,7 +103,8 @@ def test_monitor_send_csv_tail_status_plot_unmonitor_delete(skeleton_running, sq
     assert next(line for line in listed.splitlines()
                 if line.startswith(name + " ")).split()[1] == "UNMONITORED"
     status = run(skeleton_running, "status").stdout
-    assert f"  {name}: UNMONITORED ({ROWS} rows) - no model" in status
+    assert (f"  {name}: UNMONITORED ({ROWS} rows) - Not monitored: {ROWS} rows stored, no model. "
+            f"Start one with htmengine monitor {name}") in status
 
     refused = run(skeleton_running, "delete", name)  # asks; no answer on stdin: aborts
     assert refused.returncode == 1 and "Aborted" in refused.stderr
@@ -137,7 +138,8 @@ def test_send_single_samples_and_monitor_waiting_for_data(skeleton_running, sql_
     assert waiting.returncode == 0, waiting.stderr
     assert "waits for data" in waiting.stdout
     status = run(skeleton_running, "status").stdout
-    assert f"  {name}: PENDING_DATA (3 rows) - " in status
+    assert (f"  {name}: PENDING_DATA (3 rows) - Waiting for data: needs 288 rows to infer its "
+            "range: 3 so far") in status
 
     bad = run(skeleton_running, "send", name, "nan")
     assert bad.returncode == 1
