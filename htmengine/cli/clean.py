@@ -67,7 +67,7 @@ def clean_application() -> CleanReport:
     queues = [app.get("metric_listener", "queue_name"),
               swapper.get("interface_bus", "results_queue"),
               swapper.get("interface_bus", "scheduler_notification_queue"),
-              exchange + BRIDGE_QUEUE_SUFFIX, *TUTORIAL_QUEUES,
+              app.get("alerts", "queue_name"), exchange + BRIDGE_QUEUE_SUFFIX, *TUTORIAL_QUEUES,
               *(prefix + uid for uid in sorted(model_ids))]
     with MessageBus() as bus:
         for queue in queues:

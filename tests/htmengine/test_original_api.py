@@ -17,6 +17,7 @@ from htmengine.model_swapper.errors import ModelSwapperStatus
 from htmengine.repository import queries
 from htmengine.runtime import scalar_metric_utils as smu
 from htmengine.utils import jsonDecode, jsonEncode, roundUpDatetime, validate
+from nta_utils import config_location
 from nta_utils.logging_support_raw import LoggingSupport
 
 ORIGINAL_REPOSITORY_NAMES = (
@@ -68,6 +69,8 @@ def test_extended_logger_prefixes_messages(caplog: pytest.LogCaptureFixture) -> 
 
 def test_app_config_is_loaded_lazily(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.delenv("APPLICATION_CONFIG_PATH", raising=False)
+    # outside a checkout (no skeleton_app/conf to fall back to) the variable is required
+    monkeypatch.setattr(config_location, "SKELETON_CONF_DIR", tmp_path / "no_skeleton")
     with pytest.raises(ApplicationNotConfiguredError):
         htmengine.APP_CONFIG  # noqa: B018
     (tmp_path / "application.conf").write_text("[lazy_test]\nvalue = x\n")

@@ -215,4 +215,4 @@ def test_supervisor_status_page_and_supervisorctl(skeleton_running):
          "status", "htmengine:*", "skeleton:*"],  # not the off-by-default queue agent
         cwd=SKELETON_DIR / "conf", capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stdout + status.stderr
-    assert len(re.findall(r" RUNNING ", status.stdout)) == 5, status.stdout
+    assert len(re.findall(r" RUNNING ", status.stdout)) == 7, status.stdout
