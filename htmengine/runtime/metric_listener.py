@@ -6,7 +6,7 @@ defaults come from application.conf ``[metric_listener]``.
 
 One asyncio event loop serves every connection. Lines of one connection are batched (at most
 ``MAX_BATCH_SIZE`` per message) and a batch is published when it is full, when the sender
-pauses for ``flushPause`` seconds, or at EOF. Publishing is done by one dedicated thread that
+pauses for ``flushPause`` seconds, ``MAX_BATCH_AGE_SEC`` after its first line, or at EOF. Publishing is done by one dedicated thread that
 owns the only MessageBus of the process (pika is not thread-safe); a connection waits for its
 batch to be confirmed before reading on, which gives natural back-pressure.
 
@@ -18,8 +18,8 @@ Loss window: plaintext over TCP has no acknowledgement. On SIGTERM the listener 
 accepting, drains every open connection until its sender pauses (at most ``DRAIN_SECONDS``)
 and publishes everything it read, so nothing sent before the signal is lost. A kill -9 loses
 the lines read but not yet confirmed by the broker (at most ``READ_CHUNK_BYTES`` of lines per
-connection, in practice the lines of the last ``flushPause`` + one publish round trip) and
-whatever the kernel still buffered for the process; bench/listener_loss.py measures it.
+connection, in practice the lines of the last ``MAX_BATCH_AGE_SEC`` + one publish round trip)
+and whatever the kernel still buffered for the process; bench/listener_loss.py measures it.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ _log = logging.getLogger("htmengine.runtime.metric_listener")
 
 MAX_BATCH_SIZE = 200
 DEFAULT_FLUSH_PAUSE_SEC = 0.01
+# A partial batch is published at the latest this long after its first line was read.
+MAX_BATCH_AGE_SEC = 0.05
 READ_CHUNK_BYTES = 65536
 PUBLISH_RETRY_SECONDS = 30.0
 # On SIGTERM: a connection is drained until its sender pauses for IDLE_POLL_SECONDS, for at most
@@ -139,7 +141,7 @@ class QueuePublisher:
         self._executor.shutdown(wait=True)
 
 
-class _LineSplitter:
+class LineSplitter:
     """Splits a byte stream into stripped, non-empty, checked text lines; drops (and logs once
     with the source) over-long lines, whether they arrived in one read or several, and lines
     that are not valid samples."""
@@ -286,8 +288,9 @@ class MetricListener:
         source = f"tcp:{peer[0]}:{peer[1]}"
         self.activeConnections += 1
         _log.info("Receiving samples from %s (connections=%d)", source, self.activeConnections)
-        splitter = _LineSplitter(source, self.horizonSeconds)
+        splitter = LineSplitter(source, self.horizonSeconds)
         batch: list[str] = []
+        batchStarted = 0.0
         received = 0
         drainDeadline: float | None = None
         try:
@@ -298,11 +301,18 @@ class MetricListener:
                     _log.warning("Stopping: %s still sending after %.0fs; closing it",
                                  source, DRAIN_SECONDS)
                     break
+                if batch:
+                    # publish on a pause of the sender, and at the latest MAX_BATCH_AGE_SEC
+                    # after the batch's first line even if the sender never pauses
+                    wait = min(self.flushPause, batchStarted + MAX_BATCH_AGE_SEC
+                               - time.monotonic())
+                else:
+                    # wake up now and then to notice a stop request
+                    wait = IDLE_POLL_SECONDS
                 try:
-                    # without a pending batch, wake up now and then to notice a stop request
-                    chunk = await asyncio.wait_for(
-                        reader.read(READ_CHUNK_BYTES),
-                        self.flushPause if batch else IDLE_POLL_SECONDS)
+                    if wait <= 0:
+                        raise TimeoutError
+                    chunk = await asyncio.wait_for(reader.read(READ_CHUNK_BYTES), wait)
                 except TimeoutError:
                     if batch:
                         await self.publisher.publish(batch, source)
@@ -316,6 +326,8 @@ class MetricListener:
                 if not chunk:
                     break
                 for line in splitter.feed(chunk):
+                    if not batch:
+                        batchStarted = time.monotonic()
                     batch.append(line)
                     received += 1
                     if len(batch) >= MAX_BATCH_SIZE:
@@ -330,7 +342,7 @@ class MetricListener:
             _log.info("Connection from %s closed after %d lines", source, received)
 
     def _onDatagram(self, data: bytes, addr: tuple) -> None:
-        splitter = _LineSplitter(f"udp:{addr[0]}:{addr[1]}", self.horizonSeconds)
+        splitter = LineSplitter(f"udp:{addr[0]}:{addr[1]}", self.horizonSeconds)
         lines = splitter.feed(data) + splitter.finish()
         if not lines:
             return

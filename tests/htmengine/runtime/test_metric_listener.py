@@ -181,3 +181,19 @@ def test_sigterm_publishes_everything_sent_before_it(listener, engine_env, bus,
     messages = _collect(bus, custom_queue, numLines, timeout=10)
     lines = [line for m in messages for line in m["data"]]
     assert lines == [f"drain.metric {n} {1430000000 + 300 * n}" for n in range(numLines)]
+
+
+def test_lines_of_a_sender_that_never_pauses_are_published_promptly(listener, engine_env, bus,
+                                                                    custom_queue) -> None:
+    """One line every 2 ms never leaves the 10 ms flush pause: the batch age limit publishes
+    them anyway (before, nothing left the listener until 200 lines had been read)."""
+    with socket.create_connection(("127.0.0.1", engine_env.plaintext_port)) as sock:
+        for n in range(180):
+            sock.sendall(f"steady.metric {n} {1430000000 + n}\n".encode())
+            time.sleep(0.002)
+        # still sending, no pause yet: all but the lines of the last ~50 ms are in the queue
+        published = _drain(bus, custom_queue)
+        assert sum(len(m["data"]) for m in published) >= 120
+    rest = _collect(bus, custom_queue, 180 - sum(len(m["data"]) for m in published))
+    lines = [line for m in published + rest for line in m["data"]]
+    assert lines == [f"steady.metric {n} {1430000000 + n}" for n in range(180)]
