@@ -175,7 +175,8 @@ def _request_body() -> bytes:
     return b"".join(parts)
 
 
-def parse_sample_line(name: str, line: str) -> tuple[float, int]:
+def parse_sample_line(name: str, line: str,
+                      horizon_seconds: float | None = None) -> tuple[float, int]:
     """(value, epoch seconds) of one ``value timestamp`` line, checked exactly as the engine's
     metric storer will check it; InvalidInputError (a ValueError) naming the problem."""
     if len(line.encode("utf-8", errors="surrogatepass")) > MAX_LINE_BYTES:
@@ -186,7 +187,8 @@ def parse_sample_line(name: str, line: str) -> tuple[float, int]:
             f"expected 'value timestamp' (2 fields separated by a space), got {len(fields)} "
             f"field(s)")
     sample = parsePlaintext(f"{name} {fields[0]} {fields[1]}")
-    check_sample(name, sample.value, sample.timestamp, future_horizon_seconds())
+    horizon = future_horizon_seconds() if horizon_seconds is None else horizon_seconds
+    check_sample(name, sample.value, sample.timestamp, horizon)
     return sample.value, calendar.timegm(sample.timestamp.timetuple())
 
 
@@ -251,9 +253,10 @@ class MetricResource:
         if not numbered:
             raise _fail("400 Bad Request", "Empty request body: expected 'value timestamp' lines")
         samples = []
+        horizon = future_horizon_seconds()
         for number, line in numbered:
             try:
-                samples.append(parse_sample_line(name, line))
+                samples.append(parse_sample_line(name, line, horizon))
             except InvalidInputError as exc:
                 raise _fail("400 Bad Request", f"Malformed line {number} {line.strip()!r}: "
                             f"{exc}; nothing from this request was stored") from None
