@@ -128,7 +128,7 @@ def _as_dead_letter(index: int, message: Message) -> DeadLetter:
 
 def list_dead_letters(bus: Any, dlq: str) -> list[DeadLetter]:
     """Every message of dead-letter queue `dlq`, in order; they stay in the queue (taken
-    unacked, then all returned)."""
+    unacked, then all returned: use a `bus` with no other unacked deliveries)."""
     taken: list[Message] = []
     try:
         while (message := bus.get(dlq)) is not None:
@@ -141,7 +141,8 @@ def list_dead_letters(bus: Any, dlq: str) -> list[DeadLetter]:
 def requeue_dead_letters(bus: Any, dlq: str, labels: set[str] | None = None) -> int:
     """Publish the dead letters (all, or those whose label is in `labels`) back to the queue
     named in their ``x-dlq-queue`` header without the dead-letter headers, acking each after
-    its confirm; the others stay. Returns how many were requeued."""
+    its confirm; the others stay (use a `bus` with no other unacked deliveries). Returns how
+    many were requeued."""
     requeued = 0
     try:
         while (message := bus.get(dlq)) is not None:
