@@ -31,3 +31,7 @@ class QueueNotFoundError(BusError):
 
 class DatabaseError(NtaUtilsError):
     """A database operation failed after the retries allowed for transient errors."""
+
+
+class MessageLimitError(NtaUtilsError, ValueError):
+    """A message body exceeds a configured size or JSON nesting limit, or is not JSON."""

@@ -13,6 +13,11 @@
 - ``GET /<metric>`` lists ``/<metric> <value> <ts> <anomaly_score>`` per row in time order
   (``None`` while a row is unscored); an unknown metric is a 404.
 - Responses are plain text; an unreachable message bus or database is a 503.
+- Hostile input: a body over ``MAX_BODY_BYTES`` is a 413 however it is sent (Content-Length
+  or chunked); a body shorter than its Content-Length is a 400 after ``BODY_TIMEOUT_SECONDS``;
+  JSON nested deeper than ``MAX_JSON_DEPTH`` is a 400; values the model cannot encode and
+  timestamps beyond the horizon are 400s naming the line (`sample_validation`). The server
+  listens with a backlog of ``LISTEN_BACKLOG`` and ``NUM_THREADS`` worker threads.
 
 The metric name is the path without its leading slash, so ``GET /cpu_percent`` shows the metric
 that ``send_cpu.py`` feeds. Run with ``python skeleton_app/webapp.py [--host H] [--port P]``
@@ -35,6 +40,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import web
+from cheroot import errors as cheroot_errors
 from cheroot import wsgi
 from sqlalchemy import exc as sa_exc
 
@@ -45,14 +51,21 @@ from htmengine.exceptions import InvalidInputError, MetricAlreadyMonitored, Obje
 from htmengine.metric_reasons import MetricState, metric_reason, sample_rejection
 from htmengine.repository import queries, schema
 from htmengine.repository.metric_status import MetricStatus
-from htmengine.runtime.plaintext import parsePlaintext
-from nta_utils.errors import BusError, DatabaseError
+from htmengine.runtime.plaintext import MAX_LINE_BYTES, parsePlaintext
+from htmengine.runtime.sample_validation import check_sample, future_horizon_seconds
+from nta_utils.bounded_json import loads_bounded
+from nta_utils.errors import BusError, DatabaseError, MessageLimitError
 from nta_utils.message_bus import MessageBus
 
 LOGGER = logging.getLogger("skeleton.webapp")
 TEXT_PLAIN = "text/plain; charset=utf-8"
 MODEL_PARAM_KEYS = ("min", "max", "minResolution")
 MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_JSON_DEPTH = 8
+BODY_TIMEOUT_SECONDS = 5.0
+LISTEN_BACKLOG = 1024
+NUM_THREADS = 64
+_READ_BYTES = 65536
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 
@@ -127,24 +140,63 @@ def _metric_name(path: str) -> str:
     return path
 
 
+def _too_large(what: str) -> web.HTTPError:
+    return _fail("413 Request Entity Too Large",
+                 f"Request body {what} is larger than the limit of {MAX_BODY_BYTES} bytes")
+
+
 def _request_body() -> bytes:
-    """The request body; 413 when it is larger than MAX_BODY_BYTES."""
-    length = web.ctx.env.get("CONTENT_LENGTH")
-    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise _fail("413 Request Entity Too Large",
-                    f"Request body of {length} bytes is larger than {MAX_BODY_BYTES}")
-    return web.data()
+    """The request body: 413 when it is (or turns out, if chunked) larger than MAX_BODY_BYTES,
+    400 when it is shorter than its Content-Length (the sender stopped or went silent for
+    BODY_TIMEOUT_SECONDS)."""
+    env = web.ctx.env
+    length = env.get("CONTENT_LENGTH") or ""
+    expected = int(length) if length.isdigit() else None
+    if expected is not None and expected > MAX_BODY_BYTES:
+        raise _too_large(f"of {length} bytes")
+    stream = env["wsgi.input"]
+    parts: list[bytes] = []
+    size = 0
+    try:
+        while expected is None or size < expected:
+            want = _READ_BYTES if expected is None else min(_READ_BYTES, expected - size)
+            chunk = stream.read(want)
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise _too_large("sent in chunks")
+    except cheroot_errors.MaxSizeExceeded:
+        raise _too_large("sent in chunks") from None
+    except TimeoutError:
+        raise _fail("400 Bad Request",
+                    f"Request body shorter than its Content-Length {length}: got {size} bytes "
+                    f"and then nothing for {BODY_TIMEOUT_SECONDS:g} s") from None
+    except (ValueError, OSError) as exc:   # a malformed chunked encoding, a broken socket
+        if "Request Entity Too Large" in str(exc):   # how cheroot's chunked reader says it
+            raise _too_large("sent in chunks") from None
+        raise _fail("400 Bad Request", f"Cannot read the request body: {exc}") from None
+    if expected is not None and size < expected:
+        raise _fail("400 Bad Request",
+                    f"Request body shorter than its Content-Length {length}: got {size} bytes")
+    return b"".join(parts)
 
 
-def parse_sample_line(name: str, line: str) -> tuple[float, int]:
+def parse_sample_line(name: str, line: str,
+                      horizon_seconds: float | None = None) -> tuple[float, int]:
     """(value, epoch seconds) of one ``value timestamp`` line, checked exactly as the engine's
     metric storer will check it; InvalidInputError (a ValueError) naming the problem."""
+    if len(line.encode("utf-8", errors="surrogatepass")) > MAX_LINE_BYTES:
+        raise InvalidInputError(f"line is longer than {MAX_LINE_BYTES} bytes")
     fields = line.split()
     if len(fields) != 2:
         raise InvalidInputError(
             f"expected 'value timestamp' (2 fields separated by a space), got {len(fields)} "
             f"field(s)")
     sample = parsePlaintext(f"{name} {fields[0]} {fields[1]}")
+    horizon = future_horizon_seconds() if horizon_seconds is None else horizon_seconds
+    check_sample(name, sample.value, sample.timestamp, horizon)
     return sample.value, calendar.timegm(sample.timestamp.timetuple())
 
 
@@ -154,8 +206,9 @@ def parse_model_params(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        params = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        params = loads_bounded(body, max_bytes=MAX_BODY_BYTES, max_depth=MAX_JSON_DEPTH,
+                               what="request body")
+    except MessageLimitError as exc:
         raise InvalidInputError(f"Unable to parse request body as JSON: {exc}") from None
     if not isinstance(params, dict):
         raise InvalidInputError(
@@ -255,9 +308,10 @@ class MetricResource:
         if not numbered:
             raise _fail("400 Bad Request", "Empty request body: expected 'value timestamp' lines")
         samples = []
+        horizon = future_horizon_seconds()
         for number, line in numbered:
             try:
-                samples.append(parse_sample_line(name, line))
+                samples.append(parse_sample_line(name, line, horizon))
             except InvalidInputError as exc:
                 raise _fail("400 Bad Request", f"Malformed line {number} {line.strip()!r}: "
                             f"{exc}; nothing from this request was stored") from None
@@ -311,8 +365,9 @@ def make_app() -> web.application:
 
 def make_server(host: str, port: int) -> wsgi.Server:
     """A cheroot WSGI server for the application on (host, port)."""
-    server = wsgi.Server((host, port), make_app().wsgifunc(), numthreads=8,
-                         server_name="skeleton-webapp")
+    server = wsgi.Server((host, port), make_app().wsgifunc(), numthreads=NUM_THREADS,
+                         server_name="skeleton-webapp", request_queue_size=LISTEN_BACKLOG,
+                         timeout=int(BODY_TIMEOUT_SECONDS))
     server.max_request_body_size = MAX_BODY_BYTES
     return server
 

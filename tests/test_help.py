@@ -43,7 +43,8 @@ SCRIPTS = [
 ]
 # The console command and each subcommand.
 CLI = [[HTMENGINE]] + [[HTMENGINE, sub] for sub in (
-    "status", "metrics", "monitor", "unmonitor", "delete", "send", "tail", "plot", "clean")]
+    "status", "metrics", "monitor", "unmonitor", "delete", "send", "tail", "plot", "clean",
+    "dlq")] + [[HTMENGINE, "dlq", sub] for sub in ("list", "show", "requeue")]
 COMMANDS = SCRIPTS + CLI
 
 

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from htmengine.config import app_config, checkpoint_root, swapper_config
 from htmengine.repository import getDbDSN, getDbName, getDSN, queries, schema
 from nta_utils.db import drop_database
+from nta_utils.dead_letter import dead_letter_queue_name
 from nta_utils.message_bus import MessageBus
 
 # Queues the tutorial's tools bind to the results exchange: consume_realtime_results.py's
@@ -64,9 +65,10 @@ def clean_application() -> CleanReport:
         model_ids.update(p.name for p in root.iterdir() if p.is_dir())
     exchange = app.get("metric_streamer", "results_exchange_name")
     prefix = swapper.get("interface_bus", "model_input_queue_prefix")
-    queues = [app.get("metric_listener", "queue_name"),
-              swapper.get("interface_bus", "results_queue"),
-              swapper.get("interface_bus", "scheduler_notification_queue"),
+    consumed = [app.get("metric_listener", "queue_name"),
+                swapper.get("interface_bus", "results_queue"),
+                swapper.get("interface_bus", "scheduler_notification_queue")]
+    queues = [*consumed, *(dead_letter_queue_name(queue) for queue in consumed),
               app.get("alerts", "queue_name"), exchange + BRIDGE_QUEUE_SUFFIX, *TUTORIAL_QUEUES,
               *(prefix + uid for uid in sorted(model_ids))]
     with MessageBus() as bus:

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from htmengine.adapters.datasource import createDatasourceAdapter
 from htmengine.cli import clean as clean_module
+from htmengine.cli import dead_letters
 from htmengine.cli import plot as plot_module
 from htmengine.cli.send import send_rows
 from htmengine.cli.series import Row, parse_timestamp, read_series
@@ -224,6 +225,56 @@ def clean(yes: bool) -> None:
     for line in clean_module.clean_application().lines():
         click.echo(line)
     click.echo(f"cleaned in {time.monotonic() - started:.1f} s")
+
+
+_QUEUE_OPTION = click.option(
+    "--queue", help="the consumed queue whose dead letters to handle (default: the "
+                    "custom-metrics queue, [metric_listener] queue_name)")
+
+
+@cli.group()
+def dlq() -> None:
+    """Dead letters: messages a service could not decode or process, kept with the reason in
+    <app>.dlq.<queue> (list, show, requeue)."""
+
+
+@dlq.command("list")
+@_QUEUE_OPTION
+@_command
+def dlq_list(queue: str | None) -> None:
+    """List the dead letters: index, id, attempts, time, size and reason."""
+    for line in dead_letters.list_lines(queue or dead_letters.default_queue()):
+        click.echo(line)
+
+
+@dlq.command("show")
+@click.argument("which")
+@_QUEUE_OPTION
+@_command
+def dlq_show(which: str, queue: str | None) -> None:
+    """Show dead letter WHICH (its index in `list` or its id) with its headers and body."""
+    try:
+        lines = dead_letters.show_lines(queue or dead_letters.default_queue(), which)
+    except LookupError as error:
+        raise click.ClickException(str(error)) from error
+    for line in lines:
+        click.echo(line)
+
+
+@dlq.command("requeue")
+@click.argument("which", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="requeue every dead letter")
+@_QUEUE_OPTION
+@_command
+def dlq_requeue(which: tuple[str, ...], everything: bool, queue: str | None) -> None:
+    """Publish dead letters WHICH... (indexes or ids; or --all) back to their queue."""
+    if not which and not everything:
+        raise click.UsageError("name dead letters to requeue (index or id) or give --all")
+    try:
+        count = dead_letters.requeue(queue or dead_letters.default_queue(), list(which))
+    except LookupError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"requeued {count} dead letter{'s' if count != 1 else ''}")
 
 
 def main() -> None:

@@ -27,7 +27,8 @@ metric = Table(
     metadata,
     Column("uid", VARCHAR(40), primary_key=True, nullable=False),
     Column("datasource", VARCHAR(100)),
-    Column("name", VARCHAR(255)),
+    # exact names: binary collation (migration 002)
+    Column("name", VARCHAR(255, collation="utf8mb4_bin")),
     Column("description", VARCHAR(200)),
     Column("server", VARCHAR(100)),
     Column("location", VARCHAR(200)),

@@ -6,10 +6,20 @@ defaults come from application.conf ``[metric_listener]``.
 
 One asyncio event loop serves every connection. Lines of one connection are batched (at most
 ``MAX_BATCH_SIZE`` per message) and a batch is published when it is full, when the sender
-pauses for ``flushPause`` seconds, or at EOF. Publishing is done by one dedicated thread that
+pauses for ``flushPause`` seconds, ``MAX_BATCH_AGE_SEC`` after its first line, or at EOF. Publishing is done by one dedicated thread that
 owns the only MessageBus of the process (pika is not thread-safe); a connection waits for its
-batch to be confirmed before reading on, which gives natural back-pressure. Lines are not
-validated here: the metric storer parses them and logs bad ones with their source.
+batch to be confirmed before reading on, which gives natural back-pressure.
+
+Every line is checked here (the storer checks again): a line longer than ``MAX_LINE_BYTES``,
+not UTF-8, not ``name value timestamp``, with a value the model cannot encode or a timestamp
+beyond the horizon (`sample_validation`) is dropped and logged once with its source.
+
+Loss window: plaintext over TCP has no acknowledgement. On SIGTERM the listener stops
+accepting, drains every open connection until its sender pauses (at most ``DRAIN_SECONDS``)
+and publishes everything it read, so nothing sent before the signal is lost. A kill -9 loses
+the lines read but not yet confirmed by the broker (at most ``READ_CHUNK_BYTES`` of lines per
+connection, in practice the lines of the last ``MAX_BATCH_AGE_SEC`` + one publish round trip)
+and whatever the kernel still buffered for the process; bench/listener_loss.py measures it.
 """
 
 from __future__ import annotations
@@ -24,19 +34,38 @@ from concurrent.futures import ThreadPoolExecutor
 
 from htmengine import engine_metrics
 from htmengine.config import app_config
-from htmengine.runtime.plaintext import Protocol, encodeBatchMessage, parsePlaintext
+from htmengine.exceptions import InvalidInputError
+from htmengine.runtime.plaintext import (
+    MAX_LINE_BYTES,
+    Protocol,
+    decodeLine,
+    encodeBatchMessage,
+    parsePlaintext,
+)
+from htmengine.runtime.sample_validation import (
+    DEFAULT_FUTURE_HORIZON_SECONDS,
+    check_sample,
+    future_horizon_seconds,
+    utc_now_naive,
+)
 from htmengine.runtime.service_support import configureServiceLogging, service_argument_parser
 from nta_utils.errors import BusError, UnroutableMessageError
 
-__all__ = ["MAX_BATCH_SIZE", "MetricListener", "Protocol", "QueuePublisher", "parsePlaintext"]
+__all__ = ["MAX_BATCH_SIZE", "MAX_LINE_BYTES", "MetricListener", "Protocol", "QueuePublisher",
+           "parsePlaintext"]
 
 _log = logging.getLogger("htmengine.runtime.metric_listener")
 
 MAX_BATCH_SIZE = 200
 DEFAULT_FLUSH_PAUSE_SEC = 0.01
+# A partial batch is published at the latest this long after its first line was read.
+MAX_BATCH_AGE_SEC = 0.05
 READ_CHUNK_BYTES = 65536
-MAX_LINE_BYTES = 8192
 PUBLISH_RETRY_SECONDS = 30.0
+# On SIGTERM: a connection is drained until its sender pauses for IDLE_POLL_SECONDS, for at most
+# DRAIN_SECONDS.
+DRAIN_SECONDS = 5.0
+IDLE_POLL_SECONDS = 0.2
 
 
 def _defaultBusFactory():  # noqa: ANN202 - returns nta_utils.message_bus.MessageBus
@@ -113,13 +142,41 @@ class QueuePublisher:
         self._executor.shutdown(wait=True)
 
 
-class _LineSplitter:
-    """Splits a byte stream into stripped, non-empty text lines; drops over-long lines."""
+class LineSplitter:
+    """Splits a byte stream into stripped, non-empty, checked text lines; drops (and logs once
+    with the source) over-long lines, whether they arrived in one read or several, and lines
+    that are not valid samples."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str,
+                 horizonSeconds: float = DEFAULT_FUTURE_HORIZON_SECONDS) -> None:
         self._source = source
+        self._horizonSeconds = horizonSeconds
         self._pending = b""
         self._discarding = False
+        self.rejected = 0
+
+    def _accept(self, parts: list[bytes]) -> list[str]:
+        lines = []
+        now = utc_now_naive()
+        for raw in parts:
+            if len(raw) > MAX_LINE_BYTES:
+                self.rejected += 1
+                _log.warning("Dropping a line longer than %d bytes from %s: %r...",
+                             MAX_LINE_BYTES, self._source, raw[:80])
+                continue
+            if not raw.strip():
+                continue
+            try:
+                text = decodeLine(raw).strip()
+                sample = parsePlaintext(text)
+                check_sample(sample.metricName, sample.value, sample.timestamp,
+                             self._horizonSeconds, now)
+            except InvalidInputError as error:
+                self.rejected += 1
+                _log.warning("Rejecting a line from %s: %s", self._source, error)
+                continue
+            lines.append(text)
+        return lines
 
     def feed(self, chunk: bytes) -> list[str]:
         """Complete lines contained in `chunk` and what was left over before it."""
@@ -138,15 +195,13 @@ class _LineSplitter:
                          MAX_LINE_BYTES, self._source, self._pending[:80])
             self._pending = b""
             self._discarding = True
-        return [text for text in (p.decode("utf-8", errors="replace").strip() for p in parts)
-                if text]
+        return self._accept(parts)
 
     def finish(self) -> list[str]:
         """The last line when the stream ended without a newline."""
         rest = b"" if self._discarding else self._pending
         self._pending = b""
-        text = rest.decode("utf-8", errors="replace").strip()
-        return [text] if text else []
+        return self._accept([rest])
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -161,8 +216,11 @@ class MetricListener:
     """The graphite plaintext server (TCP, plus UDP when `udp` is true) feeding `publisher`."""
 
     def __init__(self, publisher: QueuePublisher, host: str = "127.0.0.1", port: int = 2003,
-                 udp: bool = False, flushPause: float = DEFAULT_FLUSH_PAUSE_SEC) -> None:
+                 udp: bool = False, flushPause: float = DEFAULT_FLUSH_PAUSE_SEC,
+                 horizonSeconds: float = DEFAULT_FUTURE_HORIZON_SECONDS) -> None:
         self.publisher = publisher
+        self.horizonSeconds = horizonSeconds
+        self._stopping = False
         self.host = host
         self.port = port
         self.udp = udp
@@ -189,17 +247,20 @@ class MetricListener:
                   self.host, self.port, ", udp" if self.udp else "", self.publisher.queueName)
 
     async def stop(self) -> None:
-        """Stop accepting, flush what was received and wait for pending publishes."""
+        """Stop accepting, drain every connection until its sender pauses (at most
+        DRAIN_SECONDS), publish everything read and wait for the publishes."""
+        self._stopping = True
         if self._tcpServer is not None:
             self._tcpServer.close()
         if self._udpTransport is not None:
             self._udpTransport.close()
             self._flushUdp()
-        # Closing a connection ends its read loop, which then publishes what it holds.
+        # Each read loop sees _stopping, reads on until its sender pauses, then publishes
+        # what it holds and closes the connection.
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=DRAIN_SECONDS + PUBLISH_RETRY_SECONDS)
         for writer in list(self._writers):
             writer.close()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=PUBLISH_RETRY_SECONDS)
         _log.info("Listener stopped; published %d messages with %d lines",
                   self.publisher.publishedMessages, self.publisher.publishedLines)
 
@@ -228,20 +289,37 @@ class MetricListener:
         source = f"tcp:{peer[0]}:{peer[1]}"
         self.activeConnections += 1
         _log.info("Receiving samples from %s (connections=%d)", source, self.activeConnections)
-        splitter = _LineSplitter(source)
+        splitter = LineSplitter(source, self.horizonSeconds)
         batch: list[str] = []
+        batchStarted = 0.0
         received = 0
+        drainDeadline: float | None = None
         try:
             while True:
+                if self._stopping and drainDeadline is None:
+                    drainDeadline = time.monotonic() + DRAIN_SECONDS
+                if drainDeadline is not None and time.monotonic() > drainDeadline:
+                    _log.warning("Stopping: %s still sending after %.0fs; closing it",
+                                 source, DRAIN_SECONDS)
+                    break
+                if batch:
+                    # publish on a pause of the sender, and at the latest MAX_BATCH_AGE_SEC
+                    # after the batch's first line even if the sender never pauses
+                    wait = min(self.flushPause, batchStarted + MAX_BATCH_AGE_SEC
+                               - time.monotonic())
+                else:
+                    # wake up now and then to notice a stop request
+                    wait = IDLE_POLL_SECONDS
                 try:
-                    if batch:
-                        chunk = await asyncio.wait_for(reader.read(READ_CHUNK_BYTES),
-                                                       self.flushPause)
-                    else:
-                        chunk = await reader.read(READ_CHUNK_BYTES)
+                    if wait <= 0:
+                        raise TimeoutError
+                    chunk = await asyncio.wait_for(reader.read(READ_CHUNK_BYTES), wait)
                 except TimeoutError:
-                    await self.publisher.publish(batch, source)
-                    batch = []
+                    if batch:
+                        await self.publisher.publish(batch, source)
+                        batch = []
+                    elif self._stopping:
+                        break   # drained: the sender paused
                     continue
                 except ConnectionError as error:
                     _log.warning("Connection from %s broken: %r", source, error)
@@ -249,6 +327,8 @@ class MetricListener:
                 if not chunk:
                     break
                 for line in splitter.feed(chunk):
+                    if not batch:
+                        batchStarted = time.monotonic()
                     batch.append(line)
                     received += 1
                     if len(batch) >= MAX_BATCH_SIZE:
@@ -263,7 +343,7 @@ class MetricListener:
             _log.info("Connection from %s closed after %d lines", source, received)
 
     def _onDatagram(self, data: bytes, addr: tuple) -> None:
-        splitter = _LineSplitter(f"udp:{addr[0]}:{addr[1]}")
+        splitter = LineSplitter(f"udp:{addr[0]}:{addr[1]}", self.horizonSeconds)
         lines = splitter.feed(data) + splitter.finish()
         if not lines:
             return
@@ -318,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         args.udp = config.getboolean("metric_listener", "udp_enabled")
     engine_metrics.start_heartbeat("metric_listener")
     publisher = QueuePublisher(config.get("metric_listener", "queue_name"))
-    listener = MetricListener(publisher, args.host, args.port, args.udp, args.flush_pause)
+    listener = MetricListener(publisher, args.host, args.port, args.udp, args.flush_pause,
+                              future_horizon_seconds())
     try:
         asyncio.run(_serve(listener))
     except OSError as error:

@@ -4,8 +4,9 @@ the models.
 Run with ``python -m htmengine.runtime.metric_storer``.
 
 For each batch (up to ``[metric_storer] batch_size`` messages, or fewer after a short pause):
-parse every line (a malformed line is logged with its source and skipped; the rest of the batch
-is kept), create unknown metrics as UNMONITORED custom metrics, store each metric's samples in
+parse every line (a malformed line, a value outside the range the model can encode or a
+timestamp beyond the horizon, see `sample_validation`, is logged once with its source and
+skipped; the rest of the batch is kept), create unknown metrics as UNMONITORED custom metrics, store each metric's samples in
 one transaction (out-of-order and duplicate timestamps rejected), then by the metric's status:
 stream the new rows to its model (ACTIVE, CREATE_PENDING) or start its model once it has
 ``min_rows_for_model`` rows (PENDING_DATA). The batch is acked only after all that. At start-up
@@ -14,6 +15,13 @@ rows committed but never sent to a model (a crash in between) are sent first.
 Database and broker outages are not swallowed: the process exits, supervisord restarts it and
 the broker redelivers the unacked batch (already stored samples are then rejected as duplicates
 and the unsent rows are streamed from the durable mark, see `metric_streamer`).
+
+Poison messages go to the dead-letter queue ``<app>.dlq.<queue>`` (`nta_utils.dead_letter`)
+with the reason in their headers, and the messages behind them flow on: a message that cannot
+be decoded (not JSON of the expected shape, larger than ``[metric_storer] max_message_bytes``
+or nested deeper than ``max_json_depth``, both checked before parsing) at once; a message
+whose processing raises an unexpected error after ``max_attempts`` attempts (the batch is then
+retried one message at a time, so only the poison one is held back).
 """
 
 from __future__ import annotations
@@ -38,12 +46,21 @@ from htmengine.exceptions import (
 from htmengine.repository.queries import MetricStatus
 from htmengine.runtime.metric_streamer import STREAMABLE_STATUSES, MetricStreamer
 from htmengine.runtime.plaintext import decodeBatchMessage, parsePlaintext
+from htmengine.runtime.sample_validation import (
+    DEFAULT_FUTURE_HORIZON_SECONDS,
+    check_sample,
+    future_horizon_seconds,
+    utc_now_naive,
+)
 from htmengine.runtime.service_support import (
     StopFlag,
     configureServiceLogging,
     service_argument_parser,
 )
+from nta_utils.bounded_json import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH
+from nta_utils.dead_letter import DEFAULT_MAX_ATTEMPTS, DeadLetterQueue
 from nta_utils.errors import BusConnectionError, BusError, DatabaseError
+from nta_utils.message_bus_types import Message
 
 _log = logging.getLogger("htmengine.runtime.metric_storer")
 
@@ -61,6 +78,8 @@ class BatchStats:
     messages: int = 0
     lines: int = 0
     malformedLines: int = 0
+    # (index in the batch, reason) of the messages that could not be decoded
+    undecodable: list[tuple[int, str]] = field(default_factory=list)
     storedRows: int = 0
     rejectedSamples: int = 0
     streamedRows: int = 0
@@ -91,26 +110,34 @@ class MetricStorer:
     """Turns batches of custom-metrics queue messages into stored rows and model input."""
 
     def __init__(self, engine: sa.Engine, swapper: Any, adapter: Any, chunkSize: int = 1440,
-                 minRowsForModel: int = 288) -> None:
+                 minRowsForModel: int = 288,
+                 horizonSeconds: float = DEFAULT_FUTURE_HORIZON_SECONDS,
+                 maxMessageBytes: int = DEFAULT_MAX_BYTES,
+                 maxJsonDepth: int = DEFAULT_MAX_DEPTH) -> None:
         self._adapter = adapter
+        self.horizonSeconds = horizonSeconds
+        self.maxMessageBytes = maxMessageBytes
+        self.maxJsonDepth = maxJsonDepth
         self.streamer = MetricStreamer(engine, swapper, chunkSize)
         self.minRowsForModel = minRowsForModel
         self._metricIds: OrderedDict[str, str] = OrderedDict()   # name -> uid (LRU)
 
     # ------------------------------------------------------------------ parsing
 
-    @staticmethod
-    def parseMessages(messages: list[tuple[bytes, str]],
+    def parseMessages(self, messages: list[tuple[bytes, str]],
                       stats: BatchStats) -> OrderedDict[str, _MetricSamples]:
         """Samples grouped by metric name in arrival order; `messages` are (body, fallback
-        source) pairs. Malformed messages and lines are logged with their source."""
+        source) pairs. Rejected lines are logged with their source; undecodable messages are
+        recorded in `stats.undecodable` (the caller dead-letters them)."""
         byMetric: OrderedDict[str, _MetricSamples] = OrderedDict()
-        for body, fallbackSource in messages:
+        now = utc_now_naive()
+        for index, (body, fallbackSource) in enumerate(messages):
             stats.messages += 1
             try:
-                lines, source = decodeBatchMessage(body)
+                lines, source = decodeBatchMessage(body, self.maxMessageBytes,
+                                                   self.maxJsonDepth)
             except InvalidInputError as error:
-                _log.warning("Skipping malformed message from %s: %s", fallbackSource, error)
+                stats.undecodable.append((index, str(error)))
                 continue
             source = source or fallbackSource
             if fallbackSource.endswith(REDELIVERED_MARK) and not source.endswith(REDELIVERED_MARK):
@@ -120,6 +147,8 @@ class MetricStorer:
                 engine_metrics.SAMPLES_RECEIVED.inc()
                 try:
                     sample = parsePlaintext(line)
+                    check_sample(sample.metricName, sample.value, sample.timestamp,
+                                 self.horizonSeconds, now)
                 except InvalidInputError as error:
                     stats.malformedLines += 1
                     engine_metrics.SAMPLES_REJECTED.labels("malformed").inc()
@@ -185,17 +214,61 @@ class MetricStorer:
                 stats.failedMetrics.append(name)
                 _log.exception("Dropping %d samples of metric %s (sources: %s): %r",
                                len(group.samples), name, ", ".join(group.sources[:5]), error)
-        _log.info("Stored %s; batch: messages=%d lines=%d malformed=%d metrics=%d rows=%d "
-                  "rejected=%d streamed=%d", stats.describeMetrics(), stats.messages,
-                  stats.lines, stats.malformedLines, stats.metrics, stats.storedRows,
+        _log.info("Stored %s; batch: messages=%d undecodable=%d lines=%d malformed=%d "
+                  "metrics=%d rows=%d rejected=%d streamed=%d", stats.describeMetrics(),
+                  stats.messages, len(stats.undecodable), stats.lines, stats.malformedLines,
+                  stats.metrics, stats.storedRows,
                   stats.rejectedSamples, stats.streamedRows)
         return stats
 
     # ------------------------------------------------------------------ service loop
 
-    def run(self, bus: Any, queueName: str, batchSize: int, stop: StopFlag) -> None:
-        """Consume `queueName` until `stop` is set; ack each batch after it is stored."""
+    def _processAlone(self, message: Message, source: str, dlq: DeadLetterQueue) -> None:
+        """Process one message until it succeeds or `dlq` takes it (bounded attempts)."""
+        while True:
+            try:
+                stats = self.processMessages([(message.body, source)])
+            except (DatabaseError, BusError, sa.exc.OperationalError):
+                raise
+            except Exception as error:  # noqa: BLE001 - a poison message must not stop us
+                if dlq.failed(message, f"processing failed: {error!r}"[:2000]):
+                    return
+                time.sleep(0.1)
+                continue
+            for _index, reason in stats.undecodable:
+                dlq.quarantine(message, reason)
+            return
+
+    def processQueueMessages(self, pending: list[Message], dlq: DeadLetterQueue) -> None:
+        """Process consumed messages as one batch and dead-letter the undecodable ones; when
+        the batch raises an unexpected error, process them one at a time so that only the
+        poison message is retried (at most ``dlq.max_attempts`` times) and then
+        dead-lettered. Database and broker errors propagate (nothing may be acked)."""
+        sources = [f"queue message {m.delivery_tag}" + (REDELIVERED_MARK if m.redelivered
+                                                        else "") for m in pending]
+        try:
+            stats = self.processMessages([(m.body, s) for m, s in zip(pending, sources,
+                                                                       strict=True)])
+        except (DatabaseError, BusError, sa.exc.OperationalError):
+            raise
+        except Exception as error:  # noqa: BLE001 - find the poison message below
+            _log.warning("A batch of %d messages failed (%r); processing them one at a time",
+                         len(pending), error)
+            for message, source in zip(pending, sources, strict=True):
+                marked = source if source.endswith(REDELIVERED_MARK) else (
+                    source + REDELIVERED_MARK)
+                self._processAlone(message, marked, dlq)
+            return
+        for index, reason in stats.undecodable:
+            dlq.quarantine(pending[index], reason)
+
+    def run(self, bus: Any, queueName: str, batchSize: int, stop: StopFlag,
+            maxAttempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+        """Consume `queueName` until `stop` is set; ack each batch after it is stored and its
+        poison messages are in the dead-letter queue."""
         bus.declare_queue(queueName, durable=True)
+        dlq = DeadLetterQueue(bus, queueName, maxAttempts, _log)
+        dlq.declare()
         resumed = self.streamer.resumeStreaming()
         _log.info("Consuming %s (batch size %d); resumed %d unsent rows", queueName,
                   batchSize, resumed)
@@ -207,10 +280,7 @@ class MetricStorer:
                     if message is not None:
                         pending.append(message)
                     if pending and (message is None or len(pending) >= batchSize):
-                        self.processMessages(
-                            [(m.body, f"queue message {m.delivery_tag}"
-                                      + (REDELIVERED_MARK if m.redelivered else ""))
-                             for m in pending])
+                        self.processQueueMessages(pending, dlq)
                         bus.ack(pending[-1].delivery_tag, multiple=True)
                         pending = []
                     if stop.isSet:
@@ -241,9 +311,16 @@ def main(argv: list[str] | None = None) -> int:
             engine, swapper, createDatasourceAdapter("custom", engine=engine,
                                                      chunkSize=chunkSize),
             chunkSize=chunkSize,
-            minRowsForModel=config.getint("metric_storer", "min_rows_for_model"))
+            minRowsForModel=config.getint("metric_storer", "min_rows_for_model"),
+            horizonSeconds=future_horizon_seconds(),
+            maxMessageBytes=config.getint("metric_storer", "max_message_bytes",
+                                          fallback=DEFAULT_MAX_BYTES),
+            maxJsonDepth=config.getint("metric_storer", "max_json_depth",
+                                       fallback=DEFAULT_MAX_DEPTH))
         storer.run(bus, config.get("metric_listener", "queue_name"),
-                   config.getint("metric_storer", "batch_size"), stop)
+                   config.getint("metric_storer", "batch_size"), stop,
+                   maxAttempts=config.getint("metric_storer", "max_attempts",
+                                             fallback=DEFAULT_MAX_ATTEMPTS))
     _log.info("Metric storer stopped")
     return 0
 

@@ -14,9 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from htmengine.exceptions import InvalidInputError
+from nta_utils.bounded_json import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, loads_bounded
+from nta_utils.errors import MessageLimitError
 
 PROTOCOL_PLAIN = "plain"
 
+# Longest plaintext line accepted (bytes, without the newline), on every ingest path
+MAX_LINE_BYTES = 8192
 # metric.name is VARCHAR(255)
 MAX_METRIC_NAME_LENGTH = 255
 # MySQL DATETIME holds 1000-01-01 .. 9999-12-31; unix time cannot be before 1970 here.
@@ -48,9 +52,10 @@ class Sample:
 def parsePlaintext(line: str | bytes) -> Sample:
     """Parse one plaintext line ``name value timestamp``; InvalidInputError (a ValueError)
     naming the line when it is not exactly three fields, the value is not a finite number or
-    the timestamp is not a unix time in [0, 9999-12-31]."""
+    the timestamp is not a unix time in [0, 9999-12-31]. Bytes must be UTF-8: a name with
+    invalid UTF-8 is rejected, never replaced (different bad names would become one)."""
     if isinstance(line, bytes):
-        line = line.decode("utf-8", errors="replace")
+        line = decodeLine(line)
     if not isinstance(line, str):
         raise InvalidInputError(f"plaintext sample must be a string, got {type(line).__name__}")
     fields = line.split()
@@ -85,6 +90,16 @@ def parsePlaintext(line: str | bytes) -> Sample:
     return Sample(name, value, _EPOCH + timedelta(seconds=int(epoch)))
 
 
+def decodeLine(raw: bytes) -> str:
+    """`raw` as UTF-8 text; InvalidInputError naming the line and the first bad byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidInputError(
+            f"line {raw[:120]!r} is not valid UTF-8 (byte {raw[error.start]:#04x} at offset "
+            f"{error.start}); names must be UTF-8") from None
+
+
 def encodeBatchMessage(lines: list[str], source: str | None = None) -> bytes:
     """Body of one custom-metrics queue message carrying `lines`."""
     message: dict[str, object] = {"protocol": PROTOCOL_PLAIN, "data": lines}
@@ -93,13 +108,15 @@ def encodeBatchMessage(lines: list[str], source: str | None = None) -> bytes:
     return json.dumps(message).encode("utf-8")
 
 
-def decodeBatchMessage(body: bytes) -> tuple[list[str], str | None]:
+def decodeBatchMessage(body: bytes, maxBytes: int = DEFAULT_MAX_BYTES,
+                       maxDepth: int = DEFAULT_MAX_DEPTH) -> tuple[list[str], str | None]:
     """(lines, source) of a custom-metrics queue message; InvalidInputError naming the problem
-    when it is not JSON ``{"protocol": "plain", "data": [str, ...]}``."""
+    when it is larger than `maxBytes`, nests deeper than `maxDepth` (both checked before
+    parsing) or is not JSON ``{"protocol": "plain", "data": [str, ...]}``."""
     try:
-        message = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidInputError(f"message body {body[:120]!r} is not JSON: {error}") from None
+        message = loads_bounded(body, max_bytes=maxBytes, max_depth=maxDepth)
+    except MessageLimitError as error:
+        raise InvalidInputError(str(error)) from None
     if not isinstance(message, dict):
         raise InvalidInputError(f"message body {body[:120]!r} is not a JSON object")
     protocol = message.get("protocol")

@@ -112,7 +112,7 @@ def test_fresh_migration_creates_the_final_schema(fresh_db: tuple[str, dict]) ->
     result = _run_migrate(env)
     assert result.returncode == 0, result.stderr
     assert f"'{name}' (created)" in result.stdout
-    assert "upgraded <empty> -> 001" in result.stdout
+    assert "upgraded <empty> -> 002" in result.stdout
 
     engine = sa.create_engine(f"{SERVER_URL}{name}", poolclass=sa.pool.NullPool)
     try:
@@ -136,7 +136,7 @@ def test_fresh_migration_creates_the_final_schema(fresh_db: tuple[str, dict]) ->
             assert inspector.get_foreign_keys("metric") == []
             assert conn.exec_driver_sql("SELECT name FROM `lock`").all() == [("metrics",)]
             assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").all() == [
-                ("001",)]
+                ("002",)]
             # schema.py describes exactly what the migration made (types, columns, indexes).
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             assert compare_metadata(context, schema.metadata) == []
@@ -151,7 +151,7 @@ def test_second_run_changes_nothing(fresh_db: tuple[str, dict]) -> None:
     before = _snapshot(name)
     second = _run_migrate(env)
     assert second.returncode == 0, second.stderr
-    assert f"'{name}' (exists): already at revision 001 (nothing to do)" in second.stdout
+    assert f"'{name}' (exists): already at revision 002 (nothing to do)" in second.stdout
     assert _snapshot(name) == before
 
 
@@ -163,8 +163,8 @@ def test_migration_onto_existing_empty_database(fresh_db: tuple[str, dict]) -> N
     server.dispose()
     result = _run_migrate(env)
     assert result.returncode == 0, result.stderr
-    assert f"'{name}' (exists): upgraded <empty> -> 001" in result.stdout
-    assert _snapshot(name)["versions"] == [("001",)]
+    assert f"'{name}' (exists): upgraded <empty> -> 002" in result.stdout
+    assert _snapshot(name)["versions"] == [("002",)]
 
 
 def test_unset_configuration_uses_the_skeleton_app_conf_and_says_so(
@@ -182,3 +182,44 @@ def test_missing_configuration_fails_with_a_clear_message(tmp_path: Path) -> Non
     result = _run_migrate(env)
     assert result.returncode == 1
     assert str(tmp_path / "nowhere") in result.stderr
+
+
+def test_names_become_exact_and_collisions_are_reported_not_merged(
+        fresh_db: tuple[str, dict]) -> None:
+    name, env = fresh_db
+    upgrade_to_001 = (
+        "import sys; sys.path.insert(0, 'repository'); import migrate; "
+        "from alembic import command; from nta_utils.db import create_database_if_missing; "
+        "from htmengine.repository import getDbDSN, getDSN, getDbName; "
+        "from nta_utils.config import Config; c = Config('application.conf'); "
+        "create_database_if_missing(getDSN(c), getDbName(c)); "
+        "command.upgrade(migrate.alembicConfig(getDbDSN(c)), '001')")
+    subprocess.run([sys.executable, "-c", upgrade_to_001], env=env, cwd=REPO_ROOT, check=True,
+                   timeout=120)
+    engine = sa.create_engine(f"{SERVER_URL}{name}?charset=utf8mb4", poolclass=sa.pool.NullPool)
+    names = {"u1": "x.Case", "u2": "x.case", "u3": "x.café", "u4": "x.cafe", "u5": "y.only"}
+    try:
+        with engine.begin() as conn:
+            for uid, metric in names.items():
+                conn.execute(sa.text("INSERT INTO metric (uid, name) VALUES (:u, :n)"),
+                             {"u": uid, "n": metric})
+            # before: the collation makes different names one
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM metric WHERE name = 'x.CASE'")
+                                ).scalar() == 2
+        result = _run_migrate(env)
+        assert result.returncode == 0, result.stderr
+        assert "upgraded 001 -> 002" in result.stdout
+        reports = [line for line in result.stdout.splitlines() if "were one name" in line]
+        assert len(reports) == 2
+        assert any("'x.Case' (uid u1)" in r and "'x.case' (uid u2)" in r for r in reports)
+        assert any("'x.café' (uid u3)" in r and "'x.cafe' (uid u4)" in r for r in reports)
+        with engine.connect() as conn:
+            rows = dict(conn.execute(sa.text("SELECT uid, name FROM metric")).all())
+            assert rows == names   # nothing merged or renamed
+            for metric in ("x.Case", "x.case", "x.café", "x.cafe"):
+                assert conn.execute(sa.text("SELECT name FROM metric WHERE name = :n"),
+                                    {"n": metric}).scalars().all() == [metric]
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM metric WHERE name = 'x.CASE'")
+                                ).scalar() == 0
+    finally:
+        engine.dispose()

@@ -138,3 +138,62 @@ def test_udp_datagrams_are_forwarded(listener, engine_env, bus, custom_queue) ->
 def test_sigterm_stops_the_listener_cleanly(listener) -> None:
     assert listener.stop() == 0
     assert "Listener stopped" in listener.output()
+
+
+def test_every_overlong_line_is_dropped_even_within_one_read(listener, engine_env, bus,
+                                                             custom_queue) -> None:
+    big = b"big.metric " + b"9" * (MAX_LINE_BYTES + 10) + b" 1430000000\n"
+    with socket.create_connection(("127.0.0.1", engine_env.plaintext_port)) as sock:
+        sock.sendall(b"big.metric 1 1430000000\n" + big + b"big.metric 2 1430000300\n")
+    messages = _collect(bus, custom_queue, 2)
+    assert [line for m in messages for line in m["data"]] == [
+        "big.metric 1 1430000000", "big.metric 2 1430000300"]
+    assert "Dropping a line longer than" in listener.output()
+
+
+def test_invalid_samples_are_rejected_with_a_reason(listener, engine_env, bus,
+                                                    custom_queue) -> None:
+    now = int(time.time())
+    with socket.create_connection(("127.0.0.1", engine_env.plaintext_port)) as sock:
+        sock.sendall(b"x.caf\xe9 1 1430000000\n"                     # latin-1, not UTF-8
+                     b"x.caf\xc3\xa9 2 1430000000\n"                 # UTF-8: kept
+                     b"huge.metric 1.7976931348623157e308 1430000000\n"
+                     b"future.metric 99 4102444800\n"
+                     + f"future.metric 5 {now}\n".encode())
+    messages = _collect(bus, custom_queue, 2)
+    assert [line for m in messages for line in m["data"]] == [
+        "x.café 2 1430000000", f"future.metric 5 {now}"]
+    output = listener.output()
+    assert "is not valid UTF-8" in output
+    assert "outside the range the model can encode" in output
+    assert "ahead of the receiver's clock" in output
+    assert output.count("Rejecting a line from tcp:127.0.0.1:") == 3
+
+
+def test_sigterm_publishes_everything_sent_before_it(listener, engine_env, bus,
+                                                     custom_queue) -> None:
+    numLines = 30000
+    payload = "".join(f"drain.metric {n} {1430000000 + 300 * n}\n" for n in range(numLines))
+    with socket.create_connection(("127.0.0.1", engine_env.plaintext_port)) as sock:
+        sock.sendall(payload.encode())
+        listener.process.send_signal(15)
+        assert listener.process.wait(60) == 0
+    messages = _collect(bus, custom_queue, numLines, timeout=10)
+    lines = [line for m in messages for line in m["data"]]
+    assert lines == [f"drain.metric {n} {1430000000 + 300 * n}" for n in range(numLines)]
+
+
+def test_lines_of_a_sender_that_never_pauses_are_published_promptly(listener, engine_env, bus,
+                                                                    custom_queue) -> None:
+    """One line every 2 ms never leaves the 10 ms flush pause: the batch age limit publishes
+    them anyway (before, nothing left the listener until 200 lines had been read)."""
+    with socket.create_connection(("127.0.0.1", engine_env.plaintext_port)) as sock:
+        for n in range(180):
+            sock.sendall(f"steady.metric {n} {1430000000 + n}\n".encode())
+            time.sleep(0.002)
+        # still sending, no pause yet: all but the lines of the last ~50 ms are in the queue
+        published = _drain(bus, custom_queue)
+        assert sum(len(m["data"]) for m in published) >= 120
+    rest = _collect(bus, custom_queue, 180 - sum(len(m["data"]) for m in published))
+    lines = [line for m in published + rest for line in m["data"]]
+    assert lines == [f"steady.metric {n} {1430000000 + n}" for n in range(180)]

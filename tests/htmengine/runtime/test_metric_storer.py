@@ -107,9 +107,11 @@ def test_malformed_lines_are_logged_with_source_and_the_rest_kept(storer, engine
     assert (stats.storedRows, stats.malformedLines) == (3, len(bad))
     assert [r[2] for r in _rows(engine, _metric(engine, name).uid)] == [1.0, 2.0, 3.0]
     skipped = [r.getMessage() for r in caplog.records if "Skipping malformed" in r.getMessage()]
-    assert len(skipped) == len(bad) + 1
-    assert all("tcp:10.9.8.7:1234" in text for text in skipped[:len(bad)])
-    assert "queue message 77" in skipped[-1]
+    assert len(skipped) == len(bad)
+    assert all("tcp:10.9.8.7:1234" in text for text in skipped)
+    # the undecodable message is left to the caller, which dead-letters it (and logs it once)
+    assert [index for index, _reason in stats.undecodable] == [1]
+    assert "is not JSON" in stats.undecodable[0][1]
 
 
 def test_out_of_order_and_duplicate_timestamps_rejected(storer, engine, caplog) -> None:
