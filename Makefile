@@ -60,6 +60,6 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 test: precompile
-	@scripts/ensure-services.sh mariadb rabbitmq influxdb
+	@scripts/ensure-services.sh mariadb rabbitmq influxdb chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest

@@ -26,7 +26,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["htmengine*", "nta_utils*", "influxhtm*"]),
-    package_data={"htmengine": ["**/*.json"]},
+    package_data={"htmengine": ["**/*.json", "api/static/*", "api/static/vendor/*"]},
     install_requires=_requirements(),
     license="AGPL-3.0-or-later",
 )

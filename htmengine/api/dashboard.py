@@ -1,0 +1,138 @@
+"""The web dashboard: the page at ``/``, its scripts and styles under ``/static`` (uPlot
+vendored, nothing loaded from elsewhere) and the two JSON reads it needs beyond
+``/api/v1``'s: every metric with its reason and last day in one request
+(``/api/v1/dashboard/overview``) and a metric's rows as compact columns
+(``/api/v1/dashboard/series/{name}``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from htmengine.api import schemas, views
+from htmengine.api.backend import EngineBackend
+from htmengine.api.deps import get_backend
+from htmengine.api.errors import ApiError
+from htmengine.config import app_config
+from htmengine.repository import api_queries, dashboard_queries
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+MAX_SERIES_ROWS = 200000
+DEFAULT_THRESHOLD = 0.9999
+
+router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
+page_router = APIRouter()
+Backend = Annotated[EngineBackend, Depends(get_backend)]
+Epoch = Annotated[int | None, Query(ge=0, le=253402300799, description="epoch seconds")]
+
+
+class Sparkline(BaseModel):
+    """The last day of a metric in buckets: epoch seconds, mean value, highest likelihood."""
+
+    t: list[int] = Field(default_factory=list)
+    v: list[float] = Field(default_factory=list)
+    a: list[float | None] = Field(default_factory=list)
+
+
+class OverviewMetric(schemas.Metric):
+    """A metric as the overview shows it."""
+
+    reason: str
+    spark: Sparkline
+
+
+class Overview(BaseModel):
+    """Every metric (by name) with the alert threshold the page marks points at."""
+
+    threshold: float
+    total: int
+    metrics: list[OverviewMetric]
+
+
+class Series(BaseModel):
+    """A metric's rows in time order as columns: epoch seconds, value, raw anomaly score,
+    anomaly likelihood; `truncated` when `limit` cut it."""
+
+    uid: str
+    name: str
+    t: list[int]
+    v: list[float]
+    raw: list[float | None]
+    lik: list[float | None]
+    truncated: bool
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.replace(tzinfo=UTC).timestamp())
+
+
+def _naive(epoch: int | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None)
+
+
+def alert_threshold() -> float:
+    """The ``[alerts] threshold`` of ``application.conf`` (0.9999 when not set)."""
+    config = app_config()
+    if config.has_option("alerts", "threshold"):
+        return config.getfloat("alerts", "threshold")
+    return DEFAULT_THRESHOLD
+
+
+@router.get("/overview", response_model=Overview, summary="Every metric, its reason and day")
+def overview(backend: Backend) -> Overview:
+    """Every metric with its reason, last value and likelihood, and its last day (before its
+    newest sample) in 48 buckets."""
+    with backend.db() as conn:
+        total = api_queries.count_metrics(conn)
+        summaries = api_queries.get_metric_summaries(conn, None, 0, max(total, 1))
+        lines = dashboard_queries.get_sparklines(conn)
+    metrics = []
+    for summary in summaries:
+        points = lines.get(summary.uid, [])
+        metrics.append(OverviewMetric(
+            **views.metric_body(summary).model_dump(),
+            reason=views.reason_for(summary, backend.settings.min_rows_for_model, None),
+            spark=Sparkline(t=[_epoch(p.timestamp) for p in points],
+                            v=[p.value for p in points],
+                            a=[p.max_likelihood for p in points])))
+    return Overview(threshold=alert_threshold(), total=len(metrics), metrics=metrics)
+
+
+@router.get("/series/{name}", response_model=Series, summary="A metric's rows as columns")
+def series(name: str, backend: Backend, since: Epoch = None, until: Epoch = None,
+           limit: Annotated[int, Query(ge=1, le=MAX_SERIES_ROWS)] = MAX_SERIES_ROWS
+           ) -> Series:
+    """Rows from `since` to `until` (epoch seconds, inclusive), the first `limit`."""
+    if since is not None and until is not None and since > until:
+        raise ApiError(f"since ({since}) is after until ({until})", 422)
+    summary = backend.summary(name)
+    with backend.db() as conn:
+        rows = api_queries.get_data_page(conn, summary.uid, _naive(since), _naive(until),
+                                         limit + 1)
+    shown = rows[:limit]
+    return Series(uid=summary.uid, name=name, t=[_epoch(r.timestamp) for r in shown],
+                  v=[r.value for r in shown], raw=[r.raw_anomaly_score for r in shown],
+                  lik=[r.anomaly_likelihood for r in shown], truncated=len(rows) > limit)
+
+
+@page_router.get("/", include_in_schema=False)
+def index() -> FileResponse:
+    """The dashboard's page."""
+    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+def install_dashboard(app: FastAPI) -> None:
+    """Serve the page at ``/``, its files under ``/static`` and the dashboard's reads."""
+    app.include_router(router)
+    app.include_router(page_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+__all__ = ["install_dashboard", "router"]
