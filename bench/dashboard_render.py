@@ -10,8 +10,9 @@ values and likelihoods, a few over the alert threshold), starts the API alone
 (``python -m htmengine.api``) and opens the dashboard ``--runs`` times:
 
 - overview: the page's own timings of fetching ``/api/v1/dashboard/overview`` and building
-  the table of every metric (badges, reasons, sparklines), and the wall time from navigation
-  until the table is there;
+  the table of every metric (badges, reasons, last values), the wall time from navigation
+  until the table is there, and the time until every sparkline
+  (``/api/v1/dashboard/sparklines``) is drawn in it;
 - chart: fetching ``/api/v1/dashboard/series/bench.big`` and drawing it with uPlot (value,
   likelihood, marks, raw score), and the wall time from navigation until it is drawn.
 
@@ -129,12 +130,16 @@ def measure(base_url: str, runs: int, metrics: int, big_rows: int) -> list[str]:
             page.goto(f"{base_url}/#/")
             page.wait_for_function("+document.body.dataset.overviewLoads >= 1", timeout=60000)
             wall = (time.perf_counter() - started) * 1000
+            page.wait_for_function("+document.body.dataset.sparkLoads >= 1", timeout=60000)
             timings = page.evaluate("dashboard.timings")
             rows = page.locator("#overview tbody tr").count()
+            lines = page.locator("#overview svg.spark").count()
+            assert lines == metrics + 1, f"the overview shows {lines} sparklines"
             assert rows == metrics + 1, f"the overview shows {rows} metrics"
             figures.setdefault("overview fetch+render", []).append(timings["overview"])
             figures.setdefault("overview render", []).append(timings["overviewRender"])
             figures.setdefault("overview wall (navigation to table)", []).append(wall)
+            figures.setdefault("overview with sparklines", []).append(timings["sparklines"])
             page.goto("about:blank")
             started = time.perf_counter()
             page.goto(f"{base_url}/#/metric/bench.big")

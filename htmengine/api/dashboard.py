@@ -1,8 +1,8 @@
 """The web dashboard: the page at ``/``, its scripts and styles under ``/static`` (uPlot
 vendored, nothing loaded from elsewhere) and the two JSON reads it needs beyond
 ``/api/v1``'s: every metric with its reason and last day in one request
-(``/api/v1/dashboard/overview``) and a metric's rows as compact columns
-(``/api/v1/dashboard/series/{name}``).
+(``/api/v1/dashboard/overview``), every metric's last day (``/api/v1/dashboard/sparklines``)
+and a metric's rows as compact columns (``/api/v1/dashboard/series/{name}``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from htmengine.repository import api_queries, dashboard_queries
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_SERIES_ROWS = 200000
 DEFAULT_THRESHOLD = 0.9999
+SPARK_SECONDS = 86400
+SPARK_BUCKETS = 48
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
 page_router = APIRouter()
@@ -34,18 +36,23 @@ Epoch = Annotated[int | None, Query(ge=0, le=253402300799, description="epoch se
 
 
 class Sparkline(BaseModel):
-    """The last day of a metric in buckets: epoch seconds, mean value, highest likelihood."""
+    """The last day of a metric in equal buckets, oldest first: mean value (5 significant
+    digits) and highest likelihood (null: no row, or no score)."""
 
-    t: list[int] = Field(default_factory=list)
-    v: list[float] = Field(default_factory=list)
-    a: list[float | None] = Field(default_factory=list)
+    v: list[float | None]
+    a: list[float | None]
+
+
+class Sparklines(BaseModel):
+    """{metric uid: its sparkline} of every metric with data."""
+
+    lines: dict[str, Sparkline]
 
 
 class OverviewMetric(schemas.Metric):
     """A metric as the overview shows it."""
 
     reason: str
-    spark: Sparkline
 
 
 class Overview(BaseModel):
@@ -67,6 +74,7 @@ class Series(BaseModel):
     raw: list[float | None]
     lik: list[float | None]
     truncated: bool
+    threshold: float = Field(description="the alert threshold the page marks points at")
 
 
 def _epoch(moment: datetime) -> int:
@@ -85,24 +93,37 @@ def alert_threshold() -> float:
     return DEFAULT_THRESHOLD
 
 
-@router.get("/overview", response_model=Overview, summary="Every metric, its reason and day")
+@router.get("/overview", response_model=Overview, summary="Every metric and its reason")
 def overview(backend: Backend) -> Overview:
-    """Every metric with its reason, last value and likelihood, and its last day (before its
-    newest sample) in 48 buckets."""
+    """Every metric with its reason, last value and likelihood (sparklines come from
+    ``/sparklines``, so the table shows before they are computed)."""
     with backend.db() as conn:
         total = api_queries.count_metrics(conn)
         summaries = api_queries.get_metric_summaries(conn, None, 0, max(total, 1))
-        lines = dashboard_queries.get_sparklines(conn)
-    metrics = []
-    for summary in summaries:
-        points = lines.get(summary.uid, [])
-        metrics.append(OverviewMetric(
-            **views.metric_body(summary).model_dump(),
-            reason=views.reason_for(summary, backend.settings.min_rows_for_model, None),
-            spark=Sparkline(t=[_epoch(p.timestamp) for p in points],
-                            v=[p.value for p in points],
-                            a=[p.max_likelihood for p in points])))
+    metrics = [OverviewMetric(
+        **views.metric_body(summary).model_dump(),
+        reason=views.reason_for(summary, backend.settings.min_rows_for_model, None))
+        for summary in summaries]
     return Overview(threshold=alert_threshold(), total=len(metrics), metrics=metrics)
+
+
+@router.get("/sparklines", response_model=Sparklines, summary="Every metric's last day")
+def sparklines(backend: Backend) -> Sparklines:
+    """{uid: the last day before the metric's newest sample in 48 half-hour buckets}."""
+    with backend.db() as conn:
+        lines = dashboard_queries.get_sparklines(conn, SPARK_SECONDS, SPARK_BUCKETS)
+    return Sparklines(lines={uid: _sparkline(points) for uid, points in lines.items()})
+
+
+def _sparkline(points: list[dashboard_queries.SparkPoint]) -> Sparkline:
+    values: list[float | None] = [None] * SPARK_BUCKETS
+    likelihoods: list[float | None] = [None] * SPARK_BUCKETS
+    for point in points:
+        index = SPARK_BUCKETS - 1 - point.age
+        values[index] = float(f"{point.value:.5g}")
+        likelihoods[index] = (None if point.max_likelihood is None
+                              else round(point.max_likelihood, 6))
+    return Sparkline(v=values, a=likelihoods)
 
 
 @router.get("/series/{name}", response_model=Series, summary="A metric's rows as columns")
@@ -114,12 +135,14 @@ def series(name: str, backend: Backend, since: Epoch = None, until: Epoch = None
         raise ApiError(f"since ({since}) is after until ({until})", 422)
     summary = backend.summary(name)
     with backend.db() as conn:
-        rows = api_queries.get_data_page(conn, summary.uid, _naive(since), _naive(until),
-                                         limit + 1)
-    shown = rows[:limit]
-    return Series(uid=summary.uid, name=name, t=[_epoch(r.timestamp) for r in shown],
-                  v=[r.value for r in shown], raw=[r.raw_anomaly_score for r in shown],
-                  lik=[r.anomaly_likelihood for r in shown], truncated=len(rows) > limit)
+        columns = dashboard_queries.get_series(conn, summary.uid, _naive(since), _naive(until),
+                                               limit + 1)
+    shown = min(limit, len(columns.timestamps))
+    return Series(uid=summary.uid, name=name,
+                  t=[_epoch(moment) for moment in columns.timestamps[:shown]],
+                  v=columns.values[:shown], raw=columns.raw_scores[:shown],
+                  lik=columns.likelihoods[:shown], truncated=len(columns.timestamps) > limit,
+                  threshold=alert_threshold())
 
 
 @page_router.get("/", include_in_schema=False)

@@ -1,6 +1,7 @@
 // htmengine dashboard: overview of every metric (#/) and one metric's chart (#/metric/NAME).
 // Plain script, no build step; uPlot (vendor/) draws the chart. Render times are kept in
-// window.dashboard.timings (milliseconds) for bench/dashboard_render.py.
+// window.dashboard.timings (milliseconds) for bench/dashboard_render.py; <body
+// data-pending> counts the API requests in flight.
 "use strict";
 
 const API = "/api/v1";
@@ -12,6 +13,7 @@ const $ = (id) => document.getElementById(id);
 const dashboard = {
   timings: {},
   overview: null,
+  sparks: {},
   threshold: null,
   timer: null,
   chart: null,
@@ -52,8 +54,15 @@ async function api(method, path, body) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(API + path, init);
-  const text = await response.text();
+  const flags = document.body.dataset;
+  flags.pending = String(+(flags.pending || 0) + 1);
+  let response, text;
+  try {
+    response = await fetch(API + path, init);
+    text = await response.text();
+  } finally {
+    flags.pending = String(+flags.pending - 1);
+  }
   const data = text ? JSON.parse(text) : null;
   if (!response.ok) {
     throw new Error((data && data.error) || `${method} ${path}: HTTP ${response.status}`);
@@ -64,22 +73,29 @@ async function api(method, path, body) {
 // ------------------------------------------------------------------------- overview
 
 function sparkline(spark, threshold) {
-  const n = spark.t.length;
-  if (n === 0) return "";
-  const t0 = spark.t[0], span = Math.max(1, spark.t[n - 1] - t0);
+  const n = spark.v.length;
   let lo = Infinity, hi = -Infinity;
-  for (const v of spark.v) { if (v < lo) lo = v; if (v > hi) hi = v; }
+  for (const v of spark.v) { if (v !== null) { if (v < lo) lo = v; if (v > hi) hi = v; } }
+  if (lo === Infinity) return "";
   const dy = hi > lo ? hi - lo : 1;
-  const xs = spark.t.map((t) => ((t - t0) / span) * (SPARK_W - 4) + 2);
-  const ys = spark.v.map((v) => SPARK_H - 3 - ((v - lo) / dy) * (SPARK_H - 6));
-  const points = xs.map((x, i) => `${x.toFixed(1)},${ys[i].toFixed(1)}`).join(" ");
+  const x = (i) => ((i / Math.max(1, n - 1)) * (SPARK_W - 4) + 2).toFixed(1);
+  const y = (v) => (SPARK_H - 3 - ((v - lo) / dy) * (SPARK_H - 6)).toFixed(1);
+  const points = [];
   let dots = "";
   for (let i = 0; i < n; i++) {
+    const v = spark.v[i];
+    if (v === null) continue;
+    points.push(`${x(i)},${y(v)}`);
     if (spark.a[i] !== null && spark.a[i] >= threshold) {
-      dots += `<circle cx="${xs[i].toFixed(1)}" cy="${ys[i].toFixed(1)}" r="2.5"/>`;
+      dots += `<circle cx="${x(i)}" cy="${y(v)}" r="2.5"/>`;
     }
   }
-  return `<svg class="spark" width="${SPARK_W}" height="${SPARK_H}"><polyline points="${points}"/>${dots}</svg>`;
+  return `<svg class="spark" width="${SPARK_W}" height="${SPARK_H}"><polyline points="${points.join(" ")}"/>${dots}</svg>`;
+}
+
+function sparkCell(uid, threshold) {
+  const spark = dashboard.sparks[uid];
+  return spark ? sparkline(spark, threshold) : "";
 }
 
 function overviewRow(m, threshold) {
@@ -91,7 +107,7 @@ function overviewRow(m, threshold) {
     `<td><span class="badge ${m.status}">${m.status}</span>${reason}</td>` +
     `<td class="num">${num(m.lastValue)}</td>` +
     `<td class="num likelihood${hot}">${num(likelihood, 5)}</td>` +
-    `<td>${sparkline(m.spark, threshold)}</td>` +
+    `<td class="spark" data-uid="${m.uid}">${sparkCell(m.uid, threshold)}</td>` +
     `<td>${esc((m.lastTimestamp || "").replace("T", " "))}</td></tr>`;
 }
 
@@ -99,9 +115,6 @@ function byAnomaly(a, b) {
   const la = a.lastAnomalyLikelihood === null ? -1 : a.lastAnomalyLikelihood;
   const lb = b.lastAnomalyLikelihood === null ? -1 : b.lastAnomalyLikelihood;
   if (la !== lb) return lb - la;
-  const pa = Math.max(-1, ...a.spark.a.filter((x) => x !== null));
-  const pb = Math.max(-1, ...b.spark.a.filter((x) => x !== null));
-  if (pa !== pb) return pb - pa;
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
@@ -132,6 +145,12 @@ async function loadOverview() {
     dashboard.timings.overviewFetch = fetched - started;
     dashboard.timings.overview = performance.now() - started;
     document.body.dataset.overviewLoads = String(+(document.body.dataset.overviewLoads || 0) + 1);
+    dashboard.sparks = (await api("GET", "/dashboard/sparklines")).lines;
+    for (const cell of document.querySelectorAll("#overview td.spark")) {
+      cell.innerHTML = sparkCell(cell.dataset.uid, dashboard.overview.threshold);
+    }
+    dashboard.timings.sparklines = performance.now() - started;
+    document.body.dataset.sparkLoads = String(+(document.body.dataset.sparkLoads || 0) + 1);
   } catch (error) {
     showError(`Could not load the metrics: ${error.message}`);
   }
@@ -244,6 +263,8 @@ async function loadSeries() {
   const started = performance.now();
   dashboard.series = await api("GET", `/dashboard/series/${encodeURIComponent(detail.name)}${query}`);
   dashboard.timings.seriesFetch = performance.now() - started;
+  dashboard.threshold = dashboard.threshold ?? dashboard.series.threshold;
+  $("threshold").value = dashboard.threshold;
   renderChart();
   dashboard.timings.chart = performance.now() - started;
 }
@@ -252,10 +273,6 @@ async function loadMetric(name) {
   try {
     const started = performance.now();
     const detail = await api("GET", `/metrics/${encodeURIComponent(name)}`);
-    if (dashboard.threshold === null) {
-      dashboard.threshold = (await api("GET", "/dashboard/overview")).threshold;
-    }
-    $("threshold").value = dashboard.threshold;
     dashboard.metric = detail;
     renderDetail(detail);
     await loadSeries();

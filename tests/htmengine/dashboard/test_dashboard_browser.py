@@ -60,6 +60,7 @@ def test_overview_lists_metrics_with_states(live: LiveEngine, dashboard: Dashboa
 
     dashboard.open()
     dashboard.page.wait_for_selector('#overview tr[data-name="dash.active"]')
+    dashboard.page.wait_for_function("+document.body.dataset.sparkLoads >= 1")
     rows = _overview_rows(dashboard)
     expected = {"dash.unmonitored": "UNMONITORED", "dash.pending": "PENDING_DATA",
                 "dash.active": "ACTIVE"}
@@ -182,7 +183,7 @@ def test_unmonitor_and_delete_from_page_reach_mysql(
     page.click("#unmonitor")
     page.wait_for_function(
         "document.querySelector('#metric-badge').textContent === 'UNMONITORED'")
-    page.wait_for_selector("body[data-chart-ready='1']")
+    page.wait_for_selector("body[data-pending='0']")
     assert _metric_row(sql_engine, name).status == 0
 
     uid = after.uid
