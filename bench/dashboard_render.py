@@ -13,8 +13,10 @@ values and likelihoods, a few over the alert threshold), starts the API alone
   the table of every metric (badges, reasons, last values), the wall time from navigation
   until the table is there, and the time until every sparkline
   (``/api/v1/dashboard/sparklines``) is drawn in it;
-- chart: fetching ``/api/v1/dashboard/series/bench.big`` and drawing it with uPlot (value,
-  likelihood, marks, raw score), and the wall time from navigation until it is drawn.
+- chart: the page's timings from asking for the metric and its rows (together,
+  ``/api/v1/metrics/bench.big`` and ``/api/v1/dashboard/series/bench.big``) until uPlot has
+  drawn them (value, likelihood, marks, raw score), uPlot's drawing alone, and the wall time
+  from navigation until the chart is drawn.
 
 Prints min/median/max in milliseconds; figures are printed, never asserted.
 """

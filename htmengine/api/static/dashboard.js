@@ -135,6 +135,9 @@ function renderOverview() {
 
 async function loadOverview() {
   const started = performance.now();
+  // both requested at once: the table shows first, the sparklines are drawn into it
+  const sparks = api("GET", "/dashboard/sparklines");
+  sparks.catch(() => {});
   try {
     dashboard.overview = await api("GET", "/dashboard/overview");
     dashboard.threshold = dashboard.threshold ?? dashboard.overview.threshold;
@@ -145,7 +148,7 @@ async function loadOverview() {
     dashboard.timings.overviewFetch = fetched - started;
     dashboard.timings.overview = performance.now() - started;
     document.body.dataset.overviewLoads = String(+(document.body.dataset.overviewLoads || 0) + 1);
-    dashboard.sparks = (await api("GET", "/dashboard/sparklines")).lines;
+    dashboard.sparks = (await sparks).lines;
     for (const cell of document.querySelectorAll("#overview td.spark")) {
       cell.innerHTML = sparkCell(cell.dataset.uid, dashboard.overview.threshold);
     }
@@ -252,16 +255,21 @@ function renderChart() {
   renderMarks(series, threshold);
 }
 
-async function loadSeries() {
-  const detail = dashboard.metric;
+function seriesPath(name, lastTimestamp) {
   const span = RANGES[dashboard.range];
-  const last = isoToEpoch(detail.lastTimestamp);
+  const last = isoToEpoch(lastTimestamp);
   const query = span !== null && last !== null ? `?since=${last - span}` : "";
+  return `/dashboard/series/${encodeURIComponent(name)}${query}`;
+}
+
+async function loadSeries(request) {
+  const detail = dashboard.metric;
   for (const button of document.querySelectorAll("#range-picker [data-range]")) {
     button.classList.toggle("selected", button.dataset.range === dashboard.range);
   }
-  const started = performance.now();
-  dashboard.series = await api("GET", `/dashboard/series/${encodeURIComponent(detail.name)}${query}`);
+  const started = request ? request.started : performance.now();
+  dashboard.series = await (request ? request.series
+    : api("GET", seriesPath(detail.name, detail.lastTimestamp)));
   dashboard.timings.seriesFetch = performance.now() - started;
   dashboard.threshold = dashboard.threshold ?? dashboard.series.threshold;
   $("threshold").value = dashboard.threshold;
@@ -272,10 +280,14 @@ async function loadSeries() {
 async function loadMetric(name) {
   try {
     const started = performance.now();
+    // every row needs no range: ask for the rows together with the metric
+    const request = dashboard.range === "all"
+      ? { started, series: api("GET", seriesPath(name, null)) } : null;
+    if (request) request.series.catch(() => {});
     const detail = await api("GET", `/metrics/${encodeURIComponent(name)}`);
     dashboard.metric = detail;
     renderDetail(detail);
-    await loadSeries();
+    await loadSeries(request);
     dashboard.timings.metricPage = performance.now() - started;
     showError("");
   } catch (error) {
@@ -361,7 +373,7 @@ function setUp() {
   });
   $("range-picker").addEventListener("click", (event) => {
     const range = event.target.dataset && event.target.dataset.range;
-    if (range && dashboard.metric) { dashboard.range = range; loadSeries(); }
+    if (range && dashboard.metric) { dashboard.range = range; loadSeries(null); }
   });
   $("reset-zoom").addEventListener("click", () => {
     const t = dashboard.series && dashboard.series.t;
