@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -20,6 +20,7 @@ from htmengine.api import schemas, views
 from htmengine.api.backend import EngineBackend
 from htmengine.api.deps import get_backend
 from htmengine.api.errors import ApiError
+from htmengine.api.sparkline_cache import SparklineCache
 from htmengine.config import app_config
 from htmengine.repository import api_queries, dashboard_queries
 
@@ -108,10 +109,11 @@ def overview(backend: Backend) -> Overview:
 
 
 @router.get("/sparklines", response_model=Sparklines, summary="Every metric's last day")
-def sparklines(backend: Backend) -> Sparklines:
+def sparklines(backend: Backend, request: Request) -> Sparklines:
     """{uid: the last day before the metric's newest sample in 48 half-hour buckets}."""
+    cache: SparklineCache = request.app.state.sparkline_cache
     with backend.db() as conn:
-        lines = dashboard_queries.get_sparklines(conn, SPARK_SECONDS, SPARK_BUCKETS)
+        lines = cache.get(conn)
     return Sparklines(lines={uid: _sparkline(points) for uid, points in lines.items()})
 
 
@@ -153,6 +155,7 @@ def index() -> FileResponse:
 
 def install_dashboard(app: FastAPI) -> None:
     """Serve the page at ``/``, its files under ``/static`` and the dashboard's reads."""
+    app.state.sparkline_cache = SparklineCache(SPARK_SECONDS, SPARK_BUCKETS)
     app.include_router(router)
     app.include_router(page_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -5,6 +5,7 @@ takes a `sqlalchemy.Connection` and only reads.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,7 +13,8 @@ import sqlalchemy as sa
 
 from htmengine.repository import schema
 
-__all__ = ["SeriesColumns", "SparkPoint", "get_series", "get_sparklines"]
+__all__ = ["SeriesColumns", "SparkPoint", "get_series", "get_sparkline_versions",
+           "get_sparklines"]
 
 _metric = schema.metric
 _data = schema.metric_data
@@ -28,11 +30,24 @@ class SparkPoint:
     max_likelihood: float | None
 
 
+def get_sparkline_versions(conn: sa.Connection) -> dict[str, tuple[int, int]]:
+    """{uid: (last rowid, rowid of the newest scored row or 0)} of every metric: a sparkline
+    is unchanged while this pair is."""
+    scored = _data.alias("version_row")
+    last_scored = (sa.select(scored.c.rowid).where(scored.c.uid == _metric.c.uid)
+                   .where(scored.c.anomaly_score.is_not(None))
+                   .order_by(scored.c.rowid.desc()).limit(1).scalar_subquery())
+    select = sa.select(_metric.c.uid, _metric.c.last_rowid, last_scored.label("scored"))
+    return {row.uid: (int(row.last_rowid or 0), int(row.scored or 0))
+            for row in conn.execute(select)}
+
+
 def get_sparklines(conn: sa.Connection, seconds: int = 86400, buckets: int = 48,
-                   max_rows: int = 1500) -> dict[str, list[SparkPoint]]:
-    """{uid: points in time order} of every metric with data: the rows of its last `seconds`
-    before its last sample (at most its last `max_rows` rows) averaged into `buckets`
-    equal spans; buckets without rows are left out."""
+                   max_rows: int = 1500, uids: Collection[str] | None = None
+                   ) -> dict[str, list[SparkPoint]]:
+    """{uid: points in time order} of every metric with data (of `uids` only, when given):
+    the rows of its last `seconds` before its last sample (at most its last `max_rows` rows)
+    averaged into `buckets` equal spans; buckets without rows are left out."""
     last = _data.alias("spark_last")
     row = _data.alias("spark_row")
     span = max(1, -(-seconds // buckets))
@@ -47,6 +62,7 @@ def get_sparklines(conn: sa.Connection, seconds: int = 86400, buckets: int = 48,
             .join(row, row.c.uid == _metric.c.uid))
         .where(row.c.rowid > _metric.c.last_rowid - max_rows)
         .where(age < seconds)
+        .where(sa.true() if uids is None else _metric.c.uid.in_(list(uids)))
         .group_by(row.c.uid, bucket)
         # sorting the rows beats MariaDB's temporary table for ~50 groups per metric
         .prefix_with("SQL_BIG_RESULT", dialect="mysql"))

@@ -45,6 +45,11 @@ def test_overview_and_series_reads(live: LiveEngine) -> None:
         assert spark["v"][bucket] == pytest.approx(statistics.fmean(
             sampleValue(7, row) for row in range(newest - 5, newest + 1)), rel=1e-4)
     assert spark["a"] == [None] * 48
+    post_samples(live, name, samples(8, range(ROWS, ROWS + 6)))  # another half hour
+    moved = live.get("/api/v1/dashboard/sparklines").json()["lines"][entry["uid"]]
+    assert moved["v"][:-1] == spark["v"][1:]
+    assert moved["v"][-1] == pytest.approx(statistics.fmean(
+        sampleValue(8, row) for row in range(ROWS, ROWS + 6)), rel=1e-4)
 
     series = live.get(f"/api/v1/dashboard/series/{name}",
                       params={"since": T0 + 300 * 10, "until": T0 + 300 * 19}).json()
@@ -55,7 +60,7 @@ def test_overview_and_series_reads(live: LiveEngine) -> None:
     cut = live.get(f"/api/v1/dashboard/series/{name}", params={"limit": 5}).json()
     assert cut["truncated"] and cut["t"] == [T0 + 300 * row for row in range(5)]
     whole = live.get(f"/api/v1/dashboard/series/{name}").json()
-    assert len(whole["t"]) == ROWS and not whole["truncated"]
+    assert len(whole["t"]) == ROWS + 6 and not whole["truncated"]
 
     backwards = live.get(f"/api/v1/dashboard/series/{name}", params={"since": 10, "until": 5})
     assert backwards.status_code == 422 and "since" in backwards.json()["error"]
