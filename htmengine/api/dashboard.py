@@ -90,7 +90,7 @@ def alert_threshold() -> float:
     """The ``[alerts] threshold`` of ``application.conf`` (0.9999 when not set)."""
     config = app_config()
     if config.has_option("alerts", "threshold"):
-        return config.getfloat("alerts", "threshold")
+        return float(config.getfloat("alerts", "threshold"))
     return DEFAULT_THRESHOLD
 
 
