@@ -1,7 +1,8 @@
 """The API's ASGI application factory.
 
 `create_app` mounts the routers under ``/api/v1`` and ``/metrics``, OpenAPI at
-``/openapi.json``, the interactive docs at ``/docs`` and the web dashboard at ``/``
+``/openapi.json``, the interactive docs at ``/docs`` (and ``/redoc``), whose scripts are
+served locally under ``/static-offline-docs`` (no CDN), and the web dashboard at ``/``
 (`htmengine.api.dashboard`).
 """
 
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from htmengine.api import routes_data, routes_health, routes_metrics, routes_prometheus
 from htmengine.api.backend import EngineBackend
@@ -38,7 +40,8 @@ def create_app(settings: ApiSettings | None = None, backend: EngineBackend | Non
             if owned:
                 app.state.backend.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the package's own files, not from a CDN
+    app = FastAPIOffline(
         title="htmengine API",
         version=API_VERSION,
         description="Metrics, models, anomaly scores and health of the HTM engine.",

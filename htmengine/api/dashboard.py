@@ -30,7 +30,8 @@ DEFAULT_THRESHOLD = 0.9999
 SPARK_SECONDS = 86400
 SPARK_BUCKETS = 48
 
-router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
+router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"],
+                   responses=schemas.ERROR_RESPONSES)
 page_router = APIRouter()
 Backend = Annotated[EngineBackend, Depends(get_backend)]
 Epoch = Annotated[int | None, Query(ge=0, le=253402300799, description="epoch seconds")]

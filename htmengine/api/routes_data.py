@@ -16,7 +16,7 @@ from htmengine.api.errors import ApiError
 from htmengine.api.samples import check_samples, parse_timestamp, verdicts
 from htmengine.repository import api_queries
 
-router = APIRouter(prefix="/api/v1", tags=["data"])
+router = APIRouter(prefix="/api/v1", tags=["data"], responses=schemas.ERROR_RESPONSES)
 Backend = Annotated[EngineBackend, Depends(get_backend)]
 MAX_SAMPLES = 10000
 

@@ -14,7 +14,7 @@ from htmengine.exceptions import InvalidInputError, MetricAlreadyMonitored, Obje
 from htmengine.repository import api_queries
 from htmengine.repository.metric_status import MetricStatus
 
-router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
+router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"], responses=schemas.ERROR_RESPONSES)
 Backend = Annotated[EngineBackend, Depends(get_backend)]
 NamePath = Annotated[str, "metric name"]
 STATUS_NAMES = [status.name for status in MetricStatus]

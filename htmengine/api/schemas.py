@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _as_utc(value: datetime) -> datetime:
+    """The engine stores naive UTC; answers carry the zone (RFC 3339, e.g. ...T08:08:20Z)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a message naming the bad input, and the status code."""
+
+    error: str
+    status: int
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody, "description": description}
+    for code, description in ((404, "unknown metric"), (413, "request body too large"),
+                              (422, "bad parameters or body"),
+                              (503, "MySQL or RabbitMQ unavailable"))}
 
 
 class ModelRange(BaseModel):
@@ -24,7 +47,7 @@ class Metric(BaseModel):
     statusCode: int
     rowsStored: int
     rowsScored: int
-    lastTimestamp: datetime | None = Field(None, description="UTC time of the newest sample")
+    lastTimestamp: UtcDatetime | None = Field(None, description="UTC time of the newest sample")
     lastValue: float | None = None
     lastAnomalyLikelihood: float | None = None
     modelRange: ModelRange | None = None
@@ -91,7 +114,7 @@ class SampleVerdict(BaseModel):
     """Whether one sample was stored, and why not."""
 
     index: int
-    timestamp: datetime | None
+    timestamp: UtcDatetime | None
     accepted: bool
     rowid: int | None = None
     reason: str | None = None
@@ -111,7 +134,7 @@ class DataRow(BaseModel):
     """One stored row and its scores."""
 
     rowid: int
-    timestamp: datetime
+    timestamp: UtcDatetime
     value: float
     rawAnomalyScore: float | None
     anomalyLikelihood: float | None
@@ -132,7 +155,7 @@ class Anomaly(BaseModel):
     uid: str
     name: str
     rowid: int
-    timestamp: datetime
+    timestamp: UtcDatetime
     value: float
     rawAnomalyScore: float | None
     anomalyLikelihood: float

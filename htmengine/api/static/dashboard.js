@@ -108,7 +108,7 @@ function overviewRow(m, threshold) {
     `<td class="num">${num(m.lastValue)}</td>` +
     `<td class="num likelihood${hot}">${num(likelihood, 5)}</td>` +
     `<td class="spark" data-uid="${m.uid}">${sparkCell(m.uid, threshold)}</td>` +
-    `<td>${esc((m.lastTimestamp || "").replace("T", " "))}</td></tr>`;
+    `<td>${esc((m.lastTimestamp || "").replace("T", " ").replace("Z", ""))}</td></tr>`;
 }
 
 function byAnomaly(a, b) {
@@ -177,7 +177,7 @@ function renderDetail(detail) {
   $("metric-reason").textContent = detail.reason;
   $("metric-rows").textContent = detail.rowsStored;
   $("metric-scored").textContent = detail.rowsScored;
-  $("metric-last").textContent = (detail.lastTimestamp || "none").replace("T", " ");
+  $("metric-last").textContent = (detail.lastTimestamp || "none").replace("T", " ").replace("Z", " UTC");
   const range = detail.modelRange;
   $("metric-range").textContent = range
     ? `${num(range.min)} to ${num(range.max)}` +

@@ -5,6 +5,7 @@ anomalies across metrics, and JSON errors (422 naming the input, 413 over the bo
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from api_support import LiveEngine, post_samples, samples, wait_scored
@@ -37,7 +38,8 @@ def test_rejected_samples_are_reported_and_accepted_ones_stored(live: LiveEngine
     assert verdicts[3]["reason"] == "value 'NaN' is not a finite number"
     assert verdicts[4]["reason"] == "value 'Infinity' is not a finite number"
     assert "neither epoch seconds nor ISO 8601" in verdicts[5]["reason"]
-    assert verdicts[6]["timestamp"] == "2015-04-26T00:00:00"
+    assert verdicts[6]["timestamp"] == "2015-04-26T00:00:00Z"
+    assert verdicts[3]["timestamp"] == "2015-04-26T00:50:00Z"   # +01:00 turned into UTC
     with engineFactory().connect() as conn:
         uid = queries.getCustomMetricByName(conn, name).uid
         stored = [(r.rowid, r.metric_value) for r in queries.getMetricData(conn, uid)]
@@ -110,6 +112,9 @@ def test_errors_are_json_naming_the_bad_input(live: LiveEngine) -> None:
     assert live.request("PATCH", "/api/v1/metrics").status_code == 405
     docs = live.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert "cdn" not in docs.text.lower()   # works without internet access
+    scripts = re.findall(r'src="([^"]+\.js)"', docs.text)
+    assert scripts and all(live.get(src).status_code == 200 for src in scripts), scripts
     spec = live.get("/openapi.json").json()
     assert {"/api/v1/metrics", "/api/v1/metrics/{name}", "/api/v1/metrics/{name}/model",
             "/api/v1/metrics/{name}/data", "/api/v1/anomalies", "/api/v1/health",

@@ -47,7 +47,7 @@ def test_unmonitored_then_pending_data_then_active(live: LiveEngine) -> None:
         "PUT /api/v1/metrics/api.pending/model (optionally with min and max).")
     assert detail["lastValue"] == samples(0, range(119, 120))[0]["value"]
     assert detail["lastTimestamp"] == datetime.fromtimestamp(
-        samples(0, range(119, 120))[0]["timestamp"], UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        samples(0, range(119, 120))[0]["timestamp"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     started = live.request("PUT", f"/api/v1/metrics/{name}/model")
     assert started.status_code == 201, started.text
