@@ -103,6 +103,6 @@ lint: venv-dev
 # were already running keep running (scripts/stop-services.sh).
 test: precompile venv-dev
 	@started="$$(mktemp)"; trap 'scripts/stop-services.sh "$$started"' EXIT; \
-	  ENSURE_SERVICES_STARTED="$$started" scripts/ensure-services.sh mariadb rabbitmq influxdb && \
+	  ENSURE_SERVICES_STARTED="$$started" scripts/ensure-services.sh mariadb rabbitmq influxdb chromium && \
 	  echo "$(VENV)/bin/ruff check ." && $(VENV)/bin/ruff check . && \
 	  echo "$(VENV)/bin/pytest $(PYTEST_ARGS)" && $(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -25,7 +25,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["htmengine*", "nta_utils*", "influxhtm*"]),
-    package_data={"htmengine": ["**/*.json"]},
+    package_data={"htmengine": ["**/*.json", "api/static/*", "api/static/vendor/*"]},
     install_requires=_requirements("requirements.txt"),
     extras_require={
         "plot": _requirements("requirements-plot.txt"),

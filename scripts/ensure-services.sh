@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the services the engine needs are installed and running; reuse whatever already runs.
-# Usage: scripts/ensure-services.sh [mariadb] [rabbitmq] [influxdb]   (default: mariadb rabbitmq)
+# Usage: scripts/ensure-services.sh [mariadb] [rabbitmq] [influxdb] [chromium]
+#        (default: mariadb rabbitmq; chromium is the browser of the dashboard's tests)
 # Idempotent. Installs missing Debian packages when run as root; otherwise says what to do.
 # Servers it starts listen on 127.0.0.1 only. With ENSURE_SERVICES_STARTED=FILE it appends to
 # FILE each server it started (not the ones already running); scripts/stop-services.sh FILE
@@ -106,11 +107,18 @@ ensure_influxdb() {
   wait_port "$port" 60 InfluxDB
 }
 
+ensure_chromium() {
+  # Debian's browser for the dashboard's browser tests (playwright drives it, downloads none).
+  if [ -x /usr/bin/chromium ]; then say "chromium already installed"; return; fi
+  say "installing Debian's chromium"; apt_install chromium
+}
+
 for s in "${wanted[@]}"; do
   case "$s" in
     mariadb) ensure_mariadb ;;
     rabbitmq) ensure_rabbitmq ;;
     influxdb) ensure_influxdb ;;
-    *) say "ERROR: unknown service '$s' (mariadb, rabbitmq, influxdb)"; exit 2 ;;
+    chromium) ensure_chromium ;;
+    *) say "ERROR: unknown service '$s' (mariadb, rabbitmq, influxdb, chromium)"; exit 2 ;;
   esac
 done

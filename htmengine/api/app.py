@@ -1,10 +1,9 @@
 """The API's ASGI application factory.
 
 `create_app` mounts the routers under ``/api/v1`` and ``/metrics``, OpenAPI at
-``/openapi.json`` and the interactive docs at ``/docs`` (and ``/redoc``), whose scripts are
-served locally under ``/static-offline-docs`` (no CDN). ``/`` is left free: a later web
-dashboard is added with ``app.mount("/", StaticFiles(directory=..., html=True))`` after the
-routers (or by passing `extra_routers`).
+``/openapi.json``, the interactive docs at ``/docs`` (and ``/redoc``), whose scripts are
+served locally under ``/static-offline-docs`` (no CDN), and the web dashboard at ``/``
+(`htmengine.api.dashboard`).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from fastapi_offline import FastAPIOffline
 from htmengine.api import routes_data, routes_health, routes_metrics, routes_prometheus
 from htmengine.api.backend import EngineBackend
 from htmengine.api.body_limit import BodyLimitMiddleware
+from htmengine.api.dashboard import install_dashboard
 from htmengine.api.errors import install_error_handlers
 from htmengine.api.settings import ApiSettings, load_settings
 
@@ -52,5 +52,6 @@ def create_app(settings: ApiSettings | None = None, backend: EngineBackend | Non
     for router in (routes_metrics.router, routes_data.router, routes_health.router,
                    routes_prometheus.router, *extra_routers):
         app.include_router(router)
+    install_dashboard(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
