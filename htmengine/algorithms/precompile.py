@@ -70,12 +70,14 @@ def main(argv: list[str] | None = None) -> None:
                 bar.refresh()
 
         ticker = threading.Thread(target=tick, daemon=True)
-        ticker.start()
+        if sys.stderr.isatty():  # a log file gets one line per stage instead
+            ticker.start()
         try:
             seconds = precompile(progress=bar)
         finally:
             stop.set()
-            ticker.join()
+            if ticker.is_alive():
+                ticker.join()
     print(f"HTM model code compiled and cached in {seconds:.1f} s")
 
 
