@@ -17,6 +17,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
@@ -77,10 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         columns = sp.compute_sparse(bits, True)
         t2 = clock()
         scores.append(computeRawAnomalyScore(columns, model._prev_predicted))
-        dense = model._tm_input
-        dense[:] = 0
-        dense[columns] = 1
-        tm.compute(dense, enableLearn=True, enableInference=True)
+        tm.compute_columns(columns.astype(np.int32), True, True)
         model._prev_predicted = tm.predicted_columns()
         model._records_seen += 1
         t3 = clock()

@@ -1,4 +1,11 @@
-"""Saving and loading the backtracking TM's state as a flat dict of arrays and scalars."""
+"""The backtracking TM's state at rest: packing the working arrays into a compact dict of
+arrays (only live content, smallest exact integer types, synapses as flat ragged lists) and
+building working arrays back from it.
+
+Version 2 (written now) stores the synapses of the live segments as two flat arrays
+(``syn_src``, ``syn_perm``) in segment order; version 1 (checkpoint format v1) stored them as
+``seg_src``/``seg_perm`` rows padded to the widest segment. Both are read.
+"""
 
 from __future__ import annotations
 
@@ -11,148 +18,260 @@ from htmengine.algorithms._tm_store import (
     mark_orphans,
     rebuild_out_synapses,
 )
+from htmengine.algorithms.nupic_random import STATE_SIZE
 
-_VERSION = 1
+TM_STATE_VERSION = 2
 _SCALAR_PARAMS = ("numberOfCols", "cellsPerColumn", "initialPerm", "connectedPerm",
                   "minThreshold", "newSynapseCount", "permanenceInc", "permanenceDec",
                   "permanenceMax", "globalDecay", "activationThreshold", "doPooling",
                   "segUpdateValidDuration", "burnIn", "seed", "pamLength", "maxInfBacktrack",
                   "maxLrnBacktrack", "maxAge", "maxSeqLength", "maxSegmentsPerCell",
                   "maxSynapsesPerSegment", "outputType")
+_SEG_SCALARS = tuple(name for name in S.SEG_FIELDS if name not in ("seg_src", "seg_perm"))
+_QUEUE = ("q_cell", "q_seg", "q_seq", "q_time", "q_n", "q_syn")
+_STORAGE_ONLY_SC = (S.SC_SLOT_TOP, S.SC_BLK_HIGH, S.SC_BLK_NFREE, S.SC_NTS0, S.SC_NTC0,
+                    S.SC_NTS1, S.SC_NTC1)
 
 
-def pack_state(tm) -> dict:
-    """The TM's state as ``{name: array | scalar}`` (only live data is stored)."""
-    a = tm._a
-    d: dict = {"tm_version": _VERSION}
-    for name in _SCALAR_PARAMS:
-        value = tm._params[name]
-        d[f"param_{name}"] = int(value) if isinstance(value, bool) else value
-    high = int(a.sc[S.SC_SEG_HIGH])
-    nfree = int(a.sc[S.SC_SEG_NFREE])
-    used = int(a.seg_n[:high].max()) if high else 0
-    for name in S.SEG_FIELDS:
-        arr = getattr(a, name)[:high]
-        d[name] = (arr[:, :used] if arr.ndim == 2 else arr).copy()  # only used synapse slots
-    d["seg_free"] = a.seg_free[:nfree].copy()
-    d["orphans"] = list_orphans(a)
-    slot_off = a.slot_off.copy()
-    slot_cap = a.slot_cap.copy()
-    slots, top = compact_slots(slot_off, slot_cap, a.nslots, a.slots, 0)
-    d["nslots"] = a.nslots.copy()
-    d["slots"] = slots[:top]
-    for name in ("sc", "fs", "rng_state", "rng_ptrs"):
-        d[name] = getattr(a, name).copy()
-    for storage_only in (S.SC_SLOT_TOP, S.SC_BLK_HIGH, S.SC_BLK_NFREE, S.SC_NTS0, S.SC_NTC0,
-                         S.SC_NTS1, S.SC_NTC1):
-        d["sc"][storage_only] = 0  # layout of rebuilt structures, not model state
-    counts = a.st_cnt[:S.SAVED_STATES].copy()
-    d["state_counts"] = counts
-    d["state_cells"] = np.concatenate(
-        [a.st_list[k, :counts[k]] for k in range(S.SAVED_STATES)]).astype(np.int32)
-    d["colconf"] = a.colconf.copy()
-    qlen = int(a.sc[S.SC_QLEN])
-    for name in ("q_cell", "q_seg", "q_seq", "q_time", "q_n", "q_syn"):
-        d[name] = getattr(a, name)[:qlen].copy()
-    for hist, lens, count in (("inf_hist", "inf_len", S.SC_INF_HN),
-                              ("lrn_hist", "lrn_len", S.SC_LRN_HN)):
-        n = int(a.sc[count])
-        lengths = getattr(a, lens)[:n].copy()
-        d[lens] = lengths
-        d[hist] = np.concatenate(
-            [getattr(a, hist)[r, :lengths[r]] for r in range(n)] or
-            [np.zeros(0, dtype=np.int32)]).astype(np.int32)
-    return d
+def narrow(arr: np.ndarray) -> np.ndarray:
+    """``arr`` in the smallest integer type holding all its values exactly (floats and bools
+    unchanged)."""
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "iu":
+        return arr
+    if arr.size == 0:
+        return arr.astype(np.uint8)
+    dtype = np.result_type(np.min_scalar_type(arr.min()), np.min_scalar_type(arr.max()))
+    return arr.astype(dtype) if dtype != arr.dtype else arr
 
 
-def unpack_state(cls, d: dict):
-    """A new ``cls`` instance holding the state packed by :func:`pack_state`."""
+def pack_params(params: dict) -> dict:
+    """The TM's constructor parameters as ``param_*`` scalars."""
+    return {f"param_{name}": (int(params[name]) if isinstance(params[name], bool)
+                              else params[name]) for name in _SCALAR_PARAMS}
+
+
+def params_from_state(d: dict) -> dict:
+    """Constructor parameters stored by :func:`pack_params` (ValueError if missing)."""
     try:
-        version = int(d["tm_version"])
-        if version != _VERSION:
+        version = int(_plain(d["tm_version"]))
+        if version not in (1, TM_STATE_VERSION):
             raise ValueError(f"unsupported backtracking TM state version {version}")
         params = {name: _plain(d[f"param_{name}"]) for name in _SCALAR_PARAMS}
     except KeyError as exc:
         raise ValueError(f"backtracking TM state misses {exc.args[0]!r}") from exc
     params["doPooling"] = bool(params["doPooling"])
-    tm = cls(**params)
-    a = tm._a
+    return params
+
+
+def pack_state(params: dict, a: S.TMArrays) -> dict:
+    """The state held in the working arrays ``a`` as ``{name: array | scalar}``."""
+    d: dict = {"tm_version": TM_STATE_VERSION, **pack_params(params)}
+    high = int(a.sc[S.SC_SEG_HIGH])
+    nfree = int(a.sc[S.SC_SEG_NFREE])
+    seg_n = a.seg_n[:high]
+    mask = np.arange(a.seg_src.shape[1]) < seg_n[:, None]
+    d["syn_src"] = narrow(a.seg_src[:high][mask])
+    d["syn_perm"] = a.seg_perm[:high][mask]
+    for name in _SEG_SCALARS:
+        d[name] = narrow(getattr(a, name)[:high].copy())
+    d["seg_free"] = narrow(a.seg_free[:nfree].copy())
+    d["orphans"] = narrow(list_orphans(a))
+    slot_off = a.slot_off.copy()
+    slot_cap = a.slot_cap.copy()
+    slots, top = compact_slots(slot_off, slot_cap, a.nslots, a.slots, 0)
+    d["nslots"] = narrow(a.nslots)
+    d["slots"] = narrow(slots[:top])
+    d["sc"] = a.sc.copy()
+    d["sc"][list(_STORAGE_ONLY_SC)] = 0  # layout of rebuilt structures, not model state
+    for name in ("fs", "rng_state", "rng_ptrs"):
+        d[name] = getattr(a, name).copy()
+    counts = a.st_cnt[:S.SAVED_STATES]
+    d["state_counts"] = narrow(counts)
+    d["state_cells"] = narrow(np.concatenate(
+        [a.st_list[k, :counts[k]] for k in range(S.SAVED_STATES)]))
+    d["colconf"] = a.colconf.copy()
+    qlen = int(a.sc[S.SC_QLEN])
+    for name in _QUEUE:
+        d[name] = narrow(getattr(a, name)[:qlen].copy())
+    for hist, lens, count in (("inf_hist", "inf_len", S.SC_INF_HN),
+                              ("lrn_hist", "lrn_len", S.SC_LRN_HN)):
+        n = int(a.sc[count])
+        lengths = getattr(a, lens)[:n]
+        d[lens] = narrow(lengths)
+        d[hist] = narrow(np.concatenate(
+            [getattr(a, hist)[r, :lengths[r]] for r in range(n)] or
+            [np.zeros(0, dtype=np.int32)]))
+    return d
+
+
+def state_nbytes(d: dict) -> int:
+    """Bytes of the arrays of a packed state."""
+    return sum(v.nbytes for v in d.values() if isinstance(v, np.ndarray))
+
+
+def _ragged_synapses(d: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(sources, permanences) of the live synapses in segment order, from either version."""
+    if "syn_src" in d:
+        return np.asarray(d["syn_src"]), np.asarray(d["syn_perm"], dtype=np.float32)
+    src = np.asarray(d["seg_src"])
+    perm = np.asarray(d["seg_perm"], dtype=np.float32)
+    seg_n = np.asarray(d["seg_n"], dtype=np.int64)
+    if src.ndim != 2 or perm.shape != src.shape or src.shape[0] != seg_n.shape[0] \
+            or (seg_n.size and int(seg_n.max()) > src.shape[1]):
+        raise ValueError("backtracking TM state has inconsistent segment rows")
+    mask = np.arange(src.shape[1]) < seg_n[:, None]
+    return src[mask], perm[mask]
+
+
+def check_state(ip: np.ndarray, d: dict) -> dict:
+    """``d`` with every field present and in range for a TM with integer parameters ``ip``
+    (the kernels do not check indices); ValueError naming the first inconsistency."""
+    n_cols = int(ip[S.IP_NCOLS])
+    n_cells = n_cols * int(ip[S.IP_CPC])
+    width = int(ip[S.IP_W])
     try:
-        sc = np.asarray(d["sc"], dtype=np.int64)
-        high = int(sc[S.SC_SEG_HIGH])
-        a = S.reserve(a, 0)
-        cap = a.seg_n.shape[0]
-        while cap < high + 1:
-            cap *= 2
-        updates = {}
-        for name in S.SEG_FIELDS + ("seg_free",):
-            arr = getattr(a, name)
-            fill = -1 if name in ("seg_cell", "seg_slot") else 0
-            new = np.full((cap,) + arr.shape[1:], fill, dtype=arr.dtype)
-            src = np.asarray(d[name], dtype=arr.dtype)
-            if src.ndim == 2:  # states saved with narrower synapse rows
-                new[:src.shape[0], :src.shape[1]] = src
-            else:
-                new[:src.shape[0]] = src
-            updates[name] = new
-        updates["act"] = np.zeros((2, cap), dtype=np.uint8)
-        updates["act_conn"] = np.zeros((2, cap), dtype=np.uint8)
-        updates["touched_segs"] = np.zeros((2, cap), dtype=np.int32)
-        nslots = np.asarray(d["nslots"], dtype=np.int32)
-        slots = np.asarray(d["slots"], dtype=np.int64)
-        if nslots.shape != a.nslots.shape or int(nslots.sum()) != slots.shape[0]:
-            raise ValueError("backtracking TM state has inconsistent segment slots")
-        a.nslots[:] = nslots
-        offsets = np.concatenate([[0], np.cumsum(nslots)[:-1]]).astype(np.int64)
-        a.slot_off[:] = np.where(nslots > 0, offsets, -1)
-        a.slot_cap[:] = nslots
-        updates["slots"] = np.concatenate([slots, np.zeros(8192, dtype=np.int64)])
-        a = a._replace(**updates)
-        a.sc[:] = sc
-        a.sc[S.SC_SLOT_TOP] = slots.shape[0]
-        for name in (S.SC_NTS0, S.SC_NTC0, S.SC_NTS1, S.SC_NTC1):
-            a.sc[name] = 0
-        a.fs[:] = np.asarray(d["fs"], dtype=np.float32)
-        a.rng_state[:] = np.asarray(d["rng_state"], dtype=np.uint32)
-        a.rng_ptrs[:] = np.asarray(d["rng_ptrs"], dtype=np.int64)
-        counts = np.asarray(d["state_counts"], dtype=np.int64)
-        cells = np.asarray(d["state_cells"], dtype=np.int32)
-        pos = 0
-        for k in range(S.SAVED_STATES):
-            n = int(counts[k])
-            a.st_list[k, :n] = cells[pos:pos + n]
-            a.st_flags[k, cells[pos:pos + n]] = 1
-            a.st_cnt[k] = n
-            pos += n
-        a.colconf[:] = np.asarray(d["colconf"], dtype=np.float32)
-        qlen = int(sc[S.SC_QLEN])
-        for name in ("q_cell", "q_seg", "q_seq", "q_time", "q_n", "q_syn"):
-            getattr(a, name)[:qlen] = np.asarray(d[name])
-        for hist, lens in (("inf_hist", "inf_len"), ("lrn_hist", "lrn_len")):
-            lengths = np.asarray(d[lens], dtype=np.int32)
-            flat = np.asarray(d[hist], dtype=np.int32)
-            pos = 0
-            for r, m in enumerate(lengths):
-                getattr(a, hist)[r, :m] = flat[pos:pos + m]
-                getattr(a, lens)[r] = m
-                pos += int(m)
+        out = {name: np.asarray(d[name]) for name in (
+            *_SEG_SCALARS, "seg_free", "nslots", "slots", "sc", "fs", "rng_state", "rng_ptrs",
+            "state_counts", "state_cells", "colconf", *_QUEUE, "inf_hist", "inf_len",
+            "lrn_hist", "lrn_len")}
+        out["syn_src"], out["syn_perm"] = _ragged_synapses(d)
+        out["orphans"] = np.asarray(d.get("orphans", np.zeros((0, 2), dtype=np.int32)))
     except KeyError as exc:
         raise ValueError(f"backtracking TM state misses {exc.args[0]!r}") from exc
-    n_blocks = int(np.asarray(d["seg_n"], dtype=np.int64).sum()) + 64
+
+    def require(ok: bool, what: str) -> None:
+        if not ok:
+            raise ValueError(f"backtracking TM state: {what}")
+
+    def in_range(arr: np.ndarray, low: int, high: int) -> bool:
+        return arr.size == 0 or (int(arr.min()) >= low and int(arr.max()) < high)
+
+    sc = out["sc"]
+    require(sc.shape == (S.N_SC,), "bad scalar block")
+    high, nfree = int(sc[S.SC_SEG_HIGH]), int(sc[S.SC_SEG_NFREE])
+    require(0 <= nfree <= high < 2 ** 31, "bad segment counts")
+    for name in _SEG_SCALARS:
+        require(out[name].shape == (high,), f"{name} has the wrong length")
+    seg_n = out["seg_n"].astype(np.int64)
+    require(in_range(seg_n, 0, width + 1), "segment sizes out of range")
+    n_syn = int(seg_n.sum())
+    require(out["syn_src"].shape == (n_syn,) and out["syn_perm"].shape == (n_syn,),
+            "synapse count does not match the segment sizes")
+    require(in_range(out["syn_src"], 0, n_cells), "synapse source out of range")
+    require(in_range(out["seg_cell"], -1, n_cells), "segment cell out of range")
+    require(out["seg_free"].shape == (nfree,) and in_range(out["seg_free"], 0, high),
+            "bad free segment list")
+    require(out["nslots"].shape == (n_cells,) and in_range(out["nslots"], 0, 2 ** 31),
+            "bad slot counts")
+    require(int(out["nslots"].astype(np.int64).sum()) == out["slots"].shape[0],
+            "inconsistent segment slots")
+    require(in_range(out["slots"], -2 ** 62, high), "slot entry out of range")
+    orphans = out["orphans"].reshape(-1, 2) if out["orphans"].size else \
+        np.zeros((0, 2), dtype=np.int32)
+    require(in_range(orphans[:, 0], 0, n_cells) and in_range(orphans[:, 1], 0, high),
+            "orphan synapse out of range")
+    out["orphans"] = orphans
+    require(out["fs"].shape == (S.N_FS,) and out["rng_ptrs"].shape == (2,)
+            and out["rng_state"].shape == (STATE_SIZE,)
+            and out["colconf"].shape == (2, n_cols), "bad confidences or RNG state")
+    counts = out["state_counts"].astype(np.int64)
+    require(counts.shape == (S.SAVED_STATES,) and in_range(counts, 0, n_cells + 1)
+            and int(counts.sum()) == out["state_cells"].shape[0]
+            and in_range(out["state_cells"], 0, n_cells), "bad cell states")
+    qlen = int(sc[S.SC_QLEN])
+    for name in _QUEUE:
+        require(out[name].shape[:1] == (qlen,), f"{name} has the wrong length")
+    require(out["q_syn"].ndim == 2 and out["q_syn"].shape[1] <= width
+            and in_range(out["q_syn"], 0, n_cells) and in_range(out["q_n"], 0, width + 1)
+            and in_range(out["q_cell"], 0, n_cells), "bad queued segment update")
+    for hist, lens, count, cap in (("inf_hist", "inf_len", S.SC_INF_HN, S.IP_MAX_INF_BT),
+                                   ("lrn_hist", "lrn_len", S.SC_LRN_HN, S.IP_MAX_LRN_BT)):
+        lengths = out[lens].astype(np.int64)
+        require(lengths.shape == (int(sc[count]),) and lengths.shape[0] <= int(ip[cap]) + 1
+                and in_range(lengths, 0, n_cols + 1)
+                and int(lengths.sum()) == out[hist].shape[0]
+                and in_range(out[hist], 0, n_cols), f"bad {hist}")
+    for name, value in out.items():
+        if name != "sc":
+            out[name] = narrow(value)
+    return out
+
+
+def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict) -> S.TMArrays:
+    """Working arrays holding the state ``d`` (as returned by :func:`check_state`)."""
+    a = S.allocate(ip, fp, np.asarray(d["rng_state"], dtype=np.uint32).copy(),
+                   np.asarray(d["rng_ptrs"], dtype=np.int64).copy())
+    sc = d["sc"]
+    high = int(sc[S.SC_SEG_HIGH])
+    a = S.reserve(a, 0)
+    cap = a.seg_n.shape[0]
+    while cap < high + 1:
+        cap *= 2
+    updates = {}
+    for name in S.SEG_FIELDS + ("seg_free",):
+        arr = getattr(a, name)
+        fill = -1 if name in ("seg_cell", "seg_slot") else 0
+        updates[name] = np.full((cap,) + arr.shape[1:], fill, dtype=arr.dtype)
+    for name in _SEG_SCALARS:
+        updates[name][:high] = d[name]
+    updates["seg_free"][:d["seg_free"].shape[0]] = d["seg_free"]
+    mask = np.arange(updates["seg_src"].shape[1]) < updates["seg_n"][:high, None]
+    updates["seg_src"][:high][mask] = d["syn_src"]
+    updates["seg_perm"][:high][mask] = d["syn_perm"]
+    updates["act"] = np.zeros((2, cap), dtype=np.uint8)
+    updates["act_conn"] = np.zeros((2, cap), dtype=np.uint8)
+    updates["touched_segs"] = np.zeros((2, cap), dtype=np.int32)
+    nslots = d["nslots"]
+    slots = d["slots"]
+    a.nslots[:] = nslots
+    offsets = np.concatenate([[0], np.cumsum(nslots, dtype=np.int64)[:-1]])
+    a.slot_off[:] = np.where(nslots > 0, offsets, -1)
+    a.slot_cap[:] = nslots
+    updates["slots"] = np.concatenate([slots.astype(np.int64), np.zeros(8192, dtype=np.int64)])
+    a = a._replace(**updates)
+    a.sc[:] = sc
+    a.sc[S.SC_SLOT_TOP] = slots.shape[0]
+    for name in _STORAGE_ONLY_SC[1:]:
+        a.sc[name] = 0
+    a.fs[:] = d["fs"]
+    counts = d["state_counts"].astype(np.int64)
+    cells = d["state_cells"]
+    pos = 0
+    for k in range(S.SAVED_STATES):
+        n = int(counts[k])
+        a.st_list[k, :n] = cells[pos:pos + n]
+        a.st_flags[k, cells[pos:pos + n]] = 1
+        a.st_cnt[k] = n
+        pos += n
+    a.colconf[:] = d["colconf"]
+    qlen = int(sc[S.SC_QLEN])
+    for name in _QUEUE:
+        if name == "q_syn":
+            a.q_syn[:qlen, :d["q_syn"].shape[1]] = d["q_syn"]
+        else:
+            getattr(a, name)[:qlen] = d[name]
+    for hist, lens in (("inf_hist", "inf_len"), ("lrn_hist", "lrn_len")):
+        lengths = d[lens].astype(np.int64)
+        flat = d[hist]
+        pos = 0
+        for r, m in enumerate(lengths):
+            getattr(a, hist)[r, :m] = flat[pos:pos + m]
+            getattr(a, lens)[r] = m
+            pos += int(m)
+    n_blocks = d["syn_src"].shape[0] + 64
     if a.blk.shape[0] < n_blocks:
         a = a._replace(blk=np.zeros((n_blocks, S.BLOCK), dtype=np.int32),
                        blk_next=np.full(n_blocks, -1, dtype=np.int32),
                        blk_prev=np.full(n_blocks, -1, dtype=np.int32),
                        blk_free=np.zeros(n_blocks, dtype=np.int32))
     rebuild_out_synapses(a)
-    if "orphans" in d:
-        mark_orphans(a, np.asarray(d["orphans"], dtype=np.int32).reshape(-1, 2))
-    tm._a = S.reserve(a, 0)
-    return tm
+    mark_orphans(a, d["orphans"].astype(np.int32))
+    return S.reserve(a, 0)
 
 
 def _plain(value):
-    """numpy scalars / 0-d arrays (as loaded from npz) to Python scalars."""
+    """numpy scalars / 0-d arrays (as loaded from a checkpoint) to Python scalars."""
     if isinstance(value, np.ndarray):
         value = value.item()
     if isinstance(value, np.generic):

@@ -56,8 +56,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from htmengine.algorithms import _resident
 from htmengine.algorithms import _tm_state as S
 from htmengine.algorithms._tm_infer import tm_compute, tm_reset
+from htmengine.algorithms._tm_persist import (
+    TM_STATE_VERSION,
+    arrays_from_state,
+    check_state,
+    pack_params,
+    pack_state,
+    params_from_state,
+    state_nbytes,
+)
 from htmengine.algorithms._tm_store import (
     compact_slots,
     count_synapses,
@@ -71,6 +81,17 @@ _INT_PARAMS = ("numberOfCols", "cellsPerColumn", "minThreshold", "newSynapseCoun
                "maxSegmentsPerCell", "maxSynapsesPerSegment")
 _FLOAT_PARAMS = ("initialPerm", "connectedPerm", "permanenceInc", "permanenceDec",
                  "permanenceMax", "globalDecay")
+
+
+_OUTPUTS: dict[int, np.ndarray] = {}
+
+
+def _output_buffer(n_cells: int) -> np.ndarray:
+    """This process's cell-output scratch buffer for TMs of ``n_cells`` cells."""
+    buffer = _OUTPUTS.get(n_cells)
+    if buffer is None:
+        buffer = _OUTPUTS[n_cells] = np.zeros(n_cells, dtype=np.float32)
+    return buffer
 
 
 class BacktrackingTM:
@@ -98,11 +119,43 @@ class BacktrackingTM:
                       maxSeqLength=maxSeqLength, maxSegmentsPerCell=maxSegmentsPerCell,
                       maxSynapsesPerSegment=maxSynapsesPerSegment, outputType=outputType)
         self._params = self._validate(params)
+        self._arrays: S.TMArrays | None = None
+        self._rest: dict | None = None
         rng_state = np.zeros(STATE_SIZE, dtype=np.uint32)
         rng_ptrs = np.zeros(2, dtype=np.int64)
         rng_seed_state(int(self._params["seed"]), rng_state, rng_ptrs)
         self._a = S.allocate(self._int_params(), self._float_params(), rng_state, rng_ptrs)
-        self._output = np.zeros(self.numberOfCols * self.cellsPerColumn, dtype=np.float32)
+
+    # ------------------------------------------------------------------ state vs working set
+    @property
+    def _a(self) -> S.TMArrays:
+        """The working arrays (built from the state at rest if another TM held them)."""
+        if self._arrays is None or not _resident.holds("tm", self):
+            _resident.claim("tm", self)
+            if self._arrays is None:
+                assert self._rest is not None
+                self._arrays = arrays_from_state(self._int_params(), self._float_params(),
+                                                 self._rest)
+                self._rest = None
+        return self._arrays
+
+    @_a.setter
+    def _a(self, arrays: S.TMArrays) -> None:
+        _resident.claim("tm", self)
+        self._arrays = arrays
+        self._rest = None
+
+    def dehydrate(self) -> None:
+        """Pack the state into its compact form at rest and drop the working arrays."""
+        if self._arrays is not None:
+            self._rest = pack_state(self._params, self._arrays)
+            self._arrays = None
+
+    def state_nbytes(self) -> int:
+        """Bytes of the state this TM holds at rest (its packed arrays)."""
+        if self._rest is None:
+            return state_nbytes(pack_state(self._params, self._a))
+        return state_nbytes(self._rest)
 
     # ------------------------------------------------------------------ parameters
     @staticmethod
@@ -198,14 +251,24 @@ class BacktrackingTM:
         if x.ndim != 1 or x.shape[0] != self.numberOfCols:
             raise ValueError(f"bottomUpInput must be a 1-D array of length "
                              f"{self.numberOfCols}, got shape {x.shape}")
-        cols = np.flatnonzero(x).astype(np.int32)
-        flags, n_max = room_check(self._a, cols.shape[0])
+        output = _output_buffer(self.numberOfCols * self.cellsPerColumn)
+        self.compute_columns(np.flatnonzero(x).astype(np.int32), bool(enableLearn),
+                             bool(enableInference), output)
+        return output.copy()
+
+    def compute_columns(self, cols: np.ndarray, enableLearn: bool, enableInference: bool,
+                        output: np.ndarray | None = None) -> None:
+        """``compute`` on the sorted int32 indices of the active columns; the cell output is
+        written to ``output`` when given."""
+        a = self._a
+        flags, n_max = room_check(a, cols.shape[0])
         if flags & 2:
             self._compact_slots()
         if flags:
             self._a = S.reserve(self._a, int(n_max))
-        tm_compute(self._a, cols, bool(enableLearn), bool(enableInference), self._output)
-        return self._output.copy()
+        if output is None:
+            output = _output_buffer(self.numberOfCols * self.cellsPerColumn)
+        tm_compute(self._arrays, cols, enableLearn, enableInference, output)
 
     def _compact_slots(self) -> None:
         """Repack the slot pool (cells move their slot lists when these grow)."""
@@ -284,13 +347,19 @@ class BacktrackingTM:
     def state_dict(self) -> dict[str, np.ndarray | int | float | str]:
         """Complete state (parameters, segments, cell states, queued updates, histories, RNG)
         as plain arrays and scalars."""
-        from htmengine.algorithms._tm_persist import pack_state
-
-        return pack_state(self)
+        if self._rest is not None:
+            return dict(self._rest)
+        return pack_state(self._params, self._a)
 
     @classmethod
     def from_state_dict(cls, d: dict) -> BacktrackingTM:
-        """Rebuild a TM that continues exactly where the saved one stopped."""
-        from htmengine.algorithms._tm_persist import unpack_state
-
-        return unpack_state(cls, d)
+        """Rebuild a TM that continues exactly where the saved one stopped; the state is
+        checked completely (ValueError) and kept at rest until the TM computes."""
+        params = params_from_state(d)
+        tm = cls.__new__(cls)
+        tm._params = cls._validate(dict(params))
+        rest = check_state(tm._int_params(), d)
+        rest.update(tm_version=TM_STATE_VERSION, **pack_params(tm._params))
+        tm._arrays = None
+        tm._rest = rest
+        return tm

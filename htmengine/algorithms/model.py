@@ -5,25 +5,30 @@ columns against the columns the temporal memory predicted at the previous step, 
 temporal memory step (learning and inference). The raw score of the first record is 1.0
 (nothing was predicted), as in NuPIC.
 
-``to_bytes`` writes one compressed npz (deflate level 1) holding every component's state dict
-under a prefix (``enc.``, ``sp.``, ``tm.``, ``model.``) and a JSON header (format version,
-modelConfig, records seen); ``from_bytes`` restores a model that continues bit-identically.
+State and working memory: between records a model holds only its state (see
+``_resident``): the TM's packed segments, synapses, cell states and queues, the SP's changed
+permanence rows, duty cycles and RNG, the encoder's buckets. The working arrays a step needs are
+built when the model computes and shared by every model the process runs.
+
+``to_bytes`` writes a checkpoint (format v2, see ``checkpoint``): a small JSON header (format
+version, modelConfig, records seen, scalars) and every component's state arrays under a prefix
+(``enc.``, ``sp.``, ``tm.``, ``model.``) as raw little-endian buffers compressed with zstd;
+``from_bytes`` restores a model that continues bit-identically, and still reads format v1 (npz).
 """
 
 from __future__ import annotations
 
 import copy
-import io
-import json
 import math
 import numbers
-import zipfile
 from datetime import datetime
 
 import numpy as np
 
+from htmengine.algorithms import _resident, checkpoint
 from htmengine.algorithms.anomaly import computeRawAnomalyScore
 from htmengine.algorithms.backtracking_tm import BacktrackingTM
+from htmengine.algorithms.checkpoint import ModelStateError
 from htmengine.algorithms.encoders import ScalarWithTimeOfDayEncoder
 from htmengine.algorithms.model_params import (
     DEFAULT_MIN_RESOLUTION,
@@ -32,30 +37,14 @@ from htmengine.algorithms.model_params import (
 from htmengine.algorithms.spatial_pooler import SpatialPooler
 from htmengine.exceptions import InvalidInputError
 
-FORMAT_VERSION = 1
-NPZ_COMPRESSLEVEL = 1
-HEADER_KEY = "__header__"
+FORMAT_VERSION = checkpoint.FORMAT_V2
+_PREFIXES = ("enc.", "sp.", "tm.", "model.")
 
 # spParams keys of the OPF params that are not SpatialPooler arguments.
 _SP_IGNORED = {"spatialImp", "inputWidth", "columnCount", "globalInhibition", "spVerbosity",
                "potentialRadius"}
 # tmParams keys consumed by NuPIC's TMRegion rather than passed to the TM.
 _TM_REGION_ONLY = {"temporalImp", "inputWidth", "columnCount", "verbosity"}
-
-
-def _write_npz(arrays: dict[str, np.ndarray]) -> bytes:
-    """An npz archive (readable by ``np.load``) deflated at level 1: about 4x faster to write
-    than ``np.savez_compressed`` for a checkpoint only ~15% larger."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=NPZ_COMPRESSLEVEL) as zf:
-        for key, value in arrays.items():
-            with zf.open(f"{key}.npy", "w", force_zip64=True) as handle:
-                np.lib.format.write_array(handle, np.asarray(value), allow_pickle=False)
-    return buffer.getvalue()
-
-
-class ModelStateError(InvalidInputError):
-    """Saved model bytes that cannot be loaded (corrupt, or from another format version)."""
 
 
 def _sp_kwargs(sp_params: dict, input_width: int) -> dict:
@@ -110,7 +99,6 @@ class HtmAnomalyModel:
         self._records_seen = int(records_seen)
         self._prev_predicted = (np.zeros(0, dtype=np.int64) if prev_predicted is None
                                 else np.asarray(prev_predicted, dtype=np.int64))
-        self._tm_input = np.zeros(sp.getNumColumns(), dtype=np.uint8)
 
     @classmethod
     def create(cls, modelConfig: dict) -> HtmAnomalyModel:
@@ -156,58 +144,86 @@ class HtmAnomalyModel:
             value = float(value)
             if math.isinf(value):
                 raise InvalidInputError(f"value must be finite or NaN, got {value}")
-        active_inputs = self.encoder.encode(timestamp, value)
-        active_columns = self.sp.compute_sparse(active_inputs, True)
-        score = computeRawAnomalyScore(active_columns, self._prev_predicted)
-        tm_input = self._tm_input
-        tm_input[:] = 0
-        tm_input[active_columns] = 1
-        self.tm.compute(tm_input, enableLearn=True, enableInference=True)
-        self._prev_predicted = np.asarray(self.tm.predicted_columns(), dtype=np.int64)
-        self._records_seen += 1
+        with _resident.LOCK:
+            active_inputs = self.encoder.encode(timestamp, value)
+            active_columns = self.sp.compute_sparse(active_inputs, True)
+            score = computeRawAnomalyScore(active_columns, self._prev_predicted)
+            self.tm.compute_columns(active_columns.astype(np.int32), True, True)
+            self._prev_predicted = self.tm.predicted_columns()
+            self._records_seen += 1
         return float(score)
+
+    def state_nbytes(self) -> int:
+        """Bytes of state this model holds at rest (what it keeps between records, without
+        the working memory shared by the process's models)."""
+        with _resident.LOCK:
+            encoder = sum(np.asarray(v).nbytes for v in self.encoder.state_dict().values()
+                          if isinstance(v, np.ndarray))
+            return (encoder + self.sp.state_nbytes() + self.tm.state_nbytes()
+                    + self._prev_predicted.nbytes)
 
     # ----------------------------------------------------------------- persistence
     def to_bytes(self) -> bytes:
-        """The whole model as one compressed npz (component states + JSON header)."""
-        header = {"format_version": FORMAT_VERSION, "modelConfig": self.modelConfig,
-                  "records_seen": self._records_seen}
-        arrays: dict[str, np.ndarray] = {
-            HEADER_KEY: np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
-            "model.prev_predicted": self._prev_predicted,
-        }
-        for prefix, state in (("enc.", self.encoder.state_dict()),
-                              ("sp.", self.sp.state_dict()),
-                              ("tm.", self.tm.state_dict())):
+        """The whole model as a format-v2 checkpoint (header + compressed state arrays)."""
+        scalars: dict = {"modelConfig": self.modelConfig, "records_seen": self._records_seen,
+                         "values": {}}
+        arrays: dict[str, np.ndarray] = {"model.prev_predicted": checkpoint_int(
+            self._prev_predicted)}
+        with _resident.LOCK:
+            states = (("enc.", self.encoder.state_dict()), ("sp.", self.sp.state_dict()),
+                      ("tm.", self.tm.state_dict()))
+        for prefix, state in states:
             for key, value in state.items():
-                arrays[prefix + key] = np.asarray(value)
-        return _write_npz(arrays)
+                if isinstance(value, np.ndarray):
+                    arrays[prefix + key] = value
+                else:
+                    scalars["values"][prefix + key] = (value.item() if isinstance(value, np.generic)
+                                                       else value)
+        return checkpoint.encode(scalars, arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> HtmAnomalyModel:
-        """Restore a model saved with ``to_bytes``; it continues bit-identically."""
+        """Restore a model saved with ``to_bytes`` (format v2, or v1 of earlier versions); it
+        continues bit-identically. Corrupt or truncated data raises ModelStateError."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise ModelStateError(f"model data must be bytes, got {type(data).__name__}")
-        try:
-            with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as npz:
-                arrays = {key: npz[key] for key in npz.files}
-            header = json.loads(bytes(arrays.pop(HEADER_KEY)).decode("utf-8"))
-        except (OSError, ValueError, KeyError, EOFError) as exc:
-            raise ModelStateError(f"model data is not a saved HtmAnomalyModel: {exc}") from exc
-        if header.get("format_version") != FORMAT_VERSION:
-            raise ModelStateError(
-                f"unsupported model format version {header.get('format_version')!r}")
-        states: dict[str, dict] = {"enc.": {}, "sp.": {}, "tm.": {}, "model.": {}}
-        for key, value in arrays.items():
+        if checkpoint.is_v1(data):
+            header, arrays = checkpoint.read_v1(data)
+            flat: dict = {key: (value.item() if value.ndim == 0 else value)
+                          for key, value in arrays.items()}
+        else:
+            header, arrays = checkpoint.decode(data)
+            values = header.get("values")
+            if not isinstance(values, dict):
+                raise ModelStateError("model data header misses its values")
+            flat = {key: value.copy() for key, value in arrays.items()}
+            flat.update(values)
+        states: dict[str, dict] = {prefix: {} for prefix in _PREFIXES}
+        for key, value in flat.items():
             prefix = key[: key.index(".") + 1] if "." in key else ""
             if prefix not in states:
                 raise ModelStateError(f"unexpected key {key!r} in model data")
-            states[prefix][key[len(prefix):]] = value.item() if value.ndim == 0 else value
-        modelConfig = header["modelConfig"]
-        params = _validated_model_params(modelConfig)
-        encoder = ScalarWithTimeOfDayEncoder.from_state_dict(
-            copy.deepcopy(params["sensorParams"]["encoders"]), states["enc."])
-        sp = SpatialPooler.from_state_dict(states["sp."])
-        tm = BacktrackingTM.from_state_dict(states["tm."])
-        return cls(modelConfig, encoder, sp, tm, records_seen=int(header["records_seen"]),
-                   prev_predicted=states["model."]["prev_predicted"])
+            states[prefix][key[len(prefix):]] = value
+        try:
+            modelConfig = header["modelConfig"]
+            records_seen = int(header["records_seen"])
+            params = _validated_model_params(modelConfig)
+            encoder = ScalarWithTimeOfDayEncoder.from_state_dict(
+                copy.deepcopy(params["sensorParams"]["encoders"]), states["enc."])
+            sp = SpatialPooler.from_state_dict(states["sp."])
+            tm = BacktrackingTM.from_state_dict(states["tm."])
+            prev_predicted = np.asarray(states["model."]["prev_predicted"], dtype=np.int64)
+        except ModelStateError:
+            raise
+        except (KeyError, ValueError, TypeError, InvalidInputError) as exc:
+            raise ModelStateError(f"model data is inconsistent: {exc}") from exc
+        if prev_predicted.ndim != 1 or (prev_predicted.size and (
+                prev_predicted.min() < 0 or prev_predicted.max() >= sp.getNumColumns())):
+            raise ModelStateError("model data: predicted columns out of range")
+        return cls(modelConfig, encoder, sp, tm, records_seen=records_seen,
+                   prev_predicted=prev_predicted)
+
+
+def checkpoint_int(values: np.ndarray) -> np.ndarray:
+    """Column indices in the smallest exact integer type for a checkpoint."""
+    return values.astype(np.uint16) if values.size and values.max() < 2 ** 16 else values

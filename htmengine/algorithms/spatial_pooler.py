@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import math
 import zlib
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
+from htmengine.algorithms import _resident
 from htmengine.algorithms.nupic_random import NupicRandom, rng_real64, rng_sample
 from htmengine.exceptions import InvalidInputError
 
@@ -202,6 +204,53 @@ def _bump_up_weak_columns(permanences, potential, connected_t, connected_counts,
                        trim_threshold, False)
 
 
+class _Dense(NamedTuple):
+    """A pooler's dense working arrays."""
+
+    potential: np.ndarray
+    permanences: np.ndarray
+    connected_t: np.ndarray
+    connected_counts: np.ndarray
+
+
+class _Initial(NamedTuple):
+    """The initial state drawn from the seed (shared, read-only)."""
+
+    potential: np.ndarray
+    permanences: np.ndarray
+    connected_t: np.ndarray
+    connected_counts: np.ndarray
+    rng: dict
+    checksum: int
+
+
+_INITIAL: dict[tuple, _Initial] = {}
+
+
+def _initial_state(key: tuple) -> _Initial:
+    """The initial potential pools, permanences and RNG state of the poolers with ``key``
+    (see ``SpatialPooler._init_key``), drawn once per process."""
+    initial = _INITIAL.get(key)
+    if initial is not None:
+        return initial
+    n_i, n_c, radius, pct, connected, trim, seed = key
+    random = NupicRandom(seed if seed > 0 else 1)
+    potential = np.zeros((n_c, n_i), dtype=np.bool_)
+    permanences = np.zeros((n_c, n_i), dtype=np.float32)
+    connected_t = np.zeros((n_i, n_c), dtype=np.uint8)
+    counts = np.zeros(n_c, dtype=np.int32)
+    _initialize(random.state, random.ptrs, n_c, n_i, radius, np.float32(pct),
+                np.float32(connected), np.float32(trim), potential, permanences, connected_t,
+                counts)
+    crc = zlib.crc32(np.packbits(potential, axis=1).tobytes())
+    checksum = zlib.crc32(permanences.tobytes(), crc)
+    for arr in (potential, permanences, connected_t, counts):
+        arr.flags.writeable = False
+    initial = _INITIAL[key] = _Initial(potential, permanences, connected_t, counts,
+                                       random.state_dict(), checksum)
+    return initial
+
+
 class SpatialPooler:
     """Global-inhibition spatial pooler with nupic.core semantics (NuPIC keyword names)."""
 
@@ -256,20 +305,93 @@ class SpatialPooler:
         self.activeDutyCycles = np.zeros(n_c, dtype=np.float32)
         self.minOverlapDutyCycles = np.zeros(n_c, dtype=np.float32)
         self.boostFactors = np.ones(n_c, dtype=np.float32)
-        self.potential = np.zeros((n_c, n_i), dtype=np.bool_)
-        self.permanences = np.zeros((n_c, n_i), dtype=np.float32)
-        self.connected_t = np.zeros((n_i, n_c), dtype=np.uint8)
-        self.connectedCounts = np.zeros(n_c, dtype=np.int32)
         self.overlaps = np.zeros(n_c, dtype=np.int32)
-        # Columns whose permanences may differ from the initial draw (saved explicitly);
-        # the others are regenerated from the seed on load.
+        # Columns whose permanences may differ from the initial draw (kept at rest and saved);
+        # the others are the initial state, shared by every pooler of this process with the
+        # same parameters.
         self.touched = np.zeros(n_c, dtype=np.bool_)
         self.potentialModified = False
-        self.random = NupicRandom(self.seed if self.seed > 0 else 1)
-        _initialize(self.random.state, self.random.ptrs, n_c, n_i, self.potentialRadius,
-                    self.potentialPct, self.synPermConnected, self.synPermTrimThreshold,
-                    self.potential, self.permanences, self.connected_t, self.connectedCounts)
-        self.initChecksum = self._initial_checksum()
+        initial = _initial_state(self._init_key())
+        self.random = NupicRandom.from_state_dict(initial.rng)
+        self.initChecksum = initial.checksum
+        self._dense: _Dense | None = None
+        self._rest_rows = np.zeros((0, n_i), dtype=np.float32)
+        self._rest_potential: np.ndarray | None = None  # packed bits, when modified
+
+    def _init_key(self) -> tuple:
+        """Everything the initial potential pools and permanences depend on."""
+        return (self.numInputs, self.numColumns, self.potentialRadius, float(self.potentialPct),
+                float(self.synPermConnected), float(self.synPermTrimThreshold), self.seed)
+
+    # ----------------------------------------------------------------- state vs working set
+    def _working(self) -> _Dense:
+        """The dense working arrays, built from the state at rest when needed."""
+        if self._dense is None or not _resident.holds("sp", self):
+            _resident.claim("sp", self)
+            if self._dense is None:
+                self._dense = self._hydrate()
+        return self._dense
+
+    def _hydrate(self) -> _Dense:
+        initial = _initial_state(self._init_key())
+        permanences = initial.permanences.copy()
+        connected_t = initial.connected_t.copy()
+        counts = initial.connected_counts.copy()
+        columns = np.flatnonzero(self.touched)
+        if columns.size:
+            rows = self._rest_rows
+            permanences[columns] = rows
+            connected = rows >= self.synPermConnected
+            connected_t[:, columns] = connected.T
+            counts[columns] = connected.sum(axis=1)
+        if self._rest_potential is not None:
+            potential = np.unpackbits(self._rest_potential, axis=1,
+                                      count=self.numInputs).astype(np.bool_)
+        else:
+            potential = initial.potential
+        self._rest_rows = np.zeros((0, self.numInputs), dtype=np.float32)
+        self._rest_potential = None
+        return _Dense(potential, permanences, connected_t, counts)
+
+    def dehydrate(self) -> None:
+        """Keep only the changed permanence rows (and a modified potential) at rest."""
+        dense = self._dense
+        if dense is None:
+            return
+        self._rest_rows = dense.permanences[np.flatnonzero(self.touched)]
+        if self.potentialModified:
+            self._rest_potential = np.packbits(dense.potential, axis=1)
+        self._dense = None
+
+    def state_nbytes(self) -> int:
+        """Bytes of the state this pooler holds at rest."""
+        rows = int(self.touched.sum()) * self.numInputs * 4
+        potential = (self.numColumns * ((self.numInputs + 7) // 8)
+                     if self.potentialModified else 0)
+        vectors = (self.overlapDutyCycles, self.activeDutyCycles, self.minOverlapDutyCycles,
+                   self.boostFactors, self.overlaps, self.touched, self.random.state,
+                   self.random.ptrs)
+        return rows + potential + sum(v.nbytes for v in vectors)
+
+    @property
+    def potential(self) -> np.ndarray:
+        """Potential pools, bool (columns x inputs); read-only unless set by setPotential."""
+        return self._working().potential
+
+    @property
+    def permanences(self) -> np.ndarray:
+        """Permanences, float32 (columns x inputs)."""
+        return self._working().permanences
+
+    @property
+    def connected_t(self) -> np.ndarray:
+        """Connected synapses, uint8 (inputs x columns)."""
+        return self._working().connected_t
+
+    @property
+    def connectedCounts(self) -> np.ndarray:
+        """Connected synapses per column."""
+        return self._working().connected_counts
 
     # ----------------------------------------------------------------- compute
     def compute(self, inputVector: np.ndarray, learn: bool, activeArray: np.ndarray) -> None:
@@ -303,19 +425,20 @@ class SpatialPooler:
         self.iterationNum += 1
         if learn:
             self.iterationLearnNum += 1
-        self.overlaps = _overlaps(self.connected_t, active_inputs, self.numColumns)
+        dense = self._working()
+        self.overlaps = _overlaps(dense.connected_t, active_inputs, self.numColumns)
         active = self._inhibit(self.overlaps, learn)
         if learn:
-            _adapt_synapses(self.permanences, self.potential, self.connected_t,
-                            self.connectedCounts, active, input_flags, self.synPermActiveInc,
+            _adapt_synapses(dense.permanences, dense.potential, dense.connected_t,
+                            dense.connected_counts, active, input_flags, self.synPermActiveInc,
                             self.synPermInactiveDec, self.synPermConnected,
                             self.synPermTrimThreshold)
             self.touched[active] = True
             period = min(self.dutyCyclePeriod, self.iterationNum)
             _update_duty_cycles(self.overlapDutyCycles, self.activeDutyCycles, self.overlaps,
                                 active, period)
-            _bump_up_weak_columns(self.permanences, self.potential, self.connected_t,
-                                  self.connectedCounts, self.overlapDutyCycles,
+            _bump_up_weak_columns(dense.permanences, dense.potential, dense.connected_t,
+                                  dense.connected_counts, self.overlapDutyCycles,
                                   self.minOverlapDutyCycles, self.synPermBelowStimulusInc,
                                   self.synPermConnected, self.synPermTrimThreshold,
                                   self.touched)
@@ -374,13 +497,11 @@ class SpatialPooler:
 
     def setPotential(self, column: int, potential: np.ndarray) -> None:
         """Replace a column's potential pool."""
-        self.potential[column] = np.asarray(potential) != 0
+        dense = self._working()
+        if not dense.potential.flags.writeable:  # still the shared initial pools
+            dense = self._dense = dense._replace(potential=dense.potential.copy())
+        dense.potential[column] = np.asarray(potential) != 0
         self.potentialModified = True
-
-    def _initial_checksum(self) -> int:
-        """CRC of the initial potential pools and permanences (guards regeneration on load)."""
-        crc = zlib.crc32(np.packbits(self.potential, axis=1).tobytes())
-        return zlib.crc32(self.permanences.tobytes(), crc)
 
     # ----------------------------------------------------------------- state
     _PARAMS = ("inputDimensions", "columnDimensions", "potentialRadius", "potentialPct",
@@ -399,9 +520,14 @@ class SpatialPooler:
         d[f"{prefix}initChecksum"] = self.initChecksum
         touched = np.flatnonzero(self.touched).astype(np.int32)
         d[f"{prefix}touched_columns"] = touched
-        d[f"{prefix}touched_permanences"] = self.permanences[touched]
-        if self.potentialModified:
-            d[f"{prefix}potential_bits"] = np.packbits(self.potential, axis=1)
+        if self._dense is None:
+            d[f"{prefix}touched_permanences"] = self._rest_rows.copy()
+            if self.potentialModified:
+                d[f"{prefix}potential_bits"] = self._rest_potential.copy()
+        else:
+            d[f"{prefix}touched_permanences"] = self._dense.permanences[touched]
+            if self.potentialModified:
+                d[f"{prefix}potential_bits"] = np.packbits(self._dense.potential, axis=1)
         for name in ("overlapDutyCycles", "activeDutyCycles", "minOverlapDutyCycles",
                      "boostFactors"):
             d[f"{prefix}{name}"] = getattr(self, name).copy()
@@ -421,23 +547,27 @@ class SpatialPooler:
                                     "not match the saved checksum")
         sp.iterationNum = int(d[f"{prefix}iterationNum"])
         sp.iterationLearnNum = int(d[f"{prefix}iterationLearnNum"])
-        if f"{prefix}potential_bits" in d:
-            sp.potential = np.unpackbits(np.asarray(d[f"{prefix}potential_bits"]), axis=1,
-                                         count=sp.numInputs).astype(np.bool_)
-            sp.potentialModified = True
         touched = np.asarray(d[f"{prefix}touched_columns"], dtype=np.int64)
         rows = np.asarray(d[f"{prefix}touched_permanences"], dtype=np.float32)
         if rows.shape != (touched.size, sp.numInputs):
             raise InvalidInputError("SpatialPooler state: touched permanences have the wrong shape")
-        sp.permanences[touched] = rows
+        if touched.size and (touched.min() < 0 or touched.max() >= sp.numColumns
+                             or np.any(np.diff(touched) <= 0)):
+            raise InvalidInputError("SpatialPooler state: touched columns out of range")
+        if f"{prefix}potential_bits" in d:
+            bits = np.asarray(d[f"{prefix}potential_bits"], dtype=np.uint8)
+            if bits.shape != (sp.numColumns, (sp.numInputs + 7) // 8):
+                raise InvalidInputError("SpatialPooler state: potential pools have the wrong shape")
+            sp._rest_potential = bits
+            sp.potentialModified = True
+        sp._rest_rows = rows
         sp.touched[touched] = True
         for name in ("overlapDutyCycles", "activeDutyCycles", "minOverlapDutyCycles",
                      "boostFactors"):
-            setattr(sp, name, np.array(d[f"{prefix}{name}"], dtype=np.float32))
-        # Stored permanences are post-clip, so connectivity is recomputed exactly.
-        connected = sp.permanences >= sp.synPermConnected
-        sp.connected_t = np.ascontiguousarray(connected.T).astype(np.uint8)
-        sp.connectedCounts = connected.sum(axis=1).astype(np.int32)
+            value = np.array(d[f"{prefix}{name}"], dtype=np.float32)
+            if value.shape != (sp.numColumns,):
+                raise InvalidInputError(f"SpatialPooler state: {name} has the wrong shape")
+            setattr(sp, name, value)
         sp.random = NupicRandom.from_state_dict(d, prefix=f"{prefix}rng_")
         return sp
 

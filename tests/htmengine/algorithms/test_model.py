@@ -1,7 +1,6 @@
 """HtmAnomalyModel: persistence continues bit-identically, determinism, learning behaviour."""
 
 import csv
-import io
 import math
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -9,13 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from htmengine.algorithms import checkpoint
 from htmengine.algorithms.model import HtmAnomalyModel, ModelStateError
 from htmengine.algorithms.model_params import getScalarMetricWithTimeOfDayAnomalyParams
 from htmengine.exceptions import InvalidInputError
 
-# The NAB corpus lives in ../shared/nab beside the repository.
-NAB_FILE = str(Path(__file__).resolve().parents[3].parent / "shared" / "nab" / "data" /
-               "realKnownCause" / "ec2_request_latency_system_failure.csv")
+REPO = Path(__file__).resolve().parents[3]
+NAB_FILE = REPO.parent / "shared" / "nab" / "data" / "realKnownCause" / \
+    "ec2_request_latency_system_failure.csv"
+# A format-v1 checkpoint written by commit 1d18339 after the first SPLIT records of NAB_FILE
+# (range as below).
+V1_CHECKPOINT = Path(__file__).resolve().parent / "data" / "model_v1_ec2_300.npz"
 RECORDS = 600
 SPLIT = 300
 # NuPIC's own raw anomaly scores (x40, one base-41 digit each) for the first 600 records of
@@ -34,8 +37,8 @@ NUPIC_RAW_X40 = (
 
 
 def _state(model):
-    with np.load(io.BytesIO(model.to_bytes())) as npz:
-        return {key: npz[key] for key in npz.files}
+    header, arrays = checkpoint.decode(model.to_bytes())
+    return {**arrays, **{k: np.asarray(v) for k, v in header["values"].items()}}
 
 
 def _nab_rows(limit):
@@ -142,3 +145,80 @@ def test_create_from_model_config_and_bad_inputs():
         HtmAnomalyModel.create({"model": "HTMPrediction"})
     with pytest.raises(ModelStateError):
         HtmAnomalyModel.from_bytes(b"not a model")
+
+
+def _expected_scores():
+    return [DIGITS.index(ch) / 40.0 for ch in "".join(NUPIC_RAW_X40)]
+
+
+def test_v1_checkpoint_loads_and_continues_bit_identically(nab_run):
+    rows, _, _, full_scores, full_model = nab_run
+    blob = V1_CHECKPOINT.read_bytes()
+    assert checkpoint.is_v1(blob)
+    model = HtmAnomalyModel.from_bytes(blob)
+    assert model.records_seen == SPLIT
+    rest = [model.run(ts, value) for ts, value in rows[SPLIT:]]
+    assert rest == full_scores[SPLIT:] == _expected_scores()[SPLIT:]
+    # The next save is format v2 and equals the uninterrupted model's state.
+    v2 = model.to_bytes()
+    assert not checkpoint.is_v1(v2)
+    ours, theirs = _state(model), _state(full_model)
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+
+
+def test_v2_checkpoint_is_raw_buffers_and_rejects_corruption(nab_run):
+    model = nab_run[4]
+    blob = model.to_bytes()
+    assert blob[:4] == b"HTMM"
+    header, arrays = checkpoint.decode(blob)
+    assert header["format_version"] == 2 and header["records_seen"] == RECORDS
+    assert arrays["tm.syn_src"].dtype == np.uint16  # 65,536 cells
+    assert arrays["tm.syn_perm"].dtype == np.float32
+    for cut in (0, 10, 30, len(blob) // 2, len(blob) - 1):
+        with pytest.raises(ModelStateError, match="truncated|corrupt"):
+            HtmAnomalyModel.from_bytes(blob[:cut])
+    for position in (25, 60, len(blob) // 2, len(blob) - 3):  # header and payload
+        damaged = bytearray(blob)
+        damaged[position] ^= 0x5A
+        with pytest.raises(ModelStateError):
+            HtmAnomalyModel.from_bytes(bytes(damaged))
+    # A consistent checkpoint with an out-of-range synapse is refused, not loaded.
+    values = header["values"]
+    bad = dict(arrays)
+    bad["tm.syn_src"] = arrays["tm.syn_src"].astype(np.int32) + 70000
+    forged = checkpoint.encode({k: v for k, v in header.items() if k != "format_version"},
+                               bad)
+    assert values
+    with pytest.raises(ModelStateError, match="synapse source out of range"):
+        HtmAnomalyModel.from_bytes(forged)
+    with pytest.raises(ModelStateError, match="version"):
+        HtmAnomalyModel.from_bytes(blob[:4] + b"\x07" + blob[5:])
+
+
+def test_interleaved_models_share_working_memory_and_score_as_alone(nab_run):
+    rows, low, high, full_scores, _ = nab_run
+    other_rows = rows[::-1]
+    alone = HtmAnomalyModel.from_range(low, high)
+    other_alone = [alone.run(ts, value) for ts, value in other_rows[:250]]
+    first = HtmAnomalyModel.from_range(low, high)
+    second = HtmAnomalyModel.from_range(low, high)
+    a_scores, b_scores = [], []
+    for index in range(250):
+        a_scores.append(first.run(*rows[index]))
+        b_scores.append(second.run(*other_rows[index]))
+        if index == 120:  # a checkpoint round trip in the middle of the interleaving
+            second = HtmAnomalyModel.from_bytes(second.to_bytes())
+    assert a_scores == full_scores[:250]
+    assert b_scores == other_alone
+
+
+def test_state_nbytes_is_the_state_at_rest(nab_run):
+    model = nab_run[4]
+    nbytes = model.state_nbytes()
+    header, arrays = checkpoint.decode(model.to_bytes())
+    raw = sum(a.nbytes for a in arrays.values())
+    assert 0.5 * raw <= nbytes <= 1.5 * raw
+    fresh = HtmAnomalyModel.from_range(0.0, 1.0)
+    assert fresh.state_nbytes() < nbytes
