@@ -35,7 +35,9 @@ SCRIPTS = [
     *[[PY, "-m", module] for module in (
         "htmengine.runtime.metric_listener", "htmengine.runtime.metric_storer",
         "htmengine.runtime.anomaly_service", "htmengine.model_swapper.model_scheduler_service",
-        "influxhtm.bridge")],
+        "htmengine.runtime.metric_garbage_collector",
+        "htmengine.monitors.rmq_metric_collector_agent", "htmengine.api", "htmengine.alerts",
+        "htmengine.algorithms.precompile", "influxhtm.bridge")],
     *[[PY, str(path.relative_to(REPO_ROOT))] for path in sorted((REPO_ROOT / "bench").glob("*.py"))
       if "__main__" in path.read_text()],
     ["scripts/ensure-services.sh"], ["scripts/stop-services.sh"], ["scripts/run-engine.sh"],

@@ -78,20 +78,22 @@ def defaultQueues() -> list[str]:
 
 def parseArgs(argv: Sequence[str] | None) -> AgentOptions:
     """Options from the command line, with defaults from the application's configuration."""
-    bus = AmqpConnectionParams.from_config()
     parser = argparse.ArgumentParser(
         prog="python -m htmengine.monitors.rmq_metric_collector_agent",
         description=__doc__.split("\n\n")[0],
         epilog="\n\n".join(__doc__.split("\n\n")[1:]),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rmq-addr", default=f"{bus.host}:{managementPort()}",
-                        help="host:port of the RabbitMQ management API (default %(default)s)")
-    parser.add_argument("--rmq-user", default=bus.user, help="RabbitMQ user (default %(default)s)")
-    parser.add_argument("--rmq-pass", default=bus.password, help="RabbitMQ password")
-    parser.add_argument("--rmq-queues", default=",".join(defaultQueues()),
-                        help="comma-separated queue names of the configured virtual host "
-                             f"{bus.virtual_host!r}, optionally vhost-qualified as in the "
-                             "original (%%2f/name) (default %(default)s)")
+    parser.add_argument("--rmq-addr", default=None,
+                        help="host:port of the RabbitMQ management API (default: rabbitmq.conf "
+                             "host and the management port)")
+    parser.add_argument("--rmq-user", default=None, help="RabbitMQ user (default: rabbitmq.conf)")
+    parser.add_argument("--rmq-pass", default=None,
+                        help="RabbitMQ password (default: rabbitmq.conf)")
+    parser.add_argument("--rmq-queues", default=None,
+                        help="comma-separated queue names of rabbitmq.conf's virtual host, "
+                             "optionally vhost-qualified as in the original (%%2f/name) "
+                             "(default: the engine's custom-metrics queue, the model swapper's "
+                             "results queue and its scheduler notification queue)")
     parser.add_argument("--metric-addr", default=None,
                         help="host:port of the destination metric listener (default: "
                              "127.0.0.1 and application.conf [metric_listener] plaintext_port)")
@@ -109,7 +111,13 @@ def parseArgs(argv: Sequence[str] | None) -> AgentOptions:
                              "declares, or auto (the API, else declares; default)")
     parser.add_argument("--once", action="store_true", help="take one sample and exit")
     args = parser.parse_args(argv)
-    rmqHost, rmqPort = _hostPort(parser, "--rmq-addr", args.rmq_addr)
+    # The configuration is read only now, so that --help touches nothing.
+    bus = AmqpConnectionParams.from_config()
+    rmqAddr = args.rmq_addr or f"{bus.host}:{managementPort()}"
+    rmqHost, rmqPort = _hostPort(parser, "--rmq-addr", rmqAddr)
+    rmqUser = bus.user if args.rmq_user is None else args.rmq_user
+    rmqPass = bus.password if args.rmq_pass is None else args.rmq_pass
+    rmqQueues = args.rmq_queues or ",".join(defaultQueues())
     if args.dryRun and args.metric_addr:
         parser.error("--dryRun is mutually exclusive with --metric-addr")
     destHost: str | None = None
@@ -125,11 +133,11 @@ def parseArgs(argv: Sequence[str] | None) -> AgentOptions:
         parser.error(f"--metric-prefix must be a non-empty name without spaces, got {prefix!r}")
     if args.interval <= 0:
         parser.error(f"--interval must be positive, got {args.interval}")
-    queues = [q.strip().rpartition("/")[2] for q in args.rmq_queues.split(",") if q.strip()]
+    queues = [q.strip().rpartition("/")[2] for q in rmqQueues.split(",") if q.strip()]
     if not queues:
         parser.error("--rmq-queues names no queue")
     average = int(args.interval) if args.average_seconds is None else args.average_seconds
-    return AgentOptions(rmqHost, rmqPort, args.rmq_user, args.rmq_pass, bus.virtual_host,
+    return AgentOptions(rmqHost, rmqPort, rmqUser, rmqPass, bus.virtual_host,
                         queues, destHost, destPort, prefix, args.interval, max(0, average),
                         args.source, args.once)
 
