@@ -167,6 +167,33 @@ class HtmAnomalyModel:
         self._records_seen += 1
         return float(score)
 
+    def state_nbytes(self) -> int:
+        """Bytes of state the model holds at rest: the nbytes of every numpy array reachable
+        from the model and its components (each array counted once)."""
+        seen: set[int] = set()
+        counted: set[int] = set()
+        total = 0
+        stack: list[object] = [self]
+        while stack:
+            obj = stack.pop()
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            if isinstance(obj, np.ndarray):
+                base = obj
+                while isinstance(base.base, np.ndarray):
+                    base = base.base
+                if id(base) not in counted:
+                    counted.add(id(base))
+                    total += base.nbytes
+            elif isinstance(obj, dict):
+                stack.extend(obj.values())
+            elif isinstance(obj, list | tuple):
+                stack.extend(obj)
+            elif hasattr(obj, "__dict__"):
+                stack.extend(vars(obj).values())
+        return total
+
     # ----------------------------------------------------------------- persistence
     def to_bytes(self) -> bytes:
         """The whole model as one compressed npz (component states + JSON header)."""

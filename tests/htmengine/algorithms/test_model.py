@@ -139,3 +139,12 @@ def test_create_from_model_config_and_bad_inputs():
         HtmAnomalyModel.create({"model": "HTMPrediction"})
     with pytest.raises(ModelStateError):
         HtmAnomalyModel.from_bytes(b"not a model")
+
+
+def test_state_nbytes_counts_the_arrays_and_grows_with_learning():
+    model = HtmAnomalyModel.from_range(0.0, 100.0)
+    fresh = model.state_nbytes()
+    assert fresh >= model.sp.getNumColumns()   # at least one byte per column
+    for i in range(300):
+        model.run(datetime(2020, 1, 1) + timedelta(minutes=5 * i), float(i % 17) * 5)
+    assert model.state_nbytes() > fresh
