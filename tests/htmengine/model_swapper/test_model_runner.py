@@ -13,6 +13,7 @@ from swapper_hash_model import HashModel
 
 from htmengine.model_swapper import errors
 from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
+from htmengine.model_swapper.checkpoint_policy import CheckpointPolicy
 from htmengine.model_swapper.errors import ModelNotFound
 from htmengine.model_swapper.messages import (
     ModelCommand,
@@ -22,6 +23,7 @@ from htmengine.model_swapper.messages import (
 )
 from htmengine.model_swapper.model_runner import ModelRunner, RunOutcome, loadCheckpointedModel
 from htmengine.model_swapper.model_swapper_interface import ConsumedRequestBatch
+from htmengine.model_swapper.replay_source import ReplayRow
 
 T0 = datetime(2024, 1, 1)
 
@@ -330,28 +332,122 @@ def test_a_clone_of_an_incremental_checkpoint_keeps_the_replay_rows(env) -> None
     assert loaded(mgr, "copy").count == 6
 
 
-def test_a_cached_model_is_reused_only_while_its_checkpoint_is_current(env) -> None:
+def test_a_resident_runner_is_reused_only_while_its_checkpoint_is_current(env) -> None:
     swapper, mgr, _ = env
     define(swapper)
     swapper.put("b0", rows(0, 4))
     first = ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
                         modelFactory=CountingHashModel)
     first.run()
-    cached = first.cacheableModel()
-    assert cached is not None and cached.model.count == 4
+    assert first.isCurrent() and first.model.count == 4
     CountingHashModel.loads = 0
     swapper.put("b1", rows(4, 4))
-    second = ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
-                         modelFactory=CountingHashModel, cachedModel=cached)
-    second.run()
-    assert CountingHashModel.loads == 0 and second.stats.extra.get("cacheHit")
-    # the checkpoint moved on without this cache entry: it must not be used
+    stats = first.run()                       # run again, resident: no load
+    assert CountingHashModel.loads == 0 and stats.extra.get("resident")
+    # another runner moves the checkpoint on: the resident one is stale
     swapper.put("b2", rows(8, 4))
-    third = ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
-                        modelFactory=CountingHashModel, cachedModel=cached)
-    third.run()
-    assert CountingHashModel.loads == 1 and not third.stats.extra.get("cacheHit")
+    ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
+                modelFactory=CountingHashModel).run()
+    assert CountingHashModel.loads == 1 and not first.isCurrent()
     assert scores(swapper) == reference_scores(12)
+
+
+class ListReplaySource:
+    """The durable store of the input rows (metric_data's role), in memory."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, ModelInputRow] = {}
+        self.scored: set[int] = set()
+        self.reads: list[int] = []
+
+    def store(self, batch: list[ModelInputRow]) -> list[ModelInputRow]:
+        for row in batch:
+            self.rows[row.rowID] = row
+        return batch
+
+    def rowsAfter(self, modelID: str, rowID: int) -> list[ReplayRow]:
+        self.reads.append(rowID)
+        return [ReplayRow(r.rowID, r.data[0], r.data[1], r.rowID in self.scored)
+                for i, r in sorted(self.rows.items()) if i > rowID]
+
+
+def lazy_runner(swapper, mgr, source, everyRows: int = 10, clock=lambda: 0.0) -> ModelRunner:
+    return ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
+                       modelFactory=HashModel, replaySource=source,
+                       checkpointPolicy=CheckpointPolicy(everyRows, 3600.0), clock=clock)
+
+
+def test_lazy_checkpoints_ack_each_batch_and_save_every_n_rows(env) -> None:
+    swapper, mgr, log = env
+    source = ListReplaySource()
+    define(swapper)
+    swapper.put("b0", source.store(rows(0, 2)))
+    resident = lazy_runner(swapper, mgr, source, everyRows=5)
+    resident.run()                            # first checkpoint before the first ack
+    assert log[-2:] == ["checkpoint ['def', 'b0']", "ack 2 multiple"]
+    log.clear()
+    for i in range(4):                        # rows 2..9, two per batch
+        swapper.put(f"c{i}", source.store(rows(2 + 2 * i, 2)))
+        resident.run()
+    # acked one by one as results went out; one checkpoint after 5 more rows (at row 5)
+    assert [entry for entry in log if entry.startswith("checkpoint")] == [
+        "checkpoint ['c0', 'c1', 'c2']"]
+    assert [entry for entry in log if entry.startswith("ack")] == [
+        "ack 3 multiple", "ack 4 multiple", "ack 5 multiple", "ack 6 multiple"]
+    assert not swapper.unacked and resident.dirty
+    assert mgr.loadCheckpointAttributes("m")["lastRowId"] == 7
+    assert resident.checkpointIfDirty() and not resident.dirty
+    assert loaded(mgr, "m").count == 10
+    assert scores(swapper) == reference_scores(10)
+
+
+def test_a_crash_after_lazy_acks_replays_the_stored_rows_exactly_once(env) -> None:
+    swapper, mgr, _ = env
+    source = ListReplaySource()
+    define(swapper)
+    swapper.put("b0", source.store(rows(0, 3)))
+    lost = lazy_runner(swapper, mgr, source, everyRows=100)
+    lost.run()                                # checkpoint at row 2
+    for i in range(3):                        # rows 3..8 acked, not checkpointed
+        swapper.put(f"c{i}", source.store(rows(3 + 2 * i, 2)))
+        lost.run()
+    assert not swapper.unacked and loaded(mgr, "m").count == 3
+    source.scored.update(range(0, 7))         # rows 7, 8: results lost in the crash
+    del lost                                  # the slot died (kill -9): its model is gone
+    swapper.results.clear()
+    source.store(rows(9, 2))                  # stored, not yet sent to the model
+    swapper.put("c9", rows(9, 3)[:2])         # ... then sent
+    swapper.put("d", source.store(rows(11, 1)))
+    fresh = lazy_runner(swapper, mgr, source, everyRows=100)
+    stats = fresh.run()
+    assert source.reads == [2] and stats.extra["replayedRows"] == 9   # rows 3..11
+    assert stats.duplicateRows == 3           # rows 9..11 came from the replay
+    published = [r.rowID for _, batch in swapper.results for r in batch]
+    assert published == [7, 8, 9, 10, 11]    # the replayed rows not scored yet
+    assert fresh.model.count == 12 and fresh.model.digest == reference_model(12).digest
+    assert {k: v for k, v in scores(swapper).items()} == {
+        k: v for k, v in reference_scores(12).items() if k >= 7}
+
+
+def test_checkpoint_due_by_age(env) -> None:
+    swapper, mgr, _ = env
+    source = ListReplaySource()
+    now = [0.0]
+    define(swapper)
+    swapper.put("b0", source.store(rows(0, 1)))
+    resident = ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
+                           modelFactory=HashModel, replaySource=source,
+                           checkpointPolicy=CheckpointPolicy(1000, 60.0), clock=lambda: now[0])
+    resident.run()
+    swapper.put("b1", source.store(rows(1, 1)))
+    resident.run()
+    assert resident.dirty and not resident.checkpointDue()
+    now[0] = 59.0
+    assert not resident.checkpointDue()
+    now[0] = 60.0
+    assert resident.checkpointDue()
+    assert resident.checkpointIfDirty() and not resident.checkpointDue()
+    assert mgr.loadCheckpointAttributes("m")["lastRowId"] == 1
 
 
 def test_a_model_error_forces_the_next_checkpoint_to_be_full(env) -> None:
