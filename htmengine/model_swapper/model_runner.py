@@ -435,7 +435,10 @@ class ModelRunner:
             raise ModelRunnerError(ERR_INVALID_ARG,
                                    f"cloneModel args.modelID must be a model id, got "
                                    f"{destModelID!r}")
-        # clone what this runner has applied, not the (possibly older) saved checkpoint
+        # clone what this runner has applied, not the (possibly older) saved checkpoint; a
+        # lazily checkpointed model is checkpointed once, then every clone copies the files
+        if self._lazy() and self.dirty:
+            self._checkpoint()
         state = self._model.to_bytes() if self._model is not None and self._modelDirty else None
         try:
             self._checkpointMgr.clone(self._modelID, destModelID, modelState=state)

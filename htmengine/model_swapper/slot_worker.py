@@ -67,7 +67,9 @@ class _SlotWorker:
         self._policy: Any = None
         self._resident: ResidentModels[Any] = ResidentModels(budgetBytes)
         self._lastSweep = time.monotonic()
-        self.evictions = 0
+        self.evictions = 0      # cumulative counters, reported with every run
+        self.loads = 0
+        self.checkpoints = 0
 
     def _onSigterm(self, _signum: int, _frame: Any) -> None:
         self._stop = True
@@ -140,6 +142,8 @@ class _SlotWorker:
             except Exception:
                 self._resident.pop(modelID)   # its state may be half-updated
                 raise
+            self.checkpoints += stats.checkpoints
+            self.loads += not stats.extra.get("resident") and runner.model is not None
             if stats.outcome == RunOutcome.DELETED or runner.model is None:
                 self._resident.pop(modelID)
             else:
@@ -154,6 +158,9 @@ class _SlotWorker:
                                      f"replayed={stats.extra.get('replayedRows', 0)} "
                                      f"evicted={evicted} residentModels={len(self._resident)} "
                                      f"residentMB={self._resident.totalBytes / 2**20:.0f} "
+                                     f"slotLoads={self.loads} "
+                                     f"slotCheckpoints={self.checkpoints} "
+                                     f"slotEvictions={self.evictions} "
                                      f"seconds={stats.seconds:.3f}")
 
     def _checkpointResident(self, modelID: str, runner: Any) -> bool:
@@ -166,7 +173,9 @@ class _SlotWorker:
                     _log.warning("slot %d: model %s is locked elsewhere; not checkpointing "
                                  "it", self._slot, modelID)
                     return False
-                return bool(runner.checkpointIfDirty())
+                saved = bool(runner.checkpointIfDirty())
+                self.checkpoints += saved
+                return saved
         except Exception:  # its rows stay replayable from the stored rows
             _log.exception("slot %d: checkpointing resident model %s failed", self._slot,
                            modelID)
