@@ -60,6 +60,7 @@ from htmengine.model_swapper.model_swapper_interface import (
 )
 from htmengine.model_swapper.replay_source import ReplaySource
 from htmengine.model_swapper.runner_support import (
+    FROM_DEFINITION_KEY,
     MODEL_FACTORY_ENV,
     AnomalyModel,
     AnomalyModelFactory,
@@ -78,6 +79,9 @@ _log = logging.getLogger(__name__)
 # At most this many rows since the last full checkpoint are saved as rows to replay (an
 # incremental checkpoint) instead of re-serializing the whole model (as the original did).
 MAX_INCREMENTAL_CHECKPOINT_ROWS = 100
+# Lazy mode: results of consecutive rows of several batches go out in one message of at most
+# this many rows (below the 240 rows from which the likelihood's refresh depends on batching).
+RESULT_BATCH_ROWS = 200
 DEFINITION_KEYS = ("modelConfig", "inferenceArgs", "inputRecordSchema")
 
 
@@ -136,6 +140,8 @@ class ModelRunner:
         self._policy = checkpointPolicy or CheckpointPolicy()
         self._clock = clock
         self._baseRowId: int | None = None      # lastRowId of the current checkpoint
+        # the checkpoint's base state is a new model made from the definition (no bytes)
+        self._fromDefinition = False
         self._uncheckpointedRows = 0
         self._dirtySince: float | None = None
         # the current checkpoint: its id, and the rows to replay on top of its model bytes
@@ -151,6 +157,8 @@ class ModelRunner:
         self._runBatchIds: list[str] = []
         self._runRequests = 0
         self._lastUnacked: ConsumedRequestBatch | None = None
+        self._pendingResults: list[ResultItem] = []
+        self._lastPendingRowId: int | None = None
         self.stats = RunStats()
 
     def __repr__(self) -> str:
@@ -238,6 +246,7 @@ class ModelRunner:
                 self._commit()
                 return RunOutcome.NO_QUEUE
             if batch is None:
+                self._flushResults()
                 if self._lastUnacked is None:
                     return RunOutcome.DRAINED
                 self._commit()  # idle: checkpoint, ack, then look once more
@@ -248,9 +257,7 @@ class ModelRunner:
                              self, batch.batchID)
                 self.stats.duplicateBatches += 1
                 continue
-            results = self._processBatch(batch.objects)
-            if results:
-                self._swapper.submitResults(self._modelID, results)
+            self._publish(self._processBatch(batch.objects))
             self._runBatchIds.append(batch.batchID)
             self._runRequests += len(batch.objects)
             self.stats.batches += 1
@@ -259,11 +266,32 @@ class ModelRunner:
                 self._ack()
                 return RunOutcome.DELETED
             if self._lazy():
-                self._ack()
+                if len(self._pendingResults) >= RESULT_BATCH_ROWS or self.checkpointDue():
+                    self._ack()
                 if self.checkpointDue():
                     self._checkpoint()
-            elif self._runRequests >= self._target:
-                self._commit()
+            else:
+                self._flushResults()
+                if self._runRequests >= self._target:
+                    self._commit()
+
+    def _publish(self, results: list[ResultItem]) -> None:
+        """Queue results for one result message per run of consecutive rows (lazy mode:
+        across batches, up to RESULT_BATCH_ROWS, so a backlog costs few round trips)."""
+        for result in results:
+            if isinstance(result, ModelInferenceResult) and isinstance(result.rowID, int):
+                last = self._lastPendingRowId
+                if last is not None and result.rowID != last + 1:
+                    self._flushResults()   # the anomaly service takes contiguous rowids
+                self._lastPendingRowId = result.rowID
+            self._pendingResults.append(result)
+
+    def _flushResults(self) -> None:
+        """Publish the queued results (before anything they came from is acked)."""
+        if self._pendingResults:
+            self._swapper.submitResults(self._modelID, self._pendingResults)
+        self._pendingResults = []
+        self._lastPendingRowId = None
 
     def _lazy(self) -> bool:
         """True when taken batches may be acked before a checkpoint: the rows after the
@@ -282,6 +310,7 @@ class ModelRunner:
         self._checkpointId = attributes.get("checkpointId")
         self._replayRows = list(attributes.get("replayRows", []))
         self._lastRowId = attributes.get("lastRowId")
+        self._fromDefinition = bool(attributes.get(FROM_DEFINITION_KEY))
         self._baseRowId = self._lastRowId
 
     def _commit(self) -> None:
@@ -304,18 +333,25 @@ class ModelRunner:
         assert self._model is not None
         previousRunIds = self._lastCheckpointRunIds
         replayRows = self._replayRows + self._runRows
-        incremental = (self._checkpointId is not None and not self._forceFullCheckpoint
+        incremental = ((self._checkpointId is not None or self._fromDefinition)
+                       and not self._forceFullCheckpoint
                        and len(replayRows) <= MAX_INCREMENTAL_CHECKPOINT_ROWS)
         if not incremental:
             replayRows = []
+            self._fromDefinition = False
+        if incremental and self._checkpointId is None:
+            modelState: bytes | None = b""   # the first checkpoint of a new model
+        else:
+            modelState = None if incremental else self._model.to_bytes()
         checkpointId = uuid.uuid4().hex
         self._checkpointMgr.save(
-            self._modelID, None if incremental else self._model.to_bytes(), {
+            self._modelID, modelState, {
                 "checkpointId": checkpointId,
                 "batchIds": self._runBatchIds,
                 "previousBatchIds": previousRunIds,
                 "replayRows": replayRows,
                 "lastRowId": self._lastRowId,
+                FROM_DEFINITION_KEY: self._fromDefinition,
             })
         self._checkpointId = checkpointId
         self._replayRows = replayRows
@@ -332,6 +368,7 @@ class ModelRunner:
         self._runRequests = 0
 
     def _ack(self) -> None:
+        self._flushResults()
         batch, self._lastUnacked = self._lastUnacked, None
         if batch is None:
             return
@@ -469,19 +506,12 @@ class ModelRunner:
         if self._replaySource is None or self._baseRowId is None:
             return
         rows = self._replaySource.rowsAfter(self._modelID, self._baseRowId)
-        pending: list[ResultItem] = []
         for row in rows:
             if self._lastRowId is not None and row.rowID <= self._lastRowId:
                 continue
             result = self._applyRow(row.rowID, row.timestamp, row.value)
-            if row.scored:
-                if pending:
-                    self._swapper.submitResults(self._modelID, pending)
-                    pending = []
-            else:
-                pending.append(result)
-        if pending:
-            self._swapper.submitResults(self._modelID, pending)
+            if not row.scored:
+                self._publish([result])
         if rows:
             self.stats.extra["replayedRows"] = len(rows)
             _log.info("%r: replayed %d stored rows after checkpoint row %s", self, len(rows),
@@ -490,9 +520,12 @@ class ModelRunner:
     def _loadModel(self, definition: dict[str, Any]) -> AnomalyModel:
         model, checkpoint = loadCheckpointedModel(self._checkpointMgr, self._modelID,
                                                   self._modelFactory, definition)
-        if checkpoint is not None:
+        if checkpoint is None:
+            self._fromDefinition = True
+        else:
             self._checkpointId = checkpoint.attributes.get("checkpointId")
             self._replayRows = list(checkpoint.attributes.get("replayRows", []))
+            self._fromDefinition = bool(checkpoint.attributes.get(FROM_DEFINITION_KEY))
         return model
 
     def _processInputRow(self, row: ModelInputRow) -> ModelInferenceResult:

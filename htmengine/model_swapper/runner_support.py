@@ -41,6 +41,10 @@ class AnomalyModelFactory(Protocol):
 
 
 MODEL_FACTORY_ENV = "HTMENGINE_MODEL_FACTORY"
+# Checkpoint attribute: the saved state is a new model made from the definition (the model
+# bytes are empty) plus the checkpoint's replay rows — a new model's first checkpoints need
+# no serialization.
+FROM_DEFINITION_KEY = "fromDefinition"
 
 
 def defaultModelFactory() -> AnomalyModelFactory:
@@ -105,11 +109,14 @@ def loadCheckpointedModel(checkpointMgr: ModelCheckpointMgr, modelID: str,
     checkpoint it came from. ModelNotFound if the model is not defined."""
     factory = modelFactory or defaultModelFactory()
     checkpoint = checkpointMgr.loadCheckpoint(modelID)
-    if checkpoint is None:
+    if checkpoint is None or checkpoint.attributes.get(FROM_DEFINITION_KEY):
         if definition is None:
             definition = checkpointMgr.loadModelDefinition(modelID)
-        return factory.create(definition["modelConfig"]), None
-    model = factory.from_bytes(checkpoint.modelState)
+        model = factory.create(definition["modelConfig"])
+        if checkpoint is None:
+            return model, None
+    else:
+        model = factory.from_bytes(checkpoint.modelState)
     for encodedTime, value in checkpoint.attributes.get("replayRows", []):
         model.run(decodeDatetime(encodedTime), math.nan if value is None else value)
     return model, checkpoint

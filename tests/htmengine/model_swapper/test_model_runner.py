@@ -292,7 +292,12 @@ def test_stop_request_ends_the_run_after_a_checkpoint_and_ack(env) -> None:
 
 
 class CountingHashModel(HashModel):
-    loads = 0
+    loads = 0       # models made: loaded from bytes or created from the definition
+
+    @classmethod
+    def create(cls, modelConfig: dict) -> HashModel:
+        CountingHashModel.loads += 1
+        return super().create(modelConfig)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> HashModel:
@@ -305,20 +310,29 @@ def test_small_checkpoints_are_incremental_and_replay_to_the_same_state(env) -> 
     define(swapper)
     swapper.put("b0", rows(0, 5))
     runner(swapper, mgr).run()
+    # a new model's first checkpoint: no bytes, its definition plus the rows to replay
+    assert mgr.load("m") == b""
+    attributes = mgr.loadCheckpointAttributes("m")
+    assert attributes["fromDefinition"] and len(attributes["replayRows"]) == 5
+    assert loaded(mgr, "m").count == 5
+    swapper.put("b1", rows(5, 100))             # 105 rows since the definition: full
+    runner(swapper, mgr).run()
     full = mgr.load("m")
-    assert mgr.loadCheckpointAttributes("m")["replayRows"] == []
+    assert HashModel.from_bytes(full).count == 105
+    attributes = mgr.loadCheckpointAttributes("m")
+    assert attributes["replayRows"] == [] and not attributes["fromDefinition"]
     for i in range(1, 4):                       # three idle checkpoints of 30 rows each
-        swapper.put(f"b{i}", rows(5 + 30 * (i - 1), 30))
+        swapper.put(f"b{i + 1}", rows(105 + 30 * (i - 1), 30))
         runner(swapper, mgr).run()
         assert mgr.load("m") == full            # model bytes untouched: rows saved instead
         assert len(mgr.loadCheckpointAttributes("m")["replayRows"]) == 30 * i
-        assert loaded(mgr, "m").count == 5 + 30 * i
-    swapper.put("b4", rows(95, 30))             # 120 rows since the full one: full again
+        assert loaded(mgr, "m").count == 105 + 30 * i
+    swapper.put("b5", rows(195, 30))            # 120 rows since the full one: full again
     runner(swapper, mgr).run()
     assert mgr.load("m") != full
     assert mgr.loadCheckpointAttributes("m")["replayRows"] == []
-    assert HashModel.from_bytes(mgr.load("m")).count == 125
-    assert scores(swapper) == reference_scores(125)
+    assert HashModel.from_bytes(mgr.load("m")).count == 225
+    assert scores(swapper) == reference_scores(225)
 
 
 def test_a_clone_of_an_incremental_checkpoint_keeps_the_replay_rows(env) -> None:
