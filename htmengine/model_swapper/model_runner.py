@@ -142,6 +142,8 @@ class ModelRunner:
         self._baseRowId: int | None = None      # lastRowId of the current checkpoint
         # the checkpoint's base state is a new model made from the definition (no bytes)
         self._fromDefinition = False
+        # the checkpoint has model bytes to build on (e.g. a clone's, without a checkpointId)
+        self._storedBase = False
         self._uncheckpointedRows = 0
         self._dirtySince: float | None = None
         # the current checkpoint: its id, and the rows to replay on top of its model bytes
@@ -333,16 +335,18 @@ class ModelRunner:
         assert self._model is not None
         previousRunIds = self._lastCheckpointRunIds
         replayRows = self._replayRows + self._runRows
-        incremental = ((self._checkpointId is not None or self._fromDefinition)
+        incremental = ((self._checkpointId is not None or self._fromDefinition
+                        or self._storedBase)
                        and not self._forceFullCheckpoint
                        and len(replayRows) <= MAX_INCREMENTAL_CHECKPOINT_ROWS)
         if not incremental:
             replayRows = []
             self._fromDefinition = False
-        if incremental and self._checkpointId is None:
+        if incremental and self._checkpointId is None and not self._storedBase:
             modelState: bytes | None = b""   # the first checkpoint of a new model
         else:
             modelState = None if incremental else self._model.to_bytes()
+        self._storedBase = True
         checkpointId = uuid.uuid4().hex
         self._checkpointMgr.save(
             self._modelID, modelState, {
@@ -526,6 +530,7 @@ class ModelRunner:
             self._checkpointId = checkpoint.attributes.get("checkpointId")
             self._replayRows = list(checkpoint.attributes.get("replayRows", []))
             self._fromDefinition = bool(checkpoint.attributes.get(FROM_DEFINITION_KEY))
+            self._storedBase = not self._fromDefinition
         return model
 
     def _processInputRow(self, row: ModelInputRow) -> ModelInferenceResult:

@@ -490,3 +490,19 @@ def test_rows_resent_under_new_batch_ids_are_skipped_by_row_id(env) -> None:
     assert scores(swapper) == reference_scores(14)
     assert loaded(mgr, "m").count == 14
 
+
+
+def test_a_clones_first_checkpoint_builds_on_the_cloned_bytes(env) -> None:
+    swapper, mgr, _ = env
+    define(swapper)
+    swapper.put("b0", rows(0, 150))
+    runner(swapper, mgr).run()                   # a full checkpoint of 150 rows
+    mgr.clone("m", "copy")
+    cloned = mgr.load("copy")
+    copyRunner = ModelRunner("copy", swapper, mgr, targetRequestsPerCheckpoint=500,
+                             modelFactory=HashModel)
+    swapper.put("c0", rows(150, 3))
+    copyRunner.run()
+    assert mgr.load("copy") == cloned            # no serialization: the rows are replayed
+    assert len(mgr.loadCheckpointAttributes("copy")["replayRows"]) == 3
+    assert loaded(mgr, "copy").digest == reference_model(153).digest
