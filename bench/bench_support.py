@@ -15,6 +15,8 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
+
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -144,3 +146,19 @@ class ResultCollector(threading.Thread):
                     break
 
 
+
+
+def cpuSeconds(processes) -> dict[str, float]:  # noqa: ANN001
+    """CPU seconds (user + system) per service, its slot processes included."""
+    out = {}
+    for module, p in zip(SERVICES, processes, strict=True):
+        total = 0.0
+        try:
+            proc = psutil.Process(p.pid)
+            for q in [proc, *proc.children(recursive=True)]:
+                times = q.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+        out[module.rsplit(".", 1)[-1]] = total
+    return out

@@ -32,6 +32,7 @@ from bench_support import (  # noqa: E402
     SERVICES,
     BenchEnvironment,
     ResultCollector,
+    cpuSeconds,
     override,
     startServices,
     stopServices,
@@ -112,6 +113,9 @@ def runOnce(numModels: int, rowsPerModel: int, rate: float | None, slots: int,
                   f"throughput={done / max(lastAt - sentAt, 1e-9):.1f} samples/s "
                   f"latency_p50={p50:.2f}s latency_p99={p99:.2f}s slots={slots}"
                   + (f" rate={rate:g}/s" if rate else " rate=full-speed"), flush=True)
+            print("  cpu seconds: " + " ".join(f"{k}={v:.1f}"
+                                               for k, v in cpuSeconds(processes).items()),
+                  flush=True)
         finally:
             collector.stop.set()
             stopServices(processes)

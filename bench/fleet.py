@@ -43,9 +43,9 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_support import (  # noqa: E402
     REPO,
-    SERVICES,
     BenchEnvironment,
     ResultCollector,
+    cpuSeconds,
     override,
     startServices,
     stopServices,
@@ -236,22 +236,6 @@ def engineProcesses(processes) -> list[psutil.Process]:  # noqa: ANN001
         except psutil.NoSuchProcess:
             continue
     return result
-
-
-def cpuSeconds(processes) -> dict[str, float]:  # noqa: ANN001
-    """CPU seconds (user + system) per service, its slot processes included."""
-    out = {}
-    for module, p in zip(SERVICES, processes, strict=True):
-        total = 0.0
-        try:
-            proc = psutil.Process(p.pid)
-            for q in [proc, *proc.children(recursive=True)]:
-                times = q.cpu_times()
-                total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-        out[module.rsplit(".", 1)[-1]] = total
-    return out
 
 
 def slotCounters(env: BenchEnvironment) -> dict[str, int]:
