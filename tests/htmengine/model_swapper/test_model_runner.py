@@ -506,3 +506,22 @@ def test_a_clones_first_checkpoint_builds_on_the_cloned_bytes(env) -> None:
     assert mgr.load("copy") == cloned            # no serialization: the rows are replayed
     assert len(mgr.loadCheckpointAttributes("copy")["replayRows"]) == 3
     assert loaded(mgr, "copy").digest == reference_model(153).digest
+
+
+def test_lazy_mode_sends_one_result_message_per_run_of_consecutive_rows(env) -> None:
+    swapper, mgr, log = env
+    source = ListReplaySource()
+    define(swapper)
+    swapper.put("b0", source.store(rows(0, 2)))
+    resident = lazy_runner(swapper, mgr, source, everyRows=1000)
+    resident.run()
+    swapper.results.clear()
+    log.clear()
+    for i in range(5):                            # a backlog: five batches of 3 rows
+        swapper.put(f"c{i}", source.store(rows(2 + 3 * i, 3)))
+    swapper.put("gap", source.store(rows(20, 2)))  # rows 17..19 never arrive
+    resident.run()
+    assert [[r.rowID for r in batch] for _, batch in swapper.results] == [
+        list(range(2, 17)), [20, 21]]
+    assert [entry for entry in log if entry.startswith("ack")] == ["ack 8 multiple"]
+    assert not swapper.unacked
