@@ -33,8 +33,8 @@ from enum import Enum
 from typing import Any
 
 from htmengine.config import swapper_config
-from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
 from htmengine.model_swapper.checkpoint_policy import CheckpointPolicy
+from htmengine.model_swapper.checkpoint_store import CheckpointStore
 from htmengine.model_swapper.errors import (
     ERR,
     ERR_INVALID_ARG,
@@ -113,7 +113,7 @@ class ModelRunner:
     """Processes one model's input queue; see the module docstring for the guarantees."""
 
     def __init__(self, modelID: str, swapper: ModelSwapperInterface,
-                 checkpointMgr: ModelCheckpointMgr, *,
+                 checkpointMgr: CheckpointStore, *,
                  targetRequestsPerCheckpoint: int | None = None,
                  stopRequested: Callable[[], bool] = lambda: False,
                  modelFactory: AnomalyModelFactory | None = None,

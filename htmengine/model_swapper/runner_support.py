@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from htmengine.model_swapper.checkpoint_manager import Checkpoint, ModelCheckpointMgr
+from htmengine.model_swapper.checkpoint_manager import Checkpoint
+from htmengine.model_swapper.checkpoint_store import CheckpointStore
 from htmengine.model_swapper.errors import ERR_INVALID_ARG, ModelRunnerError
 from htmengine.model_swapper.messages import ModelInputRow, decodeDatetime
 
@@ -100,7 +101,7 @@ def modelLock(root: Path, modelID: str, timeout: float = 30.0) -> Iterator[bool]
         os.close(fd)
 
 
-def loadCheckpointedModel(checkpointMgr: ModelCheckpointMgr, modelID: str,
+def loadCheckpointedModel(checkpointMgr: CheckpointStore, modelID: str,
                           modelFactory: AnomalyModelFactory | None = None,
                           definition: dict[str, Any] | None = None,
                           ) -> tuple[AnomalyModel, Checkpoint | None]:
