@@ -3,15 +3,17 @@ checkpoint, the per-model lock, input row decoding and error-result texts."""
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import importlib
+import json
+import logging
 import math
 import os
 import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,13 +64,43 @@ def defaultModelFactory() -> AnomalyModelFactory:
     return HtmAnomalyModel  # type: ignore[return-value]
 
 
-@dataclass(frozen=True)
-class CachedModel:
-    """A model kept in memory by a slot after a run, valid while the model's current
-    checkpoint is still the one it was saved as (`checkpointId`)."""
+_log = logging.getLogger(__name__)
 
-    model: AnomalyModel
-    checkpointId: str
+
+class TemplateModelFactory:
+    """Wraps a model factory: `create` deep-copies a pristine model made once per distinct
+    modelConfig (the last `size` configs), which is several times cheaper than building one
+    (a new model's random initialization is deterministic, so the copy is the same model).
+    Falls back to the factory's own `create` if a model cannot be deep-copied."""
+
+    def __init__(self, factory: AnomalyModelFactory, size: int = 4) -> None:
+        self._factory = factory
+        self._size = size
+        self._templates: dict[str, AnomalyModel] = {}
+        self._copyable = True
+
+    def create(self, modelConfig: dict[str, Any]) -> AnomalyModel:
+        """A new model for `modelConfig` (a copy of its template)."""
+        if not self._copyable:
+            return self._factory.create(modelConfig)
+        key = json.dumps(modelConfig, sort_keys=True, default=repr)
+        template = self._templates.pop(key, None)
+        if template is None:
+            template = self._factory.create(modelConfig)
+        self._templates[key] = template          # most recently used last
+        while len(self._templates) > self._size:
+            del self._templates[next(iter(self._templates))]
+        try:
+            return copy.deepcopy(template)
+        except (TypeError, copy.Error, NotImplementedError):
+            _log.warning("models cannot be deep-copied; creating each one", exc_info=True)
+            self._copyable = False
+            self._templates.clear()
+            return self._factory.create(modelConfig)
+
+    def from_bytes(self, data: bytes) -> AnomalyModel:
+        """The wrapped factory's from_bytes."""
+        return self._factory.from_bytes(data)
 
 
 def errorMessage(what: str, exc: BaseException) -> str:

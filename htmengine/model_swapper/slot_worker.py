@@ -65,6 +65,7 @@ class _SlotWorker:
         self._checkpointMgr: Any = None
         self._replaySource: Any = None
         self._policy: Any = None
+        self._factory: Any = None
         self._resident: ResidentModels[Any] = ResidentModels(budgetBytes)
         self._lastSweep = time.monotonic()
         self.evictions = 0      # cumulative counters, reported with every run
@@ -103,10 +104,16 @@ class _SlotWorker:
         from htmengine.model_swapper.checkpoint_policy import CheckpointPolicy
         from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
         from htmengine.model_swapper.replay_source import MetricDataReplaySource
+        from htmengine.model_swapper.runner_support import (
+            TemplateModelFactory,
+            defaultModelFactory,
+        )
         if self._swapper is None:
             self._swapper = ModelSwapperInterface()
         if self._checkpointMgr is None:
             self._checkpointMgr = ModelCheckpointMgr()
+        if self._factory is None:
+            self._factory = TemplateModelFactory(defaultModelFactory())
         if self._policy is None:
             self._policy = CheckpointPolicy.fromConfig()
             config = swapper_config()
@@ -133,6 +140,7 @@ class _SlotWorker:
             if runner is None:
                 runner = ModelRunner(modelID, self._swapper, self._checkpointMgr,
                                      stopRequested=self._stopRequested,
+                                     modelFactory=self._factory,
                                      replaySource=self._replaySource,
                                      checkpointPolicy=self._policy)
             else:

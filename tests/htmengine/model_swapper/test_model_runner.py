@@ -24,6 +24,7 @@ from htmengine.model_swapper.messages import (
 from htmengine.model_swapper.model_runner import ModelRunner, RunOutcome, loadCheckpointedModel
 from htmengine.model_swapper.model_swapper_interface import ConsumedRequestBatch
 from htmengine.model_swapper.replay_source import ReplayRow
+from htmengine.model_swapper.runner_support import TemplateModelFactory
 
 T0 = datetime(2024, 1, 1)
 
@@ -525,3 +526,20 @@ def test_lazy_mode_sends_one_result_message_per_run_of_consecutive_rows(env) -> 
         list(range(2, 17)), [20, 21]]
     assert [entry for entry in log if entry.startswith("ack")] == ["ack 8 multiple"]
     assert not swapper.unacked
+
+
+def test_template_factory_copies_are_the_same_model_as_created_ones() -> None:
+    from htmengine.algorithms.model import HtmAnomalyModel
+    from htmengine.algorithms.model_params import getScalarMetricWithTimeOfDayAnomalyParams
+
+    config = getScalarMetricWithTimeOfDayAnomalyParams(minVal=0, maxVal=100)["modelConfig"]
+    factory = TemplateModelFactory(HtmAnomalyModel, size=1)
+    first, second = factory.create(config), factory.create(config)
+    created = HtmAnomalyModel.create(config)
+    records = [(T0 + timedelta(minutes=5 * i), float((i * 37) % 100)) for i in range(150)]
+    scoresFirst = [first.run(*r) for r in records]
+    assert scoresFirst == [created.run(*r) for r in records]
+    assert first.to_bytes() == created.to_bytes()
+    assert second.records_seen == 0           # copies are independent of each other
+    other = getScalarMetricWithTimeOfDayAnomalyParams(minVal=0, maxVal=5)["modelConfig"]
+    assert factory.create(other).to_bytes() == HtmAnomalyModel.create(other).to_bytes()
