@@ -20,142 +20,25 @@ monitored) and prints the samples/s stored. Figures are printed, never asserted.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_support import (  # noqa: E402
+    SERVICES,
+    BenchEnvironment,
+    ResultCollector,
+    cpuSeconds,
+    override,
+    startServices,
+    stopServices,
+)
 
 T0 = 1430000000
-SERVICES = ("htmengine.model_swapper.model_scheduler_service", "htmengine.runtime.anomaly_service",
-            "htmengine.runtime.metric_storer", "htmengine.runtime.metric_listener")
-
-
-def _freePort() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _override(configFile: str, section: str, option: str) -> str:
-    root = Path(configFile).stem.upper().replace("-", "_")
-    return f"_NTA_UTILS_CONFIG__{root}__{section.upper()}__{option.upper()}"
-
-
-class BenchEnvironment:
-    """Own database, vhost, queue names, checkpoint root and port; applied to os.environ."""
-
-    def __init__(self) -> None:
-        token = uuid.uuid4().hex[:8]
-        self.prefix = f"bench_{token}"
-        self.db = f"htmengine_bench_{token}"
-        self.vhost = f"htmengine_bench_{token}"
-        self.tmp = Path(tempfile.mkdtemp(prefix="htmengine-bench-"))
-        self.port = _freePort()
-        self.env = {
-            "APPLICATION_CONFIG_PATH": str(REPO / "conf"),
-            _override("application.conf", "repository", "db"): self.db,
-            _override("application.conf", "metric_streamer", "results_exchange_name"):
-                f"{self.prefix}.model.results",
-            _override("application.conf", "metric_listener", "queue_name"):
-                f"{self.prefix}.metric.custom.data",
-            _override("application.conf", "metric_listener", "plaintext_port"): str(self.port),
-            _override("model-swapper.conf", "interface_bus", "results_queue"):
-                f"{self.prefix}.mswapper.results",
-            _override("model-swapper.conf", "interface_bus", "model_input_queue_prefix"):
-                f"{self.prefix}.mswapper.model.input.",
-            _override("model-swapper.conf", "interface_bus", "scheduler_notification_queue"):
-                f"{self.prefix}.mswapper.scheduler.notification",
-            _override("model-checkpoint.conf", "storage", "root"): str(self.tmp / "checkpoints"),
-            _override("rabbitmq.conf", "connection", "virtual_host"): self.vhost,
-        }
-
-    def __enter__(self) -> BenchEnvironment:
-        subprocess.run(["rabbitmqctl", "-q", "add_vhost", self.vhost], check=True,
-                       capture_output=True)
-        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", self.vhost, "guest",
-                        ".*", ".*", ".*"], check=True, capture_output=True)
-        os.environ.update(self.env)
-        subprocess.run([sys.executable, str(REPO / "repository" / "migrate.py")], check=True,
-                       env=dict(os.environ), cwd=REPO, capture_output=True)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.vhost], capture_output=True)
-        import sqlalchemy as sa
-
-        from htmengine.repository import engineFactory
-        engineFactory().dispose()
-        server = sa.create_engine("mysql+pymysql://root@127.0.0.1:3306/")
-        with server.begin() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{self.db}`")
-        server.dispose()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _startServices(env: BenchEnvironment, slots: int,
-                   modules: tuple[str, ...] = SERVICES) -> list[subprocess.Popen]:
-    processes = []
-    for module in modules:
-        args = (["--num-slots", str(slots)]
-                if slots > 0 and module.endswith("scheduler_service") else [])
-        log = open(env.tmp / f"{module.rsplit('.', 1)[-1]}.log", "w")  # noqa: SIM115
-        processes.append(subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO,
-                                          env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                                          stdout=log, stderr=subprocess.STDOUT))
-    return processes
-
-
-def _stopServices(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(120)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-class ResultCollector(threading.Thread):
-    """Receives the results exchange; records when each (metric uid, rowid) was published."""
-
-    def __init__(self, exchange: str) -> None:
-        super().__init__(daemon=True)
-        self.exchange = exchange
-        self.received: dict[tuple[str, int], float] = {}
-        self.stop = threading.Event()
-        self.ready = threading.Event()
-
-    def run(self) -> None:  # noqa: D102
-        from htmengine.runtime.results_serialization import deserializeModelResult
-        from nta_utils.message_bus import MessageBus
-
-        queue = f"{self.exchange}.bench"
-        with MessageBus() as bus:
-            bus.declare_fanout_exchange(self.exchange, durable=True)
-            bus.declare_queue(queue, durable=False)
-            bus.bind_queue(queue, self.exchange)
-            self.ready.set()
-            for message in bus.consume(queue, prefetch=500, inactivity_timeout=0.2):
-                if message is not None:
-                    now = time.monotonic()
-                    body = deserializeModelResult(message.body)
-                    uid = body.get("metric", {}).get("uid")
-                    for result in body.get("results", []):
-                        self.received.setdefault((uid, result["rowid"]), now)
-                    bus.ack(message.delivery_tag)
-                if self.stop.is_set():
-                    break
 
 
 def runIngestOnly(numMetrics: int, rowsPerMetric: int, timeout: float) -> None:
@@ -166,7 +49,7 @@ def runIngestOnly(numMetrics: int, rowsPerMetric: int, timeout: float) -> None:
         from htmengine.repository import engineFactory, schema
 
         engine = engineFactory()
-        processes = _startServices(env, 0, modules=SERVICES[2:])
+        processes = startServices(env, 0, modules=SERVICES[2:])
         try:
             names = [f"bench.m{i:04d}" for i in range(numMetrics)]
             started = time.monotonic()
@@ -184,7 +67,7 @@ def runIngestOnly(numMetrics: int, rowsPerMetric: int, timeout: float) -> None:
                   f"stored={stored}/{total} throughput={stored / elapsed:.0f} samples/s "
                   f"(graphite socket -> metric_data rows, no models)", flush=True)
         finally:
-            _stopServices(processes)
+            stopServices(processes)
 
 
 def runOnce(numModels: int, rowsPerModel: int, rate: float | None, slots: int,
@@ -202,11 +85,11 @@ def runOnce(numModels: int, rowsPerModel: int, rate: float | None, slots: int,
                                        "modelParams": {"min": 0, "max": 100}})
                 for name in names]
         print(f"  created {numModels} models in {time.monotonic() - started:.1f}s", flush=True)
-        collector = ResultCollector(env.env[_override("application.conf", "metric_streamer",
+        collector = ResultCollector(env.env[override("application.conf", "metric_streamer",
                                                       "results_exchange_name")])
         collector.start()
         collector.ready.wait(30)
-        processes = _startServices(env, slots)
+        processes = startServices(env, slots)
         try:
             sendTimes = _send(env.port, names, uids, rowsPerModel, rate, processes)
             total = numModels * rowsPerModel
@@ -230,9 +113,12 @@ def runOnce(numModels: int, rowsPerModel: int, rate: float | None, slots: int,
                   f"throughput={done / max(lastAt - sentAt, 1e-9):.1f} samples/s "
                   f"latency_p50={p50:.2f}s latency_p99={p99:.2f}s slots={slots}"
                   + (f" rate={rate:g}/s" if rate else " rate=full-speed"), flush=True)
+            print("  cpu seconds: " + " ".join(f"{k}={v:.1f}"
+                                               for k, v in cpuSeconds(processes).items()),
+                  flush=True)
         finally:
             collector.stop.set()
-            _stopServices(processes)
+            stopServices(processes)
             collector.join(10)
 
 

@@ -56,7 +56,7 @@ STORE_PREFIX = "store_"
 MODEL_FILE_NAME = "model.bin"
 ATTRIBUTES_FILE_NAME = "attributes.json"
 # attributes describing the model state itself (kept by clone); the rest (batch ids) are not
-CLONED_ATTRIBUTES = ("replayRows",)
+CLONED_ATTRIBUTES = ("replayRows", "fromDefinition")
 
 
 @dataclass(frozen=True)

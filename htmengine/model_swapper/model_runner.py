@@ -1,5 +1,5 @@
 """ModelRunner: runs one model over its input queue until the queue is empty or it is asked
-to stop.
+to stop. A slot keeps the runner (with its model) resident between runs (resident_models).
 
 Per request batch, in queue order: skip it if its batch id was already applied (in this run
 or recorded in the checkpoint), else process its items (commands, input rows) and publish one
@@ -9,6 +9,15 @@ previous one), and only then ack the batches (multiple). A crash anywhere redeli
 unacked batches; those already inside the checkpoint are skipped, the rest are recomputed
 from the checkpoint's state — so the model applies every row exactly once, and a result
 message published before a crash may be published again with identical content.
+
+With a `ReplaySource` (the engine's metric_data), once the model has a checkpoint that names
+the last row in its state (``lastRowId``), checkpoints are lazy: each batch is acked as soon
+as its results are published, and the model is checkpointed only as `CheckpointPolicy` says
+(every N rows, by age, before eviction or exit). Loading such a model from its checkpoint
+first replays the stored rows after ``lastRowId`` (publishing the results of those not scored
+yet), so acked rows that were not in the checkpoint are applied again, exactly once; their
+redelivered or re-sent input is then skipped by rowid. Before that first checkpoint, and after
+a model error, the runner checkpoints before acking as above.
 """
 
 from __future__ import annotations
@@ -24,7 +33,8 @@ from enum import Enum
 from typing import Any
 
 from htmengine.config import swapper_config
-from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
+from htmengine.model_swapper.checkpoint_policy import CheckpointPolicy
+from htmengine.model_swapper.checkpoint_store import CheckpointStore
 from htmengine.model_swapper.errors import (
     ERR,
     ERR_INVALID_ARG,
@@ -48,11 +58,12 @@ from htmengine.model_swapper.model_swapper_interface import (
     ConsumedRequestBatch,
     ModelSwapperInterface,
 )
+from htmengine.model_swapper.replay_source import ReplaySource
 from htmengine.model_swapper.runner_support import (
+    FROM_DEFINITION_KEY,
     MODEL_FACTORY_ENV,
     AnomalyModel,
     AnomalyModelFactory,
-    CachedModel,
     InputRowDecoder,
     errorMessage,
     loadCheckpointedModel,
@@ -60,7 +71,7 @@ from htmengine.model_swapper.runner_support import (
 )
 from nta_utils.errors import BusError
 
-__all__ = ["MODEL_FACTORY_ENV", "CachedModel", "ModelRunner", "RunOutcome", "RunStats",
+__all__ = ["MODEL_FACTORY_ENV", "ModelRunner", "RunOutcome", "RunStats",
            "loadCheckpointedModel", "modelLock"]
 
 _log = logging.getLogger(__name__)
@@ -68,6 +79,9 @@ _log = logging.getLogger(__name__)
 # At most this many rows since the last full checkpoint are saved as rows to replay (an
 # incremental checkpoint) instead of re-serializing the whole model (as the original did).
 MAX_INCREMENTAL_CHECKPOINT_ROWS = 100
+# Lazy mode: results of consecutive rows of several batches go out in one message of at most
+# this many rows (below the 240 rows from which the likelihood's refresh depends on batching).
+RESULT_BATCH_ROWS = 200
 DEFINITION_KEYS = ("modelConfig", "inferenceArgs", "inputRecordSchema")
 
 
@@ -99,11 +113,13 @@ class ModelRunner:
     """Processes one model's input queue; see the module docstring for the guarantees."""
 
     def __init__(self, modelID: str, swapper: ModelSwapperInterface,
-                 checkpointMgr: ModelCheckpointMgr, *,
+                 checkpointMgr: CheckpointStore, *,
                  targetRequestsPerCheckpoint: int | None = None,
                  stopRequested: Callable[[], bool] = lambda: False,
                  modelFactory: AnomalyModelFactory | None = None,
-                 cachedModel: CachedModel | None = None) -> None:
+                 replaySource: ReplaySource | None = None,
+                 checkpointPolicy: CheckpointPolicy | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._modelID = modelID
         self._swapper = swapper
         self._checkpointMgr = checkpointMgr
@@ -120,7 +136,16 @@ class ModelRunner:
         self._rowDecoder: InputRowDecoder | None = None
         self._modelDirty = False
         self._deleted = False
-        self._cachedModel = cachedModel
+        self._replaySource = replaySource
+        self._policy = checkpointPolicy or CheckpointPolicy()
+        self._clock = clock
+        self._baseRowId: int | None = None      # lastRowId of the current checkpoint
+        # the checkpoint's base state is a new model made from the definition (no bytes)
+        self._fromDefinition = False
+        # the checkpoint has model bytes to build on (e.g. a clone's, without a checkpointId)
+        self._storedBase = False
+        self._uncheckpointedRows = 0
+        self._dirtySince: float | None = None
         # the current checkpoint: its id, and the rows to replay on top of its model bytes
         self._checkpointId: str | None = None
         self._replayRows: list[list[Any]] = []
@@ -134,6 +159,8 @@ class ModelRunner:
         self._runBatchIds: list[str] = []
         self._runRequests = 0
         self._lastUnacked: ConsumedRequestBatch | None = None
+        self._pendingResults: list[ResultItem] = []
+        self._lastPendingRowId: int | None = None
         self.stats = RunStats()
 
     def __repr__(self) -> str:
@@ -144,12 +171,50 @@ class ModelRunner:
         """The model object once loaded (None before the first input row)."""
         return self._model
 
-    def cacheableModel(self) -> CachedModel | None:
-        """After run(): the in-memory model if it equals the saved checkpoint, else None."""
-        if (self._model is None or self._modelDirty or self._deleted
-                or self._checkpointId is None):
-            return None
-        return CachedModel(self._model, self._checkpointId)
+    # -- residency (the slot keeps the runner between runs) --------------------------------
+
+    def isCurrent(self) -> bool:
+        """True if this runner's model may be run again: it is loaded and the model's current
+        checkpoint is still the one this runner wrote or loaded (nobody else ran it since)."""
+        if self._model is None or self._deleted:
+            return False
+        try:
+            attributes = self._checkpointMgr.loadCheckpointAttributes(self._modelID)
+        except ModelNotFound:
+            return False
+        return attributes.get("checkpointId") == self._checkpointId
+
+    def rebind(self, swapper: ModelSwapperInterface, stopRequested: Callable[[], bool]) -> None:
+        """Use this connection and stop check for the next run (a resident runner outlives
+        the slot's broker connection after an error)."""
+        self._swapper = swapper
+        self._stopRequested = stopRequested
+
+    @property
+    def dirty(self) -> bool:
+        """True if the model has applied rows that are not in its checkpoint."""
+        return self._modelDirty and self._model is not None and not self._deleted
+
+    def checkpointDue(self) -> bool:
+        """True if the checkpoint policy asks for a checkpoint now."""
+        return self.dirty and self._policy.due(self._uncheckpointedRows, self._dirtySince,
+                                               self._clock())
+
+    def checkpointIfDirty(self) -> bool:
+        """Checkpoint the model if it has uncheckpointed rows (before eviction or exit, when
+        every taken batch is acked already); returns True if it saved one."""
+        if not self.dirty or self._lastUnacked is not None:
+            return False
+        self._checkpoint()
+        return True
+
+    def residentBytes(self) -> int:
+        """Bytes the model holds at rest (its state_nbytes(); the size of its saved bytes
+        for models without it); 0 before it is loaded."""
+        if self._model is None:
+            return 0
+        measure = getattr(self._model, "state_nbytes", None)
+        return int(measure()) if callable(measure) else len(self._model.to_bytes())
 
     # -- main loop -------------------------------------------------------------------------
 
@@ -157,7 +222,11 @@ class ModelRunner:
         """Process input until the queue is empty, a stop is requested, or the model is
         deleted; every processed batch is checkpointed and acked before returning."""
         started = time.monotonic()
-        self._loadCheckpointBatchIds()
+        self.stats = RunStats()
+        if self._model is None:
+            self._loadCheckpointBatchIds()
+        else:
+            self.stats.extra["resident"] = True
         try:
             self.stats.outcome = self._loop()
         finally:
@@ -179,6 +248,7 @@ class ModelRunner:
                 self._commit()
                 return RunOutcome.NO_QUEUE
             if batch is None:
+                self._flushResults()
                 if self._lastUnacked is None:
                     return RunOutcome.DRAINED
                 self._commit()  # idle: checkpoint, ack, then look once more
@@ -189,9 +259,7 @@ class ModelRunner:
                              self, batch.batchID)
                 self.stats.duplicateBatches += 1
                 continue
-            results = self._processBatch(batch.objects)
-            if results:
-                self._swapper.submitResults(self._modelID, results)
+            self._publish(self._processBatch(batch.objects))
             self._runBatchIds.append(batch.batchID)
             self._runRequests += len(batch.objects)
             self.stats.batches += 1
@@ -199,8 +267,39 @@ class ModelRunner:
             if self._deleted:
                 self._ack()
                 return RunOutcome.DELETED
-            if self._runRequests >= self._target:
-                self._commit()
+            if self._lazy():
+                if len(self._pendingResults) >= RESULT_BATCH_ROWS or self.checkpointDue():
+                    self._ack()
+                if self.checkpointDue():
+                    self._checkpoint()
+            else:
+                self._flushResults()
+                if self._runRequests >= self._target:
+                    self._commit()
+
+    def _publish(self, results: list[ResultItem]) -> None:
+        """Queue results for one result message per run of consecutive rows (lazy mode:
+        across batches, up to RESULT_BATCH_ROWS, so a backlog costs few round trips)."""
+        for result in results:
+            if isinstance(result, ModelInferenceResult) and isinstance(result.rowID, int):
+                last = self._lastPendingRowId
+                if last is not None and result.rowID != last + 1:
+                    self._flushResults()   # the anomaly service takes contiguous rowids
+                self._lastPendingRowId = result.rowID
+            self._pendingResults.append(result)
+
+    def _flushResults(self) -> None:
+        """Publish the queued results (before anything they came from is acked)."""
+        if self._pendingResults:
+            self._swapper.submitResults(self._modelID, self._pendingResults)
+        self._pendingResults = []
+        self._lastPendingRowId = None
+
+    def _lazy(self) -> bool:
+        """True when taken batches may be acked before a checkpoint: the rows after the
+        current checkpoint can be replayed from the replay source."""
+        return (self._replaySource is not None and self._baseRowId is not None
+                and not self._forceFullCheckpoint and not self._deleted)
 
     def _loadCheckpointBatchIds(self) -> None:
         try:
@@ -213,33 +312,17 @@ class ModelRunner:
         self._checkpointId = attributes.get("checkpointId")
         self._replayRows = list(attributes.get("replayRows", []))
         self._lastRowId = attributes.get("lastRowId")
+        self._fromDefinition = bool(attributes.get(FROM_DEFINITION_KEY))
+        self._baseRowId = self._lastRowId
 
     def _commit(self) -> None:
-        """Checkpoint the model if it changed, then ack everything taken so far."""
+        """Checkpoint the model if it changed, then ack everything taken so far (lazy: only
+        ack; the rows are replayable)."""
+        if self._lazy():
+            self._ack()
+            return
         if self._modelDirty and self._model is not None and not self._deleted:
-            previousRunIds = self._lastCheckpointRunIds
-            replayRows = self._replayRows + self._runRows
-            incremental = (self._checkpointId is not None and not self._forceFullCheckpoint
-                           and len(replayRows) <= MAX_INCREMENTAL_CHECKPOINT_ROWS)
-            if not incremental:
-                replayRows = []
-            checkpointId = uuid.uuid4().hex
-            self._checkpointMgr.save(
-                self._modelID, None if incremental else self._model.to_bytes(), {
-                    "checkpointId": checkpointId,
-                    "batchIds": self._runBatchIds,
-                    "previousBatchIds": previousRunIds,
-                    "replayRows": replayRows,
-                    "lastRowId": self._lastRowId,
-                })
-            self._checkpointId = checkpointId
-            self._replayRows = replayRows
-            self._runRows = []
-            self._forceFullCheckpoint = False
-            self.stats.checkpoints += 1
-            self._lastCheckpointRunIds = list(self._runBatchIds)
-            self._checkpointBatchIds = set(self._runBatchIds) | set(previousRunIds)
-            self._modelDirty = False
+            self._checkpoint()
         else:
             # nothing durable changed (commands are idempotent); remember ids for this run
             self._checkpointBatchIds.update(self._runBatchIds)
@@ -247,7 +330,49 @@ class ModelRunner:
         self._runBatchIds = []
         self._runRequests = 0
 
+    def _checkpoint(self) -> None:
+        """Save the model's checkpoint with the batch ids and rows applied since the last."""
+        assert self._model is not None
+        previousRunIds = self._lastCheckpointRunIds
+        replayRows = self._replayRows + self._runRows
+        incremental = ((self._checkpointId is not None or self._fromDefinition
+                        or self._storedBase)
+                       and not self._forceFullCheckpoint
+                       and len(replayRows) <= MAX_INCREMENTAL_CHECKPOINT_ROWS)
+        if not incremental:
+            replayRows = []
+            self._fromDefinition = False
+        if incremental and self._checkpointId is None and not self._storedBase:
+            modelState: bytes | None = b""   # the first checkpoint of a new model
+        else:
+            modelState = None if incremental else self._model.to_bytes()
+        self._storedBase = True
+        checkpointId = uuid.uuid4().hex
+        self._checkpointMgr.save(
+            self._modelID, modelState, {
+                "checkpointId": checkpointId,
+                "batchIds": self._runBatchIds,
+                "previousBatchIds": previousRunIds,
+                "replayRows": replayRows,
+                "lastRowId": self._lastRowId,
+                FROM_DEFINITION_KEY: self._fromDefinition,
+            })
+        self._checkpointId = checkpointId
+        self._replayRows = replayRows
+        self._runRows = []
+        self._forceFullCheckpoint = False
+        self.stats.checkpoints += 1
+        self._lastCheckpointRunIds = list(self._runBatchIds)
+        self._checkpointBatchIds = set(self._runBatchIds) | set(previousRunIds)
+        self._modelDirty = False
+        self._baseRowId = self._lastRowId
+        self._uncheckpointedRows = 0
+        self._dirtySince = None
+        self._runBatchIds = []
+        self._runRequests = 0
+
     def _ack(self) -> None:
+        self._flushResults()
         batch, self._lastUnacked = self._lastUnacked, None
         if batch is None:
             return
@@ -269,7 +394,14 @@ class ModelRunner:
         for request in requests:
             if isinstance(request, ModelCommand):
                 results.append(self._processCommand(request))
-            elif self._alreadyApplied(request):
+                continue
+            if self._model is None and self._replaySource is not None:
+                # load first: replaying the stored rows may cover this row already
+                try:
+                    self._ensureModel()
+                except Exception:  # reported as this row's error result just below
+                    _log.debug("%r: loading failed", self, exc_info=True)
+            if self._alreadyApplied(request):
                 self.stats.duplicateRows += 1
             else:
                 results.append(self._processInputRow(request))
@@ -283,8 +415,8 @@ class ModelRunner:
         if isinstance(rowID, bool) or not isinstance(rowID, int):
             return False
         if self._lastRowId is not None and rowID <= self._lastRowId:
-            _log.warning("%r: row %s was already applied (last applied row %s); skipped",
-                         self, rowID, self._lastRowId)
+            _log.debug("%r: row %s was already applied (last applied row %s); skipped",
+                       self, rowID, self._lastRowId)
             return True
         return False
 
@@ -344,7 +476,10 @@ class ModelRunner:
             raise ModelRunnerError(ERR_INVALID_ARG,
                                    f"cloneModel args.modelID must be a model id, got "
                                    f"{destModelID!r}")
-        # clone what this runner has applied, not the (possibly older) saved checkpoint
+        # clone what this runner has applied, not the (possibly older) saved checkpoint; a
+        # lazily checkpointed model is checkpointed once, then every clone copies the files
+        if self._lazy() and self.dirty:
+            self._checkpoint()
         state = self._model.to_bytes() if self._model is not None and self._modelDirty else None
         try:
             self._checkpointMgr.clone(self._modelID, destModelID, modelState=state)
@@ -360,48 +495,76 @@ class ModelRunner:
             started = time.monotonic()
             try:
                 definition = self._checkpointMgr.loadModelDefinition(self._modelID)
-                cached, self._cachedModel = self._cachedModel, None
-                if cached is not None and cached.checkpointId == self._checkpointId:
-                    self._model = cached.model
-                    self.stats.extra["cacheHit"] = True
-                else:
-                    self._model = self._loadModel(definition)
+                self._model = self._loadModel(definition)
             except ModelNotFound:
                 raise ModelRunnerError(ERR_NO_SUCH_MODEL,
                                        f"model {self._modelID} is not defined") from None
             self._rowDecoder = InputRowDecoder(definition.get("inputRecordSchema"))
             self.stats.modelLoadSeconds += time.monotonic() - started
+            self._replayStoredRows()
         return self._model, self._rowDecoder
+
+    def _replayStoredRows(self) -> None:
+        """Apply the stored rows after the checkpoint's last row (acked before a crash, or
+        stored but not yet received) and publish the results of those not scored yet."""
+        if self._replaySource is None or self._baseRowId is None:
+            return
+        rows = self._replaySource.rowsAfter(self._modelID, self._baseRowId)
+        for row in rows:
+            if self._lastRowId is not None and row.rowID <= self._lastRowId:
+                continue
+            result = self._applyRow(row.rowID, row.timestamp, row.value)
+            if not row.scored:
+                self._publish([result])
+        if rows:
+            self.stats.extra["replayedRows"] = len(rows)
+            _log.info("%r: replayed %d stored rows after checkpoint row %s", self, len(rows),
+                      self._baseRowId)
 
     def _loadModel(self, definition: dict[str, Any]) -> AnomalyModel:
         model, checkpoint = loadCheckpointedModel(self._checkpointMgr, self._modelID,
                                                   self._modelFactory, definition)
-        if checkpoint is not None:
+        if checkpoint is None:
+            self._fromDefinition = True
+        else:
             self._checkpointId = checkpoint.attributes.get("checkpointId")
             self._replayRows = list(checkpoint.attributes.get("replayRows", []))
+            self._fromDefinition = bool(checkpoint.attributes.get(FROM_DEFINITION_KEY))
+            self._storedBase = not self._fromDefinition
         return model
 
     def _processInputRow(self, row: ModelInputRow) -> ModelInferenceResult:
         try:
-            model, decoder = self._ensureModel()
+            _, decoder = self._ensureModel()
             timestamp, value = decoder.decode(row)
-            self._modelDirty = True
-            if isinstance(row.rowID, int) and not isinstance(row.rowID, bool):
-                self._lastRowId = row.rowID
-            try:
-                score = model.run(timestamp, value)
-            except Exception:
-                # the state may be half-updated: replaying rows would not reproduce it
-                self._forceFullCheckpoint = True
-                raise
-            self._runRows.append([encodeDatetime(timestamp),
-                                  None if math.isnan(value) else value])
-            return ModelInferenceResult(row.rowID, SUCCESS, anomalyScore=float(score))
         except Exception as exc:  # every failure becomes an error result
-            status = exc.status if isinstance(exc, ModelRunnerError) else ERR
-            if status == ERR:
-                _log.exception("%r: inference failed for row %s", self, row.rowID)
-            return ModelInferenceResult(
-                row.rowID, int(status),
-                errorMessage=errorMessage(
-                    f"Inference failed for rowID={row.rowID} of modelID={self._modelID}", exc))
+            return self._errorResult(row.rowID, exc)
+        return self._applyRow(row.rowID, timestamp, value)
+
+    def _applyRow(self, rowID: Any, timestamp: Any, value: float) -> ModelInferenceResult:
+        """Run one decoded row through the model; an error result if the model fails."""
+        assert self._model is not None
+        self._modelDirty = True
+        if isinstance(rowID, int) and not isinstance(rowID, bool):
+            self._lastRowId = rowID
+        try:
+            score = self._model.run(timestamp, value)
+        except Exception as exc:
+            # the state may be half-updated: replaying rows would not reproduce it
+            self._forceFullCheckpoint = True
+            return self._errorResult(rowID, exc)
+        self._runRows.append([encodeDatetime(timestamp), None if math.isnan(value) else value])
+        self._uncheckpointedRows += 1
+        if self._dirtySince is None:
+            self._dirtySince = self._clock()
+        return ModelInferenceResult(rowID, SUCCESS, anomalyScore=float(score))
+
+    def _errorResult(self, rowID: Any, exc: Exception) -> ModelInferenceResult:
+        """Every failure becomes an error result naming the row and the model."""
+        status = exc.status if isinstance(exc, ModelRunnerError) else ERR
+        if status == ERR:
+            _log.error("%r: inference failed for row %s", self, rowID, exc_info=exc)
+        return ModelInferenceResult(
+            rowID, int(status),
+            errorMessage=errorMessage(
+                f"Inference failed for rowID={rowID} of modelID={self._modelID}", exc))

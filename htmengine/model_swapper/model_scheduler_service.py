@@ -2,7 +2,9 @@
 
 Runs N slot processes (model-swapper.conf [model_scheduler] num_slots; 0 = the original's
 max(min(cores - 1, (RAM - 1 GiB) / 2 GiB), 2)), consumes the scheduler notification queue,
-and lets a SwapController decide which model runs where. At start-up every model of the
+and lets a SwapController decide which model runs where: each model is owned by one slot of
+this scheduler (``ownerOf``), which keeps it resident within its share of
+``[model_scheduler] memory_budget_mb`` (0 = half the machine's RAM). At start-up every model of the
 checkpoint archive whose input queue is non-empty is scheduled, and notifications left unacked
 by a previous (crashed) scheduler are redelivered, so a kill -9 loses no work.
 
@@ -17,6 +19,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -54,6 +57,25 @@ TOKEN_REFRESH_SECONDS = 600.0
 # A running model is preempted for a waiting one only after running this long: a swap costs
 # a checkpoint and a load (~0.1-0.5 s each for an HTM model), so shorter turns waste slots.
 DEFAULT_MIN_RUN_SECONDS = 3.0
+DEFAULT_BUDGET_FRACTION = 0.5
+
+
+def defaultMemoryBudgetBytes(totalMemory: int | None = None) -> int:
+    """Half the machine's RAM."""
+    totalMemory = totalMemory if totalMemory is not None else psutil.virtual_memory().total
+    return int(totalMemory * DEFAULT_BUDGET_FRACTION)
+
+
+def configuredMemoryBudgetBytes() -> int:
+    """[model_scheduler] memory_budget_mb in bytes, 0 (or no option) meaning
+    defaultMemoryBudgetBytes()."""
+    config = swapper_config()
+    value = (config.getint("model_scheduler", "memory_budget_mb")
+             if config.has_option("model_scheduler", "memory_budget_mb") else 0)
+    if value < 0:
+        raise ValueError(f"model-swapper.conf [model_scheduler] memory_budget_mb must be "
+                         f">= 0, got {value}")
+    return value * 2**20 if value else defaultMemoryBudgetBytes()
 
 
 def defaultNumSlots(cpuCount: int | None = None, totalMemory: int | None = None) -> int:
@@ -86,8 +108,13 @@ class ModelSchedulerService:
     """Owns the slot processes, the notification consumer and the SwapController."""
 
     def __init__(self, numSlots: int,
-                 minRunSeconds: float = DEFAULT_MIN_RUN_SECONDS) -> None:
+                 minRunSeconds: float = DEFAULT_MIN_RUN_SECONDS,
+                 memoryBudgetBytes: int | None = None) -> None:
         self._numSlots = numSlots
+        budget = (memoryBudgetBytes if memoryBudgetBytes is not None
+                  else configuredMemoryBudgetBytes())
+        self._slotBudgetBytes = budget // numSlots
+        self.schedulerId = f"{socket.gethostname()}:{os.getpid()}"
         self._context = multiprocessing.get_context("spawn")
         self._controller = SwapController(numSlots, minRunSeconds=minRunSeconds)
         self._slots: list[_Slot] = []
@@ -102,7 +129,8 @@ class ModelSchedulerService:
         parentConn, childConn = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=workerMain, name=f"model-slot-{index}",
-            args=(index, childConn, os.getpid(), logging.getLogger().getEffectiveLevel()))
+            args=(index, childConn, os.getpid(), logging.getLogger().getEffectiveLevel(),
+                  self._slotBudgetBytes))
         process.daemon = True
         process.start()
         childConn.close()
@@ -122,7 +150,8 @@ class ModelSchedulerService:
             if isinstance(action, StartModel):
                 slot = self._slots[action.slot]
                 slot.modelID = action.modelID
-                _log.debug("start model=%s in slot %d", action.modelID, action.slot)
+                _log.debug("start model=%s in slot %d of scheduler %s", action.modelID,
+                           action.slot, self.schedulerId)
                 self._send(slot, ("run", action.modelID))
             elif isinstance(action, StopSlot):
                 _log.debug("stop slot %d (model=%s)", action.slot,
@@ -167,6 +196,8 @@ class ModelSchedulerService:
         else:
             self._failures.pop(modelID, None)
             self._apply(self._controller.onModelDone(modelID, self._inputPending(modelID)))
+            if outcome == "deleted":
+                self._controller.forgetModel(modelID)
 
     def _failed(self, modelID: str) -> float:
         """Seconds before retrying a model whose run failed: 0 the first time, then 2, 4, ...
@@ -244,8 +275,8 @@ class ModelSchedulerService:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._onSignal)
         self._slots = [self._spawnSlot(i) for i in range(self._numSlots)]
-        _log.info("model scheduler running with %d slots (pid %d)", self._numSlots,
-                  os.getpid())
+        _log.info("model scheduler %s running with %d slots, %.0f MB of resident models each",
+                  self.schedulerId, self._numSlots, self._slotBudgetBytes / 2**20)
         self._swapper = ModelSwapperInterface()
         try:
             self._swapper.initSchedulerNotification()
@@ -284,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="model-runner slots (default: model-swapper.conf num_slots)")
     parser.add_argument("--min-run-seconds", type=float, default=DEFAULT_MIN_RUN_SECONDS,
                         help="run time before a model may be preempted for a waiting one")
+    parser.add_argument("--memory-budget-mb", type=int, default=None,
+                        help="resident models, all slots (default: model-swapper.conf "
+                             "memory_budget_mb; 0 there = half the RAM)")
     parser.add_argument("--log-level", default=os.environ.get("HTMENGINE_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -294,7 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     numSlots = args.num_slots if args.num_slots else configuredNumSlots()
     if numSlots < 1:
         parser.error(f"--num-slots must be >= 1, got {numSlots}")
-    ModelSchedulerService(numSlots, minRunSeconds=args.min_run_seconds).run()
+    budget = (args.memory_budget_mb * 2**20 if args.memory_budget_mb
+              else configuredMemoryBudgetBytes())
+    ModelSchedulerService(numSlots, minRunSeconds=args.min_run_seconds,
+                          memoryBudgetBytes=budget).run()
     return 0
 
 

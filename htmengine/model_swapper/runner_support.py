@@ -3,20 +3,23 @@ checkpoint, the per-model lock, input row decoding and error-result texts."""
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import importlib
+import json
+import logging
 import math
 import os
 import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from htmengine.model_swapper.checkpoint_manager import Checkpoint, ModelCheckpointMgr
+from htmengine.model_swapper.checkpoint_manager import Checkpoint
+from htmengine.model_swapper.checkpoint_store import CheckpointStore
 from htmengine.model_swapper.errors import ERR_INVALID_ARG, ModelRunnerError
 from htmengine.model_swapper.messages import ModelInputRow, decodeDatetime
 
@@ -41,6 +44,10 @@ class AnomalyModelFactory(Protocol):
 
 
 MODEL_FACTORY_ENV = "HTMENGINE_MODEL_FACTORY"
+# Checkpoint attribute: the saved state is a new model made from the definition (the model
+# bytes are empty) plus the checkpoint's replay rows — a new model's first checkpoints need
+# no serialization.
+FROM_DEFINITION_KEY = "fromDefinition"
 
 
 def defaultModelFactory() -> AnomalyModelFactory:
@@ -57,13 +64,43 @@ def defaultModelFactory() -> AnomalyModelFactory:
     return HtmAnomalyModel  # type: ignore[return-value]
 
 
-@dataclass(frozen=True)
-class CachedModel:
-    """A model kept in memory by a slot after a run, valid while the model's current
-    checkpoint is still the one it was saved as (`checkpointId`)."""
+_log = logging.getLogger(__name__)
 
-    model: AnomalyModel
-    checkpointId: str
+
+class TemplateModelFactory:
+    """Wraps a model factory: `create` deep-copies a pristine model made once per distinct
+    modelConfig (the last `size` configs), which is several times cheaper than building one
+    (a new model's random initialization is deterministic, so the copy is the same model).
+    Falls back to the factory's own `create` if a model cannot be deep-copied."""
+
+    def __init__(self, factory: AnomalyModelFactory, size: int = 4) -> None:
+        self._factory = factory
+        self._size = size
+        self._templates: dict[str, AnomalyModel] = {}
+        self._copyable = True
+
+    def create(self, modelConfig: dict[str, Any]) -> AnomalyModel:
+        """A new model for `modelConfig` (a copy of its template)."""
+        if not self._copyable:
+            return self._factory.create(modelConfig)
+        key = json.dumps(modelConfig, sort_keys=True, default=repr)
+        template = self._templates.pop(key, None)
+        if template is None:
+            template = self._factory.create(modelConfig)
+        self._templates[key] = template          # most recently used last
+        while len(self._templates) > self._size:
+            del self._templates[next(iter(self._templates))]
+        try:
+            return copy.deepcopy(template)
+        except (TypeError, copy.Error, NotImplementedError):
+            _log.warning("models cannot be deep-copied; creating each one", exc_info=True)
+            self._copyable = False
+            self._templates.clear()
+            return self._factory.create(modelConfig)
+
+    def from_bytes(self, data: bytes) -> AnomalyModel:
+        """The wrapped factory's from_bytes."""
+        return self._factory.from_bytes(data)
 
 
 def errorMessage(what: str, exc: BaseException) -> str:
@@ -96,7 +133,7 @@ def modelLock(root: Path, modelID: str, timeout: float = 30.0) -> Iterator[bool]
         os.close(fd)
 
 
-def loadCheckpointedModel(checkpointMgr: ModelCheckpointMgr, modelID: str,
+def loadCheckpointedModel(checkpointMgr: CheckpointStore, modelID: str,
                           modelFactory: AnomalyModelFactory | None = None,
                           definition: dict[str, Any] | None = None,
                           ) -> tuple[AnomalyModel, Checkpoint | None]:
@@ -105,11 +142,14 @@ def loadCheckpointedModel(checkpointMgr: ModelCheckpointMgr, modelID: str,
     checkpoint it came from. ModelNotFound if the model is not defined."""
     factory = modelFactory or defaultModelFactory()
     checkpoint = checkpointMgr.loadCheckpoint(modelID)
-    if checkpoint is None:
+    if checkpoint is None or checkpoint.attributes.get(FROM_DEFINITION_KEY):
         if definition is None:
             definition = checkpointMgr.loadModelDefinition(modelID)
-        return factory.create(definition["modelConfig"]), None
-    model = factory.from_bytes(checkpoint.modelState)
+        model = factory.create(definition["modelConfig"])
+        if checkpoint is None:
+            return model, None
+    else:
+        model = factory.from_bytes(checkpoint.modelState)
     for encodedTime, value in checkpoint.attributes.get("replayRows", []):
         model.run(decodeDatetime(encodedTime), math.nan if value is None else value)
     return model, checkpoint

@@ -1,5 +1,10 @@
 """A model-runner slot: a long-lived worker process that runs one model at a time for the
-scheduler (so imports and numba-compiled code stay warm across models).
+scheduler (so imports and numba-compiled code stay warm across models) and keeps the models it
+owns resident between runs, within its share of the memory budget (resident_models): the
+least recently used are checkpointed (if they have uncheckpointed rows) and dropped. While
+idle it checkpoints resident models the checkpoint policy says are due; before exiting it
+checkpoints as many dirty ones as it can in EXIT_CHECKPOINT_SECONDS (the rest are replayed
+from the stored rows when next loaded).
 
 Protocol on the duplex pipe (scheduler -> worker): ``("run", modelID)``, ``("stop",)`` (stop
 the current run after the batch in progress: checkpoint, ack, report), ``("exit",)``.
@@ -19,20 +24,23 @@ import logging
 import os
 import signal
 import sys
-from collections import OrderedDict
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
 from htmengine import engine_metrics
+from htmengine.model_swapper.resident_models import ResidentModels
 
 _log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 LOCK_TIMEOUT_SECONDS = 30.0
-# Models kept in memory per slot after their run (reused if their checkpoint is unchanged
-# when they come back to this slot; the scheduler prefers the slot that last ran a model).
-# An HTM model takes ~20 MB after 1000 rows, more as its temporal memory grows.
-MODEL_CACHE_SIZE = 4
+EVICTION_LOCK_TIMEOUT_SECONDS = 5.0
+# Idle housekeeping: how often resident models are checked for due checkpoints, and how many
+# are checkpointed per check (so the slot stays responsive to the scheduler).
+SWEEP_INTERVAL_SECONDS = 5.0
+CHECKPOINTS_PER_SWEEP = 4
+EXIT_CHECKPOINT_SECONDS = 8.0
 
 
 def dieWithParent() -> None:
@@ -47,7 +55,8 @@ def dieWithParent() -> None:
 class _SlotWorker:
     """The worker's state and command loop."""
 
-    def __init__(self, slot: int, conn: Connection, parentPid: int) -> None:
+    def __init__(self, slot: int, conn: Connection, parentPid: int,
+                 budgetBytes: int) -> None:
         self._slot = slot
         self._conn = conn
         self._parentPid = parentPid
@@ -55,7 +64,14 @@ class _SlotWorker:
         self._exit = False      # leave after the current run
         self._swapper: Any = None
         self._checkpointMgr: Any = None
-        self._modelCache: OrderedDict[str, Any] = OrderedDict()
+        self._replaySource: Any = None
+        self._policy: Any = None
+        self._factory: Any = None
+        self._resident: ResidentModels[Any] = ResidentModels(budgetBytes)
+        self._lastSweep = time.monotonic()
+        self.evictions = 0      # cumulative counters, reported with every run
+        self.loads = 0
+        self.checkpoints = 0
 
     def _onSigterm(self, _signum: int, _frame: Any) -> None:
         self._stop = True
@@ -84,39 +100,138 @@ class _SlotWorker:
         return self._stop
 
     def _ensureServices(self) -> None:
+        from htmengine.config import swapper_config
         from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
+        from htmengine.model_swapper.checkpoint_policy import CheckpointPolicy
         from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+        from htmengine.model_swapper.replay_source import MetricDataReplaySource
+        from htmengine.model_swapper.runner_support import (
+            TemplateModelFactory,
+            defaultModelFactory,
+        )
         if self._swapper is None:
             self._swapper = ModelSwapperInterface()
         if self._checkpointMgr is None:
             self._checkpointMgr = ModelCheckpointMgr()
+        if self._factory is None:
+            self._factory = TemplateModelFactory(defaultModelFactory())
+        if self._policy is None:
+            self._policy = CheckpointPolicy.fromConfig()
+            config = swapper_config()
+            source = (config.get("model_runner", "replay_source")
+                      if config.has_option("model_runner", "replay_source") else "none")
+            if source == "metric_data":
+                self._replaySource = MetricDataReplaySource()
+            elif source != "none":
+                raise ValueError(f"model-swapper.conf [model_runner] replay_source must be "
+                                 f"metric_data or none, got {source!r}")
 
     def _runModel(self, modelID: str) -> tuple[str, str]:
-        from htmengine.model_swapper.model_runner import ModelRunner, modelLock
+        from htmengine.model_swapper.model_runner import ModelRunner, RunOutcome, modelLock
         self._ensureServices()
         with modelLock(self._checkpointMgr.root, modelID, LOCK_TIMEOUT_SECONDS) as locked:
             if not locked:
                 return "locked", f"model {modelID} is locked by another process"
-            runner = ModelRunner(modelID, self._swapper, self._checkpointMgr,
-                                 stopRequested=self._stopRequested,
-                                 cachedModel=self._modelCache.pop(modelID, None))
-            stats = runner.run()
+            runner = self._resident.get(modelID)
+            if runner is not None and not runner.isCurrent():
+                _log.warning("slot %d: resident model %s is stale (its checkpoint changed "
+                             "elsewhere); loading it again", self._slot, modelID)
+                self._resident.pop(modelID)
+                runner = None
+            if runner is None:
+                runner = ModelRunner(modelID, self._swapper, self._checkpointMgr,
+                                     stopRequested=self._stopRequested,
+                                     modelFactory=self._factory,
+                                     replaySource=self._replaySource,
+                                     checkpointPolicy=self._policy)
+            else:
+                runner.rebind(self._swapper, self._stopRequested)
+            try:
+                stats = runner.run()
+            except Exception:
+                self._resident.pop(modelID)   # its state may be half-updated
+                raise
+            self.checkpoints += stats.checkpoints
+            loaded = not stats.extra.get("resident") and runner.model is not None
+            self.loads += loaded
             engine_metrics.CHECKPOINTS.inc(stats.checkpoints)
-            if stats.modelLoadSeconds and not stats.extra.get("cacheHit"):
+            if loaded:
                 engine_metrics.MODEL_LOADS.inc()
-            cacheable = runner.cacheableModel()
-            if cacheable is not None:
-                self._modelCache[modelID] = cacheable
-                while len(self._modelCache) > MODEL_CACHE_SIZE:
-                    self._modelCache.popitem(last=False)
-                    engine_metrics.MODEL_EVICTIONS.inc()
-            return stats.outcome.value, (f"batches={stats.batches} requests={stats.requests} "
-                                         f"duplicates={stats.duplicateBatches} "
-                                         f"duplicateRows={stats.duplicateRows} "
-                                         f"checkpoints={stats.checkpoints} "
-                                         f"load={stats.modelLoadSeconds:.3f}s "
-                                         f"cached={bool(stats.extra.get('cacheHit'))} "
-                                         f"seconds={stats.seconds:.3f}")
+            if stats.outcome == RunOutcome.DELETED or runner.model is None:
+                self._resident.pop(modelID)
+            else:
+                self._resident.put(modelID, runner, runner.residentBytes())
+        evicted = self._evictOverBudget()
+        return stats.outcome.value, (f"batches={stats.batches} requests={stats.requests} "
+                                     f"duplicates={stats.duplicateBatches} "
+                                     f"duplicateRows={stats.duplicateRows} "
+                                     f"checkpoints={stats.checkpoints} "
+                                     f"load={stats.modelLoadSeconds:.3f}s "
+                                     f"resident={bool(stats.extra.get('resident'))} "
+                                     f"replayed={stats.extra.get('replayedRows', 0)} "
+                                     f"evicted={evicted} residentModels={len(self._resident)} "
+                                     f"residentMB={self._resident.totalBytes / 2**20:.0f} "
+                                     f"slotLoads={self.loads} "
+                                     f"slotCheckpoints={self.checkpoints} "
+                                     f"slotEvictions={self.evictions} "
+                                     f"seconds={stats.seconds:.3f}")
+
+    def _checkpointResident(self, modelID: str, runner: Any) -> bool:
+        """Checkpoint a resident runner under its model lock; False if it did not save."""
+        from htmengine.model_swapper.model_runner import modelLock
+        try:
+            with modelLock(self._checkpointMgr.root, modelID,
+                           EVICTION_LOCK_TIMEOUT_SECONDS) as locked:
+                if not locked:
+                    _log.warning("slot %d: model %s is locked elsewhere; not checkpointing "
+                                 "it", self._slot, modelID)
+                    return False
+                saved = bool(runner.checkpointIfDirty())
+                self.checkpoints += saved
+                engine_metrics.CHECKPOINTS.inc(int(saved))
+                return saved
+        except Exception:  # its rows stay replayable from the stored rows
+            _log.exception("slot %d: checkpointing resident model %s failed", self._slot,
+                           modelID)
+            return False
+
+    def _evictOverBudget(self) -> int:
+        """Checkpoint and drop least recently used models until the slot fits its budget."""
+        evicted = self._resident.evictOverBudget()
+        for modelID, runner in evicted:
+            self._checkpointResident(modelID, runner)
+            _log.debug("slot %d: evicted model %s", self._slot, modelID)
+        self.evictions += len(evicted)
+        engine_metrics.MODEL_EVICTIONS.inc(len(evicted))
+        return len(evicted)
+
+    def _sweep(self) -> None:
+        """Idle housekeeping: checkpoint a few resident models whose checkpoint is due."""
+        now = time.monotonic()
+        if now - self._lastSweep < SWEEP_INTERVAL_SECONDS or self._checkpointMgr is None:
+            return
+        self._lastSweep = now
+        saved = 0
+        for modelID, runner in self._resident.items():
+            if saved >= CHECKPOINTS_PER_SWEEP or self._conn.poll():
+                break
+            if runner.checkpointDue() and self._checkpointResident(modelID, runner):
+                saved += 1
+
+    def _checkpointBeforeExit(self) -> None:
+        if self._checkpointMgr is None:
+            return
+        deadline = time.monotonic() + EXIT_CHECKPOINT_SECONDS
+        dirty = [(m, r) for m, r in self._resident.items() if r.dirty]
+        saved = 0
+        for modelID, runner in dirty:
+            if time.monotonic() >= deadline:
+                break
+            saved += self._checkpointResident(modelID, runner)
+        if dirty:
+            _log.info("slot %d: checkpointed %d of %d resident models with uncheckpointed "
+                      "rows before exiting (the rest replay their stored rows when loaded)",
+                      self._slot, saved, len(dirty))
 
     def _dropConnection(self) -> None:
         swapper, self._swapper = self._swapper, None
@@ -135,6 +250,7 @@ class _SlotWorker:
             if not self._conn.poll(0.5):
                 if self._parentGone():
                     break
+                self._sweep()
                 continue
             try:
                 message = self._conn.recv()
@@ -160,6 +276,8 @@ class _SlotWorker:
                 self._conn.send(("done", modelID, outcome, detail))
             except (BrokenPipeError, OSError):
                 break
+        if not self._parentGone():
+            self._checkpointBeforeExit()
         self._dropConnection()
 
 
@@ -180,7 +298,8 @@ def warmUp(slot: int) -> None:
         _log.warning("slot %d: warming up the model code failed", slot, exc_info=True)
 
 
-def workerMain(slot: int, conn: Connection, parentPid: int, logLevel: int) -> None:
+def workerMain(slot: int, conn: Connection, parentPid: int, logLevel: int,
+               budgetBytes: int) -> None:
     """Entry point of a slot process (multiprocessing 'spawn' target)."""
     dieWithParent()
     if os.getppid() != parentPid:
@@ -190,4 +309,4 @@ def workerMain(slot: int, conn: Connection, parentPid: int, logLevel: int) -> No
         format=f"%(asctime)s %(levelname)s [slot {slot} pid %(process)d] %(name)s: %(message)s")
     logging.getLogger("pika").setLevel(logging.WARNING)   # not every connection open/close
     warmUp(slot)
-    _SlotWorker(slot, conn, parentPid).serve()
+    _SlotWorker(slot, conn, parentPid, budgetBytes).serve()

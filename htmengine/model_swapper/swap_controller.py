@@ -4,11 +4,16 @@ It decides which model runs in which slot. Inputs are events (a notification tha
 new input, a slot finished a model, a clock tick, a stop request); outputs are actions for
 the service to carry out (start a model in a slot, ask a slot to stop, ack notifications).
 
-Policy (as in the original): a FIFO of models waiting for a slot; when every slot is busy and
-models wait, the least recently active running model (activity = start or new input) is asked
-to stop — after it has run at least `minRunSeconds` since its slot reported it started, so
-models are not thrashed; a finished
-model with input left goes to the back of the FIFO.
+Policy: a FIFO of models waiting for a slot. Every model is owned by one slot: the first time
+it runs it is given the free slot that owns the fewest models, and from then on it runs only
+in that slot (which keeps it resident in memory between runs, see resident_models). A waiting
+model starts as soon as its slot is free, in FIFO order; when its slot is busy, the model
+running there is asked to stop once it has run at least `minRunSeconds` since its slot
+reported it started (so models are not thrashed); a waiting model that has no slot yet
+preempts the least recently active running model (activity = start or new input) under the
+same rule. A finished model with input left goes to the back of the FIFO, so every model with
+input gets a turn of at least `minRunSeconds` within one round of its slot's FIFO: none
+starves while others keep getting samples.
 
 Notification tokens: the first unacked notification of a model is held as the durable record
 that the model has pending work; later ones are acked at once. The held token is acked only
@@ -64,7 +69,7 @@ class _ControllerState:
     delayed: dict[str, float] = field(default_factory=dict)  # modelID -> retry time
     heldTokens: dict[str, int] = field(default_factory=dict)
     heldSince: dict[str, float] = field(default_factory=dict)
-    lastSlot: dict[str, int] = field(default_factory=dict)
+    owner: dict[str, int] = field(default_factory=dict)      # modelID -> owning slot
 
 
 class SwapController:
@@ -100,6 +105,18 @@ class SwapController:
     def waitingModels(self) -> list[str]:
         """The FIFO of models waiting for a slot, first first."""
         return list(self._state.waiting)
+
+    def ownerOf(self, modelID: str) -> int | None:
+        """The slot that owns (runs, keeps resident) `modelID`, None before its first run."""
+        return self._state.owner.get(modelID)
+
+    def owners(self) -> dict[str, int]:
+        """modelID -> owning slot, for every model that has run."""
+        return dict(self._state.owner)
+
+    def forgetModel(self, modelID: str) -> None:
+        """Drop the ownership of a deleted model (it is not running)."""
+        self._state.owner.pop(modelID, None)
 
     def heldTokens(self) -> dict[str, int]:
         """modelID -> held notification tag."""
@@ -151,7 +168,6 @@ class SwapController:
         if running is None:
             raise ValueError(f"model {modelID!r} is not running")
         self._freeSlots.append(running.slot)
-        s.lastSlot[modelID] = running.slot
         actions: list[Action] = []
         if not morePending:
             tag = s.heldTokens.pop(modelID, None)
@@ -210,30 +226,65 @@ class SwapController:
 
     # -- policy ----------------------------------------------------------------------------
 
-    def _takeSlot(self, modelID: str) -> int:
-        preferred = self._state.lastSlot.get(modelID)
-        if preferred is not None and preferred in self._freeSlots:
-            self._freeSlots.remove(preferred)
-            return preferred
-        return self._freeSlots.pop(0)
+    def _takeSlot(self, modelID: str) -> int | None:
+        """The slot to run `modelID` in now (its owner's, if free; for a model without an
+        owner the free slot owning the fewest models, which becomes its owner), or None."""
+        s = self._state
+        owner = s.owner.get(modelID)
+        if owner is not None:
+            if owner not in self._freeSlots:
+                return None
+            self._freeSlots.remove(owner)
+            return owner
+        if not self._freeSlots:
+            return None
+        counts = [0] * self._numSlots
+        for slot in s.owner.values():
+            counts[slot] += 1
+        slot = min(self._freeSlots, key=lambda i: (counts[i], i))
+        self._freeSlots.remove(slot)
+        s.owner[modelID] = slot
+        return slot
+
+    def _preemptible(self, running: _Running, now: float) -> bool:
+        return (not running.stopRequested and running.startedAt is not None
+                and now - running.startedAt >= self._minRunSeconds)
 
     def _schedule(self) -> list[Action]:
         actions: list[Action] = []
         s = self._state
         now = self._clock()
-        while self._freeSlots and s.waiting:
-            modelID = s.waiting.popleft()
-            slot = self._takeSlot(modelID)
-            s.running[modelID] = _Running(modelID, slot, None, now)
-            actions.append(StartModel(slot, modelID))
-        pendingStops = sum(1 for r in s.running.values() if r.stopRequested)
-        needed = len(s.waiting) - pendingStops
+        if self._freeSlots and s.waiting:
+            stillWaiting: deque[str] = deque()
+            for modelID in s.waiting:
+                slot = self._takeSlot(modelID) if self._freeSlots else None
+                if slot is None:
+                    stillWaiting.append(modelID)
+                    continue
+                s.running[modelID] = _Running(modelID, slot, None, now)
+                actions.append(StartModel(slot, modelID))
+            s.waiting = stillWaiting
+        if not s.waiting:
+            return actions
+        bySlot = {r.slot: r for r in s.running.values()}
+        wanted: set[int] = set()
+        unowned = 0
+        for modelID in s.waiting:
+            owner = s.owner.get(modelID)
+            if owner is None:
+                unowned += 1
+            else:
+                wanted.add(owner)
+        for slot in sorted(wanted):
+            running = bySlot.get(slot)
+            if running is not None and self._preemptible(running, now):
+                running.stopRequested = True
+                actions.append(StopSlot(slot))
+        needed = unowned - sum(1 for r in s.running.values()
+                               if r.stopRequested and r.slot not in wanted)
         if needed > 0:
-            candidates = sorted(
-                (r for r in s.running.values()
-                 if not r.stopRequested and r.startedAt is not None
-                 and now - r.startedAt >= self._minRunSeconds),
-                key=lambda r: r.activeAt)
+            candidates = sorted((r for r in s.running.values() if self._preemptible(r, now)),
+                                key=lambda r: r.activeAt)
             for running in candidates[:needed]:
                 running.stopRequested = True
                 actions.append(StopSlot(running.slot))

@@ -118,6 +118,8 @@ def schedulerEnv(engine_env, modelFactory: str | None,
     if requestsPerCheckpoint is not None:
         env["_NTA_UTILS_CONFIG__MODEL_SWAPPER__MODEL_RUNNER__TARGET_REQUESTS_PER_CHECKPOINT"] = (
             str(requestsPerCheckpoint))
+    # the swapper alone: its input rows are not in metric_data, so checkpoint before acking
+    env["_NTA_UTILS_CONFIG__MODEL_SWAPPER__MODEL_RUNNER__REPLAY_SOURCE"] = "none"
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), str(HERE)])
     env["HTMENGINE_LOG_LEVEL"] = "INFO"
     if modelFactory:

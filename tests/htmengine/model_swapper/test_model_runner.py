@@ -13,6 +13,7 @@ from swapper_hash_model import HashModel
 
 from htmengine.model_swapper import errors
 from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
+from htmengine.model_swapper.checkpoint_policy import CheckpointPolicy
 from htmengine.model_swapper.errors import ModelNotFound
 from htmengine.model_swapper.messages import (
     ModelCommand,
@@ -22,6 +23,8 @@ from htmengine.model_swapper.messages import (
 )
 from htmengine.model_swapper.model_runner import ModelRunner, RunOutcome, loadCheckpointedModel
 from htmengine.model_swapper.model_swapper_interface import ConsumedRequestBatch
+from htmengine.model_swapper.replay_source import ReplayRow
+from htmengine.model_swapper.runner_support import TemplateModelFactory
 
 T0 = datetime(2024, 1, 1)
 
@@ -290,7 +293,12 @@ def test_stop_request_ends_the_run_after_a_checkpoint_and_ack(env) -> None:
 
 
 class CountingHashModel(HashModel):
-    loads = 0
+    loads = 0       # models made: loaded from bytes or created from the definition
+
+    @classmethod
+    def create(cls, modelConfig: dict) -> HashModel:
+        CountingHashModel.loads += 1
+        return super().create(modelConfig)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> HashModel:
@@ -303,20 +311,29 @@ def test_small_checkpoints_are_incremental_and_replay_to_the_same_state(env) -> 
     define(swapper)
     swapper.put("b0", rows(0, 5))
     runner(swapper, mgr).run()
+    # a new model's first checkpoint: no bytes, its definition plus the rows to replay
+    assert mgr.load("m") == b""
+    attributes = mgr.loadCheckpointAttributes("m")
+    assert attributes["fromDefinition"] and len(attributes["replayRows"]) == 5
+    assert loaded(mgr, "m").count == 5
+    swapper.put("b1", rows(5, 100))             # 105 rows since the definition: full
+    runner(swapper, mgr).run()
     full = mgr.load("m")
-    assert mgr.loadCheckpointAttributes("m")["replayRows"] == []
+    assert HashModel.from_bytes(full).count == 105
+    attributes = mgr.loadCheckpointAttributes("m")
+    assert attributes["replayRows"] == [] and not attributes["fromDefinition"]
     for i in range(1, 4):                       # three idle checkpoints of 30 rows each
-        swapper.put(f"b{i}", rows(5 + 30 * (i - 1), 30))
+        swapper.put(f"b{i + 1}", rows(105 + 30 * (i - 1), 30))
         runner(swapper, mgr).run()
         assert mgr.load("m") == full            # model bytes untouched: rows saved instead
         assert len(mgr.loadCheckpointAttributes("m")["replayRows"]) == 30 * i
-        assert loaded(mgr, "m").count == 5 + 30 * i
-    swapper.put("b4", rows(95, 30))             # 120 rows since the full one: full again
+        assert loaded(mgr, "m").count == 105 + 30 * i
+    swapper.put("b5", rows(195, 30))            # 120 rows since the full one: full again
     runner(swapper, mgr).run()
     assert mgr.load("m") != full
     assert mgr.loadCheckpointAttributes("m")["replayRows"] == []
-    assert HashModel.from_bytes(mgr.load("m")).count == 125
-    assert scores(swapper) == reference_scores(125)
+    assert HashModel.from_bytes(mgr.load("m")).count == 225
+    assert scores(swapper) == reference_scores(225)
 
 
 def test_a_clone_of_an_incremental_checkpoint_keeps_the_replay_rows(env) -> None:
@@ -330,28 +347,122 @@ def test_a_clone_of_an_incremental_checkpoint_keeps_the_replay_rows(env) -> None
     assert loaded(mgr, "copy").count == 6
 
 
-def test_a_cached_model_is_reused_only_while_its_checkpoint_is_current(env) -> None:
+def test_a_resident_runner_is_reused_only_while_its_checkpoint_is_current(env) -> None:
     swapper, mgr, _ = env
     define(swapper)
     swapper.put("b0", rows(0, 4))
     first = ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
                         modelFactory=CountingHashModel)
     first.run()
-    cached = first.cacheableModel()
-    assert cached is not None and cached.model.count == 4
+    assert first.isCurrent() and first.model.count == 4
     CountingHashModel.loads = 0
     swapper.put("b1", rows(4, 4))
-    second = ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
-                         modelFactory=CountingHashModel, cachedModel=cached)
-    second.run()
-    assert CountingHashModel.loads == 0 and second.stats.extra.get("cacheHit")
-    # the checkpoint moved on without this cache entry: it must not be used
+    stats = first.run()                       # run again, resident: no load
+    assert CountingHashModel.loads == 0 and stats.extra.get("resident")
+    # another runner moves the checkpoint on: the resident one is stale
     swapper.put("b2", rows(8, 4))
-    third = ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
-                        modelFactory=CountingHashModel, cachedModel=cached)
-    third.run()
-    assert CountingHashModel.loads == 1 and not third.stats.extra.get("cacheHit")
+    ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
+                modelFactory=CountingHashModel).run()
+    assert CountingHashModel.loads == 1 and not first.isCurrent()
     assert scores(swapper) == reference_scores(12)
+
+
+class ListReplaySource:
+    """The durable store of the input rows (metric_data's role), in memory."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, ModelInputRow] = {}
+        self.scored: set[int] = set()
+        self.reads: list[int] = []
+
+    def store(self, batch: list[ModelInputRow]) -> list[ModelInputRow]:
+        for row in batch:
+            self.rows[row.rowID] = row
+        return batch
+
+    def rowsAfter(self, modelID: str, rowID: int) -> list[ReplayRow]:
+        self.reads.append(rowID)
+        return [ReplayRow(r.rowID, r.data[0], r.data[1], r.rowID in self.scored)
+                for i, r in sorted(self.rows.items()) if i > rowID]
+
+
+def lazy_runner(swapper, mgr, source, everyRows: int = 10, clock=lambda: 0.0) -> ModelRunner:
+    return ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
+                       modelFactory=HashModel, replaySource=source,
+                       checkpointPolicy=CheckpointPolicy(everyRows, 3600.0), clock=clock)
+
+
+def test_lazy_checkpoints_ack_each_batch_and_save_every_n_rows(env) -> None:
+    swapper, mgr, log = env
+    source = ListReplaySource()
+    define(swapper)
+    swapper.put("b0", source.store(rows(0, 2)))
+    resident = lazy_runner(swapper, mgr, source, everyRows=5)
+    resident.run()                            # first checkpoint before the first ack
+    assert log[-2:] == ["checkpoint ['def', 'b0']", "ack 2 multiple"]
+    log.clear()
+    for i in range(4):                        # rows 2..9, two per batch
+        swapper.put(f"c{i}", source.store(rows(2 + 2 * i, 2)))
+        resident.run()
+    # acked one by one as results went out; one checkpoint after 5 more rows (at row 5)
+    assert [entry for entry in log if entry.startswith("checkpoint")] == [
+        "checkpoint ['c0', 'c1', 'c2']"]
+    assert [entry for entry in log if entry.startswith("ack")] == [
+        "ack 3 multiple", "ack 4 multiple", "ack 5 multiple", "ack 6 multiple"]
+    assert not swapper.unacked and resident.dirty
+    assert mgr.loadCheckpointAttributes("m")["lastRowId"] == 7
+    assert resident.checkpointIfDirty() and not resident.dirty
+    assert loaded(mgr, "m").count == 10
+    assert scores(swapper) == reference_scores(10)
+
+
+def test_a_crash_after_lazy_acks_replays_the_stored_rows_exactly_once(env) -> None:
+    swapper, mgr, _ = env
+    source = ListReplaySource()
+    define(swapper)
+    swapper.put("b0", source.store(rows(0, 3)))
+    lost = lazy_runner(swapper, mgr, source, everyRows=100)
+    lost.run()                                # checkpoint at row 2
+    for i in range(3):                        # rows 3..8 acked, not checkpointed
+        swapper.put(f"c{i}", source.store(rows(3 + 2 * i, 2)))
+        lost.run()
+    assert not swapper.unacked and loaded(mgr, "m").count == 3
+    source.scored.update(range(0, 7))         # rows 7, 8: results lost in the crash
+    del lost                                  # the slot died (kill -9): its model is gone
+    swapper.results.clear()
+    source.store(rows(9, 2))                  # stored, not yet sent to the model
+    swapper.put("c9", rows(9, 3)[:2])         # ... then sent
+    swapper.put("d", source.store(rows(11, 1)))
+    fresh = lazy_runner(swapper, mgr, source, everyRows=100)
+    stats = fresh.run()
+    assert source.reads == [2] and stats.extra["replayedRows"] == 9   # rows 3..11
+    assert stats.duplicateRows == 3           # rows 9..11 came from the replay
+    published = [r.rowID for _, batch in swapper.results for r in batch]
+    assert published == [7, 8, 9, 10, 11]    # the replayed rows not scored yet
+    assert fresh.model.count == 12 and fresh.model.digest == reference_model(12).digest
+    assert {k: v for k, v in scores(swapper).items()} == {
+        k: v for k, v in reference_scores(12).items() if k >= 7}
+
+
+def test_checkpoint_due_by_age(env) -> None:
+    swapper, mgr, _ = env
+    source = ListReplaySource()
+    now = [0.0]
+    define(swapper)
+    swapper.put("b0", source.store(rows(0, 1)))
+    resident = ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
+                           modelFactory=HashModel, replaySource=source,
+                           checkpointPolicy=CheckpointPolicy(1000, 60.0), clock=lambda: now[0])
+    resident.run()
+    swapper.put("b1", source.store(rows(1, 1)))
+    resident.run()
+    assert resident.dirty and not resident.checkpointDue()
+    now[0] = 59.0
+    assert not resident.checkpointDue()
+    now[0] = 60.0
+    assert resident.checkpointDue()
+    assert resident.checkpointIfDirty() and not resident.checkpointDue()
+    assert mgr.loadCheckpointAttributes("m")["lastRowId"] == 1
 
 
 def test_a_model_error_forces_the_next_checkpoint_to_be_full(env) -> None:
@@ -380,3 +491,55 @@ def test_rows_resent_under_new_batch_ids_are_skipped_by_row_id(env) -> None:
     assert scores(swapper) == reference_scores(14)
     assert loaded(mgr, "m").count == 14
 
+
+
+def test_a_clones_first_checkpoint_builds_on_the_cloned_bytes(env) -> None:
+    swapper, mgr, _ = env
+    define(swapper)
+    swapper.put("b0", rows(0, 150))
+    runner(swapper, mgr).run()                   # a full checkpoint of 150 rows
+    mgr.clone("m", "copy")
+    cloned = mgr.load("copy")
+    copyRunner = ModelRunner("copy", swapper, mgr, targetRequestsPerCheckpoint=500,
+                             modelFactory=HashModel)
+    swapper.put("c0", rows(150, 3))
+    copyRunner.run()
+    assert mgr.load("copy") == cloned            # no serialization: the rows are replayed
+    assert len(mgr.loadCheckpointAttributes("copy")["replayRows"]) == 3
+    assert loaded(mgr, "copy").digest == reference_model(153).digest
+
+
+def test_lazy_mode_sends_one_result_message_per_run_of_consecutive_rows(env) -> None:
+    swapper, mgr, log = env
+    source = ListReplaySource()
+    define(swapper)
+    swapper.put("b0", source.store(rows(0, 2)))
+    resident = lazy_runner(swapper, mgr, source, everyRows=1000)
+    resident.run()
+    swapper.results.clear()
+    log.clear()
+    for i in range(5):                            # a backlog: five batches of 3 rows
+        swapper.put(f"c{i}", source.store(rows(2 + 3 * i, 3)))
+    swapper.put("gap", source.store(rows(20, 2)))  # rows 17..19 never arrive
+    resident.run()
+    assert [[r.rowID for r in batch] for _, batch in swapper.results] == [
+        list(range(2, 17)), [20, 21]]
+    assert [entry for entry in log if entry.startswith("ack")] == ["ack 8 multiple"]
+    assert not swapper.unacked
+
+
+def test_template_factory_copies_are_the_same_model_as_created_ones() -> None:
+    from htmengine.algorithms.model import HtmAnomalyModel
+    from htmengine.algorithms.model_params import getScalarMetricWithTimeOfDayAnomalyParams
+
+    config = getScalarMetricWithTimeOfDayAnomalyParams(minVal=0, maxVal=100)["modelConfig"]
+    factory = TemplateModelFactory(HtmAnomalyModel, size=1)
+    first, second = factory.create(config), factory.create(config)
+    created = HtmAnomalyModel.create(config)
+    records = [(T0 + timedelta(minutes=5 * i), float((i * 37) % 100)) for i in range(150)]
+    scoresFirst = [first.run(*r) for r in records]
+    assert scoresFirst == [created.run(*r) for r in records]
+    assert first.to_bytes() == created.to_bytes()
+    assert second.records_seen == 0           # copies are independent of each other
+    other = getScalarMetricWithTimeOfDayAnomalyParams(minVal=0, maxVal=5)["modelConfig"]
+    assert factory.create(other).to_bytes() == HtmAnomalyModel.create(other).to_bytes()

@@ -15,6 +15,7 @@ from swapper_service_helpers import SchedulerProcess, schedulerEnv
 
 from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
 from htmengine.model_swapper.messages import ModelCommandResult, ModelInputRow
+from htmengine.model_swapper.runner_support import loadCheckpointedModel
 
 model_module = pytest.importorskip("htmengine.algorithms.model")
 params_module = pytest.importorskip("htmengine.algorithms.model_params")
@@ -111,7 +112,7 @@ def test_kill9_mid_stream_then_restart_scores_every_row_once_identically(
     assert seen == expected
     deadline = time.monotonic() + 60
     while True:   # the checkpointed model has applied every row exactly once
-        model = HtmAnomalyModel.from_bytes(ModelCheckpointMgr().load(modelID))
+        model, _ = loadCheckpointedModel(ModelCheckpointMgr(), modelID)   # bytes + replay rows
         if model.records_seen == len(rows) or time.monotonic() > deadline:
             break
         time.sleep(0.2)

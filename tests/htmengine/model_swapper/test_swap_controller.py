@@ -59,11 +59,17 @@ def test_least_recently_active_model_is_preempted_after_min_run() -> None:
     assert ctl.tick() == []             # one stop already pending for one waiting model
     actions = ctl.onModelDone("b", morePending=True)
     ctl.onModelStarted("c")
-    # c takes the slot; b still has input so it waits at the back of the FIFO, and a (run
-    # for over 1 s) is asked to make room for it: round-robin with a 1 s quantum
-    assert actions == [StartModel(1, "c"), StopSlot(0)]
+    # c (no slot yet) takes the freed slot 1, which owns it from now on; b still has input,
+    # waits at the back of the FIFO for its own slot 1 and gets it once c has run 1 s
+    assert actions == [StartModel(1, "c")]
     assert ctl.waitingModels() == ["b"]
+    assert ctl.ownerOf("b") == ctl.ownerOf("c") == 1 and ctl.ownerOf("a") == 0
     assert ctl.heldTokens() == {"a": 1, "b": 2, "c": 4}
+    clock.now += 0.5
+    assert ctl.tick() == []
+    clock.now += 0.5
+    assert ctl.tick() == [StopSlot(1)]  # a keeps running: slot 0 has nobody waiting
+    assert ctl.onModelDone("c", morePending=True) == [StartModel(1, "b")]
 
 
 def test_tokens_are_held_once_per_model_and_acked_only_when_drained() -> None:
@@ -182,3 +188,59 @@ def test_old_tokens_are_reported_for_refresh_and_can_be_released() -> None:
     # the fresh notification sent in its place becomes the held token
     assert acked(ctl.onNotification("a", 3)) == []
     assert ctl.heldTokens() == {"a": 3, "b": 2}
+
+
+def test_a_model_runs_only_in_its_owning_slot() -> None:
+    ctl = SwapController(2, minRunSeconds=0.0, clock=Clock())
+    ctl.onNotification("a", 1)
+    ctl.onNotification("b", 2)
+    assert ctl.owners() == {"a": 0, "b": 1}
+    ctl.onModelDone("a", morePending=False)
+    # slots 0 and 1 are both free when b runs again: it goes back to its own slot 1
+    assert ctl.onModelDone("b", morePending=True) == [StartModel(1, "b")]
+    # a new model goes to the free slot owning the fewest models
+    assert ctl.onNotification("c", 4) == [StartModel(0, "c")]
+    ctl.onModelDone("c", morePending=False)
+    ctl.forgetModel("c")
+    assert ctl.ownerOf("c") is None
+
+
+@pytest.mark.parametrize("numSlots,numModels", [(1, 4), (2, 7), (3, 12)])
+def test_fairness_no_model_starves_while_others_keep_getting_samples(numSlots: int,
+                                                                       numModels: int) -> None:
+    """Every model gets a sample every step; a stopped runner finishes one step later with
+    input left. Each model must start again within one round of its slot's FIFO."""
+    clock = Clock()
+    minRun, step = 1.0, 0.1
+    ctl = SwapController(numSlots, minRunSeconds=minRun, clock=clock)
+    models = [f"m{i}" for i in range(numModels)]
+    lastStart = {m: clock.now for m in models}
+    maxGap = {m: 0.0 for m in models}
+    stopping: list[str] = []
+    tag = 0
+
+    def apply(actions) -> None:
+        bySlot = {slot: m for m, slot in ctl.runningModels().items()}
+        for action in actions:
+            if isinstance(action, StartModel):
+                ctl.onModelStarted(action.modelID)
+                maxGap[action.modelID] = max(maxGap[action.modelID],
+                                             clock.now - lastStart[action.modelID])
+                lastStart[action.modelID] = clock.now
+            elif isinstance(action, StopSlot):
+                stopping.append(bySlot[action.slot])
+
+    for _ in range(3000):
+        clock.now += step
+        done, stopping[:] = list(stopping), []
+        for model in done:
+            apply(ctl.onModelDone(model, morePending=True))
+        for model in models:
+            tag += 1
+            apply(ctl.onNotification(model, tag))
+        apply(ctl.tick())
+    perSlot = max(list(ctl.owners().values()).count(s) for s in range(numSlots))
+    bound = perSlot * (minRun + 2 * step) + step
+    assert len(ctl.owners()) == numModels
+    assert max(maxGap.values()) <= bound, (maxGap, bound)
+    assert all(clock.now - lastStart[m] <= bound for m in models)

@@ -9,9 +9,14 @@ Shown here, end to end:
   the database's values in rowid order, and the scores equal uninterrupted reference runs;
 * a metric monitored with too little data is PENDING_DATA, becomes ACTIVE at 288 rows and its
   whole backlog is scored;
+* the engine runs with a memory budget that holds two HTM models per slot (110 MB, 2 slots;
+  a model of these tests has 19-25 MB of state) and
+  lazy checkpoints (every 50 rows or after 1 s idle), so models are evicted, reloaded and
+  replayed from ``metric_data`` all the time: scores still equal uninterrupted runs, and no
+  slot ever holds more than its budget;
 * ``kill -9`` of the model scheduler, of its slot processes, of the anomaly service and of the
-  metric storer in the middle of a stream, restarted by supervisord: no row lost, none run
-  through the model twice (the checkpointed model has seen exactly one record per row), raw
+  metric storer in the middle of a stream of six metrics, restarted by supervisord: no row
+  lost, none run through the model twice (the checkpointed model has seen exactly one record per row), raw
   scores identical to an uninterrupted in-process model, anomaly scores identical to an
   uninterrupted run of the likelihood helper (row by row: with result batches under 250 rows
   the likelihood does not depend on batch boundaries; larger batches refresh the fit every
@@ -23,6 +28,7 @@ from __future__ import annotations
 import calendar
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -59,6 +65,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # of htmengine/algorithms compiles the numba kernels (about 100 s of CPU).
 FIRST_SCORES_TIMEOUT = 420
 SCORING_TIMEOUT = 240
+# Resident models of all slots together: 55 MB per slot, two HTM models (19-25 MB) each.
+MEMORY_BUDGET_MB = 110
+SLOT_BUDGET_MB = MEMORY_BUDGET_MB / 2
 # With result batches of fewer rows than this, the likelihood refresh interval is the fixed
 # statistics_refresh_rate (24) and the anomaly scores do not depend on batch boundaries.
 BATCH_INDEPENDENT_LIMIT = 240
@@ -71,8 +80,15 @@ def supervised(engine_env, migrated_db, tmp_path_factory: pytest.TempPathFactory
     with ModelSwapperInterface() as swapper:   # models of earlier tests: not our business
         swapper.initSchedulerNotification()
         swapper.bus.purge_queue(swapper.schedulerNotificationQueueName)
-    supervisedEngine = SupervisedEngine(engine_env.subprocess_env(),
-                                        tmp_path_factory.mktemp("engine_run"))
+    env = engine_env.subprocess_env()
+    env.update({
+        "_NTA_UTILS_CONFIG__MODEL_SWAPPER__MODEL_SCHEDULER__NUM_SLOTS": "2",
+        "_NTA_UTILS_CONFIG__MODEL_SWAPPER__MODEL_SCHEDULER__MEMORY_BUDGET_MB":
+            str(MEMORY_BUDGET_MB),
+        "_NTA_UTILS_CONFIG__MODEL_SWAPPER__MODEL_RUNNER__CHECKPOINT_EVERY_ROWS": "50",
+        "_NTA_UTILS_CONFIG__MODEL_SWAPPER__MODEL_RUNNER__CHECKPOINT_MAX_AGE_SECONDS": "1",
+    })
+    supervisedEngine = SupervisedEngine(env, tmp_path_factory.mktemp("engine_run"))
     started = supervisedEngine.runScript("start")
     try:
         assert started.returncode == 0, (
@@ -276,8 +292,15 @@ def test_pending_data_until_288_rows_then_backlog_scored(engine_env, supervised,
     _checkMetric(engine, uid, 0, numRows, probe, batchIndependent=False)
 
 
+def _slotRuns(supervised: SupervisedEngine) -> list[dict[str, str]]:
+    """The key=value details of every finished slot run in the scheduler's log."""
+    log = (supervised.runDir / "model_scheduler.log").read_text(errors="replace")
+    return [dict(pair.split("=", 1) for pair in match.group(1).split())
+            for match in re.finditer(r"model=\S+ \w+ \((batches=[^)]*)\)", log)]
+
+
 def test_kill9_services_mid_stream_under_supervisord(engine_env, supervised, probe) -> None:
-    numMetrics, numRows, warmRows = 2, 400, 60
+    numMetrics, numRows, warmRows = 6, 400, 60
     engine = engineFactory()
     port = engine_env.plaintext_port
     adapter = createDatasourceAdapter("custom", engine=engine)
@@ -352,7 +375,8 @@ def test_kill9_services_mid_stream_under_supervisord(engine_env, supervised, pro
     first, second = 0, 1
     with supervised.frozen("metric_storer"):
         sendConcurrently(port, [graphiteLines(names[first], first, range(320, numRows))])
-        sendConcurrently(port, [graphiteLines(names[second], second, range(320, numRows))])
+        sendConcurrently(port, [graphiteLines(names[i], i, range(320, numRows))
+                                for i in range(second, numMetrics)])
         time.sleep(0.5)   # the listener has queued every line
         blocker = engine.connect()
         blockerTx = blocker.begin()
@@ -375,6 +399,16 @@ def test_kill9_services_mid_stream_under_supervisord(engine_env, supervised, pro
         _checkMetric(engine, uid, index, numRows, probe, batchIndependent=True)
     for program in ("model_scheduler", "metric_listener", "metric_storer", "anomaly_service"):
         assert supervised.pid(program), supervised.ctl("status")
+
+    # far more models than the budget holds: evicted and reloaded, replayed after the kills,
+    # reused while resident, and no slot ever over its budget after a run
+    runs = _slotRuns(supervised)
+    summary = [{k: run[k] for k in ("resident", "replayed", "evicted", "residentModels",
+                                    "residentMB")} for run in runs]
+    assert sum(int(run["evicted"]) for run in runs) >= numMetrics, summary
+    assert any(run["resident"] == "True" for run in runs), summary
+    assert any(int(run["replayed"]) > 0 for run in runs), summary
+    assert max(float(run["residentMB"]) for run in runs) <= SLOT_BUDGET_MB, summary
 
 
 def test_run_dir_holds_socket_pid_and_supervisord_log(supervised) -> None:
