@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.engine import BenchEnvironment, _freePort, _override  # noqa: E402
+from bench.bench_support import BenchEnvironment, freePort, override  # noqa: E402
 
 START = datetime(2015, 1, 1)
 STEP = timedelta(minutes=5)
@@ -91,8 +91,8 @@ def populate(metrics: int, rows_per_metric: int, big_rows: int) -> None:
 
 def start_api(port: int, log: Path) -> subprocess.Popen[bytes]:
     """The API alone on `port`, answering the overview."""
-    env = {**os.environ, _override("application.conf", "api", "port"): str(port),
-           _override("application.conf", "api", "public_url"): f"http://127.0.0.1:{port}"}
+    env = {**os.environ, override("application.conf", "api", "port"): str(port),
+           override("application.conf", "api", "public_url"): f"http://127.0.0.1:{port}"}
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "htmengine.api"], cwd=REPO, env=env,
                                    stdout=out, stderr=subprocess.STDOUT)
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with BenchEnvironment() as env:
         populate(args.metrics, args.rows_per_metric, args.big_rows)
-        port = _freePort()
+        port = freePort()
         api = start_api(port, env.tmp / "api.log")
         try:
             lines = measure(f"http://127.0.0.1:{port}", args.runs, args.metrics, args.big_rows)
