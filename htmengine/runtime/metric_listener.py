@@ -155,12 +155,18 @@ class LineSplitter:
         self._discarding = False
         self.rejected = 0
 
+    def _reject(self) -> None:
+        """Count a line rejected here (the storer never sees it): received and malformed."""
+        self.rejected += 1
+        engine_metrics.SAMPLES_RECEIVED.inc()
+        engine_metrics.SAMPLES_REJECTED.labels("malformed").inc()
+
     def _accept(self, parts: list[bytes]) -> list[str]:
         lines = []
         now = utc_now_naive()
         for raw in parts:
             if len(raw) > MAX_LINE_BYTES:
-                self.rejected += 1
+                self._reject()
                 _log.warning("Dropping a line longer than %d bytes from %s: %r...",
                              MAX_LINE_BYTES, self._source, raw[:80])
                 continue
@@ -172,7 +178,7 @@ class LineSplitter:
                 check_sample(sample.metricName, sample.value, sample.timestamp,
                              self._horizonSeconds, now)
             except InvalidInputError as error:
-                self.rejected += 1
+                self._reject()
                 _log.warning("Rejecting a line from %s: %s", self._source, error)
                 continue
             lines.append(text)
