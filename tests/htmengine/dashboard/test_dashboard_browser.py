@@ -73,7 +73,7 @@ def test_overview_lists_metrics_with_states(live: LiveEngine, dashboard: Dashboa
     assert rows["dash.active"]["reason"] == ""
     dashboard.shot("overview")
 
-    dashboard.page.fill("#filter", "pend")
+    dashboard.page.fill("#filter", "dash.pend")
     assert list(_overview_rows(dashboard)) == ["dash.pending"]
     assert dashboard.page.inner_text("#overview-count").startswith("1 of ")
     dashboard.page.fill("#filter", "")

@@ -65,8 +65,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # of htmengine/algorithms compiles the numba kernels (about 100 s of CPU).
 FIRST_SCORES_TIMEOUT = 420
 SCORING_TIMEOUT = 240
-# Resident models of all slots together: 55 MB per slot, two HTM models (19-25 MB) each.
-MEMORY_BUDGET_MB = 110
+# Resident models of all slots together: 3 MB per slot, which holds two of this test's HTM
+# models (state_nbytes about 1.2-1.4 MB each), while each slot owns three: the six metrics'
+# models are evicted and reloaded over and over.
+MEMORY_BUDGET_MB = 6
 SLOT_BUDGET_MB = MEMORY_BUDGET_MB / 2
 # With result batches of fewer rows than this, the likelihood refresh interval is the fixed
 # statistics_refresh_rate (24) and the anomaly scores do not depend on batch boundaries.
@@ -82,6 +84,7 @@ def supervised(engine_env, migrated_db, tmp_path_factory: pytest.TempPathFactory
         swapper.bus.purge_queue(swapper.schedulerNotificationQueueName)
     env = engine_env.subprocess_env()
     env.update({
+        "HTMENGINE_LOG_LEVEL": "DEBUG",   # the scheduler logs every slot run (read below)
         "_NTA_UTILS_CONFIG__MODEL_SWAPPER__MODEL_SCHEDULER__NUM_SLOTS": "2",
         "_NTA_UTILS_CONFIG__MODEL_SWAPPER__MODEL_SCHEDULER__MEMORY_BUDGET_MB":
             str(MEMORY_BUDGET_MB),
