@@ -12,29 +12,25 @@ from nta_utils.errors import (
 )
 
 
-class AmqpChannelError(BusError):
+class _AmqpCloseDetails(Exception):
+    """The broker's reply code, text and failing method, as the original's errors carry."""
+
+    def __init__(self, code: int | None, text: str, classId: int | None = None,
+                 methodId: int | None = None) -> None:
+        super().__init__(f"code={code}, text={text}")
+        self.code = code
+        self.text = text
+        self.classId = classId
+        self.methodId = methodId
+
+
+class AmqpChannelError(_AmqpCloseDetails, BusError):
     """An operation failed and the broker closed the channel (e.g. code 404 NOT_FOUND for a
     missing queue or exchange, 406 PRECONDITION_FAILED)."""
 
-    def __init__(self, code: int | None, text: str, classId: int | None = None,
-                 methodId: int | None = None) -> None:
-        super().__init__(f"code={code}, text={text}")
-        self.code = code
-        self.text = text
-        self.classId = classId
-        self.methodId = methodId
 
-
-class AmqpConnectionError(BusConnectionError):
+class AmqpConnectionError(_AmqpCloseDetails, BusConnectionError):
     """The connection to the broker failed or was lost."""
-
-    def __init__(self, code: int | None, text: str, classId: int | None = None,
-                 methodId: int | None = None) -> None:
-        super().__init__(f"code={code}, text={text}")
-        self.code = code
-        self.text = text
-        self.classId = classId
-        self.methodId = methodId
 
 
 class UnroutableError(UnroutableMessageError):
