@@ -36,9 +36,9 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from htmengine.exceptions import InvalidInputError  # noqa: E402
+from htmengine.pipeline.plaintext import decodeBatchMessage, parsePlaintext  # noqa: E402
+from htmengine.pipeline.sample_validation import check_sample  # noqa: E402
 from htmengine.runtime.metric_listener import LineSplitter  # noqa: E402
-from htmengine.runtime.plaintext import decodeBatchMessage, parsePlaintext  # noqa: E402
-from htmengine.runtime.sample_validation import check_sample  # noqa: E402
 from skeleton_app.webapp import parse_model_params, parse_sample_line  # noqa: E402
 
 HORIZON = 86400.0

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from htmengine.exceptions import InvalidInputError
-from htmengine.runtime.results_serialization import deserializeModelResult
+from htmengine.pipeline.results_serialization import deserializeModelResult
 from influxhtm.client import InfluxHtmClient
 from influxhtm.errors import InfluxConnectionError
 from influxhtm.model import HtmSensorModel

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 
 from htmengine.cli.series import Row
 from htmengine.config import app_config
+from htmengine.pipeline.plaintext import encodeBatchMessage, parsePlaintext
 from htmengine.runtime.metric_listener import MAX_BATCH_SIZE
-from htmengine.runtime.plaintext import encodeBatchMessage, parsePlaintext
 from nta_utils.message_bus import MessageBus
 
 SOURCE = "htmengine send"

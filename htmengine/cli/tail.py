@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from htmengine.config import app_config
-from htmengine.runtime.results_serialization import deserializeModelResult
+from htmengine.pipeline.results_serialization import deserializeModelResult
 from nta_utils.message_bus import MessageBus
 
 

@@ -28,17 +28,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from htmengine import engine_metrics
+from htmengine.config import app_config
 from htmengine.exceptions import (
     InvalidInputError,
     MetricStatusChangedError,
     ObjectNotFoundError,
 )
 from htmengine.model_swapper.messages import ModelCommandResult, ModelInferenceResult
-from htmengine.repository import queries, schema
-from htmengine.repository.queries import MetricStatus
-from htmengine.runtime.anomaly_likelihood_helper import AnomalyLikelihoodHelper, ScoredRow
-from htmengine.runtime.metric_streamer import loadModelParams
-from htmengine.runtime.results_serialization import (
+from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from htmengine.pipeline.metric_streamer import loadModelParams
+from htmengine.pipeline.results_serialization import (
     COMMAND_RESULT_HEADERS,
     COMMAND_RESULT_SCHEMA,
     INFERENCE_RESULTS_SCHEMA,
@@ -48,6 +47,9 @@ from htmengine.runtime.results_serialization import (
     serializeModelResult,
     validateMessage,
 )
+from htmengine.repository import engineFactory, queries, streaming_queries
+from htmengine.repository.queries import MetricStatus
+from htmengine.runtime.anomaly_likelihood_helper import AnomalyLikelihoodHelper, ScoredRow
 from htmengine.runtime.service_support import (
     StopFlag,
     configureServiceLogging,
@@ -55,6 +57,7 @@ from htmengine.runtime.service_support import (
 )
 from nta_utils.db import retry_on_transient_error
 from nta_utils.errors import BusConnectionError, BusError, DatabaseError
+from nta_utils.message_bus import MessageBus
 
 _log = logging.getLogger("htmengine.runtime.anomaly_service")
 
@@ -164,7 +167,7 @@ class AnomalyService:
                 modelParams = loadModelParams(metric.model_params)
                 state = self.likelihoodHelper.updateModelAnomalyScores(
                     conn, modelId, modelParams.get(LIKELIHOOD_PARAMS_KEY), toScore)
-                _writeScores(conn, modelId, toScore)
+                streaming_queries.write_unscored_results(conn, modelId, toScore)
                 engine_metrics.observe_scored(modelParams, [r.rowid for r in toScore])
                 modelParams[LIKELIHOOD_PARAMS_KEY] = state
                 queries.updateMetricColumns(conn, modelId,
@@ -273,32 +276,10 @@ def _span(ids: list[Any]) -> str:
     return f"[{ids[0]}..{ids[-1]}] ({len(ids)})" if ids else "[] (0)"
 
 
-def _writeScores(conn: sa.Connection, modelId: str, rows: list[ScoredRow]) -> None:
-    """One executemany UPDATE of the scored rows (only rows still without a raw score)."""
-    md = schema.metric_data
-    statement = (
-        md.update()
-        .where(md.c.uid == sa.bindparam("b_uid")).where(md.c.rowid == sa.bindparam("b_rowid"))
-        .where(md.c.raw_anomaly_score.is_(None))
-        .values(raw_anomaly_score=sa.bindparam("b_raw"), anomaly_score=sa.bindparam("b_score"),
-                display_value=sa.bindparam("b_display"),
-                multi_step_best_predictions=sa.bindparam("b_predictions")))
-    conn.execute(statement, [
-        {"b_uid": modelId, "b_rowid": r.rowid, "b_raw": r.raw_anomaly_score,
-         "b_score": r.anomaly_score, "b_display": r.display_value,
-         "b_predictions": (json.dumps(r.multi_step_best_predictions)
-                           if r.multi_step_best_predictions is not None else None)}
-        for r in rows])
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m htmengine.runtime.anomaly_service``."""
     service_argument_parser(__doc__).parse_args(argv)
     configureServiceLogging("htmengine.runtime.anomaly_service")
-    from htmengine.config import app_config
-    from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
-    from htmengine.repository import engineFactory
-    from nta_utils.message_bus import MessageBus
 
     config = app_config()
     stop = StopFlag().install()

@@ -35,14 +35,14 @@ from concurrent.futures import ThreadPoolExecutor
 from htmengine import engine_metrics
 from htmengine.config import app_config
 from htmengine.exceptions import InvalidInputError
-from htmengine.runtime.plaintext import (
+from htmengine.pipeline.plaintext import (
     MAX_LINE_BYTES,
     Protocol,
     decodeLine,
     encodeBatchMessage,
     parsePlaintext,
 )
-from htmengine.runtime.sample_validation import (
+from htmengine.pipeline.sample_validation import (
     DEFAULT_FUTURE_HORIZON_SECONDS,
     check_sample,
     future_horizon_seconds,
@@ -50,6 +50,7 @@ from htmengine.runtime.sample_validation import (
 )
 from htmengine.runtime.service_support import configureServiceLogging, service_argument_parser
 from nta_utils.errors import BusError, UnroutableMessageError
+from nta_utils.message_bus import MessageBus
 
 __all__ = ["MAX_BATCH_SIZE", "MAX_LINE_BYTES", "MetricListener", "Protocol", "QueuePublisher",
            "parsePlaintext"]
@@ -68,9 +69,8 @@ DRAIN_SECONDS = 5.0
 IDLE_POLL_SECONDS = 0.2
 
 
-def _defaultBusFactory():  # noqa: ANN202 - returns nta_utils.message_bus.MessageBus
-    from nta_utils.message_bus import MessageBus
-
+def _defaultBusFactory() -> MessageBus:
+    """A MessageBus on the configured broker (the listener's default bus factory)."""
     return MessageBus()
 
 

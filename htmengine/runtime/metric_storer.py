@@ -36,6 +36,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from htmengine import engine_metrics
+from htmengine.adapters.datasource import createDatasourceAdapter
+from htmengine.config import app_config
 from htmengine.exceptions import (
     HTMEngineError,
     InvalidInputError,
@@ -43,15 +45,17 @@ from htmengine.exceptions import (
     MetricStatusChangedError,
     ObjectNotFoundError,
 )
-from htmengine.repository.queries import MetricStatus
-from htmengine.runtime.metric_streamer import STREAMABLE_STATUSES, MetricStreamer
-from htmengine.runtime.plaintext import decodeBatchMessage, parsePlaintext
-from htmengine.runtime.sample_validation import (
+from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from htmengine.pipeline.metric_streamer import STREAMABLE_STATUSES, MetricStreamer
+from htmengine.pipeline.plaintext import decodeBatchMessage, parsePlaintext
+from htmengine.pipeline.sample_validation import (
     DEFAULT_FUTURE_HORIZON_SECONDS,
     check_sample,
     future_horizon_seconds,
     utc_now_naive,
 )
+from htmengine.repository import engineFactory
+from htmengine.repository.queries import MetricStatus
 from htmengine.runtime.service_support import (
     StopFlag,
     configureServiceLogging,
@@ -60,6 +64,7 @@ from htmengine.runtime.service_support import (
 from nta_utils.bounded_json import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH
 from nta_utils.dead_letter import DEFAULT_MAX_ATTEMPTS, DeadLetterQueue
 from nta_utils.errors import BusConnectionError, BusError, DatabaseError
+from nta_utils.message_bus import MessageBus
 from nta_utils.message_bus_types import Message
 
 _log = logging.getLogger("htmengine.runtime.metric_storer")
@@ -295,11 +300,6 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m htmengine.runtime.metric_storer``."""
     service_argument_parser(__doc__).parse_args(argv)
     configureServiceLogging("htmengine.runtime.metric_storer")
-    from htmengine.adapters.datasource import createDatasourceAdapter
-    from htmengine.config import app_config
-    from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
-    from htmengine.repository import engineFactory
-    from nta_utils.message_bus import MessageBus
 
     config = app_config()
     stop = StopFlag().install()

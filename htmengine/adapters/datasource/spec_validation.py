@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 
 from htmengine.exceptions import InvalidInputError
-from htmengine.runtime.scalar_metric_utils import checkModelParamsSpec
+from htmengine.pipeline.scalar_metric_utils import checkModelParamsSpec
 
 _HERE = Path(__file__).resolve().parent
 MODEL_SPEC_SCHEMA_PATH = _HERE / "model_spec_schema.json"

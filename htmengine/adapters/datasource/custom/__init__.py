@@ -18,17 +18,19 @@ from typing import Any
 import sqlalchemy as sa
 
 from htmengine.adapters.datasource.spec_validation import validateModelSpec
+from htmengine.config import app_config
 from htmengine.exceptions import (
     InvalidInputError,
     MetricAlreadyExists,
     MetricAlreadyMonitored,
     MetricStatusChangedError,
 )
-from htmengine.repository import queries, schema
+from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from htmengine.pipeline import scalar_metric_utils
+from htmengine.pipeline.metric_streamer import MetricStreamer
+from htmengine.pipeline.plaintext import MAX_METRIC_NAME_LENGTH
+from htmengine.repository import engineFactory, queries, schema
 from htmengine.repository.queries import MetricStatus
-from htmengine.runtime import scalar_metric_utils
-from htmengine.runtime.metric_streamer import MetricStreamer
-from htmengine.runtime.plaintext import MAX_METRIC_NAME_LENGTH
 from nta_utils.db import retry_on_transient_error
 
 _log = logging.getLogger("htmengine.adapters.datasource.custom")
@@ -42,8 +44,6 @@ _TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 def _defaultSwapperFactory() -> AbstractContextManager:
-    from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
-
     return ModelSwapperInterface()
 
 
@@ -71,12 +71,8 @@ class CustomDatasourceAdapter:
                  swapperFactory: Callable[[], AbstractContextManager] | None = None,
                  chunkSize: int | None = None) -> None:
         if engine is None:
-            from htmengine.repository import engineFactory
-
             engine = engineFactory()
         if chunkSize is None:
-            from htmengine.config import app_config
-
             chunkSize = app_config().getint("metric_streamer", "chunk_size")
         self._engine = engine
         self._swapperFactory = swapperFactory or _defaultSwapperFactory
