@@ -157,7 +157,8 @@ class HtmSensorModel:
                             limit=1)  # the latest record
         if not rows or rows[-1].get(PARAMS_FIELD) is None:
             return {}
-        return json.loads(rows[-1][PARAMS_FIELD])
+        params: dict[str, Any] = json.loads(rows[-1][PARAMS_FIELD])
+        return params
 
     def setParams(self, params: Mapping[str, Any]) -> None:
         """Record `params` (JSON-serializable) for this model, replacing earlier ones."""
@@ -196,8 +197,9 @@ class HtmSensorModel:
     def getTags(self) -> dict[str, str]:
         """Tags written with every result."""
         tags = {COMPONENT_TAG: self.getComponent(), MODEL_ID_TAG: self._id}
-        if self._sensor.getRetentionPolicy():
-            tags[RETENTION_POLICY_TAG] = self._sensor.getRetentionPolicy()
+        policy = self._sensor.getRetentionPolicy()
+        if policy:
+            tags[RETENTION_POLICY_TAG] = policy
         return tags
 
     def getName(self) -> str:

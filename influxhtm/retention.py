@@ -85,7 +85,7 @@ def createAggregatedCopies(sensor: SensorRef, periods: Iterable[str], method: st
 def listContinuousQueries(sensor: SensorRef) -> list[str]:
     """Names of the continuous queries createAggregatedCopies made for `sensor`."""
     prefix = continuousQueryName(sensor, "1s", "mean").rsplit("_mean_", 1)[0] + "_"
-    names = []
+    names: list[str] = []
     for series in sensor.getClient().query("SHOW CONTINUOUS QUERIES", database=None):
         if series.get("name") != sensor.getClient().database:
             continue

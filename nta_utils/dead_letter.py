@@ -116,7 +116,7 @@ class DeadLetter:
     attempts: int
     time: str
     body: bytes
-    headers: dict
+    headers: dict[str, Any]
 
 
 def _as_dead_letter(index: int, message: Message) -> DeadLetter:

@@ -303,7 +303,7 @@ class MessageBus:
     # ------------------------------------------------------------------ publishing
 
     def publish(self, exchange: str, routing_key: str, body: bytes, *, persistent: bool = True,
-                headers: dict | None = None, mandatory: bool = True,
+                headers: dict[str, Any] | None = None, mandatory: bool = True,
                 properties: dict[str, Any] | None = None) -> None:
         """Publish and wait for the broker's confirm. `properties` sets other AMQP basic
         properties by their pika names (content_type, correlation_id, message_id, ...).
@@ -431,7 +431,7 @@ class MessageBus:
                     yield message
         finally:
             self._consuming = False
-            if channel.is_open and self._delivery_channel is channel:
+            if self._delivery_channel is channel and channel is not None and channel.is_open:
                 try:
                     channel.cancel()
                 except Exception:  # the connection may be going away

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from htmengine.repository import schema
+from htmengine.repository.transactions import AnyRow
 
 _data = schema.metric_data
 _metric = schema.metric
@@ -35,7 +36,7 @@ def get_data_timestamp(conn: sa.Connection, metricId: str, rowid: int) -> dateti
 
 
 def get_data_rows_after(conn: sa.Connection, metricId: str, afterRowid: int,
-                        lastRowid: int) -> list[sa.Row[Any]]:
+                        lastRowid: int) -> list[AnyRow]:
     """The metric's rows with afterRowid < rowid <= lastRowid as (rowid, timestamp,
     metric_value), in rowid order."""
     result = conn.execute(sa.select(_data.c.rowid, _data.c.timestamp, _data.c.metric_value)
@@ -43,7 +44,7 @@ def get_data_rows_after(conn: sa.Connection, metricId: str, afterRowid: int,
                           .where(_data.c.rowid > afterRowid)
                           .where(_data.c.rowid <= lastRowid)
                           .order_by(_data.c.rowid))
-    return list(result)
+    return list(result.all())  # noqa: C416
 
 
 def get_metric_ids_with_status(conn: sa.Connection, statuses: Iterable[int]) -> list[str]:
