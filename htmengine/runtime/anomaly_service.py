@@ -33,6 +33,7 @@ from htmengine.exceptions import (
     InvalidInputError,
     MetricStatusChangedError,
     ObjectNotFoundError,
+    RejectedInferenceResultBatch,
 )
 from htmengine.model_swapper.messages import ModelCommandResult, ModelInferenceResult
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
@@ -62,10 +63,6 @@ from nta_utils.message_bus import MessageBus
 _log = logging.getLogger("htmengine.runtime.anomaly_service")
 
 LIKELIHOOD_PARAMS_KEY = "anomalyLikelihoodParams"
-
-
-class RejectedInferenceResultBatch(Exception):
-    """An inference result batch does not match the stored rows (logged and dropped)."""
 
 
 @dataclass

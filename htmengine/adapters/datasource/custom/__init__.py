@@ -23,6 +23,7 @@ from htmengine.exceptions import (
     InvalidInputError,
     MetricAlreadyExists,
     MetricAlreadyMonitored,
+    MetricNotMonitoredError,
     MetricStatusChangedError,
 )
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
@@ -221,7 +222,8 @@ class CustomDatasourceAdapter:
 
         :raises ObjectNotFoundError: no such metric
         :raises MetricStatisticsNotReadyError: the metric has no data
-        :raises MetricStatusChangedError: the metric is UNMONITORED or in ERROR
+        :raises MetricNotMonitoredError: the metric is UNMONITORED (a MetricStatusChangedError)
+        :raises MetricStatusChangedError: the metric is in ERROR
         """
         with self._engine.connect() as conn:
             metric = queries.getMetric(conn, metricId, fields=[
@@ -231,6 +233,10 @@ class CustomDatasourceAdapter:
                 f"metric {metricId} has datasource {metric.datasource!r}, not {DATASOURCE!r}")
         if metric.status in (MetricStatus.CREATE_PENDING, MetricStatus.ACTIVE):
             return False
+        if metric.status == MetricStatus.UNMONITORED:
+            raise MetricNotMonitoredError(
+                f"cannot activate the model of metric {metricId}: it is not monitored "
+                f"(status {metric.status}, not PENDING_DATA)")
         if metric.status != MetricStatus.PENDING_DATA:
             raise MetricStatusChangedError(
                 f"cannot activate the model of metric {metricId}: status is {metric.status}, "
