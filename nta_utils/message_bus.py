@@ -21,6 +21,7 @@ import pika
 import pika.exceptions as pex
 from pika.adapters.blocking_connection import BlockingChannel
 
+from nta_utils.bus import Bus
 from nta_utils.errors import (
     BusConnectionError,
     BusError,
@@ -39,7 +40,7 @@ from nta_utils.message_bus_types import (
     UnknownDeliveryTagError,
 )
 
-__all__ = ["RABBITMQ_CONF", "AmqpConnectionParams", "BrokerChannelError",
+__all__ = ["RABBITMQ_CONF", "AmqpConnectionParams", "BrokerChannelError", "Bus",
            "ConsumerCancelledError", "Message", "MessageBus", "QueueInfo",
            "UnknownDeliveryTagError"]
 
@@ -64,8 +65,9 @@ _CONNECTION_LOST_ERRORS = (
 )
 
 
-class MessageBus:
-    """A connection to RabbitMQ with reconnect-and-retry for declare/publish/get.
+class MessageBus(Bus):
+    """A connection to RabbitMQ with reconnect-and-retry for declare/publish/get; the real
+    implementation of the `nta_utils.bus.Bus` protocol.
 
     Connects lazily. After connection loss, declare/publish/get reconnect with exponential
     back-off (at most `max_attempts` attempts within `retry_timeout` seconds), then raise
@@ -344,11 +346,14 @@ class MessageBus:
 
         self._call(f"publish to {where}", action)
 
-    def publish_to_queue(self, queue: str, body: bytes, **kw: Any) -> None:
+    def publish_to_queue(self, queue: str, body: bytes, *, persistent: bool = True,
+                         headers: dict[str, Any] | None = None, mandatory: bool = True,
+                         properties: dict[str, Any] | None = None) -> None:
         """Publish straight to a queue through the default exchange (unroutable if the queue
         does not exist)."""
         self._check_name("queue", queue)
-        self.publish("", queue, body, **kw)
+        self.publish("", queue, body, persistent=persistent, headers=headers,
+                     mandatory=mandatory, properties=properties)
 
     # ------------------------------------------------------------------ receiving
 
