@@ -40,6 +40,7 @@ from htmengine.model_swapper.messages import (
     unpackRequestMessage,
     unpackResultMessage,
 )
+from nta_utils.bus import Bus
 from nta_utils.errors import BusError, QueueNotFoundError, UnroutableMessageError
 from nta_utils.message_bus import Message, MessageBus
 
@@ -105,7 +106,7 @@ class ModelSwapperInterface:
 
     One instance per thread (it owns a MessageBus connection unless one is given)."""
 
-    def __init__(self, bus: MessageBus | None = None) -> None:
+    def __init__(self, bus: Bus | None = None) -> None:
         config = swapper_config()
         self._resultsQueueName: str = config.get(_CONFIG_SECTION, "results_queue")
         self._modelInputQueueNamePrefix: str = config.get(_CONFIG_SECTION,
@@ -113,7 +114,7 @@ class ModelSwapperInterface:
         self._schedulerNotificationQueueName: str = config.get(
             _CONFIG_SECTION, "scheduler_notification_queue")
         self._ownsBus = bus is None
-        self._bus = bus if bus is not None else MessageBus()
+        self._bus: Bus = bus if bus is not None else MessageBus()
         self._notificationQueueReady = False
         self._resultsQueueReady = False
 
@@ -133,8 +134,8 @@ class ModelSwapperInterface:
             self._bus.close()
 
     @property
-    def bus(self) -> MessageBus:
-        """The underlying MessageBus (for the swapper's own services)."""
+    def bus(self) -> Bus:
+        """The underlying bus (for the swapper's own services)."""
         return self._bus
 
     @property

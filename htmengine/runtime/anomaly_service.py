@@ -56,6 +56,7 @@ from htmengine.runtime.service_support import (
     configureServiceLogging,
     service_argument_parser,
 )
+from nta_utils.bus import Bus
 from nta_utils.db import retry_on_transient_error
 from nta_utils.errors import BusConnectionError, BusError, DatabaseError
 from nta_utils.message_bus import MessageBus
@@ -230,7 +231,8 @@ class AnomalyService:
                            len(objects))
             return []
 
-    def run(self, swapper: Any, bus: Any, exchange: str, stop: StopFlag) -> None:
+    def run(self, swapper: ModelSwapperInterface, bus: Bus, exchange: str,
+            stop: StopFlag) -> None:
         """Consume results until `stop` is set: process, publish, then ack each batch."""
         bus.declare_fanout_exchange(exchange, durable=True)
         _log.info("Consuming model results; publishing to exchange %s", exchange)

@@ -62,6 +62,7 @@ from htmengine.runtime.service_support import (
     service_argument_parser,
 )
 from nta_utils.bounded_json import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH
+from nta_utils.bus import Bus
 from nta_utils.dead_letter import DEFAULT_MAX_ATTEMPTS, DeadLetterQueue
 from nta_utils.errors import BusConnectionError, BusError, DatabaseError
 from nta_utils.message_bus import MessageBus
@@ -114,7 +115,7 @@ class _MetricSamples:
 class MetricStorer:
     """Turns batches of custom-metrics queue messages into stored rows and model input."""
 
-    def __init__(self, engine: sa.Engine, swapper: Any, adapter: Any, chunkSize: int = 1440,
+    def __init__(self, engine: sa.Engine, swapper: ModelSwapperInterface, adapter: Any, chunkSize: int = 1440,
                  minRowsForModel: int = 288,
                  horizonSeconds: float = DEFAULT_FUTURE_HORIZON_SECONDS,
                  maxMessageBytes: int = DEFAULT_MAX_BYTES,
@@ -267,7 +268,7 @@ class MetricStorer:
         for index, reason in stats.undecodable:
             dlq.quarantine(pending[index], reason)
 
-    def run(self, bus: Any, queueName: str, batchSize: int, stop: StopFlag,
+    def run(self, bus: Bus, queueName: str, batchSize: int, stop: StopFlag,
             maxAttempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
         """Consume `queueName` until `stop` is set; ack each batch after it is stored and its
         poison messages are in the dead-letter queue."""
