@@ -49,6 +49,7 @@ from htmengine.pipeline.sample_validation import (
     utc_now_naive,
 )
 from htmengine.runtime.service_support import configureServiceLogging, service_argument_parser
+from nta_utils.bus import Bus
 from nta_utils.errors import BusError, UnroutableMessageError
 from nta_utils.message_bus import MessageBus
 
@@ -78,17 +79,17 @@ class QueuePublisher:
     """Publishes batch messages to the custom-metrics queue from one dedicated thread that owns
     the process's only MessageBus; `publish` is awaited from the event loop."""
 
-    def __init__(self, queueName: str, busFactory: Callable[[], object] = _defaultBusFactory,
+    def __init__(self, queueName: str, busFactory: Callable[[], Bus] = _defaultBusFactory,
                  retrySeconds: float = PUBLISH_RETRY_SECONDS) -> None:
         self.queueName = queueName
         self._busFactory = busFactory
         self._retrySeconds = retrySeconds
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bus-publisher")
-        self._bus = None
+        self._bus: Bus | None = None
         self.publishedMessages = 0
         self.publishedLines = 0
 
-    def _openBus(self):  # noqa: ANN202
+    def _openBus(self) -> Bus:
         if self._bus is None:
             bus = self._busFactory()
             bus.declare_queue(self.queueName, durable=True)
