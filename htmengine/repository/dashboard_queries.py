@@ -78,19 +78,25 @@ def get_sparklines(conn: sa.Connection, seconds: int = 86400, buckets: int = 48,
 
 @dataclass(frozen=True)
 class SeriesColumns:
-    """Rows of one metric as columns, in time order."""
+    """Rows of one metric as columns, in time order; timestamps in epoch seconds (UTC)."""
 
-    timestamps: list[datetime]
+    timestamps: list[int]
     values: list[float]
     raw_scores: list[float | None]
     likelihoods: list[float | None]
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def get_series(conn: sa.Connection, uid: str, since: datetime | None = None,
                until: datetime | None = None, limit: int = 100000) -> SeriesColumns:
     """The first `limit` rows of metric `uid` from `since` to `until` (inclusive), in rowid
-    order, which is time order (the storer keeps a metric's samples in time order)."""
-    select = (sa.select(_data.c.timestamp, _data.c.metric_value, _data.c.raw_anomaly_score,
+    order, which is time order (the storer keeps a metric's samples in time order). The
+    database turns the timestamps into epoch seconds: no datetime object per row."""
+    epoch = sa.func.timestampdiff(sa.text("SECOND"), sa.literal(_EPOCH, sa.DateTime),
+                                  _data.c.timestamp)
+    select = (sa.select(epoch, _data.c.metric_value, _data.c.raw_anomaly_score,
                         _data.c.anomaly_score)
               .where(_data.c.uid == uid))
     if since is not None:
@@ -99,5 +105,5 @@ def get_series(conn: sa.Connection, uid: str, since: datetime | None = None,
         select = select.where(_data.c.timestamp <= until)
     rows = conn.execute(select.order_by(_data.c.rowid).limit(limit)).all()
     columns = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
-    return SeriesColumns(list(columns[0]), list(columns[1]), list(columns[2]),
+    return SeriesColumns([int(t) for t in columns[0]], list(columns[1]), list(columns[2]),
                          list(columns[3]))
