@@ -107,15 +107,19 @@ def overview(backend: Backend) -> Overview:
 
 
 @router.get("/sparklines", response_model=Sparklines, summary="Every metric's last day")
-def sparklines(backend: Backend, request: Request) -> Sparklines:
-    """{uid: the last day before the metric's newest sample in 48 half-hour buckets}."""
+def sparklines(backend: Backend, request: Request) -> Response:
+    """{uid: the last day before the metric's newest sample in 48 half-hour buckets}, encoded
+    once (as the series)."""
     cache: SparklineCache = request.app.state.sparkline_cache
     with backend.db() as conn:
         lines = cache.get(conn)
-    return Sparklines(lines={uid: _sparkline(points) for uid, points in lines.items()})
+    body = {"lines": {uid: _sparkline(points) for uid, points in lines.items()}}
+    return Response(json.dumps(body, allow_nan=False, separators=(",", ":")),
+                    media_type="application/json")
 
 
-def _sparkline(points: list[dashboard_queries.SparkPoint]) -> Sparkline:
+def _sparkline(points: list[dashboard_queries.SparkPoint]) -> dict[str, list[float | None]]:
+    """A Sparkline's fields: 5 significant digits of the mean, the likelihood to 6 places."""
     values: list[float | None] = [None] * SPARK_BUCKETS
     likelihoods: list[float | None] = [None] * SPARK_BUCKETS
     for point in points:
@@ -123,7 +127,7 @@ def _sparkline(points: list[dashboard_queries.SparkPoint]) -> Sparkline:
         values[index] = float(f"{point.value:.5g}")
         likelihoods[index] = (None if point.max_likelihood is None
                               else round(point.max_likelihood, 6))
-    return Sparkline(v=values, a=likelihoods)
+    return {"v": values, "a": likelihoods}
 
 
 @router.get("/series/{name}", response_model=Series, summary="A metric's rows as columns")
