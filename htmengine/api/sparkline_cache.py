@@ -28,7 +28,10 @@ class SparklineCache:
         with self._lock:
             stale = [uid for uid, version in versions.items()
                      if uid not in self._lines or self._lines[uid][0] != version]
-        fresh = (dashboard_queries.get_sparklines(conn, self.seconds, self.buckets, uids=stale)
+        # most of them stale (the first load): one pass over every metric; a list of a
+        # thousand uids makes MariaDB plan the same join about three times slower
+        wanted = None if len(stale) * 2 > len(versions) else stale
+        fresh = (dashboard_queries.get_sparklines(conn, self.seconds, self.buckets, uids=wanted)
                  if stale else {})
         with self._lock:
             for uid in stale:

@@ -90,16 +90,28 @@ def test_make_clean_removes_the_application_and_nothing_else(app_env: dict) -> N
     csv = app_env["run_dir"] / "series.csv"
     csv.write_text("timestamp,value\n" + "".join(
         f"2024-01-01 00:{minute:02d}:00,{minute % 7}\n" for minute in range(30)))
-    for command in (["monitor", metric, "--min", "0", "--max", "10"],
-                    ["send", "--csv", str(csv), "--metric", metric]):
-        result = subprocess.run([htmengine, *command], cwd=REPO_ROOT, env=env,
-                                capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, result.stderr
-    # the tutorial consumer, told to keep its queue
-    kept = subprocess.run([sys.executable, str(SKELETON_DIR / "consume_realtime_results.py"),
-                           "--keep-queue", "--max-messages", "1", "--idle-timeout", "300"],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=400)
-    assert kept.returncode == 0, kept.stderr
+    # the tutorial consumer, told to keep its queue, bound before the model exists so the
+    # model's first result reaches it (started after, it would wait out its idle timeout)
+    consumer = subprocess.Popen([sys.executable, str(SKELETON_DIR / "consume_realtime_results.py"),
+                                 "--keep-queue", "--max-messages", "1", "--idle-timeout", "300"],
+                                cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: consumer.poll() is not None or "skeleton_results" in rabbitmqctl(
+            "list_queues", "-p", app_env["vhost"], "name"), timeout=120,
+            what="the consumer's queue")
+        for command in (["monitor", metric, "--min", "0", "--max", "10"],
+                        ["send", "--csv", str(csv), "--metric", metric]):
+            result = subprocess.run([htmengine, *command], cwd=REPO_ROOT, env=env,
+                                    capture_output=True, text=True, timeout=120)
+            assert result.returncode == 0, result.stderr
+        out, err = consumer.communicate(timeout=400)
+    finally:
+        if consumer.poll() is None:
+            consumer.kill()
+            consumer.communicate()
+    assert consumer.returncode == 0, err
+    assert "Handling" in out, out + err
     # things of others that must survive: a database and a queue on the same vhost
     engine = sa.create_engine(SERVER_URL, poolclass=sa.pool.NullPool)
     with engine.begin() as conn:

@@ -45,8 +45,10 @@ def live(engine_env, migrated_db, tmp_path_factory: pytest.TempPathFactory) -> L
     return _HOLDER.get(engine_env, tmp_path_factory)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """Stop the engine when the next test is not in this folder."""
+    """Stop the engine when the next test is not in this folder, after the test's fixtures
+    (its browser tab, whose auto-refresh would otherwise meet a stopped API) are torn down."""
     if nextitem is None or Path(nextitem.path).resolve().parent != _HERE:
         _HOLDER.stop()
 
