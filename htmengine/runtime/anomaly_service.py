@@ -15,6 +15,9 @@ For each result batch of a model:
   state is saved in ``metric.model_params``. Then the batch (stored values) is published.
 
 The batch is acked only after that, so a crash re-processes it without scoring any row twice.
+A batch whose processing fails for another reason than a database or broker outage is tried
+again (``interface_bus max_attempts`` times in all) and then goes to the results queue's
+dead-letter queue; undecodable messages go there at once (`ModelSwapperInterface`).
 """
 
 from __future__ import annotations
@@ -218,17 +221,24 @@ class AnomalyService:
                 outgoing.append(PublishedMessage(message))
         return outgoing
 
-    def _processSafely(self, modelId: str, objects: tuple) -> list[PublishedMessage]:
+    def _processSafely(self, batch: Any) -> list[PublishedMessage] | None:
         """processBatch, except that a batch failing for a reason other than a database or
-        broker outage is logged and dropped instead of blocking the queue forever."""
-        try:
-            return self.processBatch(modelId, objects)
-        except (DatabaseError, BusError, sa.exc.OperationalError):
-            raise
-        except Exception:
-            _log.exception("Dropping result batch of model=%s (%d items)", modelId,
-                           len(objects))
-            return []
+        broker outage is tried again a bounded number of times and then goes to the
+        dead-letter queue (None: it is acked already) instead of blocking the queue."""
+        while True:
+            try:
+                return self.processBatch(batch.modelID, batch.objects)
+            except (DatabaseError, BusError, sa.exc.OperationalError):
+                raise
+            except Exception as error:  # noqa: BLE001 - a poison batch must not stop us
+                reason = f"processing failed: {error!r}"[:2000]
+                if batch.fail is None:
+                    _log.exception("Dropping result batch of model=%s (%d items)",
+                                   batch.modelID, len(batch.objects))
+                    return []
+                if batch.fail(reason):
+                    return None
+                time.sleep(0.1)
 
     def run(self, swapper: Any, bus: Any, exchange: str, stop: StopFlag) -> None:
         """Consume results until `stop` is set: process, publish, then ack each batch."""
@@ -238,8 +248,10 @@ class AnomalyService:
             try:
                 with swapper.consumeResults(inactivity_timeout=0.5) as consumer:
                     for batch in consumer:
-                        if batch is not None:
-                            for outgoing in self._processSafely(batch.modelID, batch.objects):
+                        outgoingMessages = (self._processSafely(batch) if batch is not None
+                                            else None)
+                        if outgoingMessages is not None:
+                            for outgoing in outgoingMessages:
                                 bus.publish(exchange, "", serializeModelResult(outgoing.message),
                                             persistent=True, headers=outgoing.headers,
                                             mandatory=False)
