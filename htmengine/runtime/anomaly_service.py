@@ -10,7 +10,8 @@ For each result batch of a model:
   least once). Each is then published with header ``dataType: model-cmd-result``.
 * inference results, in one transaction holding the metric row lock: dropped unless the metric
   is ACTIVE; their rowids must match ``metric_data`` rows exactly; an error result puts the
-  metric in ERROR; rows that already have a raw score (a redelivered batch) keep their stored
+  metric in ERROR, except ``ERR_ROW_FAILED`` (the model failed on that row only): that row is
+  marked (``display_value`` -1, no raw score) and not published, the others are scored; rows that already have a raw score (a redelivered batch) keep their stored
   values; the others get raw score, likelihood score and display value, and the likelihood
   state is saved in ``metric.model_params``. Then the batch (stored values) is published.
 
@@ -36,6 +37,7 @@ from htmengine.exceptions import (
     MetricStatusChangedError,
     ObjectNotFoundError,
 )
+from htmengine.htmengineerrno import ERR_ROW_FAILED
 from htmengine.model_swapper.messages import ModelCommandResult, ModelInferenceResult
 from htmengine.repository import queries, schema
 from htmengine.repository.queries import MetricStatus
@@ -142,7 +144,7 @@ class AnomalyService:
             rows = list(queries.getMetricData(conn, modelId, start=results[0].rowID,
                                               stop=results[-1].rowID))
             self._checkRowsMatch(modelId, results, rows)
-            failed = next((r for r in results if r.status != 0), None)
+            failed = next((r for r in results if r.status not in (0, ERR_ROW_FAILED)), None)
             if failed is not None:
                 _log.error("Model=%s failed on row %s; placing it in ERROR: %s", modelId,
                            failed.rowID, failed.errorMessage)
@@ -150,9 +152,16 @@ class AnomalyService:
                 return None
             toScore: list[ScoredRow] = []
             published: list[Any] = []
+            failedRows: list[int] = []
             for result, row in zip(results, rows, strict=True):
                 if row.raw_anomaly_score is not None:
                     published.append(_storedRow(row))
+                    continue
+                if result.status == ERR_ROW_FAILED:
+                    _log.error("Model=%s failed on row %s only; the row is marked failed, the "
+                               "metric stays ACTIVE: %s", modelId, row.rowid,
+                               result.errorMessage)
+                    failedRows.append(row.rowid)
                     continue
                 scored = ScoredRow(row.rowid, row.timestamp, row.metric_value,
                                    float(result.anomalyScore),
@@ -163,6 +172,7 @@ class AnomalyService:
                 _log.info("Model=%s: %d of %d rows in [%s..%s] were scored already (redelivered "
                           "batch); keeping their stored values", modelId,
                           len(rows) - len(toScore), len(rows), rows[0].rowid, rows[-1].rowid)
+            queries.markMetricDataRowsFailed(conn, modelId, failedRows)
             if toScore:
                 modelParams = loadModelParams(metric.model_params)
                 state = self.likelihoodHelper.updateModelAnomalyScores(
@@ -192,7 +202,7 @@ class AnomalyService:
         except RejectedInferenceResultBatch as error:
             _log.error("Rejected inference result batch: %s", error)
             return None
-        if outcome is None:
+        if outcome is None or not outcome[1]:
             return None
         metric, rows = outcome
         _log.info("Scored %d row(s) of %s (model=%s, rows %s..%s)", len(rows), metric.name,
