@@ -57,6 +57,7 @@ from htmengine.runtime.service_support import (
     StopFlag,
     configureServiceLogging,
     service_argument_parser,
+    untilDatabaseAnswers,
 )
 from nta_utils.db import retry_on_transient_error
 from nta_utils.errors import BusConnectionError, BusError, DatabaseError
@@ -238,7 +239,7 @@ class AnomalyService:
         while True:
             try:
                 return self.processBatch(batch.modelID, batch.objects)
-            except (DatabaseError, BusError, sa.exc.OperationalError):
+            except (DatabaseError, BusError, sa.exc.OperationalError, sa.exc.InterfaceError):
                 raise
             except Exception as error:  # noqa: BLE001 - a poison batch must not stop us
                 reason = f"processing failed: {error!r}"[:2000]
@@ -258,8 +259,12 @@ class AnomalyService:
             try:
                 with swapper.consumeResults(inactivity_timeout=0.5) as consumer:
                     for batch in consumer:
-                        outgoingMessages = (self._processSafely(batch) if batch is not None
-                                            else None)
+                        outgoingMessages = None
+                        if batch is not None:
+                            done, outgoingMessages = untilDatabaseAnswers(
+                                lambda batch=batch: self._processSafely(batch), stop)
+                            if not done:  # stopping during a database outage: not acked
+                                break
                         if outgoingMessages is not None:
                             for outgoing in outgoingMessages:
                                 bus.publish(exchange, "", serializeModelResult(outgoing.message),
@@ -269,8 +274,8 @@ class AnomalyService:
                         if stop.isSet:
                             break
             except BusConnectionError as error:
-                _log.warning("Lost the broker connection (%r); unacked results will be "
-                             "redelivered; reconnecting", error)
+                _log.debug("Lost the broker connection (%r); unacked results will be "
+                           "redelivered; reconnecting", error)
                 time.sleep(1.0)
 
 
