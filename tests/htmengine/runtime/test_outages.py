@@ -14,9 +14,9 @@ from pathlib import Path
 import pika
 import pytest
 import sqlalchemy as sa
-from private_servers import PrivateMariaDB, PrivateRabbitMQ, available
 from runtime_test_support import REPO_ROOT, unique_name, wait_for
 
+from bench.private_servers import PrivateMariaDB, PrivateRabbitMQ, available
 from htmengine.repository import queries
 from htmengine.runtime.plaintext import encodeBatchMessage
 

@@ -1,6 +1,6 @@
-"""A MariaDB server and a RabbitMQ node of a test's own, on free ports and in a temporary
-directory, that the test may stop and start again (outages) without touching the machine's
-shared servers. Both run as children of the test process and are stopped at the end."""
+"""A MariaDB server and a RabbitMQ node of one's own, on free ports and in a given directory,
+that a test or bench/faults.py may stop and start again (outages) without touching the
+machine's shared servers. Both run as children (own process groups) of the caller."""
 
 from __future__ import annotations
 
@@ -9,13 +9,20 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
 import pika
 import pika.exceptions
 import sqlalchemy as sa
-from process_support import free_port, wait_for
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 MARIADBD = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
 INSTALL_DB = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
@@ -60,13 +67,19 @@ class _Server:
                 (self.root / "server.log").read_text(errors="replace")[-3000:])
             return self._ready()
 
-        wait_for(ready, timeout, interval=0.3, what=f"{type(self).__name__} to answer")
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{type(self).__name__} did not answer within {timeout} s")
+            time.sleep(0.3)
+        self.downSince = None
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop the server (SIGTERM to its process group, SIGKILL after `timeout`)."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
+        self.downSince = time.monotonic()
         os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout)
