@@ -18,7 +18,7 @@ row is scored or after --timeout.
 One table row per run: sent lines; stored rows; scored rows (raw score in metric_data); scored
 twice (rows published again on the results exchange with other values than the first time);
 lost (sent - scored); raw_eq and equal (scored rows whose raw score, and whose raw and
-likelihood scores, equal the reference run's for the same metric and row; the likelihood
+likelihood scores, equal the reference run's for the same metric and timestamp; the likelihood
 depends on where result batches start, which timing decides); recovered (every stored row scored with nobody's help); recovery
 (seconds from the fault - for a restart, from the server answering again - until the engine
 scored a row again). Figures are printed, never asserted; the last line is key=value.
@@ -73,7 +73,7 @@ class RunResult:
     rawEqual: int | None = None
     recovered: bool = False
     recovery: float | None = None
-    scores: dict[tuple[int, int], tuple[float, float]] = field(default_factory=dict)
+    scores: dict[tuple[int, object], tuple[float, float]] = field(default_factory=dict)
 
     @property
     def lost(self) -> int:
@@ -118,16 +118,17 @@ def counts(engine: sa.Engine, prefix: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def storedScores(engine: sa.Engine, names: list[str]) -> dict[tuple[int, int], tuple]:
-    """{(metric number, rowid): (raw, likelihood)} of the scored rows."""
+def storedScores(engine: sa.Engine, names: list[str]) -> dict[tuple[int, object], tuple]:
+    """{(metric number, timestamp): (raw, likelihood)} of the scored rows (by timestamp: a
+    line lost before storing shifts the rowids of the rows after it)."""
     out: dict[tuple[int, int], tuple] = {}
     with engine.connect() as conn:
         for index, name in enumerate(names):
-            for rowid, raw, score in conn.execute(sa.text(
-                    "SELECT d.rowid, d.raw_anomaly_score, d.anomaly_score FROM metric_data d "
+            for timestamp, raw, score in conn.execute(sa.text(
+                    "SELECT d.timestamp, d.raw_anomaly_score, d.anomaly_score FROM metric_data d "
                     "JOIN metric m ON m.uid = d.uid WHERE m.name = :n AND "
                     "d.raw_anomaly_score IS NOT NULL"), {"n": name}):
-                out[(index, rowid)] = (raw, score)
+                out[(index, timestamp)] = (raw, score)
     return out
 
 
