@@ -76,7 +76,11 @@ def decodeDatetime(state: Any, fieldName: str = "datetime") -> datetime:
             or not 0 <= state[1] < 1_000_000):
         raise InvalidMessageError(
             f"{fieldName} must be [epochSeconds, microseconds] integers, got {state!r}")
-    return _EPOCH + timedelta(seconds=state[0], microseconds=state[1])
+    try:
+        return _EPOCH + timedelta(seconds=state[0], microseconds=state[1])
+    except OverflowError:
+        raise InvalidMessageError(
+            f"{fieldName} {state!r} is outside the years 1..9999") from None
 
 
 @dataclass
