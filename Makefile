@@ -45,7 +45,7 @@ $(PLOT_STAMP): $(STAMP) requirements-plot.txt
 	@touch $(PLOT_STAMP)
 
 $(DEV_STAMP): $(PLOT_STAMP) requirements-dev.txt
-	@echo "[install] installing the development tools (requirements-dev.txt: pytest, ruff; about 10 s the first time)"
+	@echo "[install] installing the development tools (requirements-dev.txt: pytest, ruff, mypy; about 20 s the first time)"
 	@$(PY) -m pip install -q -r requirements-dev.txt
 	@touch $(DEV_STAMP)
 
@@ -98,6 +98,7 @@ demo: run venv-plot
 
 lint: venv-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # Servers this target starts (InfluxDB usually) are stopped when the tests end; servers that
 # were already running keep running (scripts/stop-services.sh).
@@ -105,4 +106,5 @@ test: precompile venv-dev
 	@started="$$(mktemp)"; trap 'scripts/stop-services.sh "$$started"' EXIT; \
 	  ENSURE_SERVICES_STARTED="$$started" scripts/ensure-services.sh mariadb rabbitmq influxdb chromium && \
 	  echo "$(VENV)/bin/ruff check ." && $(VENV)/bin/ruff check . && \
+	  echo "$(VENV)/bin/mypy" && $(VENV)/bin/mypy && \
 	  echo "$(VENV)/bin/pytest $(PYTEST_ARGS)" && $(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -25,7 +25,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["htmengine*", "nta_utils*", "influxhtm*"]),
-    package_data={"htmengine": ["**/*.json", "api/static/*", "api/static/vendor/*"]},
+    # py.typed: the packages ship their type hints (PEP 561), checked by mypy in `make test`.
+    package_data={"htmengine": ["**/*.json", "api/static/*", "api/static/vendor/*", "py.typed"],
+                  "nta_utils": ["py.typed"], "influxhtm": ["py.typed"]},
     install_requires=_requirements("requirements.txt"),
     extras_require={
         "plot": _requirements("requirements-plot.txt"),

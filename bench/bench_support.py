@@ -125,7 +125,7 @@ class ResultCollector(threading.Thread):
         self.ready = threading.Event()
 
     def run(self) -> None:  # noqa: D102
-        from htmengine.runtime.results_serialization import deserializeModelResult
+        from htmengine.pipeline.results_serialization import deserializeModelResult
         from nta_utils.message_bus import MessageBus
 
         queue = f"{self.exchange}.bench"

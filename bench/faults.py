@@ -136,8 +136,8 @@ def runOnce(fault: str, args: argparse.Namespace, db: PrivateMariaDB, mq: Privat
             workDir: Path) -> RunResult:
     """One run of the engine with `fault` injected mid-stream."""
     from htmengine.adapters.datasource import createDatasourceAdapter
+    from htmengine.pipeline.results_serialization import deserializeModelResult
     from htmengine.repository import engineFactory
-    from htmengine.runtime.results_serialization import deserializeModelResult
     from nta_utils.message_bus import MessageBus
 
     token = uuid.uuid4().hex[:8]

@@ -159,9 +159,9 @@ def cloneFleet(numModels: int, seeds: list[Seed], engine) -> list[tuple[str, str
     from htmengine.adapters.datasource import createDatasourceAdapter
     from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
     from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+    from htmengine.pipeline.metric_streamer import STREAMED_ROWID_KEY
     from htmengine.repository import queries
     from htmengine.repository.queries import MetricStatus
-    from htmengine.runtime.metric_streamer import STREAMED_ROWID_KEY
 
     adapter = createDatasourceAdapter("custom", engine=engine)
     with engine.connect() as conn:

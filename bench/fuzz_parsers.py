@@ -44,9 +44,9 @@ from htmengine.model_swapper.messages import (  # noqa: E402
     unpackRequestMessage,
     unpackResultMessage,
 )
+from htmengine.pipeline.plaintext import decodeBatchMessage, parsePlaintext  # noqa: E402
+from htmengine.pipeline.sample_validation import check_sample  # noqa: E402
 from htmengine.runtime.metric_listener import LineSplitter  # noqa: E402
-from htmengine.runtime.plaintext import decodeBatchMessage, parsePlaintext  # noqa: E402
-from htmengine.runtime.sample_validation import check_sample  # noqa: E402
 from skeleton_app.webapp import parse_model_params, parse_sample_line  # noqa: E402
 
 HORIZON = 86400.0

@@ -29,12 +29,9 @@ class MetricAlreadyMonitored(ObjectAlreadyExistsBase):
     """The metric is already monitored; `uid` is its uid."""
 
 
-class MetricNotMonitoredError(HTMEngineError):
-    """The metric is not monitored."""
-
-
 class MetricNotActiveError(HTMEngineError):
-    """The operation needs a metric in status ACTIVE."""
+    """The operation needs a metric in status ACTIVE. Kept for the original's name: this
+    engine's operations raise MetricStatusChangedError (or MetricNotMonitoredError) instead."""
 
 
 class MetricStatisticsNotReadyError(HTMEngineError):
@@ -43,6 +40,20 @@ class MetricStatisticsNotReadyError(HTMEngineError):
 
 class MetricStatusChangedError(HTMEngineError):
     """The metric's status was changed by someone else (another process)."""
+
+
+class MetricNotMonitoredError(MetricStatusChangedError):
+    """The operation needs a monitored metric and this one is UNMONITORED (raised by
+    CustomDatasourceAdapter.activateModel)."""
+
+
+class RejectedInferenceResultBatch(HTMEngineError):
+    """An inference result batch does not match the stored rows (logged and dropped by the
+    anomaly service)."""
+
+
+class RetryableDeliveryError(HTMEngineError):
+    """An alert receiver timed out, could not be reached, or answered 5xx (retried)."""
 
 
 class DuplicateRecordError(HTMEngineError):

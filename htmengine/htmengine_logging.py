@@ -11,7 +11,7 @@ from typing import Any
 __all__ = ["ExtendedLogger", "getExtendedLogger"]
 
 
-class ExtendedLogger(logging.LoggerAdapter):
+class ExtendedLogger(logging.LoggerAdapter[logging.Logger]):
     """A `logging.Logger` adapter that prepends its log prefix (empty by default) to every
     message."""
 

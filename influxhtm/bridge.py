@@ -21,8 +21,9 @@ import time as clock
 from collections.abc import Mapping
 from typing import Any
 
+from htmengine.config import app_config
 from htmengine.exceptions import InvalidInputError
-from htmengine.runtime.results_serialization import deserializeModelResult
+from htmengine.pipeline.results_serialization import deserializeModelResult
 from influxhtm.client import InfluxHtmClient
 from influxhtm.errors import InfluxConnectionError
 from influxhtm.model import HtmSensorModel
@@ -39,9 +40,7 @@ RETRY_DELAY = 5.0
 
 def defaultExchange() -> str:
     """The engine's results exchange named in application.conf."""
-    from htmengine.config import app_config
-
-    return app_config().get("metric_streamer", "results_exchange_name")
+    return str(app_config().get("metric_streamer", "results_exchange_name"))
 
 
 class ResultsBridge:

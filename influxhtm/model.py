@@ -17,24 +17,22 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from influxhtm.aggregation import AggregationSpec
-from influxhtm.client import (
+from influxhtm.combined import RESULT_COLUMNS
+from influxhtm.errors import HtmModelAlreadyExistsError, InfluxHtmInputError
+from influxhtm.influxql import TimeLike, checkName, quoteIdent, toEpochMicros
+from influxhtm.queries import SeriesRef, selectPoints
+from influxhtm.runner import Follower, ModelRunner
+from influxhtm.sensor_ref import SensorRef
+from influxhtm.transport import (
     COMPONENT_TAG,
     MODEL_ID_TAG,
     MODEL_REGISTRY_MEASUREMENT,
     RESULTS_SUFFIX,
     RETENTION_POLICY_TAG,
 )
-from influxhtm.combined import RESULT_COLUMNS
-from influxhtm.errors import HtmModelAlreadyExistsError, InfluxHtmInputError
-from influxhtm.influxql import TimeLike, checkName, quoteIdent, toEpochMicros
-from influxhtm.queries import SeriesRef, selectPoints
-
-if TYPE_CHECKING:
-    from influxhtm.runner import Follower, ModelRunner
-    from influxhtm.sensor import Sensor
 
 PARAMS_FIELD = "params"
 
@@ -96,7 +94,7 @@ class HtmSensorModel:
     """Results of the HTM model `id` on a sensor, and the means to produce them with
     htmengine's HtmAnomalyModel (`process`, `follow`)."""
 
-    def __init__(self, sensor: Sensor, id: str) -> None:
+    def __init__(self, sensor: SensorRef, id: str) -> None:
         self._sensor = sensor
         self._id = checkName("HTM model id", id)
         self._runner: ModelRunner | None = None
@@ -105,7 +103,7 @@ class HtmSensorModel:
     # ----------------------------------------------------------------------- registry
 
     @classmethod
-    def create(cls, sensor: Sensor, id: str,
+    def create(cls, sensor: SensorRef, id: str,
                params: Mapping[str, Any] | None = None) -> HtmSensorModel:
         """Register model `id` on `sensor` with `params` (HtmModelAlreadyExistsError if
         taken)."""
@@ -117,13 +115,13 @@ class HtmSensorModel:
         return model
 
     @staticmethod
-    def _registryTags(sensor: Sensor) -> dict[str, str]:
+    def _registryTags(sensor: SensorRef) -> dict[str, str]:
         return {"sensor_measurement": sensor.getMeasurement(),
                 "sensor_component": sensor.getComponent(),
                 RETENTION_POLICY_TAG: sensor.getRetentionPolicy() or ""}
 
     @classmethod
-    def listFor(cls, sensor: Sensor) -> list[HtmSensorModel]:
+    def listFor(cls, sensor: SensorRef) -> list[HtmSensorModel]:
         """Models registered for `sensor` or having results on it, sorted by id."""
         ids: set[str] = set()
         for series in (cls.registryRef(sensor, None), cls.resultsRef(sensor, None)):
@@ -136,7 +134,7 @@ class HtmSensorModel:
         return [cls(sensor, modelId) for modelId in sorted(ids)]
 
     @classmethod
-    def registryRef(cls, sensor: Sensor, modelId: str | None) -> SeriesRef:
+    def registryRef(cls, sensor: SensorRef, modelId: str | None) -> SeriesRef:
         """The registry series of `modelId` on `sensor` (all its models when None)."""
         tags = cls._registryTags(sensor)
         if modelId is not None:
@@ -144,7 +142,7 @@ class HtmSensorModel:
         return SeriesRef(sensor.getClient(), MODEL_REGISTRY_MEASUREMENT, tags)
 
     @staticmethod
-    def resultsRef(sensor: Sensor, modelId: str | None) -> SeriesRef:
+    def resultsRef(sensor: SensorRef, modelId: str | None) -> SeriesRef:
         """The results series of `modelId` on `sensor` (all models when None)."""
         tags = {COMPONENT_TAG: sensor.getComponent(),
                 RETENTION_POLICY_TAG: sensor.getRetentionPolicy() or ""}
@@ -159,7 +157,8 @@ class HtmSensorModel:
                             limit=1)  # the latest record
         if not rows or rows[-1].get(PARAMS_FIELD) is None:
             return {}
-        return json.loads(rows[-1][PARAMS_FIELD])
+        params: dict[str, Any] = json.loads(rows[-1][PARAMS_FIELD])
+        return params
 
     def setParams(self, params: Mapping[str, Any]) -> None:
         """Record `params` (JSON-serializable) for this model, replacing earlier ones."""
@@ -183,7 +182,7 @@ class HtmSensorModel:
         """The model id (chosen by the caller, e.g. a GUID or a URL of the HTM model)."""
         return self._id
 
-    def getSensor(self) -> Sensor:
+    def getSensor(self) -> SensorRef:
         """The sensor whose data this model scores."""
         return self._sensor
 
@@ -198,8 +197,9 @@ class HtmSensorModel:
     def getTags(self) -> dict[str, str]:
         """Tags written with every result."""
         tags = {COMPONENT_TAG: self.getComponent(), MODEL_ID_TAG: self._id}
-        if self._sensor.getRetentionPolicy():
-            tags[RETENTION_POLICY_TAG] = self._sensor.getRetentionPolicy()
+        policy = self._sensor.getRetentionPolicy()
+        if policy:
+            tags[RETENTION_POLICY_TAG] = policy
         return tags
 
     def getName(self) -> str:
@@ -270,8 +270,6 @@ class HtmSensorModel:
 
     def getRunner(self) -> ModelRunner:
         """The in-memory HTM model run by process/follow (created on first use)."""
-        from influxhtm.runner import ModelRunner
-
         with self._runnerLock:
             if self._runner is None:
                 self._runner = ModelRunner(self)
@@ -297,6 +295,4 @@ class HtmSensorModel:
 
     def startFollowing(self, pollInterval: float = 1.0) -> Follower:
         """`follow` in a background thread; stop it with `Follower.stop()`."""
-        from influxhtm.runner import Follower
-
         return Follower(self, pollInterval=pollInterval)

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from influxhtm.aggregation import Aggregation, AggregationSpec, parseAggregation
 from influxhtm.errors import InfluxHtmInputError
 from influxhtm.influxql import TimeLike, fromEpochMicros, quoteIdent, quoteLiteral, toEpochMicros
-
-if TYPE_CHECKING:
-    from influxhtm.client import InfluxHtmClient
+from influxhtm.transport import InfluxTransport
 
 
 class SeriesRef:
     """Where a series lives: measurement, exact tag values (an empty value matches points
     without that tag) and optionally a retention policy."""
 
-    def __init__(self, client: InfluxHtmClient, measurement: str, tags: Mapping[str, str],
+    def __init__(self, client: InfluxTransport, measurement: str, tags: Mapping[str, str],
                  retentionPolicy: str | None = None) -> None:
         self.client = client
         self.measurement = measurement

@@ -5,16 +5,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from influxhtm.aggregation import Aggregation, durationSeconds
-from influxhtm.client import COMPONENT_TAG
 from influxhtm.errors import InfluxHtmInputError
 from influxhtm.influxql import quoteIdent, quoteLiteral
 from influxhtm.queries import timeBounds
-
-if TYPE_CHECKING:
-    from influxhtm.sensor import Sensor
+from influxhtm.sensor_ref import SensorRef
+from influxhtm.transport import COMPONENT_TAG, VALUE_FIELD
 
 RETENTION_PREFIX = "htm_"
 _INF = {"INF", "inf"}
@@ -26,7 +23,7 @@ def retentionPolicyName(period: str) -> str:
     return RETENTION_PREFIX + period.replace("µ", "u")
 
 
-def continuousQueryName(sensor: Sensor, period: str, method: str) -> str:
+def continuousQueryName(sensor: SensorRef, period: str, method: str) -> str:
     """A name unique to (sensor, period, method), readable where the names allow it."""
     digest = hashlib.sha1(f"{sensor.getMeasurement()}\0{sensor.getComponent()}".encode())
     readable = re.sub(r"[^A-Za-z0-9]+", "_", sensor.getMeasurement())[:40].strip("_")
@@ -42,14 +39,12 @@ def _checkDuration(duration: str) -> str:
     return duration
 
 
-def createAggregatedCopies(sensor: Sensor, periods: Iterable[str], method: str = "mean",
-                           duration: str = "INF", backfill: bool = True) -> dict[str, Sensor]:
+def createAggregatedCopies(sensor: SensorRef, periods: Iterable[str], method: str = "mean",
+                           duration: str = "INF", backfill: bool = True) -> dict[str, str]:
     """Create, for each period, the retention policy `htm_<period>` (keeping `duration`) and a
     continuous query writing `method(value)` of each bucket of this sensor into it (same
     measurement and component); with `backfill`, existing data is aggregated at once (the
-    continuous query only covers new buckets). Idempotent. Returns {period: Sensor}."""
-    from influxhtm.sensor import VALUE_FIELD, Sensor
-
+    continuous query only covers new buckets). Idempotent. Returns {period: retention policy}."""
     if sensor.getRetentionPolicy() is not None:
         raise InfluxHtmInputError(f"{sensor!r} is already an aggregated copy")
     client = sensor.getClient()
@@ -62,7 +57,7 @@ def createAggregatedCopies(sensor: Sensor, periods: Iterable[str], method: str =
     source = ".".join((database, quoteIdent(client.defaultRetentionPolicy()),
                        quoteIdent(sensor.getMeasurement())))
     where = f"{quoteIdent(COMPONENT_TAG)} = {quoteLiteral(sensor.getComponent())}"
-    copies: dict[str, Sensor] = {}
+    copies: dict[str, str] = {}
     for period in periods:
         agg = Aggregation(method, period)
         policy = retentionPolicyName(period)
@@ -83,15 +78,14 @@ def createAggregatedCopies(sensor: Sensor, periods: Iterable[str], method: str =
             if first is not None and last is not None:
                 client.query(f"{select} AND time >= {first * 1000} AND time <= {last * 1000} "
                              f"{grouping}", write=True)
-        copies[period] = Sensor(client, sensor.getMeasurement(), sensor.getComponent(),
-                                retentionPolicy=policy)
+        copies[period] = policy
     return copies
 
 
-def listContinuousQueries(sensor: Sensor) -> list[str]:
+def listContinuousQueries(sensor: SensorRef) -> list[str]:
     """Names of the continuous queries createAggregatedCopies made for `sensor`."""
     prefix = continuousQueryName(sensor, "1s", "mean").rsplit("_mean_", 1)[0] + "_"
-    names = []
+    names: list[str] = []
     for series in sensor.getClient().query("SHOW CONTINUOUS QUERIES", database=None):
         if series.get("name") != sensor.getClient().database:
             continue

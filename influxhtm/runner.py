@@ -18,19 +18,20 @@ from __future__ import annotations
 
 import threading
 import time as clock
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from influxhtm.aggregation import Aggregation, AggregationSpec, parseAggregation
 from influxhtm.errors import InfluxHtmInputError
 from influxhtm.influxql import TimeLike, fromEpochMicros, quoteIdent, toEpochMicros
 from influxhtm.queries import selectPoints
-from influxhtm.sensor import VALUE_FIELD
+from influxhtm.sensor_ref import SensorRef
+from influxhtm.transport import VALUE_FIELD
 
 if TYPE_CHECKING:
     from htmengine.algorithms.anomaly_likelihood import AnomalyLikelihood
     from htmengine.algorithms.model import HtmAnomalyModel
-    from influxhtm.model import HtmSensorModel
 
 PARAM_KEYS = frozenset({"minVal", "maxVal", "minResolution", "modelConfig", "likelihood",
                         "aggregation"})
@@ -41,6 +42,40 @@ RANGE_MARGIN = 0.2
 PAGE_SIZE = 2000
 
 
+class RunnableModel(Protocol):
+    """What a runner needs of its HtmSensorModel (which builds runners, so the runner does not
+    import it): the sensor, the recorded parameters and somewhere to write results."""
+
+    def getSensor(self) -> SensorRef:
+        """The sensor the model runs on."""
+        ...
+
+    def getId(self) -> str:
+        """The model's id."""
+        ...
+
+    def getName(self) -> str:
+        """The model's person-readable name."""
+        ...
+
+    def getParams(self) -> dict[str, Any]:
+        """The recorded parameters."""
+        ...
+
+    def setParams(self, params: Mapping[str, Any]) -> None:
+        """Record the parameters."""
+        ...
+
+    def writeResults(self, timedResults: Iterable[tuple[TimeLike, Mapping[str, Any]]]) -> int:
+        """Store results at the input points' times."""
+        ...
+
+    def follow(self, pollInterval: float = 1.0, stopEvent: threading.Event | None = None,
+               idleTimeout: float | None = None, maxPoints: int | None = None) -> int:
+        """Score points as they are written (see HtmSensorModel.follow)."""
+        ...
+
+
 def _aggregationRecord(agg: Aggregation | None) -> dict[str, str] | None:
     return None if agg is None else {"method": agg.method, "period": agg.period}
 
@@ -48,7 +83,7 @@ def _aggregationRecord(agg: Aggregation | None) -> dict[str, str] | None:
 class ModelRunner:
     """The in-memory HTM model and anomaly likelihood of one HtmSensorModel."""
 
-    def __init__(self, model: HtmSensorModel) -> None:
+    def __init__(self, model: RunnableModel) -> None:
         self._model = model
         self._htm: HtmAnomalyModel | None = None
         self._likelihood: AnomalyLikelihood | None = None
@@ -209,7 +244,7 @@ class ModelRunner:
 class Follower:
     """A background thread running HtmSensorModel.follow until `stop()`."""
 
-    def __init__(self, model: HtmSensorModel, pollInterval: float = 1.0) -> None:
+    def __init__(self, model: RunnableModel, pollInterval: float = 1.0) -> None:
         self._model = model
         self._stopEvent = threading.Event()
         self.processed = 0

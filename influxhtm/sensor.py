@@ -7,19 +7,20 @@ import numbers
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from influxhtm.aggregation import AggregationSpec, parseAggregation
-from influxhtm.client import COMPONENT_TAG, MODEL_ID_TAG, InfluxHtmClient
 from influxhtm.combined import CombinedData, mergeOnTime
 from influxhtm.errors import HtmModelNotFoundError, InfluxHtmInputError
-from influxhtm.influxql import TimeLike, checkName, fromEpochMicros, toEpochMicros
-from influxhtm.queries import SeriesRef, selectPoints, timeBounds
+from influxhtm.influxql import TimeLike, fromEpochMicros, toEpochMicros
+from influxhtm.model import HtmSensorModel
+from influxhtm.plotting import plotCombinedData
+from influxhtm.queries import selectPoints, timeBounds
+from influxhtm.retention import createAggregatedCopies
+from influxhtm.sensor_ref import SensorRef
+from influxhtm.transport import VALUE_FIELD
 
-if TYPE_CHECKING:
-    from influxhtm.model import HtmSensorModel
-
-VALUE_FIELD = "value"
+__all__ = ["VALUE_FIELD", "Sensor"]
 
 
 def _pointValue(point: Mapping[str, Any], index: int) -> float:
@@ -34,65 +35,11 @@ def _pointValue(point: Mapping[str, Any], index: int) -> float:
     return number
 
 
-class Sensor:
+class Sensor(SensorRef):
     """A stream of scalar `value`s: one measurement with one `component` tag value.
 
     Optionally bound to a retention policy (the aggregated copies made by
     `createAggregatedCopies` are Sensors bound to theirs)."""
-
-    def __init__(self, client: InfluxHtmClient, measurement: str, component: str,
-                 retentionPolicy: str | None = None) -> None:
-        self._client = client
-        self._measurement = checkName("measurement", measurement)
-        self._component = checkName("component", component)
-        self._retentionPolicy = retentionPolicy
-
-    # ----------------------------------------------------------------------- identity
-
-    def getClient(self) -> InfluxHtmClient:
-        """The client this sensor reads and writes through."""
-        return self._client
-
-    def getMeasurement(self) -> str:
-        """The InfluxDB measurement holding this sensor's values."""
-        return self._measurement
-
-    def getComponent(self) -> str:
-        """The `component` tag value identifying this sensor within its measurement."""
-        return self._component
-
-    def getRetentionPolicy(self) -> str | None:
-        """The retention policy read and written (None = the database default)."""
-        return self._retentionPolicy
-
-    def getTags(self) -> dict[str, str]:
-        """Tags written with every point."""
-        return {COMPONENT_TAG: self._component}
-
-    def getName(self) -> str:
-        """"<component> <measurement>", as in the seed project."""
-        return f"{self._component} {self._measurement}"
-
-    def __str__(self) -> str:
-        return self.getName()
-
-    def __repr__(self) -> str:
-        policy = f", retentionPolicy={self._retentionPolicy!r}" if self._retentionPolicy else ""
-        return f"Sensor({self._measurement!r}, {self._component!r}{policy})"
-
-    def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Sensor) and other._client is self._client
-                and (other._measurement, other._component, other._retentionPolicy)
-                == (self._measurement, self._component, self._retentionPolicy))
-
-    def __hash__(self) -> int:
-        return hash((self._measurement, self._component, self._retentionPolicy))
-
-    def seriesRef(self) -> SeriesRef:
-        """This sensor's series (HTM result points excluded)."""
-        return SeriesRef(self._client, self._measurement,
-                         {COMPONENT_TAG: self._component, MODEL_ID_TAG: ""},
-                         self._retentionPolicy)
 
     # ----------------------------------------------------------------------- data
 
@@ -139,14 +86,10 @@ class Sensor:
     def createHtmModel(self, id: str, params: Mapping[str, Any] | None = None) -> HtmSensorModel:
         """Register a new HTM model for this sensor (HtmModelAlreadyExistsError if `id` is
         taken). `params` are recorded with the model; see HtmSensorModel."""
-        from influxhtm.model import HtmSensorModel
-
         return HtmSensorModel.create(self, id, params)
 
     def listHtmModels(self) -> list[HtmSensorModel]:
         """Every HTM model registered for, or with results on, this sensor (sorted by id)."""
-        from influxhtm.model import HtmSensorModel
-
         return HtmSensorModel.listFor(self)
 
     def getHtmModel(self, id: str | None = None) -> HtmSensorModel:
@@ -210,17 +153,16 @@ class Sensor:
         """For each period, a retention policy `htm_<period>` (with `duration`) and a
         continuous query writing the `method` of each bucket there; existing data is copied
         at once when `backfill`. Returns {period: Sensor reading that copy}."""
-        from influxhtm.retention import createAggregatedCopies
-
-        return createAggregatedCopies(self, periods, method=method, duration=duration,
-                                      backfill=backfill)
+        policies = createAggregatedCopies(self, periods, method=method, duration=duration,
+                                          backfill=backfill)
+        return {period: Sensor(self.getClient(), self.getMeasurement(), self.getComponent(),
+                               retentionPolicy=policy)
+                for period, policy in policies.items()}
 
     def plot(self, path: str | Path, since: TimeLike | None = None,
              until: TimeLike | None = None, aggregation: AggregationSpec = None,
              modelId: str | None = None) -> Path:
         """Write a PNG of value and anomaly likelihood (see plotting.plotCombinedData)."""
-        from influxhtm.plotting import plotCombinedData
-
         data = self.getCombinedSensorData(since=since, until=until, aggregation=aggregation,
                                           modelId=modelId)
         return plotCombinedData(data, path)

@@ -174,8 +174,14 @@ class Config(configparser.ConfigParser):
                    vars: dict[str, str] | None = None, fallback: Any = _UNSET,
                    **kwargs: Any) -> Any:
         """Option value as bool (1/yes/true/on, 0/no/false/off; environment override applied)."""
-        return self._convert(section, option, self._convert_to_boolean, "boolean", fallback,
+        return self._convert(section, option, self._to_boolean, "boolean", fallback,
                              raw, vars)
+
+    def _to_boolean(self, value: str) -> bool:
+        """ConfigParser's words for booleans (ValueError for any other)."""
+        if value.lower() not in self.BOOLEAN_STATES:
+            raise ValueError(f"Not a boolean: {value}")
+        return self.BOOLEAN_STATES[value.lower()]
 
     def items(self, section: Any = _UNSET, raw: bool = False,  # type: ignore[override]
               vars: dict[str, str] | None = None) -> Any:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from nta_utils.bus import Bus
 from nta_utils.message_bus_types import Message
 
 _log = logging.getLogger("nta_utils.dead_letter")
@@ -55,7 +56,7 @@ def message_label(message: Message) -> str:
 class DeadLetterQueue:
     """The dead-letter queue of one consumed queue, used through the consumer's `bus`."""
 
-    def __init__(self, bus: Any, queue: str, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    def __init__(self, bus: Bus, queue: str, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
                  logger: logging.Logger | None = None) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
@@ -116,7 +117,7 @@ class DeadLetter:
     attempts: int
     time: str
     body: bytes
-    headers: dict
+    headers: dict[str, Any]
 
 
 def _as_dead_letter(index: int, message: Message) -> DeadLetter:
@@ -126,7 +127,7 @@ def _as_dead_letter(index: int, message: Message) -> DeadLetter:
                       str(headers.get(HEADER_TIME, "?")), message.body, headers)
 
 
-def list_dead_letters(bus: Any, dlq: str) -> list[DeadLetter]:
+def list_dead_letters(bus: Bus, dlq: str) -> list[DeadLetter]:
     """Every message of dead-letter queue `dlq`, in order; they stay in the queue (taken
     unacked, then all returned: use a `bus` with no other unacked deliveries)."""
     taken: list[Message] = []
@@ -138,7 +139,7 @@ def list_dead_letters(bus: Any, dlq: str) -> list[DeadLetter]:
     return [_as_dead_letter(i, m) for i, m in enumerate(taken, start=1)]
 
 
-def requeue_dead_letters(bus: Any, dlq: str, labels: set[str] | None = None) -> int:
+def requeue_dead_letters(bus: Bus, dlq: str, labels: set[str] | None = None) -> int:
     """Publish the dead letters (all, or those whose label is in `labels`) back to the queue
     named in their ``x-dlq-queue`` header without the dead-letter headers, acking each after
     its confirm; the others stay (use a `bus` with no other unacked deliveries). Only the

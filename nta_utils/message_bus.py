@@ -21,6 +21,7 @@ import pika
 import pika.exceptions as pex
 from pika.adapters.blocking_connection import BlockingChannel
 
+from nta_utils.bus import Bus
 from nta_utils.errors import (
     BusConnectionError,
     BusError,
@@ -40,7 +41,7 @@ from nta_utils.message_bus_types import (
 )
 from nta_utils.outage import Outage, outage
 
-__all__ = ["RABBITMQ_CONF", "AmqpConnectionParams", "BrokerChannelError",
+__all__ = ["RABBITMQ_CONF", "AmqpConnectionParams", "BrokerChannelError", "Bus",
            "ConsumerCancelledError", "Message", "MessageBus", "QueueInfo",
            "UnknownDeliveryTagError"]
 
@@ -65,8 +66,9 @@ _CONNECTION_LOST_ERRORS = (
 )
 
 
-class MessageBus:
-    """A connection to RabbitMQ with reconnect-and-retry for declare/publish/get.
+class MessageBus(Bus):
+    """A connection to RabbitMQ with reconnect-and-retry for declare/publish/get; the real
+    implementation of the `nta_utils.bus.Bus` protocol.
 
     Connects lazily. After connection loss, declare/publish/get reconnect with exponential
     back-off (at most `max_attempts` attempts within `retry_timeout` seconds), then raise
@@ -314,7 +316,7 @@ class MessageBus:
     # ------------------------------------------------------------------ publishing
 
     def publish(self, exchange: str, routing_key: str, body: bytes, *, persistent: bool = True,
-                headers: dict | None = None, mandatory: bool = True,
+                headers: dict[str, Any] | None = None, mandatory: bool = True,
                 properties: dict[str, Any] | None = None) -> None:
         """Publish and wait for the broker's confirm. `properties` sets other AMQP basic
         properties by their pika names (content_type, correlation_id, message_id, ...).
@@ -355,11 +357,14 @@ class MessageBus:
 
         self._call(f"publish to {where}", action)
 
-    def publish_to_queue(self, queue: str, body: bytes, **kw: Any) -> None:
+    def publish_to_queue(self, queue: str, body: bytes, *, persistent: bool = True,
+                         headers: dict[str, Any] | None = None, mandatory: bool = True,
+                         properties: dict[str, Any] | None = None) -> None:
         """Publish straight to a queue through the default exchange (unroutable if the queue
         does not exist)."""
         self._check_name("queue", queue)
-        self.publish("", queue, body, **kw)
+        self.publish("", queue, body, persistent=persistent, headers=headers,
+                     mandatory=mandatory, properties=properties)
 
     # ------------------------------------------------------------------ receiving
 
@@ -443,7 +448,7 @@ class MessageBus:
                     yield message
         finally:
             self._consuming = False
-            if channel.is_open and self._delivery_channel is channel:
+            if self._delivery_channel is channel and channel is not None and channel.is_open:
                 try:
                     channel.cancel()
                 except Exception:  # the connection may be going away

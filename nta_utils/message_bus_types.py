@@ -89,7 +89,7 @@ class Message:
     """A message taken from a queue; acknowledge it with `MessageBus.ack(delivery_tag)`."""
 
     body: bytes
-    headers: dict
+    headers: dict[str, Any]
     delivery_tag: int
     redelivered: bool
     routing_key: str

@@ -30,7 +30,7 @@ class ManagementApiUnavailable(BusConnectionError):
 def managementPort(config: Config | None = None) -> int:
     """``[management] port`` of rabbitmq.conf (default 15672)."""
     config = config or Config(RABBITMQ_CONF)
-    return config.getint("management", "port", fallback=DEFAULT_MANAGEMENT_PORT)
+    return int(config.getint("management", "port", fallback=DEFAULT_MANAGEMENT_PORT))
 
 
 class RabbitmqManagementClient:

@@ -32,8 +32,8 @@ from htmengine.cli.plot import PlotError, metric_points, plot_points
 from htmengine.cli.series import Row, SeriesError, parse_timestamp, read_series
 from htmengine.config import app_config
 from htmengine.exceptions import ObjectNotFoundError
+from htmengine.pipeline.results_serialization import deserializeModelResult
 from htmengine.repository import engineFactory, queries, schema
-from htmengine.runtime.results_serialization import deserializeModelResult
 from nta_utils.message_bus import MessageBus
 
 HERE = Path(__file__).resolve().parent

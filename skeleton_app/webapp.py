@@ -49,10 +49,10 @@ from htmengine.adapters.datasource import createDatasourceAdapter
 from htmengine.config import app_config
 from htmengine.exceptions import InvalidInputError, MetricAlreadyMonitored, ObjectNotFoundError
 from htmengine.metric_reasons import MetricState, metric_reason, sample_rejection
+from htmengine.pipeline.plaintext import MAX_LINE_BYTES, parsePlaintext
+from htmengine.pipeline.sample_validation import check_sample, future_horizon_seconds
 from htmengine.repository import queries, schema
 from htmengine.repository.metric_status import MetricStatus
-from htmengine.runtime.plaintext import MAX_LINE_BYTES, parsePlaintext
-from htmengine.runtime.sample_validation import check_sample, future_horizon_seconds
 from nta_utils.bounded_json import loads_bounded
 from nta_utils.errors import BusError, DatabaseError, MessageLimitError
 from nta_utils.message_bus import MessageBus

@@ -18,12 +18,9 @@ from tenacity import (
 )
 
 from htmengine.alerts.payload import idempotency_key
+from htmengine.exceptions import RetryableDeliveryError
 
 _log = logging.getLogger("htmengine.alerts.delivery")
-
-
-class RetryableDeliveryError(Exception):
-    """A receiver timed out, could not be reached, or answered 5xx."""
 
 
 class AlertSender:

@@ -18,8 +18,8 @@ from htmengine.alerts.delivery import AlertSender
 from htmengine.alerts.payload import alert_payload
 from htmengine.alerts.settings import AlertSettings
 from htmengine.exceptions import InvalidInputError
+from htmengine.pipeline.results_serialization import deserializeModelResult
 from htmengine.repository.alert_queries import AlertDecision, claim_alert
-from htmengine.runtime.results_serialization import deserializeModelResult
 from htmengine.runtime.service_support import StopFlag
 from nta_utils.errors import BusConnectionError
 

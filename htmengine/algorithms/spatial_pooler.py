@@ -268,6 +268,10 @@ class SpatialPooler:
             raise InvalidInputError("SpatialPooler: only wrapAround=True is supported")
         if not 0 < potentialPct <= 1:
             raise InvalidInputError(f"potentialPct must be in (0, 1], got {potentialPct!r}")
+        if localAreaDensity is not None and localAreaDensity > 0:
+            raise InvalidInputError(f"SpatialPooler: localAreaDensity={localAreaDensity!r} is "
+                                    f"not supported; leave it at -1 and set "
+                                    f"numActiveColumnsPerInhArea")
         if numActiveColumnsPerInhArea is None or numActiveColumnsPerInhArea <= 0:
             raise InvalidInputError("numActiveColumnsPerInhArea must be positive "
                                     f"(localAreaDensity is not supported), got "

@@ -16,10 +16,10 @@ from htmengine.api.errors import NotFound, Unavailable
 from htmengine.api.settings import ApiSettings
 from htmengine.config import app_config
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from htmengine.pipeline.metric_streamer import STREAMABLE_STATUSES, MetricStreamer, StoreResult
 from htmengine.repository import api_queries, engineFactory
 from htmengine.repository.api_queries import MetricSummary
 from htmengine.repository.metric_status import MetricStatus
-from htmengine.runtime.metric_streamer import STREAMABLE_STATUSES, MetricStreamer, StoreResult
 from nta_utils.errors import BusError, DatabaseError, QueueNotFoundError
 
 DB_ERRORS = (DatabaseError, sa.exc.OperationalError, sa.exc.InterfaceError)

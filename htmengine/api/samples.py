@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from htmengine.api.schemas import Sample, SampleVerdict
 from htmengine.metric_reasons import sample_rejection
-from htmengine.runtime.metric_streamer import StoreResult
+from htmengine.pipeline.metric_streamer import StoreResult
 
 # Timestamps the engine accepts: DATETIME without fractions, 1970 ... 9999.
 _MAX_EPOCH = 253402300799

@@ -18,7 +18,7 @@ SHOW_BYTES = 2000
 def default_queue() -> str:
     """The queue whose dead letters the commands handle by default: the custom-metrics queue
     (the metric storer's input)."""
-    return app_config().get("metric_listener", "queue_name")
+    return str(app_config().get("metric_listener", "queue_name"))
 
 
 def list_lines(queue: str) -> list[str]:

@@ -67,7 +67,7 @@ def _command(function: _F) -> _F:
 
 def _metric_id(name: str) -> str:
     with engineFactory().connect() as conn:
-        return queries.getCustomMetricByName(conn, name, fields=[schema.metric.c.uid]).uid
+        return str(queries.getCustomMetricByName(conn, name, fields=[schema.metric.c.uid]).uid)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 
 from htmengine.cli.series import Row
 from htmengine.config import app_config
+from htmengine.pipeline.plaintext import encodeBatchMessage, parsePlaintext
 from htmengine.runtime.metric_listener import MAX_BATCH_SIZE
-from htmengine.runtime.plaintext import encodeBatchMessage, parsePlaintext
 from nta_utils.message_bus import MessageBus
 
 SOURCE = "htmengine send"
@@ -23,7 +23,7 @@ def sample_line(metric: str, value: float, epoch: int) -> str:
 
 
 def send_rows(metric: str, rows: Sequence[Row],
-              progress: Callable[[int], None] = lambda _sent: None) -> int:
+              progress: Callable[[int], object] = lambda _sent: None) -> int:
     """Publish the rows to the configured custom-metrics queue in batches (every line checked
     before anything is sent); `progress(n)` after each batch of n rows. Returns rows sent."""
     lines = [sample_line(metric, row.value, row.epoch) for row in rows]

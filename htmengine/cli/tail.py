@@ -7,13 +7,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from htmengine.config import app_config
-from htmengine.runtime.results_serialization import deserializeModelResult
+from htmengine.pipeline.results_serialization import deserializeModelResult
 from nta_utils.message_bus import MessageBus
 
 
-def format_result(metric: str, result: dict) -> str:
+def format_result(metric: str, result: dict[str, Any]) -> str:
     """One line per scored row: time, metric, row id, value, likelihood, raw score."""
     ts = datetime.fromtimestamp(result["ts"], UTC).strftime("%Y-%m-%d %H:%M:%S")
     likelihood = result.get("anomaly")
@@ -23,7 +24,7 @@ def format_result(metric: str, result: dict) -> str:
             f"raw {'-' if raw is None else f'{raw:.3f}'}")
 
 
-def _lines(headers: dict | None, body: bytes, metric: str | None) -> list[str]:
+def _lines(headers: dict[str, Any] | None, body: bytes, metric: str | None) -> list[str]:
     message = deserializeModelResult(body)
     if (headers or {}).get("dataType") == "model-cmd-result":
         if metric is None:

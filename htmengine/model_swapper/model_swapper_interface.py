@@ -28,6 +28,7 @@ Usage by the application layer::
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -46,6 +47,7 @@ from htmengine.model_swapper.messages import (
     unpackResultMessage,
 )
 from nta_utils.bounded_json import loads_bounded
+from nta_utils.bus import Bus
 from nta_utils.dead_letter import DEFAULT_MAX_ATTEMPTS, DeadLetterQueue, dead_letter_queue_name
 from nta_utils.errors import BusError, QueueNotFoundError, UnroutableMessageError
 from nta_utils.message_bus import Message, MessageBus
@@ -116,7 +118,7 @@ class ModelSwapperInterface:
 
     One instance per thread (it owns a MessageBus connection unless one is given)."""
 
-    def __init__(self, bus: MessageBus | None = None) -> None:
+    def __init__(self, bus: Bus | None = None) -> None:
         config = swapper_config()
         self._resultsQueueName: str = config.get(_CONFIG_SECTION, "results_queue")
         self._modelInputQueueNamePrefix: str = config.get(_CONFIG_SECTION,
@@ -124,7 +126,7 @@ class ModelSwapperInterface:
         self._schedulerNotificationQueueName: str = config.get(
             _CONFIG_SECTION, "scheduler_notification_queue")
         self._ownsBus = bus is None
-        self._bus = bus if bus is not None else MessageBus()
+        self._bus: Bus = bus if bus is not None else MessageBus()
         self._notificationQueueReady = False
         self._resultsQueueReady = False
         self._maxAttempts = config.getint(_CONFIG_SECTION, "max_attempts",
@@ -168,8 +170,8 @@ class ModelSwapperInterface:
         return False
 
     @property
-    def bus(self) -> MessageBus:
-        """The underlying MessageBus (for the swapper's own services)."""
+    def bus(self) -> Bus:
+        """The underlying bus (for the swapper's own services)."""
         return self._bus
 
     @property
@@ -387,8 +389,7 @@ class ModelSwapperInterface:
                 yield ConsumedResultBatch(
                     batch.modelID, batch.objects,
                     lambda multiple=False, tag=tag: self._bus.ack(tag, multiple=multiple),
-                    lambda reason, message=message: self._failed(self._resultsQueueName,
-                                                                 message, reason))
+                    functools.partial(self._failed, self._resultsQueueName, message))
 
         return _MessageConsumer(generate())
 

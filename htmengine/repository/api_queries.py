@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from htmengine.repository import schema
+from htmengine.repository.transactions import AnyRow
 
 __all__ = [
     "AnomalyRow", "DataRow", "MetricSummary", "count_metrics", "get_anomalies",
@@ -97,7 +98,7 @@ def _last_timestamp_select() -> sa.ScalarSelect[Any]:
             .where(last.c.rowid == _metric.c.last_rowid).scalar_subquery())
 
 
-def _to_summary(row: sa.Row[Any]) -> MetricSummary:
+def _to_summary(row: AnyRow) -> MetricSummary:
     return MetricSummary(
         uid=row.uid, name=row.name or "", datasource=row.datasource, status=int(row.status or 0),
         message=row.message, rows_stored=int(row.last_rowid or 0),

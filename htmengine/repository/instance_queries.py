@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from htmengine.repository import schema
 from htmengine.repository.metric_status import MetricStatus
-from htmengine.repository.transactions import atomic, writeQuery
+from htmengine.repository.transactions import AnyRow, atomic, writeQuery
 
 _history = schema.instance_status_history
 
@@ -44,7 +44,7 @@ def saveMetricInstanceStatus(conn: sa.Connection, server: str, status: str,
                                                   timestamp=timestamp))
 
 
-def getInstanceStatusHistory(conn: sa.Connection, server: str) -> list[sa.Row]:
+def getInstanceStatusHistory(conn: sa.Connection, server: str) -> list[AnyRow]:
     """The server's status history rows, oldest first."""
     sel = (sa.select(_history).where(_history.c.server == server)
            .order_by(_history.c.timestamp))

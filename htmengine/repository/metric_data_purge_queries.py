@@ -26,8 +26,9 @@ def getMetricDataPurgeThreshold(conn: sa.Connection, thresholdDays: int) -> date
     if not isinstance(thresholdDays, int) or isinstance(thresholdDays, bool) or \
             thresholdDays < 0:
         raise ValueError(f"thresholdDays must be a non-negative integer, got {thresholdDays!r}")
-    return conn.execute(sa.select(sa.func.date_sub(
+    threshold: datetime = conn.execute(sa.select(sa.func.date_sub(
         sa.func.utc_timestamp(), sa.text(f"INTERVAL {thresholdDays:d} DAY")))).scalar_one()
+    return threshold
 
 
 def countMetricDataOlderThan(conn: sa.Connection, threshold: datetime) -> int:

@@ -21,7 +21,14 @@ from htmengine.exceptions import (
 )
 from htmengine.repository import schema
 from htmengine.repository.metric_status import MetricStatus
-from htmengine.repository.transactions import atomic, checkColumnNames, selectFields, writeQuery
+from htmengine.repository.transactions import (
+    AnyResult,
+    AnyRow,
+    atomic,
+    checkColumnNames,
+    selectFields,
+    writeQuery,
+)
 from nta_utils.db import mysql_error_code
 
 ER_DUP_ENTRY = 1062
@@ -110,7 +117,7 @@ def getMetricData(conn: sa.Connection, metricId: str | None = None, fields: Any 
                   rowid: int | None = None, start: int | None = None, stop: int | None = None,
                   limit: int | None = None, fromTimestamp: datetime | None = None,
                   toTimestamp: datetime | None = None, score: float | None = None,
-                  sort: Any = None) -> sa.CursorResult:
+                  sort: Any = None) -> AnyResult:
     """Metric data rows (`fields`: columns, default all), in rowid order unless `sort` (a
     column expression or a sequence of them, e.g. `metric_data.c.timestamp.desc()`).
 
@@ -153,7 +160,7 @@ def getMetricData(conn: sa.Connection, metricId: str | None = None, fields: Any 
 
 
 def getMetricDataWithRawAnomalyScoresTail(conn: sa.Connection, metricId: str,
-                                          limit: int) -> list[sa.Row]:
+                                          limit: int) -> list[AnyRow]:
     """The latest `limit` rows of the metric that have a raw anomaly score, newest first."""
     sel = (sa.select(_data).where(_data.c.uid == metricId)
            .where(_data.c.raw_anomaly_score.is_not(None))

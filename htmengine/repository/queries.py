@@ -46,7 +46,14 @@ from htmengine.repository.metric_data_queries import (
     updateMetricDataColumns,
 )
 from htmengine.repository.metric_status import MetricStatus
-from htmengine.repository.transactions import atomic, checkColumnNames, selectFields, writeQuery
+from htmengine.repository.transactions import (
+    AnyResult,
+    AnyRow,
+    atomic,
+    checkColumnNames,
+    selectFields,
+    writeQuery,
+)
 from nta_utils.db import mysql_error_code
 
 __all__ = [
@@ -100,7 +107,7 @@ def addMetric(conn: sa.Connection, uid: str | None = None, datasource: str | Non
               message: str | None = None, collector_error: str | None = None,
               last_timestamp: datetime | None = None, poll_interval: int | None = None,
               tag_name: str | None = None, model_params: str | None = None,
-              last_rowid: int = 0) -> sa.Row:
+              last_rowid: int = 0) -> AnyRow:
     """Add a metric and return its row. `uid` defaults to a new uuid4 hex; columns left None
     get their server defaults (status UNMONITORED, poll_interval 60).
 
@@ -143,7 +150,7 @@ def addMetric(conn: sa.Connection, uid: str | None = None, datasource: str | Non
 
 
 def _getMetricImpl(conn: sa.Connection, metricId: str, fields: Any,
-                   lock: str | None) -> sa.Row:
+                   lock: str | None) -> AnyRow:
     sel = sa.select(*selectFields(fields, schema.metric)).where(schema.metric.c.uid == metricId)
     if lock == "share":
         sel = sel.with_for_update(read=True)
@@ -155,7 +162,7 @@ def _getMetricImpl(conn: sa.Connection, metricId: str, fields: Any,
     return row
 
 
-def getMetric(conn: sa.Connection, metricId: str, fields: Any = None) -> sa.Row:
+def getMetric(conn: sa.Connection, metricId: str, fields: Any = None) -> AnyRow:
     """The metric row with uid `metricId` (`fields`: columns to return, default all).
 
     :raises ObjectNotFoundError: no such metric
@@ -163,26 +170,26 @@ def getMetric(conn: sa.Connection, metricId: str, fields: Any = None) -> sa.Row:
     return _getMetricImpl(conn, metricId, fields, lock=None)
 
 
-def getMetricWithSharedLock(conn: sa.Connection, metricId: str, fields: Any = None) -> sa.Row:
+def getMetricWithSharedLock(conn: sa.Connection, metricId: str, fields: Any = None) -> AnyRow:
     """Like getMetric, with SELECT ... LOCK IN SHARE MODE (use inside a transaction)."""
     return _getMetricImpl(conn, metricId, fields, lock="share")
 
 
-def getMetricWithUpdateLock(conn: sa.Connection, metricId: str, fields: Any = None) -> sa.Row:
+def getMetricWithUpdateLock(conn: sa.Connection, metricId: str, fields: Any = None) -> AnyRow:
     """Like getMetric, with SELECT ... FOR UPDATE (use inside a transaction): the row stays
     locked against other writers and lockers until the transaction ends."""
     return _getMetricImpl(conn, metricId, fields, lock="update")
 
 
 def _getMetrics(conn: sa.Connection, fields: Any = None,
-                where: sa.ColumnElement[bool] | None = None) -> sa.CursorResult:
+                where: sa.ColumnElement[bool] | None = None) -> AnyResult:
     sel = sa.select(*selectFields(fields, schema.metric))
     if where is not None:
         sel = sel.where(where)
     return conn.execute(sel.order_by(schema.metric.c.uid))
 
 
-def getCustomMetricByName(conn: sa.Connection, name: str, fields: Any = None) -> sa.Row:
+def getCustomMetricByName(conn: sa.Connection, name: str, fields: Any = None) -> AnyRow:
     """The metric with datasource "custom" and name `name`.
 
     :raises ObjectNotFoundError: no such metric
@@ -194,23 +201,23 @@ def getCustomMetricByName(conn: sa.Connection, name: str, fields: Any = None) ->
     return row
 
 
-def getCustomMetrics(conn: sa.Connection, fields: Any = None) -> sa.CursorResult:
+def getCustomMetrics(conn: sa.Connection, fields: Any = None) -> AnyResult:
     """All metrics with datasource "custom"."""
     return _getMetrics(conn, fields, schema.metric.c.datasource == "custom")
 
 
-def getAllMetrics(conn: sa.Connection, fields: Any = None) -> sa.CursorResult:
+def getAllMetrics(conn: sa.Connection, fields: Any = None) -> AnyResult:
     """All metrics."""
     return _getMetrics(conn, fields)
 
 
 def getAllMetricsForServer(conn: sa.Connection, server: str,
-                           fields: Any = None) -> sa.CursorResult:
+                           fields: Any = None) -> AnyResult:
     """All metrics whose `server` column is `server`."""
     return _getMetrics(conn, fields, schema.metric.c.server == server)
 
 
-def getAllModels(conn: sa.Connection, fields: Any = None) -> sa.CursorResult:
+def getAllModels(conn: sa.Connection, fields: Any = None) -> AnyResult:
     """All metrics with a model, i.e. status other than UNMONITORED."""
     return _getMetrics(conn, fields, schema.metric.c.status != MetricStatus.UNMONITORED)
 
@@ -249,7 +256,7 @@ def deleteMetric(conn: sa.Connection, metricId: str) -> None:
 
 
 def _updateMetric(conn: sa.Connection, metricId: str, values: dict[str, Any],
-                  refStatus: int | None = None) -> sa.CursorResult:
+                  refStatus: int | None = None) -> AnyResult:
     update = schema.metric.update().where(schema.metric.c.uid == metricId)
     if refStatus is not None:
         update = update.where(schema.metric.c.status == int(refStatus))
@@ -306,7 +313,7 @@ def setMetricLastTimestamp(conn: sa.Connection, metricId: str, value: datetime) 
 
 @writeQuery
 def updateMetricColumns(conn: sa.Connection, metricId: str,
-                        fields: dict[str, Any]) -> sa.CursorResult:
+                        fields: dict[str, Any]) -> AnyResult:
     """Set metric columns from `fields` ({column name: value}).
 
     :raises ObjectNotFoundError: no such metric
@@ -322,7 +329,7 @@ def updateMetricColumns(conn: sa.Connection, metricId: str,
 
 @writeQuery
 def updateMetricColumnsForRefStatus(conn: sa.Connection, metricId: str, refStatus: int,
-                                    fields: dict[str, Any]) -> sa.CursorResult:
+                                    fields: dict[str, Any]) -> AnyResult:
     """Set metric columns from `fields` only if the metric's status is `refStatus`; returns
     the update result, whose `rowcount` is 0 when nothing matched (as in the original).
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 
@@ -26,6 +26,9 @@ from nta_utils.db import retry_on_transient_error
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+# A row and a result of any columns (SQLAlchemy 2.1 types rows by their column tuple).
+AnyRow = sa.Row[*tuple[Any, ...]]
+AnyResult = sa.CursorResult[*tuple[Any, ...]]
 
 
 def _checkConnection(conn: object) -> sa.Connection:
@@ -60,7 +63,7 @@ def writeQuery(
             return fn(conn, *args, **kwargs)
         return retrying(conn, *args, **kwargs)
 
-    return wrapper
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps the signature
 
 
 def runInTransaction(engine: sa.Engine,
@@ -78,7 +81,7 @@ def runInTransaction(engine: sa.Engine,
     return attempt()
 
 
-def selectFields(fields: object, default: sa.Table) -> list:
+def selectFields(fields: object, default: sa.Table) -> list[Any]:
     """Columns to select: `fields` (a table, a column or a sequence of them) or `default`."""
     if fields is None:
         return [default]
@@ -86,13 +89,13 @@ def selectFields(fields: object, default: sa.Table) -> list:
         return [fields]
     if isinstance(fields, str | bytes):
         raise TypeError(f"fields must be SQLAlchemy columns, got the string {fields!r}")
-    selected = list(fields)  # type: ignore[call-overload]
+    selected: list[Any] = list(fields)  # type: ignore[call-overload]
     if not selected:
         return [default]
     return selected
 
 
-def checkColumnNames(table: sa.Table, fields: dict) -> dict:
+def checkColumnNames(table: sa.Table, fields: dict[str, Any]) -> dict[str, Any]:
     """`fields` after checking that every key names a column of `table`."""
     if not isinstance(fields, dict) or not fields:
         raise ValueError(f"fields must be a non-empty dict of {table.name} column values, "

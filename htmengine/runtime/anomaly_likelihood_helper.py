@@ -52,7 +52,7 @@ class ScoredRow:
     raw_anomaly_score: float
     anomaly_score: float = 0.0
     display_value: int = 0
-    multi_step_best_predictions: dict | None = None
+    multi_step_best_predictions: dict[str, Any] | None = None
 
     def record(self) -> tuple[datetime, float, float]:
         """(timestamp, value, raw score) as the likelihood functions take it."""
@@ -108,12 +108,12 @@ class AnomalyLikelihoodHelper:
         """Rows between refreshes: larger for big (catch-up) batches."""
         return int(max(self.refreshRate, batchSize * 0.1))
 
-    def _estimate(self, window: list[tuple[int, tuple]]) -> dict[str, Any]:
+    def _estimate(self, window: list[tuple[int, tuple[datetime, float, float]]]) -> dict[str, Any]:
         samples = [record for _, record in window[-self.sampleSize:]]
         _, _, params = estimateAnomalyLikelihoods(samples, skipRecords=self.skipRecords)
         return {"last_rowid_for_stats": window[-1][0], "params": params}
 
-    def _loadScoredTail(self, conn: sa.Connection, metricId: str) -> list[tuple[int, tuple]]:
+    def _loadScoredTail(self, conn: sa.Connection, metricId: str) -> list[tuple[int, tuple[datetime, float, float]]]:
         rows = queries.getMetricDataWithRawAnomalyScoresTail(conn, metricId,
                                                              limit=self.sampleSize)
         rows.sort(key=lambda r: r.rowid)
@@ -130,7 +130,7 @@ class AnomalyLikelihoodHelper:
             row.anomaly_score = 0.0
         if not rows:
             return state
-        window: list[tuple[int, tuple]] | None = None   # (rowid, record), loaded lazily
+        window: list[tuple[int, tuple[datetime, float, float]]] | None = None   # (rowid, record), loaded lazily
         windowEnd = 0                                   # rows[:windowEnd] are in window
         start = 0
         if not state:

@@ -23,6 +23,7 @@ dead-letter queue; undecodable messages go there at once (`ModelSwapperInterface
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -32,18 +33,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from htmengine import engine_metrics
+from htmengine.config import app_config
 from htmengine.exceptions import (
     InvalidInputError,
     MetricStatusChangedError,
     ObjectNotFoundError,
+    RejectedInferenceResultBatch,
 )
 from htmengine.htmengineerrno import ERR_ROW_FAILED
 from htmengine.model_swapper.messages import ModelCommandResult, ModelInferenceResult
-from htmengine.repository import queries, schema
-from htmengine.repository.queries import MetricStatus
-from htmengine.runtime.anomaly_likelihood_helper import AnomalyLikelihoodHelper, ScoredRow
-from htmengine.runtime.metric_streamer import loadModelParams
-from htmengine.runtime.results_serialization import (
+from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from htmengine.pipeline.metric_streamer import loadModelParams
+from htmengine.pipeline.results_serialization import (
     COMMAND_RESULT_HEADERS,
     COMMAND_RESULT_SCHEMA,
     INFERENCE_RESULTS_SCHEMA,
@@ -53,22 +54,23 @@ from htmengine.runtime.results_serialization import (
     serializeModelResult,
     validateMessage,
 )
+from htmengine.repository import engineFactory, queries, streaming_queries
+from htmengine.repository.queries import MetricStatus
+from htmengine.runtime.anomaly_likelihood_helper import AnomalyLikelihoodHelper, ScoredRow
 from htmengine.runtime.service_support import (
     StopFlag,
     configureServiceLogging,
     service_argument_parser,
     untilDatabaseAnswers,
 )
+from nta_utils.bus import Bus
 from nta_utils.db import retry_on_transient_error
 from nta_utils.errors import BusConnectionError, BusError, DatabaseError
+from nta_utils.message_bus import MessageBus
 
 _log = logging.getLogger("htmengine.runtime.anomaly_service")
 
 LIKELIHOOD_PARAMS_KEY = "anomalyLikelihoodParams"
-
-
-class RejectedInferenceResultBatch(Exception):
-    """An inference result batch does not match the stored rows (logged and dropped)."""
 
 
 @dataclass
@@ -178,7 +180,7 @@ class AnomalyService:
                 modelParams = loadModelParams(metric.model_params)
                 state = self.likelihoodHelper.updateModelAnomalyScores(
                     conn, modelId, modelParams.get(LIKELIHOOD_PARAMS_KEY), toScore)
-                _writeScores(conn, modelId, toScore)
+                streaming_queries.write_unscored_results(conn, modelId, toScore)
                 engine_metrics.observe_scored(modelParams, [r.rowid for r in toScore])
                 modelParams[LIKELIHOOD_PARAMS_KEY] = state
                 queries.updateMetricColumns(conn, modelId,
@@ -251,7 +253,8 @@ class AnomalyService:
                     return None
                 time.sleep(0.1)
 
-    def run(self, swapper: Any, bus: Any, exchange: str, stop: StopFlag) -> None:
+    def run(self, swapper: ModelSwapperInterface, bus: Bus, exchange: str,
+            stop: StopFlag) -> None:
         """Consume results until `stop` is set: process, publish, then ack each batch."""
         bus.declare_fanout_exchange(exchange, durable=True)
         _log.info("Consuming model results; publishing to exchange %s", exchange)
@@ -262,7 +265,7 @@ class AnomalyService:
                         outgoingMessages = None
                         if batch is not None:
                             done, outgoingMessages = untilDatabaseAnswers(
-                                lambda batch=batch: self._processSafely(batch), stop)
+                                functools.partial(self._processSafely, batch), stop)
                             if not done:  # stopping during a database outage: not acked
                                 break
                         if outgoingMessages is not None:
@@ -300,32 +303,10 @@ def _span(ids: list[Any]) -> str:
     return f"[{ids[0]}..{ids[-1]}] ({len(ids)})" if ids else "[] (0)"
 
 
-def _writeScores(conn: sa.Connection, modelId: str, rows: list[ScoredRow]) -> None:
-    """One executemany UPDATE of the scored rows (only rows still without a raw score)."""
-    md = schema.metric_data
-    statement = (
-        md.update()
-        .where(md.c.uid == sa.bindparam("b_uid")).where(md.c.rowid == sa.bindparam("b_rowid"))
-        .where(md.c.raw_anomaly_score.is_(None))
-        .values(raw_anomaly_score=sa.bindparam("b_raw"), anomaly_score=sa.bindparam("b_score"),
-                display_value=sa.bindparam("b_display"),
-                multi_step_best_predictions=sa.bindparam("b_predictions")))
-    conn.execute(statement, [
-        {"b_uid": modelId, "b_rowid": r.rowid, "b_raw": r.raw_anomaly_score,
-         "b_score": r.anomaly_score, "b_display": r.display_value,
-         "b_predictions": (json.dumps(r.multi_step_best_predictions)
-                           if r.multi_step_best_predictions is not None else None)}
-        for r in rows])
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m htmengine.runtime.anomaly_service``."""
     service_argument_parser(__doc__).parse_args(argv)
     configureServiceLogging("htmengine.runtime.anomaly_service")
-    from htmengine.config import app_config
-    from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
-    from htmengine.repository import engineFactory
-    from nta_utils.message_bus import MessageBus
 
     config = app_config()
     stop = StopFlag().install()

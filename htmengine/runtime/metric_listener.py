@@ -35,21 +35,23 @@ from concurrent.futures import ThreadPoolExecutor
 from htmengine import engine_metrics
 from htmengine.config import app_config
 from htmengine.exceptions import InvalidInputError
-from htmengine.runtime.plaintext import (
+from htmengine.pipeline.plaintext import (
     MAX_LINE_BYTES,
     Protocol,
     decodeLine,
     encodeBatchMessage,
     parsePlaintext,
 )
-from htmengine.runtime.sample_validation import (
+from htmengine.pipeline.sample_validation import (
     DEFAULT_FUTURE_HORIZON_SECONDS,
     check_sample,
     future_horizon_seconds,
     utc_now_naive,
 )
 from htmengine.runtime.service_support import configureServiceLogging, service_argument_parser
+from nta_utils.bus import Bus
 from nta_utils.errors import BusError, UnroutableMessageError
+from nta_utils.message_bus import MessageBus
 
 __all__ = ["MAX_BATCH_SIZE", "MAX_LINE_BYTES", "MetricListener", "Protocol", "QueuePublisher",
            "parsePlaintext"]
@@ -68,9 +70,8 @@ DRAIN_SECONDS = 5.0
 IDLE_POLL_SECONDS = 0.2
 
 
-def _defaultBusFactory():  # noqa: ANN202 - returns nta_utils.message_bus.MessageBus
-    from nta_utils.message_bus import MessageBus
-
+def _defaultBusFactory() -> MessageBus:
+    """A MessageBus on the configured broker (the listener's default bus factory)."""
     return MessageBus()
 
 
@@ -78,17 +79,17 @@ class QueuePublisher:
     """Publishes batch messages to the custom-metrics queue from one dedicated thread that owns
     the process's only MessageBus; `publish` is awaited from the event loop."""
 
-    def __init__(self, queueName: str, busFactory: Callable[[], object] = _defaultBusFactory,
+    def __init__(self, queueName: str, busFactory: Callable[[], Bus] = _defaultBusFactory,
                  retrySeconds: float = PUBLISH_RETRY_SECONDS) -> None:
         self.queueName = queueName
         self._busFactory = busFactory
         self._retrySeconds = retrySeconds
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bus-publisher")
-        self._bus = None
+        self._bus: Bus | None = None
         self.publishedMessages = 0
         self.publishedLines = 0
 
-    def _openBus(self):  # noqa: ANN202
+    def _openBus(self) -> Bus:
         if self._bus is None:
             bus = self._busFactory()
             bus.declare_queue(self.queueName, durable=True)

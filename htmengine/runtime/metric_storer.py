@@ -26,6 +26,7 @@ retried one message at a time, so only the poison one is held back).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -36,6 +37,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from htmengine import engine_metrics
+from htmengine.adapters.datasource import createDatasourceAdapter
+from htmengine.config import app_config
 from htmengine.exceptions import (
     HTMEngineError,
     InvalidInputError,
@@ -43,15 +46,17 @@ from htmengine.exceptions import (
     MetricStatusChangedError,
     ObjectNotFoundError,
 )
-from htmengine.repository.queries import MetricStatus
-from htmengine.runtime.metric_streamer import STREAMABLE_STATUSES, MetricStreamer
-from htmengine.runtime.plaintext import decodeBatchMessage, parsePlaintext
-from htmengine.runtime.sample_validation import (
+from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from htmengine.pipeline.metric_streamer import STREAMABLE_STATUSES, MetricStreamer
+from htmengine.pipeline.plaintext import decodeBatchMessage, parsePlaintext
+from htmengine.pipeline.sample_validation import (
     DEFAULT_FUTURE_HORIZON_SECONDS,
     check_sample,
     future_horizon_seconds,
     utc_now_naive,
 )
+from htmengine.repository import engineFactory
+from htmengine.repository.queries import MetricStatus
 from htmengine.runtime.service_support import (
     StopFlag,
     configureServiceLogging,
@@ -59,8 +64,10 @@ from htmengine.runtime.service_support import (
     untilDatabaseAnswers,
 )
 from nta_utils.bounded_json import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH
+from nta_utils.bus import Bus
 from nta_utils.dead_letter import DEFAULT_MAX_ATTEMPTS, DeadLetterQueue
 from nta_utils.errors import BusConnectionError, BusError, DatabaseError
+from nta_utils.message_bus import MessageBus
 from nta_utils.message_bus_types import Message
 
 _log = logging.getLogger("htmengine.runtime.metric_storer")
@@ -110,7 +117,7 @@ class _MetricSamples:
 class MetricStorer:
     """Turns batches of custom-metrics queue messages into stored rows and model input."""
 
-    def __init__(self, engine: sa.Engine, swapper: Any, adapter: Any, chunkSize: int = 1440,
+    def __init__(self, engine: sa.Engine, swapper: ModelSwapperInterface, adapter: Any, chunkSize: int = 1440,
                  minRowsForModel: int = 288,
                  horizonSeconds: float = DEFAULT_FUTURE_HORIZON_SECONDS,
                  maxMessageBytes: int = DEFAULT_MAX_BYTES,
@@ -263,7 +270,7 @@ class MetricStorer:
         for index, reason in stats.undecodable:
             dlq.quarantine(pending[index], reason)
 
-    def run(self, bus: Any, queueName: str, batchSize: int, stop: StopFlag,
+    def run(self, bus: Bus, queueName: str, batchSize: int, stop: StopFlag,
             maxAttempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
         """Consume `queueName` until `stop` is set; ack each batch after it is stored and its
         poison messages are in the dead-letter queue."""
@@ -284,7 +291,7 @@ class MetricStorer:
                         pending.append(message)
                     if pending and (message is None or len(pending) >= batchSize):
                         done, _ = untilDatabaseAnswers(
-                            lambda batch=pending: self.processQueueMessages(batch, dlq), stop)
+                            functools.partial(self.processQueueMessages, pending, dlq), stop)
                         if not done:      # stopping during a database outage: not acked
                             break
                         bus.ack(pending[-1].delivery_tag, multiple=True)
@@ -301,11 +308,6 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m htmengine.runtime.metric_storer``."""
     service_argument_parser(__doc__).parse_args(argv)
     configureServiceLogging("htmengine.runtime.metric_storer")
-    from htmengine.adapters.datasource import createDatasourceAdapter
-    from htmengine.config import app_config
-    from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
-    from htmengine.repository import engineFactory
-    from nta_utils.message_bus import MessageBus
 
     config = app_config()
     stop = StopFlag().install()

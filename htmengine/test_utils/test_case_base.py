@@ -174,7 +174,7 @@ class TestCaseBase(unittest.TestCase):
             if metric.name == metricName:
                 if numRecords:
                     self.assertGreaterEqual(metric.last_rowid, numRecords)
-                return metric.uid
+                return str(metric.uid)
         raise AssertionError("Metric not created!")
 
     @retry(duration=75, delay=1)

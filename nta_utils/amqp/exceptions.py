@@ -12,7 +12,7 @@ from nta_utils.errors import (
 )
 
 
-class _AmqpCloseDetails(Exception):
+class _AmqpCloseDetails(BusError):
     """The broker's reply code, text and failing method, as the original's errors carry."""
 
     def __init__(self, code: int | None, text: str, classId: int | None = None,

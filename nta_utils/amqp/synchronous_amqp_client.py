@@ -177,7 +177,7 @@ class SynchronousAmqpClient:
 
     def purgeQueue(self, queue: str) -> int:
         """Drop the queue's ready messages; returns how many."""
-        return self._run(lambda: self._bus.purge_queue(queue))
+        return int(self._run(lambda: self._bus.purge_queue(queue)))
 
     def bindQueue(self, queue: str, exchange: str, routingKey: str,
                   arguments: dict[str, Any] | None = None) -> None:

@@ -14,8 +14,8 @@ from htmengine import htmengineerrno, repository
 from htmengine.exceptions import ApplicationNotConfiguredError, InvalidInputError
 from htmengine.htmengine_logging import getExtendedLogger
 from htmengine.model_swapper.errors import ModelSwapperStatus
+from htmengine.pipeline import scalar_metric_utils as smu
 from htmengine.repository import queries
-from htmengine.runtime import scalar_metric_utils as smu
 from htmengine.utils import jsonDecode, jsonEncode, roundUpDatetime, validate
 from nta_utils import config_location
 from nta_utils.logging_support_raw import LoggingSupport

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from htmengine.exceptions import InvalidInputError
+
+if TYPE_CHECKING:
+    from htmengine.adapters.datasource.custom import CustomDatasourceAdapter
 
 __all__ = ["createCustomDatasourceAdapter", "createDatasourceAdapter", "listDatasourceNames"]
 
@@ -15,7 +18,7 @@ def listDatasourceNames() -> tuple[str, ...]:
     return ("custom",)
 
 
-def createDatasourceAdapter(datasource: str, **kwargs: Any):  # noqa: ANN201
+def createDatasourceAdapter(datasource: str, **kwargs: Any) -> CustomDatasourceAdapter:
     """The adapter of `datasource` (keyword arguments go to its constructor, e.g. `engine`).
 
     :raises InvalidInputError: unknown datasource (the message lists the supported ones)
@@ -28,6 +31,6 @@ def createDatasourceAdapter(datasource: str, **kwargs: Any):  # noqa: ANN201
         f"unknown datasource {datasource!r}; supported: {list(listDatasourceNames())}")
 
 
-def createCustomDatasourceAdapter(**kwargs: Any):  # noqa: ANN201
+def createCustomDatasourceAdapter(**kwargs: Any) -> CustomDatasourceAdapter:
     """Shortcut for ``createDatasourceAdapter("custom")``."""
     return createDatasourceAdapter("custom", **kwargs)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
 from htmengine.exceptions import InvalidInputError
-from htmengine.runtime.scalar_metric_utils import checkModelParamsSpec
+from htmengine.pipeline.scalar_metric_utils import checkModelParamsSpec
 
 _HERE = Path(__file__).resolve().parent
 MODEL_SPEC_SCHEMA_PATH = _HERE / "model_spec_schema.json"
@@ -34,7 +35,8 @@ def _fieldPath(root: str, error: jsonschema.ValidationError) -> str:
 def _describe(root: str, error: jsonschema.ValidationError) -> str:
     where = _fieldPath(root, error)
     if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        allowed = sorted(schema.get("properties", {}))
         return f"{where}: {error.message}; allowed properties are {allowed}"
     if error.validator == "not" and error.validator_value == {
             "required": ["modelParams", "completeModelParams"]}:

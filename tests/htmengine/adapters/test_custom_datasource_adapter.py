@@ -15,6 +15,7 @@ from htmengine.exceptions import (
     InvalidInputError,
     MetricAlreadyExists,
     MetricAlreadyMonitored,
+    MetricNotMonitoredError,
     MetricStatusChangedError,
     ObjectNotFoundError,
 )
@@ -147,6 +148,13 @@ def test_unknown_metric_uid(adapter) -> None:
         adapter.exportModel(missing)
     with pytest.raises(ObjectNotFoundError):
         adapter.activateModel(missing)
+
+
+def test_activating_an_unmonitored_metric_says_it_is_not_monitored(adapter, engine) -> None:
+    uid = adapter.createMetric(_name())
+    with pytest.raises(MetricNotMonitoredError, match="not monitored"):
+        adapter.activateModel(uid)
+    assert _metric(engine, uid).status == MetricStatus.UNMONITORED
 
 
 def test_monitor_with_min_max_defines_model_and_sends_backlog(adapter, engine,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import io
 import json
 import math
 
@@ -264,22 +263,3 @@ def test_log_likelihood_values():
     assert AnomalyLikelihood.computeLogLikelihood(0.5) == pytest.approx(0.0301029996659)
     assert AnomalyLikelihood.computeLogLikelihood(1.0) == pytest.approx(1.0)
     assert AnomalyLikelihood.computeLogLikelihood(0.0) == pytest.approx(0.0, abs=1e-9)
-
-
-def test_state_dict_round_trip_through_npz_continues_identically():
-    scores = noisy_scores(700, seed=13, high=0.3) + [1.0] * 3 + noisy_scores(200, seed=14)
-    al = AnomalyLikelihood(learningPeriod=60, estimationSamples=60, historicWindowSize=300)
-    for i, s in enumerate(scores[:500]):
-        al.anomalyProbability(float(i % 31), s)
-    buffer = io.BytesIO()
-    np.savez(buffer, **al.state_dict())
-    buffer.seek(0)
-    with np.load(buffer) as archive:
-        restored = AnomalyLikelihood.from_state_dict({k: archive[k] for k in archive.files})
-    assert restored == al
-    for i, s in enumerate(scores[500:], start=500):
-        assert restored.anomalyProbability(float(i % 31), s) == al.anomalyProbability(
-            float(i % 31), s
-        )
-    with pytest.raises(InvalidInputError, match="missing"):
-        AnomalyLikelihood.from_state_dict({"iteration": 3})

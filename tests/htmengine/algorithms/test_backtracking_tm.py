@@ -233,20 +233,14 @@ def _run(tm, stream):
     return outs
 
 
-def test_same_seed_gives_identical_runs():
-    stream = list(_random_stream(5, 120))
-    first = _run(BacktrackingTM(), stream)
-    second = _run(BacktrackingTM(), stream)
-    for (o1, c1), (o2, c2) in zip(first, second, strict=True):
-        assert np.array_equal(o1, o2) and np.array_equal(c1, c2)
-    third = _run(BacktrackingTM(seed=1961), stream)
-    assert any(not np.array_equal(o1, o3) for (o1, _), (o3, _) in zip(first, third, strict=True))
 
-
-def test_save_load_continue_is_bit_identical():
-    stream = list(_random_stream(9, 400))
+def test_loaded_state_keeps_segments_and_the_synapse_index():
+    """What the generic round trip (test_component_conformance.py) does not look at: the
+    restored TM has the same segments and synapses, and its out-synapse index agrees with
+    the segments it was rebuilt from."""
+    stream = list(_random_stream(9, 200))
     tm = BacktrackingTM()
-    _run(tm, stream[:200])
+    _run(tm, stream)
     state = tm.state_dict()
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **state)
@@ -255,16 +249,8 @@ def test_save_load_continue_is_bit_identical():
         loaded = BacktrackingTM.from_state_dict(dict(npz))
     assert loaded.numSegments() == tm.numSegments() > 0
     assert loaded.numSynapses() == tm.numSynapses()
-    stored, implied = out_synapse_entries(tm)
+    stored, implied = out_synapse_entries(loaded)
     assert stored == implied
-    rest_a = _run(tm, stream[200:])
-    rest_b = _run(loaded, stream[200:])
-    for (o1, c1), (o2, c2) in zip(rest_a, rest_b, strict=True):
-        assert np.array_equal(o1, o2) and np.array_equal(c1, c2)
-    s1, s2 = tm.state_dict(), loaded.state_dict()
-    assert s1.keys() == s2.keys()
-    for key in s1:
-        assert np.array_equal(np.asarray(s1[key]), np.asarray(s2[key])), key
 
 
 def test_bad_input_is_rejected():

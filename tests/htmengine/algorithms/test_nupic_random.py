@@ -39,15 +39,3 @@ def test_sample_and_shuffle_match_nupic_core_vectors():
     r.shuffle(values)
     assert values.tolist() == [1, 4, 3, 2]
 
-
-def test_state_dict_continues_the_same_stream():
-    r = NupicRandom(1956)
-    for _ in range(17):
-        r.get_uint32(100)
-    copy = NupicRandom.from_state_dict(r.state_dict(prefix="x."), prefix="x.")
-    assert [r.get_uint32(1000) for _ in range(50)] == [copy.get_uint32(1000) for _ in range(50)]
-
-
-def test_bad_seed_is_rejected():
-    with pytest.raises(ValueError, match="seed"):
-        NupicRandom(0)

@@ -176,30 +176,15 @@ def test_learning_off_changes_nothing_but_the_iteration(standard_sp):
     assert not sp.activeDutyCycles.any()
 
 
-def test_determinism_and_save_load_continue_identically():
-    inputs = _random_inputs(160, seed=11)
-    a = SpatialPooler(**STANDARD)
-    b = SpatialPooler(**STANDARD)
-    np.testing.assert_array_equal(a.permanences, b.permanences)
-    for x in inputs[:80]:
-        assert a.compute_active(x, True).tolist() == b.compute_active(x, True).tolist()
-    restored = SpatialPooler.from_state_dict(a.state_dict(prefix="sp."), prefix="sp.")
-    for x in inputs[80:]:
-        expected = a.compute_active(x, True)
-        assert restored.compute_active(x, True).tolist() == expected.tolist()
-    np.testing.assert_array_equal(restored.permanences, a.permanences)
-    np.testing.assert_array_equal(restored.overlapDutyCycles, a.overlapDutyCycles)
-    np.testing.assert_array_equal(restored.minOverlapDutyCycles, a.minOverlapDutyCycles)
-    np.testing.assert_array_equal(restored.random.state, a.random.state)
-    other_seed = SpatialPooler(**{**STANDARD, "seed": 7})
-    assert not np.array_equal(other_seed.permanences, a.permanences)
-
 
 def test_bad_arguments_are_rejected(standard_sp):
     with pytest.raises(InvalidInputError, match="globalInhibition"):
         SpatialPooler(**{**STANDARD, "globalInhibition": False})
     with pytest.raises(InvalidInputError, match="potentialPct"):
         SpatialPooler(**{**STANDARD, "potentialPct": 0.0})
+    with pytest.raises(InvalidInputError, match="localAreaDensity=0.02 is not supported"):
+        SpatialPooler(**STANDARD, localAreaDensity=0.02)
+    assert SpatialPooler(**STANDARD, localAreaDensity=-1).numDesired == 40  # NuPIC's "unset"
     with pytest.raises(InvalidInputError, match="inputVector"):
         standard_sp.compute_active(np.zeros(10, dtype=np.uint8), True)
     with pytest.raises(InvalidInputError, match="indices"):

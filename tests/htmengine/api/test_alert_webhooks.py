@@ -20,11 +20,11 @@ from api_support import (
 from process_support import wait_for
 from supervised_support import T0
 
-from htmengine.repository import engineFactory, queries
-from htmengine.runtime.results_serialization import (
+from htmengine.pipeline.results_serialization import (
     composeInferenceResultsMessage,
     serializeModelResult,
 )
+from htmengine.repository import engineFactory, queries
 from nta_utils.message_bus import MessageBus
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -211,7 +211,7 @@ class ResultsProbe:
 
     def drain(self) -> None:
         """Read everything queued so far."""
-        from htmengine.runtime.results_serialization import deserializeModelResult
+        from htmengine.pipeline.results_serialization import deserializeModelResult
 
         while (message := self.bus.get(self.queue)) is not None:
             self.bus.ack(message.delivery_tag)

@@ -19,12 +19,12 @@ from htmengine.adapters.datasource import createDatasourceAdapter
 from htmengine.algorithms.anomaly_likelihood import updateAnomalyLikelihoods
 from htmengine.model_swapper.messages import ModelCommandResult, ModelInferenceResult
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from htmengine.pipeline.metric_streamer import STREAMED_ROWID_KEY
+from htmengine.pipeline.results_serialization import deserializeModelResult, epochSeconds
 from htmengine.repository import engineFactory, queries
 from htmengine.repository.queries import MetricStatus
 from htmengine.runtime.anomaly_likelihood_helper import AnomalyLikelihoodHelper, rescaleForDisplay
 from htmengine.runtime.anomaly_service import LIKELIHOOD_PARAMS_KEY, AnomalyService
-from htmengine.runtime.metric_streamer import STREAMED_ROWID_KEY
-from htmengine.runtime.results_serialization import deserializeModelResult, epochSeconds
 from nta_utils.dead_letter import dead_letter_queue_name
 
 pytestmark = pytest.mark.integration

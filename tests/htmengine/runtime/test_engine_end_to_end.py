@@ -13,9 +13,9 @@ from runtime_test_support import unique_name, wait_for
 
 from htmengine.adapters.datasource import createDatasourceAdapter
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from htmengine.pipeline.results_serialization import deserializeModelResult
 from htmengine.repository import engineFactory, queries
 from htmengine.repository.queries import MetricStatus
-from htmengine.runtime.results_serialization import deserializeModelResult
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from bench.fuzz_parsers import TARGETS, run_parser
+from htmengine.pipeline.plaintext import decodeBatchMessage
 from htmengine.runtime.metric_listener import LineSplitter
-from htmengine.runtime.plaintext import decodeBatchMessage
 
 
 @pytest.mark.parametrize("parser", sorted(TARGETS))

@@ -14,13 +14,13 @@ from runtime_test_support import unique_name, wait_for
 from htmengine.adapters.datasource import createDatasourceAdapter
 from htmengine.model_swapper.messages import ModelCommand, ModelCommandResult, ModelInputRow
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from htmengine.pipeline.metric_streamer import STREAMED_ROWID_KEY, loadModelParams
+from htmengine.pipeline.plaintext import encodeBatchMessage
 from htmengine.repository import engineFactory, queries, schema
 from htmengine.repository.queries import MetricStatus
 from htmengine.runtime.anomaly_likelihood_helper import AnomalyLikelihoodHelper
 from htmengine.runtime.anomaly_service import AnomalyService
 from htmengine.runtime.metric_storer import REDELIVERED_MARK, MetricStorer
-from htmengine.runtime.metric_streamer import STREAMED_ROWID_KEY, loadModelParams
-from htmengine.runtime.plaintext import encodeBatchMessage
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +116,7 @@ def test_malformed_lines_are_logged_with_source_and_the_rest_kept(storer, engine
 
 def test_out_of_order_and_duplicate_timestamps_rejected(storer, engine, caplog) -> None:
     name = unique_name()
-    caplog.set_level(logging.WARNING, logger="htmengine.runtime.metric_streamer")
+    caplog.set_level(logging.WARNING, logger="htmengine.pipeline.metric_streamer")
     storer.processMessages([_message(_lines(name, [1, 2, 3]))])
     lines = [f"{name} 9 {T0 + 300}",          # older than the stored tail
              f"{name} 8 {T0 + 600}",          # duplicate of the stored tail
@@ -136,7 +136,7 @@ def test_out_of_order_and_duplicate_timestamps_rejected(storer, engine, caplog) 
 def test_redelivered_samples_already_stored_are_rejected_quietly(storer, engine,
                                                                  caplog) -> None:
     name = unique_name()
-    caplog.set_level(logging.INFO, logger="htmengine.runtime.metric_streamer")
+    caplog.set_level(logging.INFO, logger="htmengine.pipeline.metric_streamer")
     body = _message(_lines(name, [1, 2, 3]))[0]
     storer.processMessages([(body, "queue message 7")])
     stats = storer.processMessages([(body, "queue message 1" + REDELIVERED_MARK)])

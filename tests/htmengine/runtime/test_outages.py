@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from runtime_test_support import REPO_ROOT, unique_name, wait_for
 
 from bench.private_servers import PrivateMariaDB, PrivateRabbitMQ, available
+from htmengine.pipeline.plaintext import encodeBatchMessage
 from htmengine.repository import queries
-from htmengine.runtime.plaintext import encodeBatchMessage
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
               pytest.mark.skipif(not available(), reason="needs mariadbd and rabbitmq-server")]

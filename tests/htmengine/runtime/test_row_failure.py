@@ -13,9 +13,9 @@ from runtime_test_support import unique_name, wait_for
 
 from htmengine.adapters.datasource import createDatasourceAdapter
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from htmengine.pipeline.metric_streamer import MetricStreamer
 from htmengine.repository import engineFactory, queries
 from htmengine.repository.queries import FAILED_ROW_DISPLAY_VALUE, MetricStatus
-from htmengine.runtime.metric_streamer import MetricStreamer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

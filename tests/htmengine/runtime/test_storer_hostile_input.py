@@ -14,9 +14,9 @@ from runtime_test_support import unique_name, wait_for
 
 from htmengine.adapters.datasource import createDatasourceAdapter
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from htmengine.pipeline.plaintext import encodeBatchMessage
 from htmengine.repository import engineFactory, schema
 from htmengine.runtime.metric_storer import MetricStorer
-from htmengine.runtime.plaintext import encodeBatchMessage
 from htmengine.runtime.service_support import StopFlag
 from nta_utils.dead_letter import (
     HEADER_ATTEMPTS,

@@ -18,17 +18,20 @@ from typing import Any
 import sqlalchemy as sa
 
 from htmengine.adapters.datasource.spec_validation import validateModelSpec
+from htmengine.config import app_config
 from htmengine.exceptions import (
     InvalidInputError,
     MetricAlreadyExists,
     MetricAlreadyMonitored,
+    MetricNotMonitoredError,
     MetricStatusChangedError,
 )
-from htmengine.repository import queries, schema
+from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from htmengine.pipeline import scalar_metric_utils
+from htmengine.pipeline.metric_streamer import MetricStreamer
+from htmengine.pipeline.plaintext import MAX_METRIC_NAME_LENGTH
+from htmengine.repository import engineFactory, queries, schema
 from htmengine.repository.queries import MetricStatus
-from htmengine.runtime import scalar_metric_utils
-from htmengine.runtime.metric_streamer import MetricStreamer
-from htmengine.runtime.plaintext import MAX_METRIC_NAME_LENGTH
 from nta_utils.db import retry_on_transient_error
 
 _log = logging.getLogger("htmengine.adapters.datasource.custom")
@@ -42,8 +45,6 @@ _TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 def _defaultSwapperFactory() -> AbstractContextManager:
-    from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
-
     return ModelSwapperInterface()
 
 
@@ -71,12 +72,8 @@ class CustomDatasourceAdapter:
                  swapperFactory: Callable[[], AbstractContextManager] | None = None,
                  chunkSize: int | None = None) -> None:
         if engine is None:
-            from htmengine.repository import engineFactory
-
             engine = engineFactory()
         if chunkSize is None:
-            from htmengine.config import app_config
-
             chunkSize = app_config().getint("metric_streamer", "chunk_size")
         self._engine = engine
         self._swapperFactory = swapperFactory or _defaultSwapperFactory
@@ -225,7 +222,8 @@ class CustomDatasourceAdapter:
 
         :raises ObjectNotFoundError: no such metric
         :raises MetricStatisticsNotReadyError: the metric has no data
-        :raises MetricStatusChangedError: the metric is UNMONITORED or in ERROR
+        :raises MetricNotMonitoredError: the metric is UNMONITORED (a MetricStatusChangedError)
+        :raises MetricStatusChangedError: the metric is in ERROR
         """
         with self._engine.connect() as conn:
             metric = queries.getMetric(conn, metricId, fields=[
@@ -235,6 +233,10 @@ class CustomDatasourceAdapter:
                 f"metric {metricId} has datasource {metric.datasource!r}, not {DATASOURCE!r}")
         if metric.status in (MetricStatus.CREATE_PENDING, MetricStatus.ACTIVE):
             return False
+        if metric.status == MetricStatus.UNMONITORED:
+            raise MetricNotMonitoredError(
+                f"cannot activate the model of metric {metricId}: it is not monitored "
+                f"(status {metric.status}, not PENDING_DATA)")
         if metric.status != MetricStatus.PENDING_DATA:
             raise MetricStatusChangedError(
                 f"cannot activate the model of metric {metricId}: status is {metric.status}, "

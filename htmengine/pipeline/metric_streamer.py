@@ -31,11 +31,11 @@ import sqlalchemy as sa
 from htmengine import engine_metrics
 from htmengine.model_swapper.errors import ModelNotFound
 from htmengine.model_swapper.messages import ModelInputRow
-from htmengine.repository import queries, schema
+from htmengine.repository import queries, schema, streaming_queries
 from htmengine.repository.queries import MetricStatus
 from nta_utils.db import retry_on_transient_error
 
-_log = logging.getLogger("htmengine.runtime.metric_streamer")
+_log = logging.getLogger("htmengine.pipeline.metric_streamer")
 
 # Key of the durable streaming high-water mark inside metric.model_params (JSON).
 STREAMED_ROWID_KEY = "lastStreamedRowid"
@@ -128,17 +128,6 @@ class MetricStreamer:
 
     # ------------------------------------------------------------------ storing
 
-    @staticmethod
-    def _lastStoredTimestamp(conn: sa.Connection, metricId: str,
-                             lastRowid: int) -> datetime | None:
-        if not lastRowid:
-            return None
-        row = conn.execute(
-            sa.select(schema.metric_data.c.timestamp)
-            .where(schema.metric_data.c.uid == metricId)
-            .where(schema.metric_data.c.rowid == lastRowid)).first()
-        return None if row is None else row.timestamp
-
     def storeSamples(self, metricId: str, samples: list[tuple[datetime, float]],
                      source: str = "?", metricName: str | None = None) -> StoreResult:
         """Append `samples` ((timestamp, value) in arrival order) to the metric's data in one
@@ -164,7 +153,8 @@ class MetricStreamer:
                                _epoch(timestamp), value, source)
                 engine_metrics.SAMPLES_REJECTED.labels("metric_status").inc(len(samples))
                 return StoreResult(metric.status, metric.datasource, lastRowid, [], 0, True)
-            lastTimestamp = self._lastStoredTimestamp(conn, metricId, lastRowid)
+            lastTimestamp = (streaming_queries.get_data_timestamp(conn, metricId, lastRowid)
+                             if lastRowid else None)
             kept, rejected = scrubSamples(samples, lastTimestamp, metricId, source, metricName)
             rows: list[StoredRow] = []
             if kept:
@@ -200,7 +190,8 @@ class MetricStreamer:
                     and knownRows[-1].rowid == lastRowid):
                 rows = knownRows
             else:
-                rows = self._readRows(conn, metricId, mark, lastRowid)
+                rows = [StoredRow(r.rowid, r.timestamp, r.metric_value) for r in
+                        streaming_queries.get_data_rows_after(conn, metricId, mark, lastRowid)]
             if not rows:
                 _log.error("Model=%s: rows (%d..%d] are missing from metric_data", metricId,
                            mark, lastRowid)
@@ -213,17 +204,6 @@ class MetricStreamer:
             queries.updateMetricColumns(conn, metricId,
                                         {"model_params": json.dumps(modelParams)})
         return lastSent - mark
-
-    @staticmethod
-    def _readRows(conn: sa.Connection, metricId: str, afterRowid: int,
-                  lastRowid: int) -> list[StoredRow]:
-        md = schema.metric_data
-        result = conn.execute(
-            sa.select(md.c.rowid, md.c.timestamp, md.c.metric_value)
-            .where(md.c.uid == metricId)
-            .where(md.c.rowid > afterRowid).where(md.c.rowid <= lastRowid)
-            .order_by(md.c.rowid))
-        return [StoredRow(r.rowid, r.timestamp, r.metric_value) for r in result]
 
     def _submit(self, metricId: str, rows: list[StoredRow]) -> int:
         """Send `rows` in chunks; returns the last rowid sent (the mark), which is short of
@@ -248,15 +228,11 @@ class MetricStreamer:
         """Send every model the rows stored but not yet sent (after a crash or a model start
         whose backlog was not sent); returns the number of rows sent."""
         with self._engine.connect() as conn:
-            metrics = conn.execute(
-                sa.select(schema.metric.c.uid)
-                .where(schema.metric.c.status.in_([int(s) for s in STREAMABLE_STATUSES]))
-            ).all()
+            metricIds = streaming_queries.get_metric_ids_with_status(conn, STREAMABLE_STATUSES)
         total = 0
-        for metric in metrics:
-            sent = self.streamPendingRows(metric.uid)
+        for metricId in metricIds:
+            sent = self.streamPendingRows(metricId)
             if sent:
-                _log.info("Resumed streaming: sent %d unsent rows to model=%s", sent,
-                          metric.uid)
+                _log.info("Resumed streaming: sent %d unsent rows to model=%s", sent, metricId)
             total += sent
         return total

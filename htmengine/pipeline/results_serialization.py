@@ -105,6 +105,7 @@ def serializeModelResult(message: dict[str, Any]) -> bytes:
 def deserializeModelResult(payload: bytes) -> dict[str, Any]:
     """Decode a results exchange message body; InvalidInputError if it is not one."""
     try:
-        return json.loads(zlib.decompress(payload))
+        decoded: dict[str, Any] = json.loads(zlib.decompress(payload))
+        return decoded
     except (zlib.error, ValueError) as error:
         raise InvalidInputError(f"not a model result message: {error}") from None

@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from htmengine.exceptions import InvalidInputError
-from htmengine.runtime.plaintext import (
+from htmengine.pipeline.plaintext import (
     MAX_EPOCH_SECONDS,
     decodeBatchMessage,
     encodeBatchMessage,

@@ -1,0 +1,76 @@
+"""Queries of the metric streamer and the anomaly service: the rows a model has not been sent
+yet, the metrics to resume streaming to, and the scores a model's results write back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from htmengine.repository import schema
+from htmengine.repository.transactions import AnyRow
+
+_data = schema.metric_data
+_metric = schema.metric
+
+
+class RowScores(Protocol):
+    """What a model's result sets on one metric_data row (the anomaly service's ScoredRow)."""
+
+    rowid: int
+    raw_anomaly_score: float
+    anomaly_score: float
+    display_value: int
+    multi_step_best_predictions: dict[str, Any] | None
+
+
+def get_data_timestamp(conn: sa.Connection, metricId: str, rowid: int) -> datetime | None:
+    """The timestamp of the metric's data row `rowid` (None when there is no such row)."""
+    row = conn.execute(sa.select(_data.c.timestamp)
+                       .where(_data.c.uid == metricId)
+                       .where(_data.c.rowid == rowid)).first()
+    return None if row is None else row.timestamp
+
+
+def get_data_rows_after(conn: sa.Connection, metricId: str, afterRowid: int,
+                        lastRowid: int) -> list[AnyRow]:
+    """The metric's rows with afterRowid < rowid <= lastRowid as (rowid, timestamp,
+    metric_value), in rowid order."""
+    result = conn.execute(sa.select(_data.c.rowid, _data.c.timestamp, _data.c.metric_value)
+                          .where(_data.c.uid == metricId)
+                          .where(_data.c.rowid > afterRowid)
+                          .where(_data.c.rowid <= lastRowid)
+                          .order_by(_data.c.rowid))
+    return list(result.all())  # noqa: C416
+
+
+def get_metric_ids_with_status(conn: sa.Connection, statuses: Iterable[int]) -> list[str]:
+    """The uids of the metrics whose status is one of `statuses`."""
+    wanted = [int(status) for status in statuses]
+    return [row.uid for row in conn.execute(sa.select(_metric.c.uid)
+                                            .where(_metric.c.status.in_(wanted)))]
+
+
+def write_unscored_results(conn: sa.Connection, metricId: str,
+                           scores: Sequence[RowScores]) -> None:
+    """One executemany UPDATE setting the scores of the metric's rows that have no raw
+    anomaly score yet (a result delivered twice is scored once)."""
+    if not scores:
+        return
+    statement = (
+        _data.update()
+        .where(_data.c.uid == sa.bindparam("b_uid"))
+        .where(_data.c.rowid == sa.bindparam("b_rowid"))
+        .where(_data.c.raw_anomaly_score.is_(None))
+        .values(raw_anomaly_score=sa.bindparam("b_raw"), anomaly_score=sa.bindparam("b_score"),
+                display_value=sa.bindparam("b_display"),
+                multi_step_best_predictions=sa.bindparam("b_predictions")))
+    conn.execute(statement, [
+        {"b_uid": metricId, "b_rowid": s.rowid, "b_raw": s.raw_anomaly_score,
+         "b_score": s.anomaly_score, "b_display": s.display_value,
+         "b_predictions": (json.dumps(s.multi_step_best_predictions)
+                           if s.multi_step_best_predictions is not None else None)}
+        for s in scores])
