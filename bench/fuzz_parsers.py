@@ -5,9 +5,12 @@ other exception), with the first crashing inputs.
 Parsers: the graphite plaintext parser (the listener's line splitter and checks, and
 ``parsePlaintext`` + ``check_sample`` as the storer runs them), the custom-metrics JSON decoder
 (``decodeBatchMessage`` with its size and depth limits) and the skeleton web app's body
-handling (``parse_model_params`` of a PUT, the ``value timestamp`` lines of a POST).
+handling (``parse_model_params`` of a PUT, the ``value timestamp`` lines of a POST), and the
+model swapper's request and result messages (``unpackRequestMessage``,
+``unpackResultMessage``: model input queues and the results queue).
 
-    python bench/fuzz_parsers.py [--inputs 200000] [--parser plaintext|json|web] [--seed N]
+    python bench/fuzz_parsers.py [--inputs 200000] [--parser plaintext|json|web|model]
+                                 [--seed N]
 
 Each input hypothesis generates is fed as is and as ``MUTATIONS - 1`` byte-level mutations of
 it (inserted tokens such as ``[``, ``\\xff``, ``1e308``, newlines; deleted, duplicated or
@@ -36,6 +39,11 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from htmengine.exceptions import InvalidInputError  # noqa: E402
+from htmengine.model_swapper.errors import InvalidMessageError  # noqa: E402
+from htmengine.model_swapper.messages import (  # noqa: E402
+    unpackRequestMessage,
+    unpackResultMessage,
+)
 from htmengine.pipeline.plaintext import decodeBatchMessage, parsePlaintext  # noqa: E402
 from htmengine.pipeline.sample_validation import check_sample  # noqa: E402
 from htmengine.runtime.metric_listener import LineSplitter  # noqa: E402
@@ -156,6 +164,32 @@ def batch_messages(draw: st.DrawFn) -> bytes:
 
 
 @st.composite
+def model_messages(draw: st.DrawFn) -> bytes:
+    """A request or result message ``head\n[items]``: items close to the real signatures, or
+    nesting and garbage."""
+    head = draw(st.sampled_from([b"batch-1", b"model-1", b"", b"a\xffb"]))
+    kind = draw(st.integers(0, 3))
+    if kind == 0:
+        return draw(st.binary(max_size=300))
+    if kind == 1:
+        return head + b"\n" + draw(nested_brackets())
+    rowIds = st.one_of(st.integers(), st.text(max_size=8), json_values)
+    item = st.one_of(
+        st.tuples(st.just("i"), rowIds,
+                  st.tuples(st.tuples(st.integers(), st.integers()).map(list),
+                            st.one_of(st.floats(), json_values)).map(list),
+                  st.lists(st.integers(-2, 3), max_size=2)).map(list),
+        st.tuples(st.sampled_from(["iRv2", "iR"]), rowIds, st.integers(-1, 5),
+                  st.one_of(st.floats(), json_values), st.one_of(st.none(), st.text(max_size=9)),
+                  json_values).map(list),
+        st.tuples(st.sampled_from(["mc", "mcR"]), rowIds, st.text(max_size=12),
+                  json_values, json_values, json_values).map(list),
+        st.lists(json_values, max_size=5))
+    items = draw(st.lists(item, max_size=4)) if kind == 2 else draw(json_values)
+    return head + b"\n" + json.dumps(items).encode()
+
+
+@st.composite
 def web_bodies(draw: st.DrawFn) -> tuple[str, bytes]:
     """(method, body) of a PUT (model params JSON) or a POST (``value timestamp`` lines)."""
     if draw(st.booleans()):
@@ -225,10 +259,21 @@ def fuzz_web(request: tuple[str, bytes]) -> None:
             assert math.isfinite(value)
 
 
+def fuzz_model(body: bytes) -> None:
+    """The model swapper's decoders of request and result messages."""
+    for unpack in (unpackRequestMessage, unpackResultMessage):
+        try:
+            batch = unpack(body)
+        except InvalidMessageError:
+            continue
+        assert isinstance(batch.objects, tuple)
+
+
 TARGETS: dict[str, tuple[Callable[[object], None], st.SearchStrategy]] = {
     "plaintext": (fuzz_plaintext, plaintext_streams()),
     "json": (fuzz_json, batch_messages()),
     "web": (fuzz_web, web_bodies()),
+    "model": (fuzz_model, model_messages()),
 }
 
 

@@ -19,3 +19,7 @@ ERR_NO_SUCH_MODEL = 3
 
 ERR_INVALID_ARG = 4
 """Invalid argument in request"""
+
+ERR_ROW_FAILED = 5
+"""The model failed on one input row (not in the original): only that row has no score; the
+model and its metric go on with the next rows"""

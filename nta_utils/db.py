@@ -18,6 +18,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import QueuePool
 
 from nta_utils.errors import DatabaseError
+from nta_utils.outage import Outage, outage
 
 _log = logging.getLogger(__name__)
 
@@ -37,6 +38,14 @@ LOST_CONNECTION_CODES = frozenset(
     {CR_CONN_HOST_ERROR, CR_SERVER_GONE_ERROR, CR_SERVER_LOST, ER_CONNECTION_KILLED,
      ER_CLIENT_INTERACTION_TIMEOUT})
 TRANSIENT_ERROR_CODES = LOST_CONNECTION_CODES | {ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK}
+
+DATABASE = "the database"
+
+
+def database_outage() -> Outage:
+    """The database's outage state in this process (one warning when lost, one when back)."""
+    return outage(DATABASE)
+
 
 DEFAULT_MAX_ATTEMPTS = 6
 DEFAULT_INITIAL_DELAY_SEC = 0.1
@@ -113,21 +122,28 @@ def retry_on_transient_error(
             delay = initial_delay
             for attempt in range(1, max_attempts + 1):
                 try:
-                    return func(*args, **kwargs)
+                    result = func(*args, **kwargs)
                 except (sa_exc.DBAPIError, pymysql.err.MySQLError) as error:
                     if not is_transient_error(error):
                         raise
                     code = mysql_error_code(error)
+                    lost = code in LOST_CONNECTION_CODES or (
+                        isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated)
+                    if lost:
+                        database_outage().lost(error)
                     if attempt == max_attempts:
                         raise DatabaseError(
                             f"{func.__qualname__} failed after {max_attempts} attempts on "
                             f"transient MySQL error {code}: {error}") from error
-                    _log.warning(
-                        "Transient MySQL error %s in %s (attempt %d of %d); retrying in "
-                        "%.2fs: %s", code, func.__qualname__, attempt, max_attempts, delay,
-                        _short(error))
+                    _log.log(logging.DEBUG if lost else logging.WARNING,
+                             "Transient MySQL error %s in %s (attempt %d of %d); retrying in "
+                             "%.2fs: %s", code, func.__qualname__, attempt, max_attempts, delay,
+                             _short(error))
                     time.sleep(delay)
                     delay = min(max_delay, delay * backoff_factor)
+                else:
+                    database_outage().restored()
+                    return result
             raise AssertionError("unreachable")  # pragma: no cover
 
         wrapper.retry_max_attempts = max_attempts  # type: ignore[attr-defined]

@@ -142,11 +142,14 @@ def list_dead_letters(bus: Bus, dlq: str) -> list[DeadLetter]:
 def requeue_dead_letters(bus: Bus, dlq: str, labels: set[str] | None = None) -> int:
     """Publish the dead letters (all, or those whose label is in `labels`) back to the queue
     named in their ``x-dlq-queue`` header without the dead-letter headers, acking each after
-    its confirm; the others stay (use a `bus` with no other unacked deliveries). Returns how
-    many were requeued."""
+    its confirm; the others stay (use a `bus` with no other unacked deliveries). Only the
+    letters there at the start are taken: one that a live consumer dead-letters again at once
+    is not requeued in a loop. Returns how many were requeued."""
     requeued = 0
+    remaining = bus.message_count(dlq)   # letters dead-lettered again meanwhile wait
     try:
-        while (message := bus.get(dlq)) is not None:
+        while remaining > 0 and (message := bus.get(dlq)) is not None:
+            remaining -= 1
             target = message.headers.get(HEADER_QUEUE)
             if not target or (labels is not None and message_label(message) not in labels):
                 continue

@@ -35,7 +35,7 @@ class LoggingSupport:
         else:
             level = int(loggingLevel)
         logging.basicConfig(level=level, format=logFormat, stream=stream or sys.stderr)
-        logging.getLogger("pika").setLevel(logging.WARNING)
+        logging.getLogger("pika").setLevel(logging.CRITICAL)   # outages: nta_utils.outage
 
     @classmethod
     def initService(cls) -> None:

@@ -39,6 +39,7 @@ from nta_utils.message_bus_types import (
     QueueInfo,
     UnknownDeliveryTagError,
 )
+from nta_utils.outage import Outage, outage
 
 __all__ = ["RABBITMQ_CONF", "AmqpConnectionParams", "BrokerChannelError", "Bus",
            "ConsumerCancelledError", "Message", "MessageBus", "QueueInfo",
@@ -92,6 +93,7 @@ class MessageBus(Bus):
         self._generation = 0
         self._consuming = False
         self._closed = False
+        self._outage: Outage = outage(f"the broker {self._params.describe()}")
 
     # ------------------------------------------------------------------ connection
 
@@ -104,6 +106,11 @@ class MessageBus(Bus):
     def connection_generation(self) -> int:
         """Incremented at every (re)connection; delivery tags of older generations are void."""
         return self._generation
+
+    @property
+    def outage(self) -> Outage:
+        """The broker's outage state in this process (shared by its buses to the broker)."""
+        return self._outage
 
     @property
     def is_connected(self) -> bool:
@@ -163,7 +170,7 @@ class MessageBus(Bus):
         while True:
             attempt += 1
             try:
-                return action()
+                result = action()
             except pex.ChannelClosedByBroker as exc:
                 raise self._translate_channel_closed(exc, what) from exc
             except _PERMANENT_CONNECTION_ERRORS as exc:
@@ -173,15 +180,19 @@ class MessageBus(Bus):
                     f"or missing virtual host?): {exc!r}") from exc
             except _CONNECTION_LOST_ERRORS as exc:
                 self._reset_connection()
+                self._outage.lost(exc)
                 if not retry or attempt >= self._max_attempts or \
                         time.monotonic() + delay > deadline:
                     raise BusConnectionError(
                         f"{what}: no usable connection to {self._params.describe()} after "
                         f"{attempt} attempt(s): {exc!r}") from exc
-                _log.warning("%s: connection problem (%r); reconnecting in %.2fs "
-                             "(attempt %d)", what, exc, delay, attempt)
+                _log.debug("%s: connection problem (%r); reconnecting in %.2fs "
+                           "(attempt %d)", what, exc, delay, attempt)
                 time.sleep(delay)
                 delay = min(delay * 2, self._max_retry_delay)
+            else:
+                self._outage.restored()
+                return result
 
     def close(self) -> None:
         """Close the connection; unacknowledged deliveries go back to their queues."""
@@ -424,6 +435,7 @@ class MessageBus(Bus):
                 except _CONNECTION_LOST_ERRORS as exc:
                     if self._generation == generation:  # not already replaced by a reconnect
                         self._reset_connection()
+                    self._outage.lost(exc)
                     raise BusConnectionError(
                         f"{what}: connection to {self._params.describe()} lost: {exc!r}"
                     ) from exc

@@ -70,7 +70,8 @@ def clean_application() -> CleanReport:
                 swapper.get("interface_bus", "scheduler_notification_queue")]
     queues = [*consumed, *(dead_letter_queue_name(queue) for queue in consumed),
               app.get("alerts", "queue_name"), exchange + BRIDGE_QUEUE_SUFFIX, *TUTORIAL_QUEUES,
-              *(prefix + uid for uid in sorted(model_ids))]
+              *(prefix + uid for uid in sorted(model_ids)),
+              *(dead_letter_queue_name(prefix + uid) for uid in sorted(model_ids))]
     with MessageBus() as bus:
         for queue in queues:
             if bus.queue_exists(queue):

@@ -21,6 +21,7 @@ class ModelSwapperStatus(IntEnum):
     ERR_MODEL_ALREADY_EXISTS = htmengineerrno.ERR_MODEL_ALREADY_EXISTS
     ERR_NO_SUCH_MODEL = htmengineerrno.ERR_NO_SUCH_MODEL
     ERR_INVALID_ARG = htmengineerrno.ERR_INVALID_ARG
+    ERR_ROW_FAILED = htmengineerrno.ERR_ROW_FAILED
 
 
 SUCCESS = ModelSwapperStatus.SUCCESS
@@ -28,6 +29,7 @@ ERR = ModelSwapperStatus.ERR
 ERR_MODEL_ALREADY_EXISTS = ModelSwapperStatus.ERR_MODEL_ALREADY_EXISTS
 ERR_NO_SUCH_MODEL = ModelSwapperStatus.ERR_NO_SUCH_MODEL
 ERR_INVALID_ARG = ModelSwapperStatus.ERR_INVALID_ARG
+ERR_ROW_FAILED = ModelSwapperStatus.ERR_ROW_FAILED
 
 
 class ModelSwapperError(HTMEngineError):

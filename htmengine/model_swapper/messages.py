@@ -15,7 +15,8 @@ Wire format (the original engine's):
       is still decoded)
 
 Status 0 means success and forbids an error message; a non-zero status requires one. Every
-validation error is an `InvalidMessageError` naming the offending field.
+validation error is an `InvalidMessageError` naming the offending field; the JSON is decoded
+with size and nesting limits (`nta_utils.bounded_json`), so no body can exhaust the stack.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from htmengine.model_swapper.errors import InvalidMessageError
+from nta_utils.bounded_json import loads_bounded
 
 _EPOCH = datetime(1970, 1, 1)
 
@@ -74,7 +76,11 @@ def decodeDatetime(state: Any, fieldName: str = "datetime") -> datetime:
             or not 0 <= state[1] < 1_000_000):
         raise InvalidMessageError(
             f"{fieldName} must be [epochSeconds, microseconds] integers, got {state!r}")
-    return _EPOCH + timedelta(seconds=state[0], microseconds=state[1])
+    try:
+        return _EPOCH + timedelta(seconds=state[0], microseconds=state[1])
+    except OverflowError:
+        raise InvalidMessageError(
+            f"{fieldName} {state!r} is outside the years 1..9999") from None
 
 
 @dataclass
@@ -290,7 +296,7 @@ class BatchPackager:
     def unmarshal(batchState: str) -> tuple[RequestItem | ResultItem, ...]:
         """The items of a JSON batch, in order."""
         try:
-            states = json.loads(batchState)
+            states = loads_bounded(batchState, what="batch state")
         except (ValueError, TypeError) as exc:
             raise InvalidMessageError(f"batch state is not valid JSON: {exc}") from exc
         if not isinstance(states, list):

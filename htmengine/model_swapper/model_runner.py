@@ -40,6 +40,7 @@ from htmengine.model_swapper.errors import (
     ERR_INVALID_ARG,
     ERR_MODEL_ALREADY_EXISTS,
     ERR_NO_SUCH_MODEL,
+    ERR_ROW_FAILED,
     SUCCESS,
     ModelAlreadyExists,
     ModelNotFound,
@@ -552,7 +553,11 @@ class ModelRunner:
         except Exception as exc:
             # the state may be half-updated: replaying rows would not reproduce it
             self._forceFullCheckpoint = True
-            return self._errorResult(rowID, exc)
+            _log.error("%r: the model failed on row %s; that row has no score, the model "
+                       "goes on", self, rowID, exc_info=exc)
+            rowError = ModelRunnerError(ERR_ROW_FAILED, repr(exc))
+            rowError.__cause__ = exc
+            return self._errorResult(rowID, rowError)
         self._runRows.append([encodeDatetime(timestamp), None if math.isnan(value) else value])
         self._uncheckpointedRows += 1
         if self._dirtySince is None:

@@ -40,7 +40,7 @@ from htmengine.model_swapper.swap_controller import (
     StopSlot,
     SwapController,
 )
-from nta_utils.errors import BusError, QueueNotFoundError
+from nta_utils.errors import BusConnectionError, BusError, QueueNotFoundError
 
 _log = logging.getLogger(__name__)
 
@@ -284,8 +284,15 @@ class ModelSchedulerService:
             while not self._stopSignalled:
                 try:
                     self._consumeOnce()
+                except BusConnectionError as error:
+                    # connection lost (logged once per outage by the bus): unacked
+                    # notifications are redelivered
+                    _log.debug("notification consumer lost its connection (%r); restarting "
+                               "it", error)
+                    self._controller.forgetTokens()
+                    time.sleep(1.0)
                 except BusError:
-                    # connection or channel lost: unacked notifications are redelivered
+                    # channel lost: unacked notifications are redelivered
                     _log.warning("notification consumer failed; restarting it", exc_info=True)
                     self._controller.forgetTokens()
                     time.sleep(1.0)
@@ -323,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s [scheduler pid %(process)d] "
                                "%(name)s: %(message)s")
-    logging.getLogger("pika").setLevel(logging.WARNING)   # not every connection open/close
+    logging.getLogger("pika").setLevel(logging.CRITICAL)   # outages: nta_utils.outage
     engine_metrics.start_heartbeat("model_scheduler")
     numSlots = args.num_slots if args.num_slots else configuredNumSlots()
     if numSlots < 1:

@@ -9,6 +9,11 @@ Queues (names from model-swapper.conf [interface_bus]):
 * ``scheduler_notification_queue`` — durable here (the original's was not; see
   `initSchedulerNotification`), body = JSON string of a model id with new input.
 
+A message of any of these queues that cannot be decoded goes to the queue's dead-letter queue
+``<app>.dlq.<queue>`` (`nta_utils.dead_letter`) with the reason, and is acked; a result batch
+whose processing keeps failing is put there by its consumer through
+`ConsumedResultBatch.fail`. ``htmengine dlq --queue <queue>`` lists, shows and requeues them.
+
 Usage by the application layer::
 
     with ModelSwapperInterface() as swapper:
@@ -23,6 +28,7 @@ Usage by the application layer::
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -40,13 +46,16 @@ from htmengine.model_swapper.messages import (
     unpackRequestMessage,
     unpackResultMessage,
 )
+from nta_utils.bounded_json import loads_bounded
 from nta_utils.bus import Bus
+from nta_utils.dead_letter import DEFAULT_MAX_ATTEMPTS, DeadLetterQueue, dead_letter_queue_name
 from nta_utils.errors import BusError, QueueNotFoundError, UnroutableMessageError
 from nta_utils.message_bus import Message, MessageBus
 
 _log = logging.getLogger(__name__)
 
 _CONFIG_SECTION = "interface_bus"
+_MAX_NOTIFICATION_BYTES = 4096
 
 
 class ConsumedRequestBatch(NamedTuple):
@@ -60,11 +69,14 @@ class ConsumedRequestBatch(NamedTuple):
 
 
 class ConsumedResultBatch(NamedTuple):
-    """A result batch taken from the results queue; call `ack()` once it is processed."""
+    """A result batch taken from the results queue; call `ack()` once it is processed, or
+    `fail(reason)` when processing it failed: True when that was the last allowed attempt and
+    the batch is now in the dead-letter queue (and acked), False to try again."""
 
     modelID: str
     objects: tuple[ResultItem, ...]
     ack: Callable[..., None]
+    fail: Callable[[str], bool] | None = None
 
 
 class ConsumedNotification(NamedTuple):
@@ -117,6 +129,9 @@ class ModelSwapperInterface:
         self._bus: Bus = bus if bus is not None else MessageBus()
         self._notificationQueueReady = False
         self._resultsQueueReady = False
+        self._maxAttempts = config.getint(_CONFIG_SECTION, "max_attempts",
+                                          fallback=DEFAULT_MAX_ATTEMPTS)
+        self._deadLetters: dict[str, DeadLetterQueue] = {}
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}<results={self._resultsQueueName}, "
@@ -132,6 +147,27 @@ class ModelSwapperInterface:
         """Close the bus connection (if this instance created it)."""
         if self._ownsBus:
             self._bus.close()
+
+    def _deadLetterQueue(self, queue: str) -> DeadLetterQueue:
+        dlq = self._deadLetters.get(queue)
+        if dlq is None:
+            dlq = DeadLetterQueue(self._bus, queue, self._maxAttempts, _log)
+            if len(self._deadLetters) >= 1000:
+                self._deadLetters.clear()
+            self._deadLetters[queue] = dlq
+        return dlq
+
+    def _quarantine(self, queue: str, message: Message, reason: str) -> None:
+        """Put an undecodable `message` of `queue` into its dead-letter queue, then ack it."""
+        self._deadLetterQueue(queue).quarantine(message, reason)
+        self._bus.ack(message.delivery_tag)
+
+    def _failed(self, queue: str, message: Message, reason: str) -> bool:
+        """One failed attempt at processing `message`; True if it was dead-lettered (acked)."""
+        if self._deadLetterQueue(queue).failed(message, reason):
+            self._bus.ack(message.delivery_tag)
+            return True
+        return False
 
     @property
     def bus(self) -> Bus:
@@ -201,8 +237,12 @@ class ModelSwapperInterface:
                       modelID)
 
     def cleanUpAfterModelDeletion(self, modelID: str) -> None:
-        """Delete the model's input queue (by its runner, after removing the checkpoint)."""
-        self._bus.delete_queue(self.getModelInputQueueName(modelID))
+        """Delete the model's input queue and its dead-letter queue (by its runner, after
+        removing the checkpoint)."""
+        queue = self.getModelInputQueueName(modelID)
+        self._bus.delete_queue(queue)
+        self._deadLetters.pop(queue, None)
+        self._bus.delete_queue(dead_letter_queue_name(queue))
 
     # -- input -----------------------------------------------------------------------------
 
@@ -260,7 +300,7 @@ class ModelSwapperInterface:
 
     def getRequestBatch(self, modelID: str) -> ConsumedRequestBatch | None:
         """Take the next request batch of a model (basic_get), or None if its queue is
-        empty. A malformed message is logged and dropped. ModelNotFound if no queue."""
+        empty. An undecodable message goes to the dead-letter queue. ModelNotFound if no queue."""
         queueName = self.getModelInputQueueName(modelID)
         while True:
             try:
@@ -276,10 +316,9 @@ class ModelSwapperInterface:
     def _decodeRequest(self, modelID: str, message: Message) -> ConsumedRequestBatch | None:
         try:
             batch = unpackRequestMessage(message.body)
-        except InvalidMessageError:
-            _log.exception("Dropping malformed request message for model=%s: %r", modelID,
-                           message.body[:200])
-            self._bus.nack(message.delivery_tag, requeue=False)
+        except InvalidMessageError as error:
+            self._quarantine(self.getModelInputQueueName(modelID), message,
+                             f"undecodable request message: {error}")
             return None
         tag = message.delivery_tag
         bus = self._bus
@@ -331,7 +370,7 @@ class ModelSwapperInterface:
     def consumeResults(self, prefetch: int = 100,
                        inactivity_timeout: float | None = None) -> _MessageConsumer:
         """Iterable of ConsumedResultBatch (None after `inactivity_timeout` idle seconds,
-        if given). Malformed messages are logged and dropped."""
+        if given). Undecodable messages go to the dead-letter queue."""
         self._initResultsMessageQueue()
 
         def generate() -> Iterator[ConsumedResultBatch | None]:
@@ -342,14 +381,15 @@ class ModelSwapperInterface:
                     continue
                 try:
                     batch = unpackResultMessage(message.body)
-                except InvalidMessageError:
-                    _log.exception("Dropping malformed result message: %r", message.body[:200])
-                    self._bus.nack(message.delivery_tag, requeue=False)
+                except InvalidMessageError as error:
+                    self._quarantine(self._resultsQueueName, message,
+                                     f"undecodable result message: {error}")
                     continue
                 tag = message.delivery_tag
                 yield ConsumedResultBatch(
                     batch.modelID, batch.objects,
-                    lambda multiple=False, tag=tag: self._bus.ack(tag, multiple=multiple))
+                    lambda multiple=False, tag=tag: self._bus.ack(tag, multiple=multiple),
+                    functools.partial(self._failed, self._resultsQueueName, message))
 
         return _MessageConsumer(generate())
 
@@ -382,12 +422,13 @@ class ModelSwapperInterface:
                     continue
                 tag = message.delivery_tag
                 try:
-                    value = json.loads(message.body)
+                    value = loads_bounded(message.body, max_bytes=_MAX_NOTIFICATION_BYTES,
+                                          what="scheduler notification")
                     if not isinstance(value, str) or not value:
                         raise ValueError(f"not a model id: {value!r}")
-                except ValueError:
-                    _log.error("Dropping malformed scheduler notification %r", message.body)
-                    self._bus.ack(tag)
+                except ValueError as error:
+                    self._quarantine(self._schedulerNotificationQueueName, message,
+                                     f"undecodable scheduler notification: {error}")
                     continue
                 yield ConsumedNotification(
                     value, lambda multiple=False, tag=tag: self._bus.ack(tag, multiple=multiple),

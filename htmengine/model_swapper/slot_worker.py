@@ -307,6 +307,6 @@ def workerMain(slot: int, conn: Connection, parentPid: int, logLevel: int,
     logging.basicConfig(
         level=logLevel, stream=sys.stderr,
         format=f"%(asctime)s %(levelname)s [slot {slot} pid %(process)d] %(name)s: %(message)s")
-    logging.getLogger("pika").setLevel(logging.WARNING)   # not every connection open/close
+    logging.getLogger("pika").setLevel(logging.CRITICAL)   # outages: nta_utils.outage
     warmUp(slot)
     _SlotWorker(slot, conn, parentPid, budgetBytes).serve()

@@ -32,6 +32,8 @@ from htmengine.repository.transactions import (
 from nta_utils.db import mysql_error_code
 
 ER_DUP_ENTRY = 1062
+FAILED_ROW_DISPLAY_VALUE = -1
+"""display_value of a row the model failed on (raw_anomaly_score NULL, anomaly_score 0)"""
 
 _data = schema.metric_data
 
@@ -215,6 +217,18 @@ def updateMetricDataColumns(conn: sa.Connection, metricDataObj: Any,
                               .where(_data.c.rowid == rowid).values(**fields))
         if result.rowcount == 0:
             raise ObjectNotFoundError(f"metric_data row not found: uid={uid}, rowid={rowid}")
+
+
+def markMetricDataRowsFailed(conn: sa.Connection, metricId: str, rowids: Sequence[int]) -> int:
+    """Mark rows the model failed on (those still without a raw score): anomaly_score 0 and
+    display_value FAILED_ROW_DISPLAY_VALUE. Returns how many rows were marked."""
+    if not rowids:
+        return 0
+    result = conn.execute(
+        _data.update().where(_data.c.uid == metricId).where(_data.c.rowid.in_(list(rowids)))
+        .where(_data.c.raw_anomaly_score.is_(None))
+        .values(anomaly_score=0.0, display_value=FAILED_ROW_DISPLAY_VALUE))
+    return int(result.rowcount)
 
 
 def getMetricStats(conn: sa.Connection, metricId: str) -> dict[str, float]:

@@ -32,6 +32,7 @@ from htmengine.repository.instance_queries import (
     saveMetricInstanceStatus,
 )
 from htmengine.repository.metric_data_queries import (
+    FAILED_ROW_DISPLAY_VALUE,
     addMetricData,
     getMetricData,
     getMetricDataCount,
@@ -41,6 +42,7 @@ from htmengine.repository.metric_data_queries import (
     getProcessedMetricDataCount,
     getUnprocessedModelDataCount,
     incrementMetricRowid,
+    markMetricDataRowsFailed,
     updateMetricDataColumns,
 )
 from htmengine.repository.metric_status import MetricStatus
@@ -65,7 +67,7 @@ __all__ = [
     "addMetricData", "getMetricData", "getMetricDataCount", "getProcessedMetricDataCount",
     "getMetricDataWithRawAnomalyScoresTail", "getMetricIdsSortedByDisplayValue",
     "getMetricStats", "getUnprocessedModelDataCount", "incrementMetricRowid",
-    "updateMetricDataColumns",
+    "updateMetricDataColumns", "markMetricDataRowsFailed", "FAILED_ROW_DISPLAY_VALUE",
     # instance_queries
     "getInstances", "getInstanceStatusHistory", "getMetricCountForServer",
     "listMetricIDsForInstance", "saveMetricInstanceStatus",

@@ -10,7 +10,9 @@ stopped. Rules:
 * every row after that is scored with ``updateAnomalyLikelihoods`` and stored as
   1 - tail probability;
 * the fit is refreshed every max(``statistics_refresh_rate`` (24), 10% of the batch size) rows,
-  and early when a score exceeds 0.99 more than 3 rows after the last refresh.
+  and early when a score exceeds 0.99 more than 3 rows after the last refresh;
+* when the refresh point of a batch lies before its first row (a smaller batch after a larger
+  one), the fit is refreshed on the stored rows before the batch is scored.
 """
 
 from __future__ import annotations
@@ -141,6 +143,13 @@ class AnomalyLikelihoodHelper:
             windowEnd = start = needed
             state = self._estimate(window)
         interval = self.refreshInterval(len(rows))
+        if start < len(rows) and state["last_rowid_for_stats"] + interval < rows[start].rowid:
+            # The refresh point lies before this batch (a smaller batch after a larger one,
+            # or a gap): refit on the stored rows before scoring, as the original does.
+            if window is None:
+                window = self._loadScoredTail(conn, metricId)
+            if len(window) >= self.minSampleSize:
+                state = self._estimate(window)
         for index in range(start, len(rows)):
             row = rows[index]
             (tailProbability,), _, params = updateAnomalyLikelihoods([row.record()],

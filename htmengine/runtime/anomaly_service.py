@@ -10,15 +10,20 @@ For each result batch of a model:
   least once). Each is then published with header ``dataType: model-cmd-result``.
 * inference results, in one transaction holding the metric row lock: dropped unless the metric
   is ACTIVE; their rowids must match ``metric_data`` rows exactly; an error result puts the
-  metric in ERROR; rows that already have a raw score (a redelivered batch) keep their stored
+  metric in ERROR, except ``ERR_ROW_FAILED`` (the model failed on that row only): that row is
+  marked (``display_value`` -1, no raw score) and not published, the others are scored; rows that already have a raw score (a redelivered batch) keep their stored
   values; the others get raw score, likelihood score and display value, and the likelihood
   state is saved in ``metric.model_params``. Then the batch (stored values) is published.
 
 The batch is acked only after that, so a crash re-processes it without scoring any row twice.
+A batch whose processing fails for another reason than a database or broker outage is tried
+again (``interface_bus max_attempts`` times in all) and then goes to the results queue's
+dead-letter queue; undecodable messages go there at once (`ModelSwapperInterface`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -35,6 +40,7 @@ from htmengine.exceptions import (
     ObjectNotFoundError,
     RejectedInferenceResultBatch,
 )
+from htmengine.htmengineerrno import ERR_ROW_FAILED
 from htmengine.model_swapper.messages import ModelCommandResult, ModelInferenceResult
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
 from htmengine.pipeline.metric_streamer import loadModelParams
@@ -55,6 +61,7 @@ from htmengine.runtime.service_support import (
     StopFlag,
     configureServiceLogging,
     service_argument_parser,
+    untilDatabaseAnswers,
 )
 from nta_utils.bus import Bus
 from nta_utils.db import retry_on_transient_error
@@ -140,7 +147,7 @@ class AnomalyService:
             rows = list(queries.getMetricData(conn, modelId, start=results[0].rowID,
                                               stop=results[-1].rowID))
             self._checkRowsMatch(modelId, results, rows)
-            failed = next((r for r in results if r.status != 0), None)
+            failed = next((r for r in results if r.status not in (0, ERR_ROW_FAILED)), None)
             if failed is not None:
                 _log.error("Model=%s failed on row %s; placing it in ERROR: %s", modelId,
                            failed.rowID, failed.errorMessage)
@@ -148,9 +155,16 @@ class AnomalyService:
                 return None
             toScore: list[ScoredRow] = []
             published: list[Any] = []
+            failedRows: list[int] = []
             for result, row in zip(results, rows, strict=True):
                 if row.raw_anomaly_score is not None:
                     published.append(_storedRow(row))
+                    continue
+                if result.status == ERR_ROW_FAILED:
+                    _log.error("Model=%s failed on row %s only; the row is marked failed, the "
+                               "metric stays ACTIVE: %s", modelId, row.rowid,
+                               result.errorMessage)
+                    failedRows.append(row.rowid)
                     continue
                 scored = ScoredRow(row.rowid, row.timestamp, row.metric_value,
                                    float(result.anomalyScore),
@@ -161,6 +175,7 @@ class AnomalyService:
                 _log.info("Model=%s: %d of %d rows in [%s..%s] were scored already (redelivered "
                           "batch); keeping their stored values", modelId,
                           len(rows) - len(toScore), len(rows), rows[0].rowid, rows[-1].rowid)
+            queries.markMetricDataRowsFailed(conn, modelId, failedRows)
             if toScore:
                 modelParams = loadModelParams(metric.model_params)
                 state = self.likelihoodHelper.updateModelAnomalyScores(
@@ -190,7 +205,7 @@ class AnomalyService:
         except RejectedInferenceResultBatch as error:
             _log.error("Rejected inference result batch: %s", error)
             return None
-        if outcome is None:
+        if outcome is None or not outcome[1]:
             return None
         metric, rows = outcome
         _log.info("Scored %d row(s) of %s (model=%s, rows %s..%s)", len(rows), metric.name,
@@ -219,17 +234,24 @@ class AnomalyService:
                 outgoing.append(PublishedMessage(message))
         return outgoing
 
-    def _processSafely(self, modelId: str, objects: tuple) -> list[PublishedMessage]:
+    def _processSafely(self, batch: Any) -> list[PublishedMessage] | None:
         """processBatch, except that a batch failing for a reason other than a database or
-        broker outage is logged and dropped instead of blocking the queue forever."""
-        try:
-            return self.processBatch(modelId, objects)
-        except (DatabaseError, BusError, sa.exc.OperationalError):
-            raise
-        except Exception:
-            _log.exception("Dropping result batch of model=%s (%d items)", modelId,
-                           len(objects))
-            return []
+        broker outage is tried again a bounded number of times and then goes to the
+        dead-letter queue (None: it is acked already) instead of blocking the queue."""
+        while True:
+            try:
+                return self.processBatch(batch.modelID, batch.objects)
+            except (DatabaseError, BusError, sa.exc.OperationalError, sa.exc.InterfaceError):
+                raise
+            except Exception as error:  # noqa: BLE001 - a poison batch must not stop us
+                reason = f"processing failed: {error!r}"[:2000]
+                if batch.fail is None:
+                    _log.exception("Dropping result batch of model=%s (%d items)",
+                                   batch.modelID, len(batch.objects))
+                    return []
+                if batch.fail(reason):
+                    return None
+                time.sleep(0.1)
 
     def run(self, swapper: ModelSwapperInterface, bus: Bus, exchange: str,
             stop: StopFlag) -> None:
@@ -240,8 +262,14 @@ class AnomalyService:
             try:
                 with swapper.consumeResults(inactivity_timeout=0.5) as consumer:
                     for batch in consumer:
+                        outgoingMessages = None
                         if batch is not None:
-                            for outgoing in self._processSafely(batch.modelID, batch.objects):
+                            done, outgoingMessages = untilDatabaseAnswers(
+                                functools.partial(self._processSafely, batch), stop)
+                            if not done:  # stopping during a database outage: not acked
+                                break
+                        if outgoingMessages is not None:
+                            for outgoing in outgoingMessages:
                                 bus.publish(exchange, "", serializeModelResult(outgoing.message),
                                             persistent=True, headers=outgoing.headers,
                                             mandatory=False)
@@ -249,8 +277,8 @@ class AnomalyService:
                         if stop.isSet:
                             break
             except BusConnectionError as error:
-                _log.warning("Lost the broker connection (%r); unacked results will be "
-                             "redelivered; reconnecting", error)
+                _log.debug("Lost the broker connection (%r); unacked results will be "
+                           "redelivered; reconnecting", error)
                 time.sleep(1.0)
 
 

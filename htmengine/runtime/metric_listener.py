@@ -126,8 +126,8 @@ class QueuePublisher:
                     _log.error("Dropping a batch of %d lines: could not publish to %s: %r",
                                numLines, self.queueName, error)
                     return
-                _log.warning("Publish to %s failed (%r); retrying in %.1fs",
-                             self.queueName, error, delay)
+                _log.debug("Publish to %s failed (%r); retrying in %.1fs",
+                           self.queueName, error, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

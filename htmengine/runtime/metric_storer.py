@@ -26,6 +26,7 @@ retried one message at a time, so only the poison one is held back).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -60,6 +61,7 @@ from htmengine.runtime.service_support import (
     StopFlag,
     configureServiceLogging,
     service_argument_parser,
+    untilDatabaseAnswers,
 )
 from nta_utils.bounded_json import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH
 from nta_utils.bus import Bus
@@ -275,7 +277,9 @@ class MetricStorer:
         bus.declare_queue(queueName, durable=True)
         dlq = DeadLetterQueue(bus, queueName, maxAttempts, _log)
         dlq.declare()
-        resumed = self.streamer.resumeStreaming()
+        done, resumed = untilDatabaseAnswers(self.streamer.resumeStreaming, stop)
+        if not done:
+            return
         _log.info("Consuming %s (batch size %d); resumed %d unsent rows", queueName,
                   batchSize, resumed)
         while not stop.isSet:
@@ -286,14 +290,17 @@ class MetricStorer:
                     if message is not None:
                         pending.append(message)
                     if pending and (message is None or len(pending) >= batchSize):
-                        self.processQueueMessages(pending, dlq)
+                        done, _ = untilDatabaseAnswers(
+                            functools.partial(self.processQueueMessages, pending, dlq), stop)
+                        if not done:      # stopping during a database outage: not acked
+                            break
                         bus.ack(pending[-1].delivery_tag, multiple=True)
                         pending = []
                     if stop.isSet:
                         break
             except BusConnectionError as error:
-                _log.warning("Lost the broker connection (%r); unacked messages will be "
-                             "redelivered; reconnecting", error)
+                _log.debug("Lost the broker connection (%r); unacked messages will be "
+                           "redelivered; reconnecting", error)
                 time.sleep(1.0)
 
 

@@ -1,4 +1,5 @@
-"""Small helpers shared by the runtime services: logging set-up and stop-on-signal."""
+"""Small helpers shared by the runtime services: logging set-up, stop-on-signal, waiting out a
+database outage."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
+from typing import TypeVar
+
+import sqlalchemy as sa
+
+from nta_utils.db import database_outage, is_transient_error
+from nta_utils.errors import DatabaseError
+
+_T = TypeVar("_T")
+DATABASE_RETRY_SECONDS = 1.0
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [pid=%(process)d] %(message)s"
 
@@ -19,7 +30,9 @@ def configureServiceLogging(serviceName: str) -> logging.Logger:
     level = os.environ.get("HTMENGINE_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=getattr(logging, level, logging.INFO), format=LOG_FORMAT,
                         stream=sys.stderr)
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    # pika logs every failed connection attempt at ERROR with a traceback; MessageBus reports
+    # outages once (nta_utils.outage) and raises its own errors
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     return logging.getLogger(serviceName)
 
 
@@ -61,3 +74,27 @@ class StopFlag:
     def isSet(self) -> bool:
         """True once a stop was requested."""
         return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, less if a stop is requested; returns isSet."""
+        return self._event.wait(seconds)
+
+
+def untilDatabaseAnswers(action: Callable[[], _T], stop: StopFlag,
+                         retrySeconds: float = DATABASE_RETRY_SECONDS) -> tuple[bool, _T | None]:
+    """Run `action` (a unit of work safe to run again), waiting out database outages: the
+    outage is logged once when it starts and once when it ends (`nta_utils.outage`), and
+    `action` is tried again every `retrySeconds`. Returns (True, its result), or (False, None)
+    when `stop` was set during the outage."""
+    while True:
+        try:
+            result = action()
+        except (DatabaseError, sa.exc.OperationalError, sa.exc.InterfaceError) as error:
+            if isinstance(error, sa.exc.DBAPIError) and not is_transient_error(error):
+                raise
+            database_outage().lost(error)
+            if stop.wait(retrySeconds):
+                return False, None
+            continue
+        database_outage().restored()
+        return True, result

@@ -181,14 +181,21 @@ def test_exhausted_retries_raise_database_error_chained_to_the_cause(
         with unreachable.connect():
             pass
 
-    caplog.set_level(logging.WARNING, logger="nta_utils.db")
+    caplog.set_level(logging.DEBUG, logger="nta_utils.db")
+    caplog.set_level(logging.DEBUG, logger="nta_utils.outage")
+    db.database_outage().restored()
     with pytest.raises(DatabaseError) as info:
         connect()
     unreachable.dispose()
     assert calls == 3
     assert isinstance(info.value.__cause__, sa.exc.OperationalError)
     assert db.mysql_error_code(info.value.__cause__) == db.CR_CONN_HOST_ERROR
-    assert len([r for r in caplog.records if "retrying" in r.getMessage()]) == 2
+    # a lost database is one WARNING for the outage; the retries are DEBUG lines
+    retries = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(retries) == 2 and all(r.levelno == logging.DEBUG for r in retries)
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].getMessage().startswith("Lost the database")
+    db.database_outage().restored()
 
 
 def _closed_port() -> int:

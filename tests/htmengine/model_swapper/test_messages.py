@@ -115,6 +115,8 @@ def test_validation_errors_name_the_field(factory, field: str) -> None:
     (b'b1\n[["i", 1, [[1], 1.0], [0]]]', r"data\[0\] must be \[epochSeconds, microseconds\]"),
     (b'b1\n[["mcR", "c", "m", 0, null, null]]', "not a request"),
     (b"\xff\xfe\n[]", "not UTF-8"),
+    (b"b1\n" + b"[" * 100000 + b"]" * 100000, "deeper than the limit of 32"),
+    (b'b1\n[["i", 1, [[301824220950, 0], 1.0], [0]]]', "outside the years 1..9999"),
 ])
 def test_malformed_request_messages_are_rejected_with_a_reason(body: bytes, fragment: str) -> None:
     with pytest.raises(InvalidMessageError, match=fragment):

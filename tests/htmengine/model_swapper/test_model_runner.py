@@ -265,7 +265,7 @@ def test_inference_errors_become_error_results_and_the_run_continues(env) -> Non
     early = swapper.results[0][1][0]
     assert early.status == errors.ERR_NO_SUCH_MODEL
     boom, badTime, ok = swapper.results[2][1]
-    assert boom.status == errors.ERR and boom.anomalyScore is None
+    assert boom.status == errors.ERR_ROW_FAILED and boom.anomalyScore is None   # this row only
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", boom.errorMessage)
     assert "the model chokes on 666" in boom.errorMessage and "(tb: ..." in boom.errorMessage
     assert len(boom.errorMessage.split("(tb: ...", 1)[1]) <= 401

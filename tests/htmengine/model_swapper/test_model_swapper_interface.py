@@ -16,6 +16,7 @@ from htmengine.model_swapper.messages import (
     ModelInputRow,
 )
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from nta_utils.dead_letter import HEADER_REASON, dead_letter_queue_name
 
 pytestmark = pytest.mark.integration
 
@@ -120,15 +121,24 @@ def test_clone_creates_the_destination_queue_and_commands_the_source(swapper) ->
         swapper.cloneModel(new_model_id(), new_model_id(), "c")
 
 
-def test_malformed_request_message_is_dropped(swapper) -> None:
+def test_malformed_request_message_is_dead_lettered(swapper) -> None:
     modelID = new_model_id()
     swapper.defineModel(modelID, ARGS, "c")
-    swapper.bus.publish_to_queue(swapper.getModelInputQueueName(modelID), b"garbage")
+    queue = swapper.getModelInputQueueName(modelID)
+    swapper.bus.publish_to_queue(queue, b"garbage")
     first = swapper.getRequestBatch(modelID)
     assert first is not None and first.objects[0].method == "defineModel"
-    assert swapper.getRequestBatch(modelID) is None       # garbage dropped, not redelivered
+    assert swapper.getRequestBatch(modelID) is None       # garbage set aside, not redelivered
     first.ack()
-    assert swapper.bus.message_count(swapper.getModelInputQueueName(modelID)) == 0
+    assert swapper.bus.message_count(queue) == 0
+    dlq = dead_letter_queue_name(queue)
+    letter = swapper.bus.get(dlq)
+    assert letter.body == b"garbage"
+    assert letter.headers[HEADER_REASON].startswith("undecodable request message: message "
+                                                    "has no newline")
+    swapper.bus.ack(letter.delivery_tag)
+    swapper.cleanUpAfterModelDeletion(modelID)          # the dead-letter queue goes too
+    assert not swapper.bus.queue_exists(dlq)
 
 
 def test_results_round_trip(swapper) -> None:

@@ -122,3 +122,55 @@ def test_bad_configuration_is_rejected() -> None:
         AnomalyLikelihoodHelper(minSampleSize=0)
     with pytest.raises(ValueError, match="statistics_refresh_rate"):
         AnomalyLikelihoodHelper(refreshRate=0)
+
+
+def test_smaller_batch_after_a_larger_one_refits_before_scoring(monkeypatch) -> None:
+    """The original's rule: a batch whose first row lies past the refresh point (last fit +
+    the batch's interval) is scored only after a refit on the stored rows."""
+    fits: list[int] = []                      # rowid of the last record of each fit
+
+    def estimate(records, skipRecords=0):
+        fits.append(round(records[-1][2] * 1e6))
+        return None, None, {"fit": len(fits)}
+
+    def update(records, params):
+        return [0.5 - params["fit"] / 1000], None, params
+
+    monkeypatch.setattr(helper_module, "estimateAnomalyLikelihoods", estimate)
+    monkeypatch.setattr(helper_module, "updateAnomalyLikelihoods", update)
+    stored = _rows(1, 130, raw=lambda r: r / 1e6)
+    helper, _ = _helper(monkeypatch, stored)
+    state = {"last_rowid_for_stats": 100, "params": {"fit": 0}}
+    large = _rows(131, 1130, raw=lambda r: r / 1e6)      # interval 100: fits at 200 .. 1100
+    state = helper.updateModelAnomalyScores(None, "m", state, large)
+    assert fits == list(range(200, 1101, 100))
+    stored.extend(large)
+    small = _rows(1131, 1150, raw=lambda r: r / 1e6)     # interval 24: 1100 + 24 < 1131
+    state = helper.updateModelAnomalyScores(None, "m", state, small)
+    # refit on rows up to 1130 before row 1131; the next refresh point 1154 is past the batch
+    assert fits[10:] == [1130]
+    assert state["last_rowid_for_stats"] == 1130
+    assert [r.anomaly_score for r in small] == pytest.approx([0.5 + 11 / 1000] * 20)
+
+
+def test_smaller_batch_scores_equal_the_original_rule_with_real_likelihood(monkeypatch) -> None:
+    """Real likelihood functions: the small batch's scores equal a fit on the 1,130 stored rows
+    followed by sequential updates (the original's order), computed here step by step."""
+    raw = lambda r: ((r * 7919) % 1000) / 1000.0      # noqa: E731 - deterministic raw scores
+    stored = _rows(1, 130, raw=raw)
+    helper, _ = _helper(monkeypatch, stored)
+    large = _rows(131, 1130, raw=raw)        # first fit on the 130 stored rows, interval 100
+    state = helper.updateModelAnomalyScores(None, "m", None, large)
+    assert state["last_rowid_for_stats"] + 24 < 1131     # the small batch starts past it
+    stored.extend(large)
+    small = _rows(1131, 1150, raw=raw)
+    helper.updateModelAnomalyScores(None, "m", state, small)
+
+    records = [r.record() for r in stored]
+    _, _, params = helper_module.estimateAnomalyLikelihoods(records, skipRecords=288)
+    expected = []
+    for row in _rows(1131, 1150, raw=raw):
+        (probability,), _, params = helper_module.updateAnomalyLikelihoods([row.record()],
+                                                                           params)
+        expected.append(float(1.0 - probability))
+    assert [r.anomaly_score for r in small] == expected

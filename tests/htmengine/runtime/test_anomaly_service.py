@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
+import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -22,6 +25,7 @@ from htmengine.repository import engineFactory, queries
 from htmengine.repository.queries import MetricStatus
 from htmengine.runtime.anomaly_likelihood_helper import AnomalyLikelihoodHelper, rescaleForDisplay
 from htmengine.runtime.anomaly_service import LIKELIHOOD_PARAMS_KEY, AnomalyService
+from nta_utils.dead_letter import dead_letter_queue_name
 
 pytestmark = pytest.mark.integration
 
@@ -226,3 +230,72 @@ def test_message_breaking_the_schema_is_not_published_but_rows_are_stored(engine
                                           for i in range(3)])
     assert service.processBatch(uid, _results(1, 3)) == []
     assert all(r.raw_anomaly_score is not None for r in _dbRows(engine, uid))
+
+
+def test_poison_result_messages_are_dead_lettered_and_the_rest_flows(engine, service,
+                                                                     start_service, bus,
+                                                                     engine_env) -> None:
+    """An undecodable results message goes to <app>.dlq.<results queue> at once, a batch whose
+    processing keeps failing after max_attempts; both logged once; the batch behind them is
+    scored; `htmengine dlq` lists them and requeues the repaired one, which is then scored."""
+    good = _activeMetric(engine, service, 60)
+    bad = _activeMetric(engine, service, 60, seed=6)
+    with engine.begin() as conn:              # a likelihood state no code can use
+        modelParams = json.loads(queries.getMetric(conn, bad).model_params)
+        modelParams[LIKELIHOOD_PARAMS_KEY] = {"last_rowid_for_stats": "x", "params": {}}
+        queries.updateMetricColumns(conn, bad, {"model_params": json.dumps(modelParams)})
+    poison = b"model\n" + b"[" * 100000 + b"]" * 100000     # RecursionError in json.loads
+    with ModelSwapperInterface() as swapper:
+        resultsQueue = swapper.resultsQueueName
+        dlq = dead_letter_queue_name(resultsQueue)
+        for queue in (resultsQueue, dlq):
+            bus.declare_queue(queue, durable=True)
+            bus.purge_queue(queue)
+        bus.publish_to_queue(resultsQueue, poison, persistent=True)
+        swapper.submitResults(bad, _results(1, 60))
+        swapper.submitResults(good, _results(1, 60))
+    anomaly = start_service("htmengine.runtime.anomaly_service")
+
+    def goodScored() -> bool:
+        assert anomaly.process.poll() is None, anomaly.output()
+        return all(r.raw_anomaly_score is not None for r in _dbRows(engine, good))
+
+    wait_for(goodScored, 60, what="the batch behind the poison messages scored")
+    wait_for(lambda: bus.message_count(dlq) == 2, 20, what="two dead letters")
+    assert all(r.raw_anomaly_score is None for r in _dbRows(engine, bad))
+    logged = [line for line in anomaly.output().splitlines() if "Dead-lettered" in line]
+    assert len(logged) == 2, anomaly.output()
+    assert all(resultsQueue in line for line in logged)
+    assert "after 1 attempt(s): undecodable result message" in logged[0]
+    assert "b'model\\n[[[[" in logged[0]
+    assert "after 3 attempt(s): processing failed: TypeError" in logged[1]
+    assert anomaly.output().count("Traceback") == 0
+
+    htmengine = str(Path(sys.executable).parent / "htmengine")
+
+    def dlqCommand(*args: str) -> str:
+        done = subprocess.run([htmengine, "dlq", *args, "--queue", resultsQueue],
+                              env=engine_env.subprocess_env(), capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    listed = dlqCommand("list").splitlines()
+    assert listed[0] == f"{dlq}: 2 dead letters"
+    assert "attempts=1" in listed[1] and "nests JSON arrays/objects deeper" in listed[1]
+    assert "attempts=3" in listed[2] and "processing failed: TypeError" in listed[2]
+    assert f"from queue: {resultsQueue}" in dlqCommand("show", "2")
+    with engine.begin() as conn:              # repair the metric, then requeue its batch
+        modelParams = json.loads(queries.getMetric(conn, bad).model_params)
+        del modelParams[LIKELIHOOD_PARAMS_KEY]
+        queries.updateMetricColumns(conn, bad, {"model_params": json.dumps(modelParams)})
+    assert "requeued 1 dead letter" in dlqCommand("requeue", "2")
+
+    def badScored() -> bool:
+        assert anomaly.process.poll() is None, anomaly.output()
+        return all(r.raw_anomaly_score is not None for r in _dbRows(engine, bad))
+
+    wait_for(badScored, 30, what="the requeued batch scored")
+    assert bus.message_count(dlq) == 1
+    assert anomaly.stop() == 0
+    bus.purge_queue(dlq)
