@@ -266,7 +266,7 @@ class ModelRunner:
             self.stats.batches += 1
             self.stats.requests += len(batch.objects)
             if self._deleted:
-                self._ack()
+                self._endDeletedModel()
                 return RunOutcome.DELETED
             if self._lazy():
                 if len(self._pendingResults) >= RESULT_BATCH_ROWS or self.checkpointDue():
@@ -469,7 +469,16 @@ class ModelRunner:
         self._model = None
         self._modelDirty = False
         self._deleted = True
-        self._swapper.cleanUpAfterModelDeletion(self._modelID)
+
+    def _endDeletedModel(self) -> None:
+        """After a deleteModel: publish its result, delete the input queue unless requests
+        follow the command (a new definition sent after it, and that model's rows: they are
+        kept for the next run, as a new model), then ack up to and including the command."""
+        self._flushResults()
+        if not self._swapper.cleanUpAfterModelDeletion(self._modelID):
+            _log.info("%r: requests follow the deleteModel command; its input queue is kept "
+                      "for them", self)
+        self._ack()
 
     def _cloneModel(self, command: ModelCommand) -> None:
         destModelID = (command.args or {}).get("modelID")

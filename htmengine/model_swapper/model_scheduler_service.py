@@ -195,9 +195,11 @@ class ModelSchedulerService:
             self._apply(self._controller.onModelDone(modelID, True, LOCKED_RETRY_SECONDS))
         else:
             self._failures.pop(modelID, None)
-            self._apply(self._controller.onModelDone(modelID, self._inputPending(modelID)))
             if outcome == "deleted":
+                # before onModelDone: a model defined again after the delete is scheduled
+                # as a new one (its input queue was kept), with a fresh slot affinity
                 self._controller.forgetModel(modelID)
+            self._apply(self._controller.onModelDone(modelID, self._inputPending(modelID)))
 
     def _failed(self, modelID: str) -> float:
         """Seconds before retrying a model whose run failed: 0 the first time, then 2, 4, ...

@@ -50,12 +50,17 @@ from nta_utils.bounded_json import loads_bounded
 from nta_utils.bus import Bus
 from nta_utils.dead_letter import DEFAULT_MAX_ATTEMPTS, DeadLetterQueue, dead_letter_queue_name
 from nta_utils.errors import BusError, QueueNotFoundError, UnroutableMessageError
-from nta_utils.message_bus import Message, MessageBus
+from nta_utils.message_bus import BrokerChannelError, Message, MessageBus
 
 _log = logging.getLogger(__name__)
 
 _CONFIG_SECTION = "interface_bus"
 _MAX_NOTIFICATION_BYTES = 4096
+# AMQP reply code of a refused conditional queue deletion (queue.delete if-empty)
+PRECONDITION_FAILED = 406
+# defineModel declares the input queue and publishes to it; a runner finishing a deleteModel
+# may delete the (still empty) queue in between, once per deleteModel: declare and try again
+DEFINE_ATTEMPTS = 3
 
 
 class ConsumedRequestBatch(NamedTuple):
@@ -210,8 +215,19 @@ class ModelSwapperInterface:
                    if k not in args]
         if missing:
             raise InvalidMessageError(f"defineModel args for model {modelID!r} lack {missing}")
-        self._bus.declare_queue(self.getModelInputQueueName(modelID), durable=True)
-        return self.submitRequests(modelID, (ModelCommand(commandID, "defineModel", args),))
+        command = ModelCommand(commandID, "defineModel", args)
+        attempt = 1
+        while True:
+            self._bus.declare_queue(self.getModelInputQueueName(modelID), durable=True)
+            try:
+                return self.submitRequests(modelID, (command,))
+            except ModelNotFound:
+                # the runner of a deleted incarnation removed the (empty) queue in between
+                if attempt >= DEFINE_ATTEMPTS:
+                    raise
+                attempt += 1
+                _log.info("defineModel: the input queue of model=%s was deleted meanwhile "
+                          "(a deleteModel finished); declaring it again", modelID)
 
     def cloneModel(self, modelID: str, newModelID: str, commandID: str | int) -> str:
         """Create `newModelID`'s input queue and ask `modelID` to clone itself into it.
@@ -236,13 +252,21 @@ class ModelSwapperInterface:
             _log.info("deleteModel: model=%s input queue vanished (deleted concurrently)",
                       modelID)
 
-    def cleanUpAfterModelDeletion(self, modelID: str) -> None:
+    def cleanUpAfterModelDeletion(self, modelID: str) -> bool:
         """Delete the model's input queue and its dead-letter queue (by its runner, after
-        removing the checkpoint)."""
+        removing the checkpoint), unless the input queue holds requests sent after the
+        deleteModel command (the model was defined again): the broker refuses to delete a
+        queue with ready messages, atomically. Returns False if the queue is kept."""
         queue = self.getModelInputQueueName(modelID)
-        self._bus.delete_queue(queue)
+        try:
+            self._bus.delete_queue(queue, if_empty=True)
+        except BrokerChannelError as exc:
+            if exc.reply_code != PRECONDITION_FAILED:
+                raise
+            return False
         self._deadLetters.pop(queue, None)
         self._bus.delete_queue(dead_letter_queue_name(queue))
+        return True
 
     # -- input -----------------------------------------------------------------------------
 

@@ -115,7 +115,7 @@ class SwapController:
         return dict(self._state.owner)
 
     def forgetModel(self, modelID: str) -> None:
-        """Drop the ownership of a deleted model (it is not running)."""
+        """Drop the ownership of a deleted model (its run has ended)."""
         self._state.owner.pop(modelID, None)
 
     def heldTokens(self) -> dict[str, int]:

@@ -80,8 +80,11 @@ class FakeSwapper:
     def submitResults(self, modelID: str, results: list) -> None:
         self.results.append((modelID, results))
 
-    def cleanUpAfterModelDeletion(self, modelID: str) -> None:
+    def cleanUpAfterModelDeletion(self, modelID: str) -> bool:
+        if self.queue:            # like RabbitMQ's queue.delete if-empty (ready messages)
+            return False
         self.deletedQueues.append(modelID)
+        return True
 
 
 class LoggingMgr(ModelCheckpointMgr):
@@ -226,7 +229,6 @@ def test_delete_removes_checkpoint_and_queue_and_repeats_succeed(env) -> None:
     define(swapper)
     swapper.put("b1", rows(0, 2))
     swapper.put("del", [ModelCommand("c-del", "deleteModel")])
-    swapper.put("never", rows(2, 2))
     stats = runner(swapper, mgr).run()
     assert stats.outcome is RunOutcome.DELETED
     assert swapper.results[-1][1] == [ModelCommandResult("c-del", "deleteModel", 0)]
@@ -234,10 +236,33 @@ def test_delete_removes_checkpoint_and_queue_and_repeats_succeed(env) -> None:
     assert log[-1] == "ack 3 multiple"
     # a redelivered deleteModel (entry already gone) is still a success
     swapper.deletedQueues.clear()
-    swapper.queue.clear()
     swapper.put("del", [ModelCommand("c-del2", "deleteModel")])
     runner(swapper, mgr).run()
     assert swapper.results[-1][1] == [ModelCommandResult("c-del2", "deleteModel", 0)]
+
+
+def test_a_model_defined_again_behind_its_delete_keeps_its_queue_and_starts_afresh(env) -> None:
+    swapper, mgr, log = env
+    define(swapper)
+    swapper.put("b1", rows(0, 3))
+    assert runner(swapper, mgr).run().outcome is RunOutcome.DRAINED
+    other = {**DEFINITION, "modelConfig": {"seed": 8}}
+    # un-monitored and monitored again before the runner saw the delete
+    swapper.put("del", [ModelCommand("c-del", "deleteModel")])
+    swapper.put("def2", [ModelCommand("c-def2", "defineModel", other)])
+    swapper.put("b2", rows(0, 4))
+    first = runner(swapper, mgr)
+    assert first.run().outcome is RunOutcome.DELETED
+    assert swapper.deletedQueues == [] and not mgr.hasModel("m")
+    assert log[-1] == "ack 3 multiple" and [b for b, _ in swapper.queue] == ["def2", "b2"]
+    assert not first.isCurrent()
+    swapper.results.clear()
+    assert runner(swapper, mgr).run().outcome is RunOutcome.DRAINED
+    assert swapper.results[0][1] == [ModelCommandResult("c-def2", "defineModel", 0)]
+    model = HashModel.create(other["modelConfig"])
+    assert scores(swapper) == {r.rowID: model.run(*r.data) for r in rows(0, 4)}
+    assert mgr.loadModelDefinition("m") == other
+    assert loaded(mgr, "m").to_bytes() == model.to_bytes()
 
 
 def test_clone_uses_the_in_memory_state_and_reports_missing_source(env, tmp_path) -> None:

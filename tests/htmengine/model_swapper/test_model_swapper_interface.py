@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from htmengine.model_swapper.messages import (
 )
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
 from nta_utils.dead_letter import HEADER_REASON, dead_letter_queue_name
+from nta_utils.message_bus import MessageBus, QueueInfo
 
 pytestmark = pytest.mark.integration
 
@@ -107,6 +109,50 @@ def test_delete_model_purges_input_and_is_idempotent(swapper) -> None:
     assert not swapper.bus.queue_exists(swapper.getModelInputQueueName(modelID))
     swapper.deleteModel(modelID, "c-del-again")   # no queue: nothing to do, no error
     swapper.cleanUpAfterModelDeletion(modelID)
+
+
+def test_clean_up_keeps_a_queue_with_requests_sent_after_the_delete(swapper) -> None:
+    modelID = new_model_id()
+    queueName = swapper.getModelInputQueueName(modelID)
+    swapper.defineModel(modelID, ARGS, "c-def")
+    swapper.deleteModel(modelID, "c-del")
+    swapper.defineModel(modelID, ARGS, "c-def2")      # monitored again meanwhile
+    delete = swapper.getRequestBatch(modelID)
+    assert delete is not None and delete.objects == (ModelCommand("c-del", "deleteModel"),)
+    assert swapper.cleanUpAfterModelDeletion(modelID) is False
+    delete.ack()
+    batch = swapper.getRequestBatch(modelID)
+    assert batch is not None and batch.objects[0].commandID == "c-def2"
+    # only the taken (unacked) batch left: the queue goes
+    assert swapper.cleanUpAfterModelDeletion(modelID) is True
+    assert not swapper.bus.queue_exists(queueName)
+
+
+class QueueDeletingBus(MessageBus):
+    """A real bus that deletes a queue right after declaring it, once: the window in which a
+    runner finishing a deleteModel removes the empty queue of a model being defined again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deletions = 0
+
+    def declare_queue(self, name: str, *args: Any, **kwargs: Any) -> QueueInfo:
+        info = super().declare_queue(name, *args, **kwargs)
+        if self.deletions == 0:
+            self.deletions += 1
+            self.delete_queue(name)
+        return info
+
+
+def test_define_declares_again_when_the_queue_is_deleted_in_between(engine_env) -> None:
+    modelID = new_model_id()
+    with QueueDeletingBus() as bus, ModelSwapperInterface(bus) as swapper:
+        swapper.defineModel(modelID, ARGS, "c-def")
+        assert bus.deletions == 1
+        batch = swapper.getRequestBatch(modelID)
+        assert batch is not None and batch.objects[0].commandID == "c-def"
+        batch.ack()
+        swapper.cleanUpAfterModelDeletion(modelID)
 
 
 def test_clone_creates_the_destination_queue_and_commands_the_source(swapper) -> None:

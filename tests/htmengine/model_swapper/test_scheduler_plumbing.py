@@ -195,6 +195,45 @@ def test_commands_end_to_end(scheduler, swapper, collector) -> None:
     swapper.deleteModel(modelID, "x2")   # no queue any more: a no-op
 
 
+def test_monitoring_again_before_the_delete_is_run_keeps_the_new_model(
+        scheduler, swapper, collector) -> None:
+    """Un-monitor then monitor again (and send rows) before the runner handles the
+    deleteModel: the new definition and its rows, queued behind the delete, are run as a new
+    model instead of being deleted with the old model's input queue."""
+    modelID, mgr = uuid.uuid4().hex, ModelCheckpointMgr()
+    swapper.defineModel(modelID, definition(31), "d1")
+    swapper.submitRequests(modelID, rows(0, 3))
+    collector.collectUntil(lambda: len(collector.byModel[modelID]) >= 4, timeout=60,
+                           describe=scheduler.logTail)
+    assert scheduler.stop() == 0        # the commands below queue up before any runner
+    swapper.deleteModel(modelID, "x1")
+    swapper.defineModel(modelID, definition(32), "d2")
+    swapper.submitRequests(modelID, rows(0, 5))
+    scheduler.start()
+    collector.collectUntil(lambda: len(collector.byModel[modelID]) >= 11, timeout=60,
+                           describe=scheduler.logTail)
+    assert collector.byModel[modelID][4:6] == [ModelCommandResult("x1", "deleteModel", 0),
+                                               ModelCommandResult("d2", "defineModel", 0)]
+    assert collector.rowScores(modelID) == reference(31, 3) + reference(32, 5)
+    # the new model's checkpoint holds its own definition and rows only
+    deadline = time.monotonic() + 30
+    while not (mgr.hasModel(modelID) and mgr.loadCheckpoint(modelID) is not None
+               and loaded(mgr, modelID).count == 5):
+        assert time.monotonic() < deadline, scheduler.logTail()
+        time.sleep(0.1)
+    assert mgr.loadModelDefinition(modelID) == definition(32)
+    # un-monitoring with nothing behind the delete still removes the queue and checkpoint
+    swapper.deleteModel(modelID, "x2")
+    collector.collectUntil(lambda: len(collector.byModel[modelID]) >= 12, timeout=60,
+                           describe=scheduler.logTail)
+    assert collector.byModel[modelID][-1] == ModelCommandResult("x2", "deleteModel", 0)
+    deadline = time.monotonic() + 10
+    while swapper.bus.queue_exists(swapper.getModelInputQueueName(modelID)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert not mgr.hasModel(modelID)
+
+
 def test_restart_picks_up_input_that_arrived_while_stopped(scheduler, swapper, collector) -> None:
     withCheckpoint, fresh = uuid.uuid4().hex, uuid.uuid4().hex
     swapper.defineModel(withCheckpoint, definition(21), "d")
