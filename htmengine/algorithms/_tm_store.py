@@ -155,3 +155,24 @@ def mark_orphans(a, orphans):
     """Flag the listed (source cell, segment) out-synapses as orphans again after loading."""
     for i in range(orphans.shape[0]):
         out_mark_orphan(a, orphans[i, 0], orphans[i, 1])
+
+
+@njit(cache=True)
+def segment_owners(nslots, slots, high):
+    """(cell, slot) of every segment ``0..high`` (-1 for a free one) read from the cells' slot
+    lists, and the number of live segments found (-1 if a segment is listed twice)."""
+    seg_cell = np.full(high, -1, dtype=np.int32)
+    seg_slot = np.full(high, -1, dtype=np.int32)
+    live = 0
+    pos = 0
+    for c in range(nslots.shape[0]):
+        for j in range(nslots[c]):
+            p = slots[pos + j]
+            if p >= 0:
+                if p >= high or seg_cell[p] >= 0:
+                    return seg_cell, seg_slot, -1
+                seg_cell[p] = c
+                seg_slot[p] = j
+                live += 1
+        pos += nslots[c]
+    return seg_cell, seg_slot, live

@@ -30,7 +30,7 @@ from htmengine.exceptions import InvalidInputError
 
 MAGIC = b"HTMM"
 FORMAT_V2 = 2
-ZSTD_LEVEL = 1
+ZSTD_LEVEL = 3
 _PREFIX = struct.Struct("<4sHHII")
 _ALIGN = 8
 V1_HEADER_KEY = "__header__"
