@@ -225,6 +225,10 @@ class _Initial(NamedTuple):
 
 
 _INITIAL: dict[tuple, _Initial] = {}
+# The dense arrays the last pooler to dehydrate left (per parameter set) and the columns in
+# which they differ from the initial state: the next pooler to hydrate resets those columns
+# instead of copying the whole initial matrices (one working set per process).
+_SPARE: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
 def _initial_state(key: tuple) -> _Initial:
@@ -333,10 +337,18 @@ class SpatialPooler:
         return self._dense
 
     def _hydrate(self) -> _Dense:
-        initial = _initial_state(self._init_key())
-        permanences = initial.permanences.copy()
-        connected_t = initial.connected_t.copy()
-        counts = initial.connected_counts.copy()
+        key = self._init_key()
+        initial = _initial_state(key)
+        spare = _SPARE.pop(key, None)
+        if spare is None:
+            permanences = initial.permanences.copy()
+            connected_t = initial.connected_t.copy()
+            counts = initial.connected_counts.copy()
+        else:
+            permanences, connected_t, counts, dirty = spare
+            permanences[dirty] = initial.permanences[dirty]
+            connected_t[:, dirty] = initial.connected_t[:, dirty]
+            counts[dirty] = initial.connected_counts[dirty]
         columns = np.flatnonzero(self.touched)
         if columns.size:
             rows = self._rest_rows
@@ -354,14 +366,18 @@ class SpatialPooler:
         return _Dense(potential, permanences, connected_t, counts)
 
     def dehydrate(self) -> None:
-        """Keep only the changed permanence rows (and a modified potential) at rest."""
+        """Keep only the changed permanence rows (and a modified potential) at rest; the dense
+        arrays are left for the next pooler of this process to reuse."""
         dense = self._dense
         if dense is None:
             return
-        self._rest_rows = dense.permanences[np.flatnonzero(self.touched)]
+        touched = np.flatnonzero(self.touched)
+        self._rest_rows = dense.permanences[touched]
         if self.potentialModified:
             self._rest_potential = np.packbits(dense.potential, axis=1)
         self._dense = None
+        _SPARE[self._init_key()] = (dense.permanences, dense.connected_t,
+                                    dense.connected_counts, touched)
 
     def state_nbytes(self) -> int:
         """Bytes of the state this pooler holds at rest."""

@@ -185,12 +185,13 @@ def test_older_v2_checkpoint_loads_and_continues_bit_identically(nab_run):
         np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
 
 
-def test_v2_checkpoint_is_raw_buffers_and_rejects_corruption(nab_run):
+def test_v3_checkpoint_is_raw_buffers_and_rejects_corruption(nab_run):
     model = nab_run[4]
     blob = model.to_bytes()
     assert blob[:4] == b"HTMM"
     header, arrays = checkpoint.decode(blob)
-    assert header["format_version"] == 2 and header["records_seen"] == RECORDS
+    assert header["format_version"] == 3 and header["records_seen"] == RECORDS
+    assert len(header["frames"]) == 2  # the source indices at zstd level 3, the rest at 1
     assert arrays["tm.syn_src_cells"].dtype == np.uint16  # 65,536 cells
     assert arrays["tm.syn_perm_index"].dtype == np.uint8  # a few dozen distinct permanences
     assert arrays["sp.perm_code"].dtype == np.uint8
