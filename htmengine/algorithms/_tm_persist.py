@@ -20,7 +20,9 @@ from htmengine.algorithms import _tm_state as S
 from htmengine.algorithms._codec import index_cells, index_small
 from htmengine.algorithms._tm_store import (
     compact_slots,
+    gather_synapses,
     list_orphans,
+    load_synapses,
     mark_orphans,
     rebuild_out_synapses,
     segment_owners,
@@ -78,9 +80,7 @@ def pack_state(params: dict, a: S.TMArrays) -> dict:
     d: dict = {"tm_version": TM_STATE_VERSION, **pack_params(params)}
     high = int(a.sc[S.SC_SEG_HIGH])
     nfree = int(a.sc[S.SC_SEG_NFREE])
-    seg_n = a.seg_n[:high]
-    mask = np.arange(a.seg_src.shape[1]) < seg_n[:, None]
-    d.update(_indexed_synapses(a.seg_src[:high][mask], a.seg_perm[:high][mask],
+    d.update(_indexed_synapses(*gather_synapses(a.seg_src, a.seg_perm, a.seg_n, high),
                                a.nslots.shape[0]))
     for name in _SEG_STORED:
         d[name] = narrow(getattr(a, name)[:high].copy())
@@ -131,12 +131,14 @@ def _indexed_synapses(src: np.ndarray, perm: np.ndarray, n_cells: int) -> dict:
     return d
 
 
-def synapses(d: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(sources, permanences) of the live synapses of a version-3 state in segment order."""
-    src = d["syn_src_cells"][d["syn_src_index"]]
-    perm = d["syn_perm_values"][d["syn_perm_index"]] if "syn_perm_index" in d \
-        else d["syn_perm"]
-    return src, perm
+def _synapse_tables(d: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(cells, cell index, permanence values, permanence index) of a version-3 state."""
+    if "syn_perm_index" in d:
+        values, value_index = d["syn_perm_values"], d["syn_perm_index"]
+    else:
+        values = d["syn_perm"]
+        value_index = np.arange(values.shape[0], dtype=np.int64)
+    return d["syn_src_cells"], d["syn_src_index"], values, value_index
 
 
 def _ragged_synapses(d: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -258,21 +260,56 @@ def check_state(ip: np.ndarray, d: dict) -> dict:
     return out
 
 
-def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict) -> S.TMArrays:
-    """Working arrays holding the state ``d`` (as returned by :func:`check_state`)."""
+def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict,
+                      spare: S.TMArrays | None = None) -> S.TMArrays:
+    """Working arrays holding the state ``d`` (as returned by :func:`check_state`).
+
+    ``spare``, the working arrays another TM of the same parameters dropped, lends its segment
+    pool and block arrays when they are large enough: only the rows it used are rewritten or
+    cleared (the rows past a pool's high-water mark are never written), which spares
+    allocating and faulting in megabytes per model switch."""
     a = S.allocate(ip, fp, np.asarray(d["rng_state"], dtype=np.uint32).copy(),
                    np.asarray(d["rng_ptrs"], dtype=np.int64).copy())
     sc = d["sc"]
     high = int(sc[S.SC_SEG_HIGH])
-    a = S.reserve(a, 0)
     cap = a.seg_n.shape[0]
     while cap < high + 1:
         cap *= 2
+    n_syn = int(d["syn_src_index"].shape[0])
+    n_blocks = max(n_syn + 64, a.blk.shape[0])
+    if spare is not None and (spare.seg_n.shape[0] < cap or spare.blk.shape[0] < n_blocks
+                              or not np.array_equal(spare.ip, ip)):
+        spare = None
     updates = {}
-    for name in S.SEG_FIELDS + ("seg_free",):
-        arr = getattr(a, name)
-        fill = -1 if name in ("seg_cell", "seg_slot") else 0
-        updates[name] = np.full((cap,) + arr.shape[1:], fill, dtype=arr.dtype)
+    if spare is None:
+        clear_to = high
+        for name in S.SEG_FIELDS + ("seg_free",):
+            arr = getattr(a, name)
+            fill = -1 if name in ("seg_cell", "seg_slot") else 0
+            updates[name] = np.full((cap,) + arr.shape[1:], fill, dtype=arr.dtype)
+        updates["act"] = np.zeros((2, cap), dtype=np.uint8)
+        updates["act_conn"] = np.zeros((2, cap), dtype=np.uint8)
+        updates["touched_segs"] = np.zeros((2, cap), dtype=np.int32)
+        if a.blk.shape[0] < n_blocks:
+            updates.update(blk=np.zeros((n_blocks, S.BLOCK), dtype=np.int32),
+                           blk_next=np.full(n_blocks, -1, dtype=np.int32),
+                           blk_prev=np.full(n_blocks, -1, dtype=np.int32),
+                           blk_free=np.zeros(n_blocks, dtype=np.int32))
+    else:
+        clear_to = max(high, int(spare.sc[S.SC_SEG_HIGH]))
+        for name in S.SEG_FIELDS + ("seg_free", "act", "act_conn", "touched_segs", "blk",
+                                    "blk_next", "blk_prev", "blk_free"):
+            updates[name] = getattr(spare, name)
+        for name in _SEG_SCALARS:
+            updates[name][high:clear_to] = -1 if name in ("seg_cell", "seg_slot") else 0
+        updates["seg_free"][:clear_to] = 0
+        for name in ("act", "act_conn", "touched_segs"):
+            updates[name][:] = 0
+        used = int(spare.sc[S.SC_BLK_HIGH])
+        updates["blk"][:used] = 0
+        updates["blk_next"][:used] = -1
+        updates["blk_prev"][:used] = -1
+        updates["blk_free"][:used] = 0
     for name in _SEG_STORED:
         updates[name][:high] = d[name]
     nslots = d["nslots"]
@@ -280,13 +317,8 @@ def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict) -> S.TMArrays:
     updates["seg_cell"][:high], updates["seg_slot"][:high], _ = segment_owners(
         nslots.astype(np.int64), slots.astype(np.int64), high)
     updates["seg_free"][:d["seg_free"].shape[0]] = d["seg_free"]
-    mask = np.arange(updates["seg_src"].shape[1]) < updates["seg_n"][:high, None]
-    src, perm = synapses(d)
-    updates["seg_src"][:high][mask] = src
-    updates["seg_perm"][:high][mask] = perm
-    updates["act"] = np.zeros((2, cap), dtype=np.uint8)
-    updates["act_conn"] = np.zeros((2, cap), dtype=np.uint8)
-    updates["touched_segs"] = np.zeros((2, cap), dtype=np.int32)
+    load_synapses(updates["seg_src"], updates["seg_perm"], updates["seg_n"], high, clear_to,
+                  *_synapse_tables(d))
     a.nslots[:] = nslots
     offsets = np.concatenate([[0], np.cumsum(nslots, dtype=np.int64)[:-1]])
     a.slot_off[:] = np.where(nslots > 0, offsets, -1)
@@ -322,12 +354,6 @@ def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict) -> S.TMArrays:
             getattr(a, hist)[r, :m] = flat[pos:pos + m]
             getattr(a, lens)[r] = m
             pos += int(m)
-    n_blocks = src.shape[0] + 64
-    if a.blk.shape[0] < n_blocks:
-        a = a._replace(blk=np.zeros((n_blocks, S.BLOCK), dtype=np.int32),
-                       blk_next=np.full(n_blocks, -1, dtype=np.int32),
-                       blk_prev=np.full(n_blocks, -1, dtype=np.int32),
-                       blk_free=np.zeros(n_blocks, dtype=np.int32))
     rebuild_out_synapses(a)
     mark_orphans(a, d["orphans"].astype(np.int32))
     return S.reserve(a, 0)

@@ -176,3 +176,43 @@ def segment_owners(nslots, slots, high):
                 live += 1
         pos += nslots[c]
     return seg_cell, seg_slot, live
+
+
+@njit(cache=True)
+def gather_synapses(seg_src, seg_perm, seg_n, high):
+    """(sources, permanences) of the synapses of segments ``0..high`` in pool order."""
+    total = 0
+    for p in range(high):
+        total += seg_n[p]
+    src = np.empty(total, dtype=np.int32)
+    perm = np.empty(total, dtype=np.float32)
+    k = 0
+    for p in range(high):
+        for i in range(seg_n[p]):
+            src[k] = seg_src[p, i]
+            perm[k] = seg_perm[p, i]
+            k += 1
+    return src, perm
+
+
+@njit(cache=True)
+def load_synapses(seg_src, seg_perm, seg_n, high, clear_to, cells, cell_index, values,
+                  value_index):
+    """Write the rows ``0..high`` of the segment pool from indexed synapses (source
+    ``cells[cell_index[k]]``, permanence ``values[value_index[k]]``, in pool order; zeros past
+    each segment's end) and zero the rows ``high..clear_to``."""
+    width = seg_src.shape[1]
+    k = 0
+    for p in range(high):
+        n = seg_n[p]
+        for i in range(n):
+            seg_src[p, i] = cells[cell_index[k]]
+            seg_perm[p, i] = values[value_index[k]]
+            k += 1
+        for i in range(n, width):
+            seg_src[p, i] = 0
+            seg_perm[p, i] = 0.0
+    for p in range(high, clear_to):
+        for i in range(width):
+            seg_src[p, i] = 0
+            seg_perm[p, i] = 0.0

@@ -204,6 +204,44 @@ def _bump_up_weak_columns(permanences, potential, connected_t, connected_counts,
                        trim_threshold, False)
 
 
+@njit(cache=True)
+def _restore_columns(permanences, connected_t, counts, initial_perm, initial_conn_t,
+                     initial_counts, dirty, columns, rows, syn_perm_connected):
+    """Reset the ``dirty`` columns of reused working matrices to the initial state, then
+    write the permanence ``rows`` of ``columns`` with their connections and counts (the
+    transposed connection matrix is walked row by row: column-wise it misses the cache)."""
+    n_inputs = permanences.shape[1]
+    written = np.zeros(permanences.shape[0], dtype=np.bool_)
+    for k in range(columns.shape[0]):
+        written[columns[k]] = True
+    reset = np.empty(dirty.shape[0], dtype=np.int64)
+    n_reset = 0
+    for k in range(dirty.shape[0]):
+        if not written[dirty[k]]:
+            reset[n_reset] = dirty[k]
+            n_reset += 1
+    for k in range(n_reset):
+        c = reset[k]
+        for i in range(n_inputs):
+            permanences[c, i] = initial_perm[c, i]
+        counts[c] = initial_counts[c]
+    for k in range(columns.shape[0]):
+        c = columns[k]
+        count = 0
+        for i in range(n_inputs):
+            p = rows[k, i]
+            permanences[c, i] = p
+            if p >= syn_perm_connected:
+                count += 1
+        counts[c] = count
+    for i in range(n_inputs):
+        line = connected_t[i]
+        for k in range(n_reset):
+            line[reset[k]] = initial_conn_t[i, reset[k]]
+        for k in range(columns.shape[0]):
+            line[columns[k]] = 1 if rows[k, i] >= syn_perm_connected else 0
+
+
 class _Dense(NamedTuple):
     """A pooler's dense working arrays."""
 
@@ -344,18 +382,12 @@ class SpatialPooler:
             permanences = initial.permanences.copy()
             connected_t = initial.connected_t.copy()
             counts = initial.connected_counts.copy()
+            dirty = np.zeros(0, dtype=np.int64)
         else:
             permanences, connected_t, counts, dirty = spare
-            permanences[dirty] = initial.permanences[dirty]
-            connected_t[:, dirty] = initial.connected_t[:, dirty]
-            counts[dirty] = initial.connected_counts[dirty]
-        columns = np.flatnonzero(self.touched)
-        if columns.size:
-            rows = self._rest_rows
-            permanences[columns] = rows
-            connected = rows >= self.synPermConnected
-            connected_t[:, columns] = connected.T
-            counts[columns] = connected.sum(axis=1)
+        _restore_columns(permanences, connected_t, counts, initial.permanences,
+                         initial.connected_t, initial.connected_counts, dirty,
+                         np.flatnonzero(self.touched), self._rest_rows, self.synPermConnected)
         if self._rest_potential is not None:
             potential = np.unpackbits(self._rest_potential, axis=1,
                                       count=self.numInputs).astype(np.bool_)
