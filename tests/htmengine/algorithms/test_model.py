@@ -233,6 +233,29 @@ def test_interleaved_models_share_working_memory_and_score_as_alone(nab_run):
     assert b_scores == other_alone
 
 
+def test_models_of_different_ages_reuse_each_others_working_arrays_exactly(nab_run):
+    """A young model hydrating into the larger arrays an old one dropped (rows to clear past
+    its own pools), the old one into the young one's (too small: fresh arrays), a third
+    model in between: every score equals the model's run alone."""
+    rows, low, high, full_scores, _ = nab_run
+    shifted = rows[100:] + rows[:100]
+    alone = HtmAnomalyModel.from_range(low, high)
+    shifted_alone = [alone.run(ts, value) for ts, value in shifted[:220]]
+    old = HtmAnomalyModel.from_range(low, high)
+    old_scores = [old.run(ts, value) for ts, value in rows[:400]]
+    young = HtmAnomalyModel.from_range(low, high)
+    third = HtmAnomalyModel.from_range(low, high)
+    young_scores, third_scores = [], []
+    for index in range(200):
+        young_scores.append(young.run(*rows[index]))
+        old_scores.append(old.run(*rows[400 + index]))
+        if index % 3 == 0:
+            third_scores.append(third.run(*shifted[index // 3]))
+    assert young_scores == full_scores[:200]
+    assert old_scores == full_scores[:600]
+    assert third_scores == shifted_alone[:len(third_scores)]
+
+
 def test_state_nbytes_is_the_state_at_rest(nab_run):
     model = nab_run[4]
     nbytes = model.state_nbytes()
