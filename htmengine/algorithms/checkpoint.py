@@ -56,6 +56,7 @@ class ModelStateError(InvalidInputError):
     """Saved model bytes that cannot be loaded (corrupt, truncated or of an unknown format)."""
 
 
+_ZEROS = bytes(_ALIGN)
 _LOCAL = threading.local()  # zstd contexts, reused (creating one costs more than a frame)
 
 
@@ -85,19 +86,22 @@ def encode(scalars: dict, arrays: dict[str, np.ndarray],
     for names, harder in zip(groups, (True, False), strict=True):
         if not names:
             continue
-        chunks = []
+        buffers = []
         start = offset
         for name in names:
             arr = np.asarray(arrays[name])
             if arr.dtype.kind not in _ALLOWED_KINDS:
                 raise TypeError(f"checkpoint array {name!r} has unsupported dtype {arr.dtype}")
-            arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+            arr = arr.astype(arr.dtype.newbyteorder("<"), order="C", copy=False)
             table.append([name, arr.dtype.str, list(arr.shape), offset])
-            raw = arr.tobytes()
-            pad = -len(raw) % _ALIGN
-            chunks.append(raw + b"\0" * pad if pad else raw)
-            offset += len(raw) + pad
-        frame = _compressor(harder).compress(b"".join(chunks))
+            buffers.append(arr.reshape(-1).view(np.uint8))
+            pad = -arr.nbytes % _ALIGN
+            if pad:
+                buffers.append(_ZEROS[:pad])
+            offset += arr.nbytes + pad
+        # streamed from the arrays' own buffers: no joined copy of the payload
+        stream = _compressor(harder).compressobj(size=offset - start)
+        frame = b"".join([*(stream.compress(buffer) for buffer in buffers), stream.flush()])
         frames.append([offset - start, len(frame)])
         compressed.append(frame)
     header = dict(scalars)
