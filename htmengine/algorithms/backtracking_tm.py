@@ -127,7 +127,9 @@ class BacktrackingTM:
         rng_state = np.zeros(STATE_SIZE, dtype=np.uint32)
         rng_ptrs = np.zeros(2, dtype=np.int64)
         rng_seed_state(int(self._params["seed"]), rng_state, rng_ptrs)
-        self._a = S.allocate(self._int_params(), self._float_params(), rng_state, rng_ptrs)
+        ip = self._int_params()
+        self._a = S.allocate(ip, self._float_params(), rng_state, rng_ptrs)
+        _SPARE.pop(ip.tobytes(), None)  # a fresh TM has its own arrays: drop the previous ones
 
     # ------------------------------------------------------------------ state vs working set
     @property
