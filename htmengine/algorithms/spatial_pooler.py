@@ -26,6 +26,7 @@ import numpy as np
 from numba import njit
 
 from htmengine.algorithms import _codec, _resident
+from htmengine.algorithms._sp_restore import restore_columns
 from htmengine.algorithms.nupic_random import NupicRandom, rng_real64, rng_sample
 from htmengine.exceptions import InvalidInputError
 
@@ -204,44 +205,6 @@ def _bump_up_weak_columns(permanences, potential, connected_t, connected_counts,
                        trim_threshold, False)
 
 
-@njit(cache=True)
-def _restore_columns(permanences, connected_t, counts, initial_perm, initial_conn_t,
-                     initial_counts, dirty, columns, rows, syn_perm_connected):
-    """Reset the ``dirty`` columns of reused working matrices to the initial state, then
-    write the permanence ``rows`` of ``columns`` with their connections and counts (the
-    transposed connection matrix is walked row by row: column-wise it misses the cache)."""
-    n_inputs = permanences.shape[1]
-    written = np.zeros(permanences.shape[0], dtype=np.bool_)
-    for k in range(columns.shape[0]):
-        written[columns[k]] = True
-    reset = np.empty(dirty.shape[0], dtype=np.int64)
-    n_reset = 0
-    for k in range(dirty.shape[0]):
-        if not written[dirty[k]]:
-            reset[n_reset] = dirty[k]
-            n_reset += 1
-    for k in range(n_reset):
-        c = reset[k]
-        for i in range(n_inputs):
-            permanences[c, i] = initial_perm[c, i]
-        counts[c] = initial_counts[c]
-    for k in range(columns.shape[0]):
-        c = columns[k]
-        count = 0
-        for i in range(n_inputs):
-            p = rows[k, i]
-            permanences[c, i] = p
-            if p >= syn_perm_connected:
-                count += 1
-        counts[c] = count
-    for i in range(n_inputs):
-        line = connected_t[i]
-        for k in range(n_reset):
-            line[reset[k]] = initial_conn_t[i, reset[k]]
-        for k in range(columns.shape[0]):
-            line[columns[k]] = 1 if rows[k, i] >= syn_perm_connected else 0
-
-
 class _Dense(NamedTuple):
     """A pooler's dense working arrays."""
 
@@ -385,7 +348,7 @@ class SpatialPooler:
             dirty = np.zeros(0, dtype=np.int64)
         else:
             permanences, connected_t, counts, dirty = spare
-        _restore_columns(permanences, connected_t, counts, initial.permanences,
+        restore_columns(permanences, connected_t, counts, initial.permanences,
                          initial.connected_t, initial.connected_counts, dirty,
                          np.flatnonzero(self.touched), self._rest_rows, self.synPermConnected)
         if self._rest_potential is not None:
