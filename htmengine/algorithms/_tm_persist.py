@@ -2,9 +2,14 @@
 arrays (only live content, smallest exact integer types, synapses as flat ragged lists) and
 building working arrays back from it.
 
-Version 2 (written now) stores the synapses of the live segments as two flat arrays
-(``syn_src``, ``syn_perm``) in segment order; version 1 (checkpoint format v1) stored them as
-``seg_src``/``seg_perm`` rows padded to the widest segment. Both are read.
+Version 3 (written now) stores the synapses of the live segments in segment order as indices
+into tables of their distinct values: ``syn_src_cells`` (the cells that feed a segment, a few
+thousand of 65,536) indexed by ``syn_src_index``, and ``syn_perm_values`` (a few dozen float32
+permanences) indexed by the uint8 ``syn_perm_index`` (a flat float32 ``syn_perm`` when a TM has
+more than 65,536 distinct permanences); a segment's cell and slot are not stored, they are read
+from the cells' slot lists. Version 2 stored flat ``syn_src``/``syn_perm`` arrays and the
+segments' cells and slots; version 1 (checkpoint format v1) stored ``seg_src``/``seg_perm`` rows
+padded to the widest segment. All three are read.
 """
 
 from __future__ import annotations
@@ -12,15 +17,19 @@ from __future__ import annotations
 import numpy as np
 
 from htmengine.algorithms import _tm_state as S
+from htmengine.algorithms._codec import index_cells, index_small
 from htmengine.algorithms._tm_store import (
     compact_slots,
+    gather_synapses,
     list_orphans,
+    load_synapses,
     mark_orphans,
     rebuild_out_synapses,
+    segment_owners,
 )
 from htmengine.algorithms.nupic_random import STATE_SIZE
 
-TM_STATE_VERSION = 2
+TM_STATE_VERSION = 3
 _SCALAR_PARAMS = ("numberOfCols", "cellsPerColumn", "initialPerm", "connectedPerm",
                   "minThreshold", "newSynapseCount", "permanenceInc", "permanenceDec",
                   "permanenceMax", "globalDecay", "activationThreshold", "doPooling",
@@ -28,6 +37,8 @@ _SCALAR_PARAMS = ("numberOfCols", "cellsPerColumn", "initialPerm", "connectedPer
                   "maxLrnBacktrack", "maxAge", "maxSeqLength", "maxSegmentsPerCell",
                   "maxSynapsesPerSegment", "outputType")
 _SEG_SCALARS = tuple(name for name in S.SEG_FIELDS if name not in ("seg_src", "seg_perm"))
+# the segment fields a state holds (a segment's cell and slot are read from the slot lists)
+_SEG_STORED = tuple(name for name in _SEG_SCALARS if name not in ("seg_cell", "seg_slot"))
 _QUEUE = ("q_cell", "q_seg", "q_seq", "q_time", "q_n", "q_syn")
 _STORAGE_ONLY_SC = (S.SC_SLOT_TOP, S.SC_BLK_HIGH, S.SC_BLK_NFREE, S.SC_NTS0, S.SC_NTC0,
                     S.SC_NTS1, S.SC_NTC1)
@@ -55,7 +66,7 @@ def params_from_state(d: dict) -> dict:
     """Constructor parameters stored by :func:`pack_params` (ValueError if missing)."""
     try:
         version = int(_plain(d["tm_version"]))
-        if version not in (1, TM_STATE_VERSION):
+        if version not in (1, 2, TM_STATE_VERSION):
             raise ValueError(f"unsupported backtracking TM state version {version}")
         params = {name: _plain(d[f"param_{name}"]) for name in _SCALAR_PARAMS}
     except KeyError as exc:
@@ -69,11 +80,9 @@ def pack_state(params: dict, a: S.TMArrays) -> dict:
     d: dict = {"tm_version": TM_STATE_VERSION, **pack_params(params)}
     high = int(a.sc[S.SC_SEG_HIGH])
     nfree = int(a.sc[S.SC_SEG_NFREE])
-    seg_n = a.seg_n[:high]
-    mask = np.arange(a.seg_src.shape[1]) < seg_n[:, None]
-    d["syn_src"] = narrow(a.seg_src[:high][mask])
-    d["syn_perm"] = a.seg_perm[:high][mask]
-    for name in _SEG_SCALARS:
+    d.update(_indexed_synapses(*gather_synapses(a.seg_src, a.seg_perm, a.seg_n, high),
+                               a.nslots.shape[0]))
+    for name in _SEG_STORED:
         d[name] = narrow(getattr(a, name)[:high].copy())
     d["seg_free"] = narrow(a.seg_free[:nfree].copy())
     d["orphans"] = narrow(list_orphans(a))
@@ -110,8 +119,30 @@ def state_nbytes(d: dict) -> int:
     return sum(v.nbytes for v in d.values() if isinstance(v, np.ndarray))
 
 
+def _indexed_synapses(src: np.ndarray, perm: np.ndarray, n_cells: int) -> dict:
+    """The version-3 fields of the synapses with sources ``src`` and permanences ``perm``."""
+    cells, index = index_cells(src, n_cells)
+    d = {"syn_src_cells": cells, "syn_src_index": index}
+    coded = index_small(perm)
+    if coded is None:
+        d["syn_perm"] = np.asarray(perm, dtype=np.float32)
+    else:
+        d["syn_perm_values"], d["syn_perm_index"] = coded
+    return d
+
+
+def _synapse_tables(d: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(cells, cell index, permanence values, permanence index) of a version-3 state."""
+    if "syn_perm_index" in d:
+        values, value_index = d["syn_perm_values"], d["syn_perm_index"]
+    else:
+        values = d["syn_perm"]
+        value_index = np.arange(values.shape[0], dtype=np.int64)
+    return d["syn_src_cells"], d["syn_src_index"], values, value_index
+
+
 def _ragged_synapses(d: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(sources, permanences) of the live synapses in segment order, from either version."""
+    """(sources, permanences) of the live synapses in segment order, from versions 1 and 2."""
     if "syn_src" in d:
         return np.asarray(d["syn_src"]), np.asarray(d["syn_perm"], dtype=np.float32)
     src = np.asarray(d["seg_src"])
@@ -132,10 +163,25 @@ def check_state(ip: np.ndarray, d: dict) -> dict:
     width = int(ip[S.IP_W])
     try:
         out = {name: np.asarray(d[name]) for name in (
-            *_SEG_SCALARS, "seg_free", "nslots", "slots", "sc", "fs", "rng_state", "rng_ptrs",
+            *_SEG_STORED, "seg_free", "nslots", "slots", "sc", "fs", "rng_state", "rng_ptrs",
             "state_counts", "state_cells", "colconf", *_QUEUE, "inf_hist", "inf_len",
             "lrn_hist", "lrn_len")}
-        out["syn_src"], out["syn_perm"] = _ragged_synapses(d)
+        if "syn_src_index" in d:
+            out["syn_src_cells"] = np.asarray(d["syn_src_cells"])
+            out["syn_src_index"] = np.asarray(d["syn_src_index"])
+            if "syn_perm_index" in d:
+                out["syn_perm_values"] = np.asarray(d["syn_perm_values"], dtype=np.float32)
+                out["syn_perm_index"] = np.asarray(d["syn_perm_index"])
+            else:
+                out["syn_perm"] = np.asarray(d["syn_perm"], dtype=np.float32)
+            old_owners = None
+        else:
+            src, perm = _ragged_synapses(d)
+            if src.size and (src.dtype.kind not in "iu" or int(src.min()) < 0
+                             or int(src.max()) >= n_cells):
+                raise ValueError("backtracking TM state: synapse source out of range")
+            out.update(_indexed_synapses(src, perm, n_cells))
+            old_owners = np.asarray(d["seg_cell"]), np.asarray(d["seg_slot"])
         out["orphans"] = np.asarray(d.get("orphans", np.zeros((0, 2), dtype=np.int32)))
     except KeyError as exc:
         raise ValueError(f"backtracking TM state misses {exc.args[0]!r}") from exc
@@ -151,15 +197,24 @@ def check_state(ip: np.ndarray, d: dict) -> dict:
     require(sc.shape == (S.N_SC,), "bad scalar block")
     high, nfree = int(sc[S.SC_SEG_HIGH]), int(sc[S.SC_SEG_NFREE])
     require(0 <= nfree <= high < 2 ** 31, "bad segment counts")
-    for name in _SEG_SCALARS:
+    for name in _SEG_STORED:
         require(out[name].shape == (high,), f"{name} has the wrong length")
     seg_n = out["seg_n"].astype(np.int64)
     require(in_range(seg_n, 0, width + 1), "segment sizes out of range")
     n_syn = int(seg_n.sum())
-    require(out["syn_src"].shape == (n_syn,) and out["syn_perm"].shape == (n_syn,),
-            "synapse count does not match the segment sizes")
-    require(in_range(out["syn_src"], 0, n_cells), "synapse source out of range")
-    require(in_range(out["seg_cell"], -1, n_cells), "segment cell out of range")
+    cells, index = out["syn_src_cells"], out["syn_src_index"]
+    require(cells.dtype.kind in "iu" and index.dtype.kind in "iu"
+            and out.get("syn_perm_index", index).dtype.kind in "iu", "bad synapse index type")
+    require(cells.ndim == 1 and in_range(cells, 0, n_cells), "synapse source out of range")
+    require(index.shape == (n_syn,) and in_range(index, 0, cells.shape[0]),
+            "synapse count does not match the segment sizes or bad source index")
+    if "syn_perm_index" in out:
+        require(out["syn_perm_values"].ndim == 1 and out["syn_perm_index"].shape == (n_syn,)
+                and in_range(out["syn_perm_index"], 0, out["syn_perm_values"].shape[0]),
+                "bad synapse permanence index")
+    else:
+        require(out["syn_perm"].shape == (n_syn,), "synapse count does not match the "
+                                                   "segment sizes")
     require(out["seg_free"].shape == (nfree,) and in_range(out["seg_free"], 0, high),
             "bad free segment list")
     require(out["nslots"].shape == (n_cells,) and in_range(out["nslots"], 0, 2 ** 31),
@@ -167,6 +222,13 @@ def check_state(ip: np.ndarray, d: dict) -> dict:
     require(int(out["nslots"].astype(np.int64).sum()) == out["slots"].shape[0],
             "inconsistent segment slots")
     require(in_range(out["slots"], -2 ** 62, high), "slot entry out of range")
+    seg_cell, seg_slot, live = segment_owners(out["nslots"].astype(np.int64),
+                                              out["slots"].astype(np.int64), high)
+    require(live == high - nfree, "the slot lists do not hold every live segment once")
+    if old_owners is not None:
+        require(np.array_equal(old_owners[0], seg_cell)
+                and np.array_equal(old_owners[1], seg_slot),
+                "segment cells or slots do not match the slot lists")
     orphans = out["orphans"].reshape(-1, 2) if out["orphans"].size else \
         np.zeros((0, 2), dtype=np.int32)
     require(in_range(orphans[:, 0], 0, n_cells) and in_range(orphans[:, 1], 0, high),
@@ -198,32 +260,65 @@ def check_state(ip: np.ndarray, d: dict) -> dict:
     return out
 
 
-def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict) -> S.TMArrays:
-    """Working arrays holding the state ``d`` (as returned by :func:`check_state`)."""
+def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict,
+                      spare: S.TMArrays | None = None) -> S.TMArrays:
+    """Working arrays holding the state ``d`` (as returned by :func:`check_state`).
+
+    ``spare``, the working arrays another TM of the same parameters dropped, lends its segment
+    pool and block arrays when they are large enough: only the rows it used are rewritten or
+    cleared (the rows past a pool's high-water mark are never written), which spares
+    allocating and faulting in megabytes per model switch."""
     a = S.allocate(ip, fp, np.asarray(d["rng_state"], dtype=np.uint32).copy(),
                    np.asarray(d["rng_ptrs"], dtype=np.int64).copy())
     sc = d["sc"]
     high = int(sc[S.SC_SEG_HIGH])
-    a = S.reserve(a, 0)
     cap = a.seg_n.shape[0]
     while cap < high + 1:
         cap *= 2
+    n_syn = int(d["syn_src_index"].shape[0])
+    n_blocks = max(n_syn + 64, a.blk.shape[0])
+    if spare is not None and (spare.seg_n.shape[0] < cap or spare.blk.shape[0] < n_blocks
+                              or not np.array_equal(spare.ip, ip)):
+        spare = None
     updates = {}
-    for name in S.SEG_FIELDS + ("seg_free",):
-        arr = getattr(a, name)
-        fill = -1 if name in ("seg_cell", "seg_slot") else 0
-        updates[name] = np.full((cap,) + arr.shape[1:], fill, dtype=arr.dtype)
-    for name in _SEG_SCALARS:
+    if spare is None:
+        clear_to = high
+        for name in S.SEG_FIELDS + ("seg_free",):
+            arr = getattr(a, name)
+            fill = -1 if name in ("seg_cell", "seg_slot") else 0
+            updates[name] = np.full((cap,) + arr.shape[1:], fill, dtype=arr.dtype)
+        updates["act"] = np.zeros((2, cap), dtype=np.uint8)
+        updates["act_conn"] = np.zeros((2, cap), dtype=np.uint8)
+        updates["touched_segs"] = np.zeros((2, cap), dtype=np.int32)
+        if a.blk.shape[0] < n_blocks:
+            updates.update(blk=np.zeros((n_blocks, S.BLOCK), dtype=np.int32),
+                           blk_next=np.full(n_blocks, -1, dtype=np.int32),
+                           blk_prev=np.full(n_blocks, -1, dtype=np.int32),
+                           blk_free=np.zeros(n_blocks, dtype=np.int32))
+    else:
+        clear_to = max(high, int(spare.sc[S.SC_SEG_HIGH]))
+        for name in S.SEG_FIELDS + ("seg_free", "act", "act_conn", "touched_segs", "blk",
+                                    "blk_next", "blk_prev", "blk_free"):
+            updates[name] = getattr(spare, name)
+        for name in _SEG_SCALARS:
+            updates[name][high:clear_to] = -1 if name in ("seg_cell", "seg_slot") else 0
+        updates["seg_free"][:clear_to] = 0
+        for name in ("act", "act_conn", "touched_segs"):
+            updates[name][:] = 0
+        used = int(spare.sc[S.SC_BLK_HIGH])
+        updates["blk"][:used] = 0
+        updates["blk_next"][:used] = -1
+        updates["blk_prev"][:used] = -1
+        updates["blk_free"][:used] = 0
+    for name in _SEG_STORED:
         updates[name][:high] = d[name]
-    updates["seg_free"][:d["seg_free"].shape[0]] = d["seg_free"]
-    mask = np.arange(updates["seg_src"].shape[1]) < updates["seg_n"][:high, None]
-    updates["seg_src"][:high][mask] = d["syn_src"]
-    updates["seg_perm"][:high][mask] = d["syn_perm"]
-    updates["act"] = np.zeros((2, cap), dtype=np.uint8)
-    updates["act_conn"] = np.zeros((2, cap), dtype=np.uint8)
-    updates["touched_segs"] = np.zeros((2, cap), dtype=np.int32)
     nslots = d["nslots"]
     slots = d["slots"]
+    updates["seg_cell"][:high], updates["seg_slot"][:high], _ = segment_owners(
+        nslots.astype(np.int64), slots.astype(np.int64), high)
+    updates["seg_free"][:d["seg_free"].shape[0]] = d["seg_free"]
+    load_synapses(updates["seg_src"], updates["seg_perm"], updates["seg_n"], high, clear_to,
+                  *_synapse_tables(d))
     a.nslots[:] = nslots
     offsets = np.concatenate([[0], np.cumsum(nslots, dtype=np.int64)[:-1]])
     a.slot_off[:] = np.where(nslots > 0, offsets, -1)
@@ -259,12 +354,6 @@ def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict) -> S.TMArrays:
             getattr(a, hist)[r, :m] = flat[pos:pos + m]
             getattr(a, lens)[r] = m
             pos += int(m)
-    n_blocks = d["syn_src"].shape[0] + 64
-    if a.blk.shape[0] < n_blocks:
-        a = a._replace(blk=np.zeros((n_blocks, S.BLOCK), dtype=np.int32),
-                       blk_next=np.full(n_blocks, -1, dtype=np.int32),
-                       blk_prev=np.full(n_blocks, -1, dtype=np.int32),
-                       blk_free=np.zeros(n_blocks, dtype=np.int32))
     rebuild_out_synapses(a)
     mark_orphans(a, d["orphans"].astype(np.int32))
     return S.reserve(a, 0)

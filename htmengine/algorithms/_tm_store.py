@@ -155,3 +155,64 @@ def mark_orphans(a, orphans):
     """Flag the listed (source cell, segment) out-synapses as orphans again after loading."""
     for i in range(orphans.shape[0]):
         out_mark_orphan(a, orphans[i, 0], orphans[i, 1])
+
+
+@njit(cache=True)
+def segment_owners(nslots, slots, high):
+    """(cell, slot) of every segment ``0..high`` (-1 for a free one) read from the cells' slot
+    lists, and the number of live segments found (-1 if a segment is listed twice)."""
+    seg_cell = np.full(high, -1, dtype=np.int32)
+    seg_slot = np.full(high, -1, dtype=np.int32)
+    live = 0
+    pos = 0
+    for c in range(nslots.shape[0]):
+        for j in range(nslots[c]):
+            p = slots[pos + j]
+            if p >= 0:
+                if p >= high or seg_cell[p] >= 0:
+                    return seg_cell, seg_slot, -1
+                seg_cell[p] = c
+                seg_slot[p] = j
+                live += 1
+        pos += nslots[c]
+    return seg_cell, seg_slot, live
+
+
+@njit(cache=True)
+def gather_synapses(seg_src, seg_perm, seg_n, high):
+    """(sources, permanences) of the synapses of segments ``0..high`` in pool order."""
+    total = 0
+    for p in range(high):
+        total += seg_n[p]
+    src = np.empty(total, dtype=np.int32)
+    perm = np.empty(total, dtype=np.float32)
+    k = 0
+    for p in range(high):
+        for i in range(seg_n[p]):
+            src[k] = seg_src[p, i]
+            perm[k] = seg_perm[p, i]
+            k += 1
+    return src, perm
+
+
+@njit(cache=True)
+def load_synapses(seg_src, seg_perm, seg_n, high, clear_to, cells, cell_index, values,
+                  value_index):
+    """Write the rows ``0..high`` of the segment pool from indexed synapses (source
+    ``cells[cell_index[k]]``, permanence ``values[value_index[k]]``, in pool order; zeros past
+    each segment's end) and zero the rows ``high..clear_to``."""
+    width = seg_src.shape[1]
+    k = 0
+    for p in range(high):
+        n = seg_n[p]
+        for i in range(n):
+            seg_src[p, i] = cells[cell_index[k]]
+            seg_perm[p, i] = values[value_index[k]]
+            k += 1
+        for i in range(n, width):
+            seg_src[p, i] = 0
+            seg_perm[p, i] = 0.0
+    for p in range(high, clear_to):
+        for i in range(width):
+            seg_src[p, i] = 0
+            seg_perm[p, i] = 0.0

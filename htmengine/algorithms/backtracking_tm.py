@@ -84,6 +84,9 @@ _FLOAT_PARAMS = ("initialPerm", "connectedPerm", "permanenceInc", "permanenceDec
 
 
 _OUTPUTS: dict[int, np.ndarray] = {}
+# The working arrays the last TM to dehydrate dropped, per parameter vector: the next TM of
+# the same parameters to hydrate reuses their segment pool (see arrays_from_state).
+_SPARE: dict[bytes, S.TMArrays] = {}
 
 
 def _output_buffer(n_cells: int) -> np.ndarray:
@@ -124,7 +127,9 @@ class BacktrackingTM:
         rng_state = np.zeros(STATE_SIZE, dtype=np.uint32)
         rng_ptrs = np.zeros(2, dtype=np.int64)
         rng_seed_state(int(self._params["seed"]), rng_state, rng_ptrs)
-        self._a = S.allocate(self._int_params(), self._float_params(), rng_state, rng_ptrs)
+        ip = self._int_params()
+        self._a = S.allocate(ip, self._float_params(), rng_state, rng_ptrs)
+        _SPARE.pop(ip.tobytes(), None)  # a fresh TM has its own arrays: drop the previous ones
 
     # ------------------------------------------------------------------ state vs working set
     @property
@@ -134,8 +139,9 @@ class BacktrackingTM:
             _resident.claim("tm", self)
             if self._arrays is None:
                 assert self._rest is not None
-                self._arrays = arrays_from_state(self._int_params(), self._float_params(),
-                                                 self._rest)
+                ip = self._int_params()
+                self._arrays = arrays_from_state(ip, self._float_params(), self._rest,
+                                                 _SPARE.pop(ip.tobytes(), None))
                 self._rest = None
         return self._arrays
 
@@ -146,9 +152,11 @@ class BacktrackingTM:
         self._rest = None
 
     def dehydrate(self) -> None:
-        """Pack the state into its compact form at rest and drop the working arrays."""
+        """Pack the state into its compact form at rest and leave the working arrays to the
+        next TM of this process to hydrate."""
         if self._arrays is not None:
             self._rest = pack_state(self._params, self._arrays)
+            _SPARE[self._arrays.ip.tobytes()] = self._arrays
             self._arrays = None
 
     def state_nbytes(self) -> int:

@@ -1,15 +1,20 @@
-"""Checkpoint container of HtmAnomalyModel: format v2 writer/reader and the v1 (npz) reader.
+"""Checkpoint container of HtmAnomalyModel: format v3 writer, v3/v2 reader and the v1 (npz)
+reader.
 
-Format v2 (little-endian)::
+Format v3 (little-endian)::
 
-    b"HTMM" | u16 version (2) | u16 0 | u32 header length | u32 CRC-32 of the header
-    | header (UTF-8 JSON) | zstd frame (with content checksum) of the array payload
+    b"HTMM" | u16 version (3) | u16 0 | u32 header length | u32 CRC-32 of the header
+    | header (UTF-8 JSON) | zstd frames (each with content checksum) of the array payload
 
 The JSON header holds the model's scalars (format version, modelConfig, records seen,
-parameters) and a table ``arrays`` of ``[name, dtype, shape, offset]``; the payload is the
-arrays' raw little-endian buffers, each at an 8-byte aligned offset. Reading decompresses the
-payload once and builds every array with ``np.frombuffer`` (read-only views, no per-element
-Python work). Anything inconsistent raises :class:`ModelStateError` naming what is wrong.
+parameters), a table ``arrays`` of ``[name, dtype, shape, offset]`` and the list ``frames`` of
+``[raw size, compressed size]``; the payload is the arrays' raw little-endian buffers, each at
+an 8-byte aligned offset, cut in consecutive frames: the arrays named ``thorough`` by the
+writer (long repeated runs, worth a harder search) first, the others at zstd level 1 (level 3
+takes half as long again and gains 4% on them). Reading decompresses each frame once and
+builds every array with ``np.frombuffer`` (read-only views, no per-element Python work).
+Anything inconsistent raises :class:`ModelStateError` naming what is wrong. Format v2 was the
+same with a single frame and no ``frames`` list.
 
 Version 1 was an npz archive (a zip of ``.npy`` files) with a JSON ``__header__`` entry;
 :func:`read_v1` still reads it.
@@ -20,8 +25,10 @@ from __future__ import annotations
 import io
 import json
 import struct
+import threading
 import zipfile
 import zlib
+from collections.abc import Collection
 
 import numpy as np
 import zstandard
@@ -30,7 +37,14 @@ from htmengine.exceptions import InvalidInputError
 
 MAGIC = b"HTMM"
 FORMAT_V2 = 2
+FORMAT_V3 = 3
 ZSTD_LEVEL = 1
+# The "thorough" frame: zstd's double-fast matcher with 4-byte minimum matches (runs of uint16
+# cell indices) and small tables: 5% smaller than level 3 in about its time, measured on the
+# synapse sources of a model after 10,000 records (213 KB against level 3's 224 KB and level
+# 1's 275 KB).
+_THOROUGH_PARAMS = dict(strategy=zstandard.STRATEGY_DFAST, window_log=19, hash_log=15,
+                        chain_log=15, min_match=4, search_log=1, target_length=0)
 _PREFIX = struct.Struct("<4sHHII")
 _ALIGN = 8
 V1_HEADER_KEY = "__header__"
@@ -42,30 +56,62 @@ class ModelStateError(InvalidInputError):
     """Saved model bytes that cannot be loaded (corrupt, truncated or of an unknown format)."""
 
 
-def encode(scalars: dict, arrays: dict[str, np.ndarray]) -> bytes:
-    """A v2 checkpoint holding the JSON-serialisable ``scalars`` and the numeric ``arrays``."""
+_ZEROS = bytes(_ALIGN)
+_LOCAL = threading.local()  # zstd contexts, reused (creating one costs more than a frame)
+
+
+def _compressor(thorough: bool) -> zstandard.ZstdCompressor:
+    """This thread's zstd compressor for the thorough frame or the others."""
+    cache = getattr(_LOCAL, "compressors", None)
+    if cache is None:
+        params = zstandard.ZstdCompressionParameters(**_THOROUGH_PARAMS, write_checksum=1,
+                                                     write_content_size=1)
+        cache = _LOCAL.compressors = (
+            zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True,
+                                     write_content_size=True),
+            zstandard.ZstdCompressor(compression_params=params))
+    return cache[thorough]
+
+
+def encode(scalars: dict, arrays: dict[str, np.ndarray],
+           thorough: Collection[str] = ()) -> bytes:
+    """A v3 checkpoint holding the JSON-serialisable ``scalars`` and the numeric ``arrays``;
+    the arrays named in ``thorough`` go in a frame compressed harder (_THOROUGH_PARAMS)."""
     table = []
-    chunks = []
+    frames: list[list[int]] = []
+    compressed = []
     offset = 0
-    for name, value in arrays.items():
-        arr = np.asarray(value)
-        if arr.dtype.kind not in _ALLOWED_KINDS:
-            raise TypeError(f"checkpoint array {name!r} has unsupported dtype {arr.dtype}")
-        arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
-        table.append([name, arr.dtype.str, list(arr.shape), offset])
-        raw = arr.tobytes()
-        pad = -len(raw) % _ALIGN
-        chunks.append(raw + b"\0" * pad if pad else raw)
-        offset += len(raw) + pad
-    payload = b"".join(chunks)
+    groups = ([name for name in arrays if name in thorough],
+              [name for name in arrays if name not in thorough])
+    for names, harder in zip(groups, (True, False), strict=True):
+        if not names:
+            continue
+        buffers = []
+        start = offset
+        for name in names:
+            arr = np.asarray(arrays[name])
+            if arr.dtype.kind not in _ALLOWED_KINDS:
+                raise TypeError(f"checkpoint array {name!r} has unsupported dtype {arr.dtype}")
+            arr = arr.astype(arr.dtype.newbyteorder("<"), order="C", copy=False)
+            table.append([name, arr.dtype.str, list(arr.shape), offset])
+            buffers.append(arr.reshape(-1).view(np.uint8))
+            pad = -arr.nbytes % _ALIGN
+            if pad:
+                buffers.append(_ZEROS[:pad])
+            offset += arr.nbytes + pad
+        # streamed from the arrays' own buffers: no joined copy of the payload
+        stream = _compressor(harder).compressobj(size=offset - start)
+        frame = b"".join([*(stream.compress(buffer) for buffer in buffers), stream.flush()])
+        frames.append([offset - start, len(frame)])
+        compressed.append(frame)
     header = dict(scalars)
-    header["format_version"] = FORMAT_V2
+    header["format_version"] = FORMAT_V3
     header["arrays"] = table
-    header["payload_size"] = len(payload)
+    header["payload_size"] = offset
+    header["frames"] = frames
     head = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    compressed = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True,
-                                          write_content_size=True).compress(payload)
-    return _PREFIX.pack(MAGIC, FORMAT_V2, 0, len(head), zlib.crc32(head)) + head + compressed
+    return b"".join([_PREFIX.pack(MAGIC, FORMAT_V3, 0, len(head), zlib.crc32(head)), head,
+                     *compressed])
 
 
 def is_v1(data: bytes | bytearray | memoryview) -> bool:
@@ -74,14 +120,14 @@ def is_v1(data: bytes | bytearray | memoryview) -> bool:
 
 
 def decode(data: bytes | bytearray | memoryview) -> tuple[dict, dict[str, np.ndarray]]:
-    """(scalars, arrays) of a v2 checkpoint; arrays are read-only views of one buffer."""
+    """(scalars, arrays) of a v3 or v2 checkpoint; arrays are read-only views of one buffer."""
     view = memoryview(data)
     if len(view) < _PREFIX.size:
         raise ModelStateError(f"model data truncated: {len(view)} bytes, not even a header")
     magic, version, _, head_len, head_crc = _PREFIX.unpack_from(view)
     if magic != MAGIC:
         raise ModelStateError("model data is not an HtmAnomalyModel checkpoint (bad magic)")
-    if version != FORMAT_V2:
+    if version not in (FORMAT_V2, FORMAT_V3):
         raise ModelStateError(f"unsupported model format version {version}")
     start = _PREFIX.size
     if len(view) < start + head_len:
@@ -93,15 +139,31 @@ def decode(data: bytes | bytearray | memoryview) -> tuple[dict, dict[str, np.nda
         header = json.loads(head.decode("utf-8"))
         table = header.pop("arrays")
         size = int(header.pop("payload_size"))
+        frames = [(int(raw), int(packed)) for raw, packed in header.get("frames", [])]
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelStateError(f"model data header is unreadable: {exc}") from exc
-    try:
-        payload = zstandard.ZstdDecompressor().decompress(view[start + head_len:],
-                                                          max_output_size=size)
-    except zstandard.ZstdError as exc:
-        raise ModelStateError(f"model data payload is truncated or corrupt: {exc}") from exc
-    if len(payload) != size:
-        raise ModelStateError(f"model data payload has {len(payload)} bytes, expected {size}")
+    body = view[start + head_len:]
+    if version == FORMAT_V2:
+        frames = [(size, len(body))]
+    if any(raw < 0 or packed < 0 for raw, packed in frames) \
+            or sum(raw for raw, _ in frames) != size \
+            or sum(packed for _, packed in frames) != len(body):
+        raise ModelStateError("model data payload is truncated or its frame table is corrupt")
+    parts = []
+    position = 0
+    for raw, packed in frames:
+        try:
+            part = zstandard.ZstdDecompressor().decompress(body[position:position + packed],
+                                                           max_output_size=raw)
+        except zstandard.ZstdError as exc:
+            raise ModelStateError(
+                f"model data payload is truncated or corrupt: {exc}") from exc
+        if len(part) != raw:
+            raise ModelStateError(f"model data payload frame has {len(part)} bytes, "
+                                  f"expected {raw}")
+        parts.append(part)
+        position += packed
+    payload = parts[0] if len(parts) == 1 else b"".join(parts)
     arrays = {}
     try:
         for name, dtype_str, shape, offset in table:

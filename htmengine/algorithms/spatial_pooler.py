@@ -25,13 +25,14 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from htmengine.algorithms import _resident
+from htmengine.algorithms import _codec, _resident
+from htmengine.algorithms._sp_restore import restore_columns
 from htmengine.algorithms.nupic_random import NupicRandom, rng_real64, rng_sample
 from htmengine.exceptions import InvalidInputError
 
 UPDATE_PERIOD = 50
 INIT_CONNECTED_PCT = 0.5
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 1: touched rows as float32; 2: coded against the initial rows (_codec)
 
 
 @njit(cache=True)
@@ -225,6 +226,10 @@ class _Initial(NamedTuple):
 
 
 _INITIAL: dict[tuple, _Initial] = {}
+# The dense arrays the last pooler to dehydrate left (per parameter set) and the columns in
+# which they differ from the initial state: the next pooler to hydrate resets those columns
+# instead of copying the whole initial matrices (one working set per process).
+_SPARE: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
 def _initial_state(key: tuple) -> _Initial:
@@ -337,17 +342,19 @@ class SpatialPooler:
         return self._dense
 
     def _hydrate(self) -> _Dense:
-        initial = _initial_state(self._init_key())
-        permanences = initial.permanences.copy()
-        connected_t = initial.connected_t.copy()
-        counts = initial.connected_counts.copy()
-        columns = np.flatnonzero(self.touched)
-        if columns.size:
-            rows = self._rest_rows
-            permanences[columns] = rows
-            connected = rows >= self.synPermConnected
-            connected_t[:, columns] = connected.T
-            counts[columns] = connected.sum(axis=1)
+        key = self._init_key()
+        initial = _initial_state(key)
+        spare = _SPARE.pop(key, None)
+        if spare is None:
+            permanences = initial.permanences.copy()
+            connected_t = initial.connected_t.copy()
+            counts = initial.connected_counts.copy()
+            dirty = np.zeros(0, dtype=np.int64)
+        else:
+            permanences, connected_t, counts, dirty = spare
+        restore_columns(permanences, connected_t, counts, initial.permanences,
+                         initial.connected_t, initial.connected_counts, dirty,
+                         np.flatnonzero(self.touched), self._rest_rows, self.synPermConnected)
         if self._rest_potential is not None:
             potential = np.unpackbits(self._rest_potential, axis=1,
                                       count=self.numInputs).astype(np.bool_)
@@ -358,14 +365,18 @@ class SpatialPooler:
         return _Dense(potential, permanences, connected_t, counts)
 
     def dehydrate(self) -> None:
-        """Keep only the changed permanence rows (and a modified potential) at rest."""
+        """Keep only the changed permanence rows (and a modified potential) at rest; the dense
+        arrays are left for the next pooler of this process to reuse."""
         dense = self._dense
         if dense is None:
             return
-        self._rest_rows = dense.permanences[np.flatnonzero(self.touched)]
+        touched = np.flatnonzero(self.touched)
+        self._rest_rows = dense.permanences[touched]
         if self.potentialModified:
             self._rest_potential = np.packbits(dense.potential, axis=1)
         self._dense = None
+        _SPARE[self._init_key()] = (dense.permanences, dense.connected_t,
+                                    dense.connected_counts, touched)
 
     def state_nbytes(self) -> int:
         """Bytes of the state this pooler holds at rest."""
@@ -525,23 +536,32 @@ class SpatialPooler:
         touched = np.flatnonzero(self.touched).astype(np.int32)
         d[f"{prefix}touched_columns"] = touched
         if self._dense is None:
-            d[f"{prefix}touched_permanences"] = self._rest_rows.copy()
+            rows = self._rest_rows
             if self.potentialModified:
                 d[f"{prefix}potential_bits"] = self._rest_potential.copy()
         else:
-            d[f"{prefix}touched_permanences"] = self._dense.permanences[touched]
+            rows = self._dense.permanences[touched]
             if self.potentialModified:
                 d[f"{prefix}potential_bits"] = np.packbits(self._dense.potential, axis=1)
+        initial = _initial_state(self._init_key()).permanences[touched]
+        for name, value in _codec.rows_state(rows, initial, self._code_step()).items():
+            d[f"{prefix}{name}"] = value
         for name in ("overlapDutyCycles", "activeDutyCycles", "minOverlapDutyCycles",
                      "boostFactors"):
             d[f"{prefix}{name}"] = getattr(self, name).copy()
         d.update(self.random.state_dict(prefix=f"{prefix}rng_"))
         return d
 
+    def _code_step(self) -> float:
+        """The unit learning moves a permanence by (the smallest increment), for _codec."""
+        steps = [float(v) for v in (self.synPermInactiveDec, self.synPermActiveInc,
+                                    self.synPermBelowStimulusInc) if v > 0]
+        return min(steps) if steps else 0.0
+
     @classmethod
     def from_state_dict(cls, d: dict, prefix: str = "") -> SpatialPooler:
         """Rebuild a pooler that continues exactly where the saved one stopped."""
-        if int(d[f"{prefix}format"]) != STATE_FORMAT:
+        if int(d[f"{prefix}format"]) not in (1, STATE_FORMAT):
             raise InvalidInputError(
                 f"unsupported SpatialPooler state format {d[f'{prefix}format']}")
         params = {name: np.asarray(d[f"{prefix}param.{name}"]).tolist() for name in cls._PARAMS}
@@ -552,12 +572,21 @@ class SpatialPooler:
         sp.iterationNum = int(d[f"{prefix}iterationNum"])
         sp.iterationLearnNum = int(d[f"{prefix}iterationLearnNum"])
         touched = np.asarray(d[f"{prefix}touched_columns"], dtype=np.int64)
-        rows = np.asarray(d[f"{prefix}touched_permanences"], dtype=np.float32)
+        if touched.ndim != 1 or touched.size and (touched.min() < 0
+                                                  or touched.max() >= sp.numColumns
+                                                  or np.any(np.diff(touched) <= 0)):
+            raise InvalidInputError("SpatialPooler state: touched columns out of range")
+        if int(d[f"{prefix}format"]) == 1:
+            rows = np.asarray(d[f"{prefix}touched_permanences"], dtype=np.float32)
+        else:
+            initial = _initial_state(sp._init_key()).permanences[touched]
+            try:
+                rows = _codec.rows_from_state({k[len(prefix):]: v for k, v in d.items()
+                                               if k.startswith(f"{prefix}perm_")}, initial)
+            except ValueError as exc:
+                raise InvalidInputError(f"SpatialPooler state: {exc}") from exc
         if rows.shape != (touched.size, sp.numInputs):
             raise InvalidInputError("SpatialPooler state: touched permanences have the wrong shape")
-        if touched.size and (touched.min() < 0 or touched.max() >= sp.numColumns
-                             or np.any(np.diff(touched) <= 0)):
-            raise InvalidInputError("SpatialPooler state: touched columns out of range")
         if f"{prefix}potential_bits" in d:
             bits = np.asarray(d[f"{prefix}potential_bits"], dtype=np.uint8)
             if bits.shape != (sp.numColumns, (sp.numInputs + 7) // 8):

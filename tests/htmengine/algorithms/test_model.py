@@ -19,6 +19,9 @@ NAB_FILE = REPO.parent / "shared" / "nab" / "data" / "realKnownCause" / \
 # A format-v1 checkpoint written by commit 1d18339 after the first SPLIT records of NAB_FILE
 # (range as below).
 V1_CHECKPOINT = Path(__file__).resolve().parent / "data" / "model_v1_ec2_300.npz"
+# The same model saved in format v2 by commit 863b1a5 (TM state version 2: flat float32
+# permanences, segment cells and slots; SP state format 1: touched rows as float32).
+V2_TM2_CHECKPOINT = Path(__file__).resolve().parent / "data" / "model_v2_ec2_300.bin"
 RECORDS = 600
 SPLIT = 300
 # NuPIC's own raw anomaly scores (x40, one base-41 digit each) for the first 600 records of
@@ -168,14 +171,30 @@ def test_v1_checkpoint_loads_and_continues_bit_identically(nab_run):
         np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
 
 
-def test_v2_checkpoint_is_raw_buffers_and_rejects_corruption(nab_run):
+def test_older_v2_checkpoint_loads_and_continues_bit_identically(nab_run):
+    rows, _, _, full_scores, full_model = nab_run
+    blob = V2_TM2_CHECKPOINT.read_bytes()
+    header, arrays = checkpoint.decode(blob)
+    assert header["values"]["tm.tm_version"] == 2 and "sp.touched_permanences" in arrays
+    model = HtmAnomalyModel.from_bytes(blob)
+    assert model.records_seen == SPLIT
+    assert [model.run(ts, value) for ts, value in rows[SPLIT:]] == full_scores[SPLIT:]
+    ours, theirs = _state(model), _state(full_model)
+    assert ours.keys() == theirs.keys() and ours["tm.tm_version"] == 3
+    for key in ours:
+        np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+
+
+def test_v3_checkpoint_is_raw_buffers_and_rejects_corruption(nab_run):
     model = nab_run[4]
     blob = model.to_bytes()
     assert blob[:4] == b"HTMM"
     header, arrays = checkpoint.decode(blob)
-    assert header["format_version"] == 2 and header["records_seen"] == RECORDS
-    assert arrays["tm.syn_src"].dtype == np.uint16  # 65,536 cells
-    assert arrays["tm.syn_perm"].dtype == np.float32
+    assert header["format_version"] == 3 and header["records_seen"] == RECORDS
+    assert len(header["frames"]) == 2  # the source indices at zstd level 3, the rest at 1
+    assert arrays["tm.syn_src_cells"].dtype == np.uint16  # 65,536 cells
+    assert arrays["tm.syn_perm_index"].dtype == np.uint8  # a few dozen distinct permanences
+    assert arrays["sp.perm_code"].dtype == np.uint8
     for cut in (0, 10, 30, len(blob) // 2, len(blob) - 1):
         with pytest.raises(ModelStateError, match="truncated|corrupt"):
             HtmAnomalyModel.from_bytes(blob[:cut])
@@ -187,7 +206,7 @@ def test_v2_checkpoint_is_raw_buffers_and_rejects_corruption(nab_run):
     # A consistent checkpoint with an out-of-range synapse is refused, not loaded.
     values = header["values"]
     bad = dict(arrays)
-    bad["tm.syn_src"] = arrays["tm.syn_src"].astype(np.int32) + 70000
+    bad["tm.syn_src_cells"] = arrays["tm.syn_src_cells"].astype(np.int32) + 70000
     forged = checkpoint.encode({k: v for k, v in header.items() if k != "format_version"},
                                bad)
     assert values
@@ -212,6 +231,29 @@ def test_interleaved_models_share_working_memory_and_score_as_alone(nab_run):
             second = HtmAnomalyModel.from_bytes(second.to_bytes())
     assert a_scores == full_scores[:250]
     assert b_scores == other_alone
+
+
+def test_models_of_different_ages_reuse_each_others_working_arrays_exactly(nab_run):
+    """A young model hydrating into the larger arrays an old one dropped (rows to clear past
+    its own pools), the old one into the young one's (too small: fresh arrays), a third
+    model in between: every score equals the model's run alone."""
+    rows, low, high, full_scores, _ = nab_run
+    shifted = rows[100:] + rows[:100]
+    alone = HtmAnomalyModel.from_range(low, high)
+    shifted_alone = [alone.run(ts, value) for ts, value in shifted[:220]]
+    old = HtmAnomalyModel.from_range(low, high)
+    old_scores = [old.run(ts, value) for ts, value in rows[:400]]
+    young = HtmAnomalyModel.from_range(low, high)
+    third = HtmAnomalyModel.from_range(low, high)
+    young_scores, third_scores = [], []
+    for index in range(200):
+        young_scores.append(young.run(*rows[index]))
+        old_scores.append(old.run(*rows[400 + index]))
+        if index % 3 == 0:
+            third_scores.append(third.run(*shifted[index // 3]))
+    assert young_scores == full_scores[:200]
+    assert old_scores == full_scores[:600]
+    assert third_scores == shifted_alone[:len(third_scores)]
 
 
 def test_state_nbytes_is_the_state_at_rest(nab_run):

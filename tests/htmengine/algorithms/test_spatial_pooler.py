@@ -198,10 +198,16 @@ def test_state_holds_only_changed_columns_and_guards_regeneration():
         ever_active.update(sp.compute_active(x, True).tolist())
     state = sp.state_dict()
     assert sorted(state["touched_columns"].tolist()) == sorted(ever_active)
-    assert state["touched_permanences"].shape == (len(ever_active), 454)
+    assert state["perm_code"].shape == (len(ever_active), 454)
     assert "potential_bits" not in state  # regenerated from the seed
     restored = SpatialPooler.from_state_dict(state)
     np.testing.assert_array_equal(restored.permanences, sp.permanences)
+    # format 1 (the rows as float32) is still read
+    touched = state["touched_columns"]
+    old = {k: v for k, v in state.items() if not k.startswith("perm_")}
+    old.update(format=1, touched_permanences=sp.permanences[touched])
+    np.testing.assert_array_equal(SpatialPooler.from_state_dict(old).permanences,
+                                  sp.permanences)
     np.testing.assert_array_equal(restored.potential, sp.potential)
     np.testing.assert_array_equal(restored.connected_t, sp.connected_t)
     state["initChecksum"] = state["initChecksum"] ^ 1

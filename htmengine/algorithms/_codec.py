@@ -1,0 +1,242 @@
+"""Exact compact encodings of the model's largest state arrays (numba, one pass each).
+
+* :func:`index_small` — a float32 array taking few distinct values (the TM's synapse
+  permanences: a few dozen values) as the sorted distinct values and a uint8 index per element
+  (uint16 when there are more than 256 values; ``None`` when more than 65,536).
+* :func:`index_cells` — cell indices (the TM's synapse sources: a few thousand distinct cells
+  of 65,536) as the sorted distinct cells and an index per element; sorted runs stay sorted,
+  and the indices are small, so the compressor finds the repeated runs and codes them in fewer
+  bits.
+* :func:`encode_rows` / :func:`decode_rows` — SP permanence rows as their difference from the
+  regenerable initial rows: learning moves a permanence by multiples of the SP's increments, so
+  ``value ≈ initial + m * step`` (or ``≈ m * step`` once it was trimmed to 0 and grew again);
+  each entry is a code (0.0, 1.0, from the initial value, from 0, or raw bits), the integer
+  ``m`` and the exact distance in float32 bit patterns from the prediction, which is a few
+  units. Decoding recomputes the same prediction and adds the distance: bit-exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+ZERO, ONE, FROM_INITIAL, FROM_ZERO, RAW = 0, 1, 2, 3, 4
+R_ESCAPE = -32768  # perm_r entry whose distance is in the int32 exception list
+_M_MAX = 32767
+
+
+def rows_state(rows: np.ndarray, initial: np.ndarray, step: float) -> dict:
+    """``perm_*`` state fields coding float32 ``rows`` against ``initial`` (module doc)."""
+    code, m, r, x = encode_rows(np.ascontiguousarray(rows, dtype=np.float32),
+                                np.ascontiguousarray(initial, dtype=np.float32), float(step))
+    return {"perm_step": float(step), "perm_code": code, "perm_m": m, "perm_r": r,
+            "perm_x": x}
+
+
+def rows_from_state(d: dict, initial: np.ndarray) -> np.ndarray:
+    """The float32 rows coded by :func:`rows_state`'s fields ``d``; ValueError if they are
+    missing or do not fit together or with ``initial``."""
+    try:
+        code = np.ascontiguousarray(d["perm_code"])
+        arrays = [np.ascontiguousarray(d[f"perm_{name}"]) for name in "mrx"]
+        step = float(d["perm_step"])
+    except KeyError as exc:
+        raise ValueError(f"missing {exc.args[0]!r}") from exc
+    if code.shape != initial.shape or code.dtype != np.uint8:
+        raise ValueError("permanence codes have the wrong shape")
+    for arr, dtype in zip(arrays, (np.int16, np.int16, np.int32), strict=True):
+        if arr.ndim != 1 or arr.dtype != dtype:
+            raise ValueError("bad permanence arrays")
+    rows = np.empty(code.shape, dtype=np.float32)
+    if not decode_rows(code, *arrays, np.ascontiguousarray(initial, dtype=np.float32), step,
+                       rows):
+        raise ValueError("permanence arrays do not fit together")
+    return rows
+
+
+def index_small(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(sorted distinct float32 values, uint8/uint16 index per element) or ``None`` when there
+    are more than 65,536 distinct values."""
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    table, index, count = _index_bits(values.view(np.int32), 65536)
+    if count < 0:
+        return None
+    dtype = np.uint8 if count <= 256 else np.uint16
+    return table[:count].view(np.float32).copy(), index.astype(dtype)
+
+
+@njit(cache=True)
+def _index_bits(bits, limit):
+    """Sorted distinct bit patterns (by float value) and the index of each element, or count
+    -1 beyond ``limit`` distinct values (an open-addressing hash table finds each value)."""
+    size = 1
+    while size < 2 * limit:
+        size *= 2
+    slots = np.full(size, -1, dtype=np.int32)
+    table = np.empty(limit, dtype=np.int32)
+    count = 0
+    index = np.empty(bits.shape[0], dtype=np.int32)
+    for i in range(bits.shape[0]):
+        b = bits[i]
+        h = (np.int64(b) * np.int64(2654435761)) & (size - 1)
+        while True:
+            k = slots[h]
+            if k < 0:
+                if count == limit:
+                    return table, index, -1
+                table[count] = b
+                slots[h] = count
+                k = count
+                count += 1
+                break
+            if table[k] == b:
+                break
+            h = (h + 1) & (size - 1)
+        index[i] = k
+    # sort the table by float value and remap the indices
+    order = np.argsort(table[:count].view(np.float32), kind="mergesort")
+    rank = np.empty(count, dtype=np.int32)
+    for r in range(count):
+        rank[order[r]] = r
+    sorted_table = np.empty(count, dtype=np.int32)
+    for r in range(count):
+        sorted_table[r] = table[order[r]]
+    for i in range(index.shape[0]):
+        index[i] = rank[index[i]]
+    return sorted_table, index, count
+
+
+def index_cells(cells: np.ndarray, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct cells, index per element), both in the smallest unsigned type."""
+    cells = np.ascontiguousarray(cells)
+    used, index = _index_cells(cells, n_cells)
+    return used.astype(_uint_for(n_cells)), index.astype(_uint_for(used.shape[0]))
+
+
+@njit(cache=True)
+def _index_cells(cells, n_cells):
+    rank = np.full(n_cells, -1, dtype=np.int64)
+    for i in range(cells.shape[0]):
+        rank[cells[i]] = 0
+    count = 0
+    for c in range(n_cells):
+        if rank[c] == 0:
+            rank[c] = count
+            count += 1
+    used = np.empty(count, dtype=np.int64)
+    for c in range(n_cells):
+        if rank[c] >= 0:
+            used[rank[c]] = c
+    index = np.empty(cells.shape[0], dtype=np.int64)
+    for i in range(cells.shape[0]):
+        index[i] = rank[cells[i]]
+    return used, index
+
+
+def _uint_for(count: int) -> type:
+    """The smallest unsigned type holding values below ``count``."""
+    return np.uint8 if count <= 256 else np.uint16 if count <= 65536 else np.uint32
+
+
+@njit(cache=True)
+def _predict(base, m, step, tmp, tmp_bits):
+    """The float32 value ``base + m * step`` (float64 arithmetic), as its int32 bit pattern
+    (``tmp`` is a one-element float32 buffer, ``tmp_bits`` its int32 view)."""
+    tmp[0] = np.float32(np.float64(base) + np.float64(m) * step)
+    return np.int64(tmp_bits[0])
+
+
+@njit(cache=True)
+def encode_rows(rows, initial, step):
+    """(code uint8 per entry, m int16 and distance int16 per predicted entry, int32
+    exceptions) of float32 ``rows`` against the ``initial`` rows (see the module doc)."""
+    n = rows.size
+    flat = rows.ravel()
+    init = initial.ravel()
+    bits = flat.view(np.int32)
+    code = np.empty(n, dtype=np.uint8)
+    ms = np.empty(n, dtype=np.int16)
+    rs = np.empty(n, dtype=np.int16)
+    xs = np.empty(n, dtype=np.int32)
+    nm = 0
+    nx = 0
+    tmp = np.ones(1, dtype=np.float32)
+    tmp_bits = tmp.view(np.int32)
+    one = tmp_bits[0]
+    for i in range(n):
+        b = bits[i]
+        if b == 0:
+            code[i] = ZERO
+            continue
+        if b == one:
+            code[i] = ONE
+            continue
+        value = np.float64(flat[i])
+        best_code = RAW
+        best_m = 0
+        best_r = 0
+        if np.isfinite(value) and step > 0:
+            for c in (FROM_INITIAL, FROM_ZERO):
+                base = np.float64(init[i]) if c == FROM_INITIAL else 0.0
+                m = np.rint((value - base) / step)
+                if abs(m) > _M_MAX:
+                    continue
+                r = np.int64(b) - _predict(np.float32(base), np.int64(m), step, tmp, tmp_bits)
+                if abs(r) > 2 ** 31 - 1:
+                    continue
+                if best_code == RAW or abs(r) < abs(best_r):
+                    best_code, best_m, best_r = c, np.int64(m), r
+        code[i] = best_code
+        if best_code == RAW:
+            xs[nx] = b
+            nx += 1
+            continue
+        ms[nm] = best_m
+        if -32768 < best_r <= 32767:
+            rs[nm] = best_r
+        else:
+            rs[nm] = R_ESCAPE
+            xs[nx] = best_r
+            nx += 1
+        nm += 1
+    return code.reshape(rows.shape), ms[:nm].copy(), rs[:nm].copy(), xs[:nx].copy()
+
+
+@njit(cache=True)
+def decode_rows(code, ms, rs, xs, initial, step, out):
+    """Fill float32 ``out`` (shape of ``code``) from :func:`encode_rows`'s arrays; returns
+    False when the arrays do not fit together (corrupt state)."""
+    flat_code = code.ravel()
+    init = initial.ravel()
+    bits = out.ravel().view(np.int32)
+    tmp = np.ones(1, dtype=np.float32)
+    tmp_bits = tmp.view(np.int32)
+    one = tmp_bits[0]
+    nm = 0
+    nx = 0
+    for i in range(flat_code.shape[0]):
+        c = flat_code[i]
+        if c == ZERO:
+            bits[i] = 0
+        elif c == ONE:
+            bits[i] = one
+        elif c == RAW:
+            if nx >= xs.shape[0]:
+                return False
+            bits[i] = xs[nx]
+            nx += 1
+        elif c == FROM_INITIAL or c == FROM_ZERO:
+            if nm >= ms.shape[0]:
+                return False
+            base = init[i] if c == FROM_INITIAL else np.float32(0.0)
+            r = np.int64(rs[nm])
+            if r == R_ESCAPE:
+                if nx >= xs.shape[0]:
+                    return False
+                r = np.int64(xs[nx])
+                nx += 1
+            bits[i] = np.int32(_predict(base, np.int64(ms[nm]), step, tmp, tmp_bits) + r)
+            nm += 1
+        else:
+            return False
+    return nm == ms.shape[0] and nx == xs.shape[0]
