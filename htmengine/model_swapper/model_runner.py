@@ -78,7 +78,11 @@ _log = logging.getLogger(__name__)
 
 # At most this many rows since the last full checkpoint are saved as rows to replay (an
 # incremental checkpoint) instead of re-serializing the whole model (as the original did).
-MAX_INCREMENTAL_CHECKPOINT_ROWS = 100
+# Every load of the model runs them again, so the bound trades a serialization (~10-20 model
+# steps of CPU) against the replay on each load: a model evicted and reloaded for each
+# sample (many more models than the memory budget holds) pays on average half of it per
+# load, which makes a small bound cheapest; resident models rarely checkpoint at all.
+MAX_INCREMENTAL_CHECKPOINT_ROWS = 8
 # Lazy mode: results of consecutive rows of several batches go out in one message of at most
 # this many rows (below the 240 rows from which the likelihood's refresh depends on batching).
 RESULT_BATCH_ROWS = 200
@@ -251,8 +255,10 @@ class ModelRunner:
                 self._flushResults()
                 if self._lastUnacked is None:
                     return RunOutcome.DRAINED
-                self._commit()  # idle: checkpoint, ack, then look once more
-                continue
+                # idle: checkpoint (unless lazy) and ack; input published from now on comes
+                # with a scheduler notification, so there is no need to look once more
+                self._commit()
+                return RunOutcome.DRAINED
             self._lastUnacked = batch
             if batch.batchID in self._checkpointBatchIds or batch.batchID in self._runBatchIds:
                 _log.warning("%r: batch %s was already applied; skipping the redelivery",
@@ -476,9 +482,13 @@ class ModelRunner:
             raise ModelRunnerError(ERR_INVALID_ARG,
                                    f"cloneModel args.modelID must be a model id, got "
                                    f"{destModelID!r}")
-        # clone what this runner has applied, not the (possibly older) saved checkpoint; a
-        # lazily checkpointed model is checkpointed once, then every clone copies the files
-        if self._lazy() and self.dirty:
+        # clone what this runner has applied, not the (possibly older) saved checkpoint. A
+        # loaded model whose checkpoint is behind it or holds replay rows gets one full
+        # checkpoint (lazy mode, or nothing uncheckpointed to lose a batch id of), so every
+        # clone then links the saved bytes and has no rows to replay when it is first loaded
+        if (self._model is not None and (self.dirty or self._replayRows)
+                and (self._lazy() or not self.dirty)):
+            self._forceFullCheckpoint = True
             self._checkpoint()
         state = self._model.to_bytes() if self._model is not None and self._modelDirty else None
         try:

@@ -47,7 +47,9 @@ _log = logging.getLogger(__name__)
 MIN_SLOTS = 2
 BASE_RAM_BYTES = 1 << 30
 RAM_PER_SLOT_BYTES = 2 << 30
-POLL_SECONDS = 0.05
+# The notification consumer's wait; slot messages ("done") are read between two waits, so
+# this bounds how long a slot that finished a model stays idle unnoticed.
+POLL_SECONDS = 0.01
 MAX_FAILURE_RETRY_SECONDS = 60.0
 LOCKED_RETRY_SECONDS = 1.0
 SHUTDOWN_TIMEOUT_SECONDS = 120.0
@@ -195,7 +197,11 @@ class ModelSchedulerService:
             self._apply(self._controller.onModelDone(modelID, True, LOCKED_RETRY_SECONDS))
         else:
             self._failures.pop(modelID, None)
-            self._apply(self._controller.onModelDone(modelID, self._inputPending(modelID)))
+            # a drained runner saw its queue empty (input published later comes with a
+            # notification, which the controller remembers if it arrived during the run):
+            # only a stopped run may have left input behind
+            pending = outcome == "stopped" and self._inputPending(modelID)
+            self._apply(self._controller.onModelDone(modelID, pending))
             if outcome == "deleted":
                 self._controller.forgetModel(modelID)
 
