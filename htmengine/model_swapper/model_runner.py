@@ -86,6 +86,8 @@ MAX_INCREMENTAL_CHECKPOINT_ROWS = 8
 # Lazy mode: results of consecutive rows of several batches go out in one message of at most
 # this many rows (below the 240 rows from which the likelihood's refresh depends on batching).
 RESULT_BATCH_ROWS = 200
+# A resident model's size (state_nbytes) is measured again after this many applied rows.
+RESIDENT_BYTES_MEASURE_ROWS = 16
 DEFINITION_KEYS = ("modelConfig", "inferenceArgs", "inputRecordSchema")
 
 
@@ -166,6 +168,9 @@ class ModelRunner:
         self._pendingResults: list[ResultItem] = []
         self._lastPendingRowId: int | None = None
         self.stats = RunStats()
+        self._residentBytes: int | None = None
+        self._measuredModel: AnomalyModel | None = None
+        self._rowsSinceMeasured = 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}<modelID={self._modelID}>"
@@ -214,11 +219,19 @@ class ModelRunner:
 
     def residentBytes(self) -> int:
         """Bytes the model holds at rest (its state_nbytes(); the size of its saved bytes
-        for models without it); 0 before it is loaded."""
+        for models without it); 0 before it is loaded. Measured again only after
+        RESIDENT_BYTES_MEASURE_ROWS applied rows: a model that just ran packs its whole state
+        to measure it, and its size grows slowly."""
         if self._model is None:
             return 0
-        measure = getattr(self._model, "state_nbytes", None)
-        return int(measure()) if callable(measure) else len(self._model.to_bytes())
+        if (self._residentBytes is None or self._model is not self._measuredModel
+                or self._rowsSinceMeasured >= RESIDENT_BYTES_MEASURE_ROWS):
+            measure = getattr(self._model, "state_nbytes", None)
+            self._residentBytes = (int(measure()) if callable(measure)
+                                   else len(self._model.to_bytes()))
+            self._measuredModel = self._model
+            self._rowsSinceMeasured = 0
+        return self._residentBytes
 
     # -- main loop -------------------------------------------------------------------------
 
@@ -565,6 +578,7 @@ class ModelRunner:
             return self._errorResult(rowID, exc)
         self._runRows.append([encodeDatetime(timestamp), None if math.isnan(value) else value])
         self._uncheckpointedRows += 1
+        self._rowsSinceMeasured += 1
         if self._dirtySince is None:
             self._dirtySince = self._clock()
         return ModelInferenceResult(rowID, SUCCESS, anomalyScore=float(score))

@@ -573,3 +573,29 @@ def test_a_lazy_model_is_saved_in_full_once_and_its_clones_replay_nothing(env) -
     for i in range(3):
         assert mgr.loadCheckpointAttributes(f"copy{i}").get("replayRows", []) == []
         assert loaded(mgr, f"copy{i}").digest == reference_model(5).digest
+
+
+class SizedHashModel(HashModel):
+    measured = 0     # state_nbytes() calls
+
+    def state_nbytes(self) -> int:
+        SizedHashModel.measured += 1
+        return 1000 + self.count
+
+
+def test_a_resident_models_size_is_measured_again_only_after_some_rows(env) -> None:
+    from htmengine.model_swapper.model_runner import RESIDENT_BYTES_MEASURE_ROWS as every
+    swapper, mgr, _ = env
+    define(swapper)
+    SizedHashModel.measured = 0
+    resident = ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
+                           modelFactory=SizedHashModel)
+    assert resident.residentBytes() == 0                  # not loaded yet
+    sizes = []
+    for i in range(2 * every):                            # one row per run
+        swapper.put(f"b{i}", rows(i, 1))
+        resident.run()
+        sizes.append(resident.residentBytes())
+    assert SizedHashModel.measured == 2
+    assert sizes[:every] == [1001] * every                # measured after its first row
+    assert sizes[every:] == [1001 + every] * every        # and again `every` rows later
