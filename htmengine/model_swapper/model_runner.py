@@ -125,7 +125,8 @@ class ModelRunner:
                  modelFactory: AnomalyModelFactory | None = None,
                  replaySource: ReplaySource | None = None,
                  checkpointPolicy: CheckpointPolicy | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 sizeRecord: tuple[int, int] | None = None) -> None:
         self._modelID = modelID
         self._swapper = swapper
         self._checkpointMgr = checkpointMgr
@@ -168,9 +169,12 @@ class ModelRunner:
         self._pendingResults: list[ResultItem] = []
         self._lastPendingRowId: int | None = None
         self.stats = RunStats()
+        # the model's size and the rows applied since it was measured; `sizeRecord` carries
+        # them over from an earlier runner of the model (evicted, now loaded again)
         self._residentBytes: int | None = None
         self._measuredModel: AnomalyModel | None = None
         self._rowsSinceMeasured = 0
+        self._sizeRecord = sizeRecord
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}<modelID={self._modelID}>"
@@ -224,6 +228,11 @@ class ModelRunner:
         to measure it, and its size grows slowly."""
         if self._model is None:
             return 0
+        if self._residentBytes is None and self._sizeRecord is not None:
+            self._residentBytes, rowsBefore = self._sizeRecord
+            self._rowsSinceMeasured += rowsBefore
+            self._measuredModel = self._model
+            self._sizeRecord = None
         if (self._residentBytes is None or self._model is not self._measuredModel
                 or self._rowsSinceMeasured >= RESIDENT_BYTES_MEASURE_ROWS):
             measure = getattr(self._model, "state_nbytes", None)
@@ -232,6 +241,13 @@ class ModelRunner:
             self._measuredModel = self._model
             self._rowsSinceMeasured = 0
         return self._residentBytes
+
+    def sizeRecord(self) -> tuple[int, int] | None:
+        """(bytes, rows applied since they were measured) of the loaded model, for the next
+        runner of the model after an eviction; None if it was never measured."""
+        if self._residentBytes is None or self._model is not self._measuredModel:
+            return self._sizeRecord
+        return self._residentBytes, self._rowsSinceMeasured
 
     # -- main loop -------------------------------------------------------------------------
 

@@ -599,3 +599,20 @@ def test_a_resident_models_size_is_measured_again_only_after_some_rows(env) -> N
     assert SizedHashModel.measured == 2
     assert sizes[:every] == [1001] * every                # measured after its first row
     assert sizes[every:] == [1001 + every] * every        # and again `every` rows later
+
+
+def test_a_reloaded_model_carries_its_size_record_over(env) -> None:
+    from htmengine.model_swapper.model_runner import RESIDENT_BYTES_MEASURE_ROWS as every
+    swapper, mgr, _ = env
+    define(swapper)
+    SizedHashModel.measured = 0
+    record = None
+    for i in range(every + 1):          # evicted after every row: a new runner each time
+        swapper.put(f"b{i}", rows(i, 1))
+        runner = ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=1,
+                             modelFactory=SizedHashModel, sizeRecord=record)
+        runner.run()
+        size = runner.residentBytes()
+        record = runner.sizeRecord()
+    assert SizedHashModel.measured == 2                # at the first row and `every` later
+    assert size == 1001 + every and record == (1001 + every, 0)
