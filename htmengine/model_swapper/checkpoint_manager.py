@@ -9,7 +9,8 @@ Layout under the root (model-checkpoint.conf [storage] root)::
         current -> store_<generation>_<token>     symlink, swapped atomically
         store_<generation>_<token>/
             model.bin              the model's serialized state (HtmAnomalyModel.to_bytes());
-                                   an incremental checkpoint hard-links the previous one's
+                                   an incremental checkpoint (or a clone) hard-links the
+                                   previous (source) one's
             attributes.json        {"generation", "batchIds", "previousBatchIds",
                                     "replayRows" (rows to re-run after loading model.bin)}
 
@@ -258,10 +259,10 @@ class ModelCheckpointMgr:
                                      uid=destModelID)
         definition = (sourceDir / DEFINITION_FILE_NAME).read_bytes()
         carried: dict[str, Any] = {}
+        sourceStore = None
         if modelState is None:
             sourceStore = self._current_store(sourceDir)
             if sourceStore is not None:
-                modelState = (sourceStore / MODEL_FILE_NAME).read_bytes()
                 sourceAttributes = self._read_attributes(sourceStore)
                 carried = {key: sourceAttributes[key] for key in CLONED_ATTRIBUTES
                            if key in sourceAttributes}
@@ -270,8 +271,11 @@ class ModelCheckpointMgr:
             entry.mkdir()
             _write_durably(entry / VERSION_FILE_NAME, ENTRY_VERSION.encode())
             _write_durably(entry / DEFINITION_FILE_NAME, definition)
-            if modelState is not None:
-                storeName = self._write_store(entry, 1, modelState, carried)
+            if modelState is not None or sourceStore is not None:
+                # the source's saved bytes are hard-linked (a saved model.bin is never
+                # changed, only replaced): many clones of one model cost no copies
+                storeName = self._write_store(entry, 1, modelState, carried,
+                                              reuseModelFrom=sourceStore)
                 os.symlink(storeName, entry / CURRENT_LINK_NAME)
             self._fsync_tree(entry)
             self._rename_into_place(entry, destDir)

@@ -79,10 +79,16 @@ _log = logging.getLogger(__name__)
 
 # At most this many rows since the last full checkpoint are saved as rows to replay (an
 # incremental checkpoint) instead of re-serializing the whole model (as the original did).
-MAX_INCREMENTAL_CHECKPOINT_ROWS = 100
+# Every load of the model runs them again, so the bound trades a serialization (~10-20 model
+# steps of CPU) against the replay on each load: a model evicted and reloaded for each
+# sample (many more models than the memory budget holds) pays on average half of it per
+# load, which makes a small bound cheapest; resident models rarely checkpoint at all.
+MAX_INCREMENTAL_CHECKPOINT_ROWS = 8
 # Lazy mode: results of consecutive rows of several batches go out in one message of at most
 # this many rows (below the 240 rows from which the likelihood's refresh depends on batching).
 RESULT_BATCH_ROWS = 200
+# A resident model's size (state_nbytes) is measured again after this many applied rows.
+RESIDENT_BYTES_MEASURE_ROWS = 16
 DEFINITION_KEYS = ("modelConfig", "inferenceArgs", "inputRecordSchema")
 
 
@@ -120,7 +126,8 @@ class ModelRunner:
                  modelFactory: AnomalyModelFactory | None = None,
                  replaySource: ReplaySource | None = None,
                  checkpointPolicy: CheckpointPolicy | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 sizeRecord: tuple[int, int] | None = None) -> None:
         self._modelID = modelID
         self._swapper = swapper
         self._checkpointMgr = checkpointMgr
@@ -163,6 +170,12 @@ class ModelRunner:
         self._pendingResults: list[ResultItem] = []
         self._lastPendingRowId: int | None = None
         self.stats = RunStats()
+        # the model's size and the rows applied since it was measured; `sizeRecord` carries
+        # them over from an earlier runner of the model (evicted, now loaded again)
+        self._residentBytes: int | None = None
+        self._measuredModel: AnomalyModel | None = None
+        self._rowsSinceMeasured = 0
+        self._sizeRecord = sizeRecord
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}<modelID={self._modelID}>"
@@ -211,11 +224,31 @@ class ModelRunner:
 
     def residentBytes(self) -> int:
         """Bytes the model holds at rest (its state_nbytes(); the size of its saved bytes
-        for models without it); 0 before it is loaded."""
+        for models without it); 0 before it is loaded. Measured again only after
+        RESIDENT_BYTES_MEASURE_ROWS applied rows: a model that just ran packs its whole state
+        to measure it, and its size grows slowly."""
         if self._model is None:
             return 0
-        measure = getattr(self._model, "state_nbytes", None)
-        return int(measure()) if callable(measure) else len(self._model.to_bytes())
+        if self._residentBytes is None and self._sizeRecord is not None:
+            self._residentBytes, rowsBefore = self._sizeRecord
+            self._rowsSinceMeasured += rowsBefore
+            self._measuredModel = self._model
+            self._sizeRecord = None
+        if (self._residentBytes is None or self._model is not self._measuredModel
+                or self._rowsSinceMeasured >= RESIDENT_BYTES_MEASURE_ROWS):
+            measure = getattr(self._model, "state_nbytes", None)
+            self._residentBytes = (int(measure()) if callable(measure)
+                                   else len(self._model.to_bytes()))
+            self._measuredModel = self._model
+            self._rowsSinceMeasured = 0
+        return self._residentBytes
+
+    def sizeRecord(self) -> tuple[int, int] | None:
+        """(bytes, rows applied since they were measured) of the loaded model, for the next
+        runner of the model after an eviction; None if it was never measured."""
+        if self._residentBytes is None or self._model is not self._measuredModel:
+            return self._sizeRecord
+        return self._residentBytes, self._rowsSinceMeasured
 
     # -- main loop -------------------------------------------------------------------------
 
@@ -252,8 +285,10 @@ class ModelRunner:
                 self._flushResults()
                 if self._lastUnacked is None:
                     return RunOutcome.DRAINED
-                self._commit()  # idle: checkpoint, ack, then look once more
-                continue
+                # idle: checkpoint (unless lazy) and ack; input published from now on comes
+                # with a scheduler notification, so there is no need to look once more
+                self._commit()
+                return RunOutcome.DRAINED
             self._lastUnacked = batch
             if batch.batchID in self._checkpointBatchIds or batch.batchID in self._runBatchIds:
                 _log.warning("%r: batch %s was already applied; skipping the redelivery",
@@ -486,9 +521,13 @@ class ModelRunner:
             raise ModelRunnerError(ERR_INVALID_ARG,
                                    f"cloneModel args.modelID must be a model id, got "
                                    f"{destModelID!r}")
-        # clone what this runner has applied, not the (possibly older) saved checkpoint; a
-        # lazily checkpointed model is checkpointed once, then every clone copies the files
-        if self._lazy() and self.dirty:
+        # clone what this runner has applied, not the (possibly older) saved checkpoint. A
+        # loaded model whose checkpoint is behind it or holds replay rows gets one full
+        # checkpoint (lazy mode, or nothing uncheckpointed to lose a batch id of), so every
+        # clone then links the saved bytes and has no rows to replay when it is first loaded
+        if (self._model is not None and (self.dirty or self._replayRows)
+                and (self._lazy() or not self.dirty)):
+            self._forceFullCheckpoint = True
             self._checkpoint()
         state = self._model.to_bytes() if self._model is not None and self._modelDirty else None
         try:
@@ -569,6 +608,7 @@ class ModelRunner:
             return self._errorResult(rowID, rowError)
         self._runRows.append([encodeDatetime(timestamp), None if math.isnan(value) else value])
         self._uncheckpointedRows += 1
+        self._rowsSinceMeasured += 1
         if self._dirtySince is None:
             self._dirtySince = self._clock()
         return ModelInferenceResult(rowID, SUCCESS, anomalyScore=float(score))

@@ -47,13 +47,18 @@ _log = logging.getLogger(__name__)
 MIN_SLOTS = 2
 BASE_RAM_BYTES = 1 << 30
 RAM_PER_SLOT_BYTES = 2 << 30
-POLL_SECONDS = 0.05
+# The notification consumer's wait; slot messages ("done") are read between two waits, so
+# this bounds how long a slot that finished a model stays idle unnoticed.
+POLL_SECONDS = 0.01
 MAX_FAILURE_RETRY_SECONDS = 60.0
 LOCKED_RETRY_SECONDS = 1.0
 SHUTDOWN_TIMEOUT_SECONDS = 120.0
 # Held notification tokens older than this are swapped for fresh ones, well before the
 # broker's consumer_timeout (30 min by default) would close the channel.
 TOKEN_REFRESH_SECONDS = 600.0
+# Drained runs are logged at DEBUG; every this many seconds the last run of each slot (with
+# its cumulative loads, checkpoints and evictions) is logged at INFO.
+SLOT_SUMMARY_SECONDS = 10.0
 # A running model is preempted for a waiting one only after running this long: a swap costs
 # a checkpoint and a load (~0.1-0.5 s each for an HTM model), so shorter turns waste slots.
 DEFAULT_MIN_RUN_SECONDS = 3.0
@@ -122,6 +127,8 @@ class ModelSchedulerService:
         self._swapper: ModelSwapperInterface | None = None
         self._lastTokenRefresh = time.monotonic()
         self._failures: dict[str, int] = {}
+        self._lastRuns: dict[int, str] = {}     # slot -> its last "done" report, unlogged
+        self._lastSummary = time.monotonic()
 
     # -- slots -----------------------------------------------------------------------------
 
@@ -187,8 +194,13 @@ class ModelSchedulerService:
         _, modelID, outcome, detail = message
         slot.modelID = None
         # A drained run is routine (each new batch of a live metric): DEBUG; the rest INFO.
-        _log.log(logging.DEBUG if outcome == "drained" else logging.INFO,
-                 "slot %d: model=%s %s (%s)", slot.index, modelID, outcome, detail)
+        report = f"slot {slot.index}: model={modelID} {outcome} ({detail})"
+        if outcome == "drained":
+            _log.debug("%s", report)
+            self._lastRuns[slot.index] = report
+        else:
+            _log.info("%s", report)
+            self._lastRuns.pop(slot.index, None)
         if outcome == "error":
             self._apply(self._controller.onModelDone(modelID, True, self._failed(modelID)))
         elif outcome == "locked":
@@ -199,7 +211,13 @@ class ModelSchedulerService:
                 # before onModelDone: a model defined again after the delete is scheduled
                 # as a new one (its input queue was kept), with a fresh slot affinity
                 self._controller.forgetModel(modelID)
-            self._apply(self._controller.onModelDone(modelID, self._inputPending(modelID)))
+            # a drained runner saw its queue empty (input published later comes with a
+            # notification, which the controller remembers if it arrived during the run):
+            # only a stopped run, or a delete with a new definition queued behind it, may
+            # have left input behind
+            pending = (outcome in ("stopped", "deleted")
+                       and self._inputPending(modelID))
+            self._apply(self._controller.onModelDone(modelID, pending))
 
     def _failed(self, modelID: str) -> float:
         """Seconds before retrying a model whose run failed: 0 the first time, then 2, 4, ...
@@ -245,6 +263,16 @@ class ModelSchedulerService:
         for modelID in pending:
             self._apply(self._controller.onNotification(modelID))
 
+    def _logSlotSummary(self, force: bool = False) -> None:
+        """Log the last unlogged run report of each slot at INFO (every few seconds)."""
+        now = time.monotonic()
+        if not force and now - self._lastSummary < SLOT_SUMMARY_SECONDS:
+            return
+        self._lastSummary = now
+        for index in sorted(self._lastRuns):
+            _log.info("%s", self._lastRuns[index])
+        self._lastRuns.clear()
+
     def _refreshOldTokens(self) -> None:
         """Re-notify, then ack, notifications held too long (the fresh one is held next)."""
         assert self._swapper is not None
@@ -269,6 +297,7 @@ class ModelSchedulerService:
                 self._pollSlots(0)
                 self._apply(self._controller.tick())
                 self._refreshOldTokens()
+                self._logSlotSummary()
                 if self._stopSignalled:
                     return
 
@@ -307,6 +336,7 @@ class ModelSchedulerService:
         deadline = time.monotonic() + SHUTDOWN_TIMEOUT_SECONDS
         while not self._controller.idle and time.monotonic() < deadline:
             self._pollSlots(POLL_SECONDS)
+        self._logSlotSummary(force=True)
         for slot in self._slots:
             self._send(slot, ("exit",))
         for slot in self._slots:

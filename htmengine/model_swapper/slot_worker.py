@@ -69,6 +69,9 @@ class _SlotWorker:
         self._factory: Any = None
         self._resident: ResidentModels[Any] = ResidentModels(budgetBytes)
         self._lastSweep = time.monotonic()
+        # sizes of evicted models (ModelRunner.sizeRecord), so a model loaded again is not
+        # measured again at once (measuring a model that just ran packs its whole state)
+        self._sizeRecords: dict[str, tuple[int, int]] = {}
         self.evictions = 0      # cumulative counters, reported with every run
         self.loads = 0
         self.checkpoints = 0
@@ -143,7 +146,8 @@ class _SlotWorker:
                                      stopRequested=self._stopRequested,
                                      modelFactory=self._factory,
                                      replaySource=self._replaySource,
-                                     checkpointPolicy=self._policy)
+                                     checkpointPolicy=self._policy,
+                                     sizeRecord=self._sizeRecords.pop(modelID, None))
             else:
                 runner.rebind(self._swapper, self._stopRequested)
             try:
@@ -200,6 +204,9 @@ class _SlotWorker:
         evicted = self._resident.evictOverBudget()
         for modelID, runner in evicted:
             self._checkpointResident(modelID, runner)
+            record = runner.sizeRecord()
+            if record is not None:
+                self._sizeRecords[modelID] = record
             _log.debug("slot %d: evicted model %s", self._slot, modelID)
         self.evictions += len(evicted)
         engine_metrics.MODEL_EVICTIONS.inc(len(evicted))

@@ -60,11 +60,13 @@ class _Running:
     startedAt: float | None     # None until the slot reports it started the model
     activeAt: float
     stopRequested: bool = False
+    renotified: bool = False    # a notification arrived while it ran
 
 
 @dataclass
 class _ControllerState:
     waiting: deque[str] = field(default_factory=deque)
+    waitingSet: set[str] = field(default_factory=set)        # the same ids, for lookups
     running: dict[str, _Running] = field(default_factory=dict)
     delayed: dict[str, float] = field(default_factory=dict)  # modelID -> retry time
     heldTokens: dict[str, int] = field(default_factory=dict)
@@ -85,6 +87,10 @@ class SwapController:
         self._state = _ControllerState()
         self._freeSlots: list[int] = list(range(numSlots))
         self._stopping = False
+        self._ownedCount = [0] * numSlots       # models owned per slot
+        # (slots owning a waiting model, waiting models without an owner), recomputed only
+        # after the waiting FIFO or the ownership changed: a tick stays O(running)
+        self._demand: tuple[frozenset[int], int] | None = None
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -116,7 +122,10 @@ class SwapController:
 
     def forgetModel(self, modelID: str) -> None:
         """Drop the ownership of a deleted model (its run has ended)."""
-        self._state.owner.pop(modelID, None)
+        slot = self._state.owner.pop(modelID, None)
+        if slot is not None:
+            self._ownedCount[slot] -= 1
+            self._demand = None
 
     def heldTokens(self) -> dict[str, int]:
         """modelID -> held notification tag."""
@@ -125,7 +134,7 @@ class SwapController:
     def isKnown(self, modelID: str) -> bool:
         """True if the model runs, waits or waits for a retry."""
         s = self._state
-        return modelID in s.running or modelID in s.waiting or modelID in s.delayed
+        return modelID in s.running or modelID in s.waitingSet or modelID in s.delayed
 
     # -- events ----------------------------------------------------------------------------
 
@@ -146,8 +155,9 @@ class SwapController:
         running = s.running.get(modelID)
         if running is not None:
             running.activeAt = self._clock()
-        elif modelID not in s.waiting and modelID not in s.delayed:
-            s.waiting.append(modelID)
+            running.renotified = True
+        elif modelID not in s.waitingSet and modelID not in s.delayed:
+            self._enqueue(modelID)
         actions.extend(self._schedule())
         return actions
 
@@ -162,11 +172,14 @@ class SwapController:
                     retryAfter: float | None = None) -> list[Action]:
         """The runner of `modelID` returned and its slot is free. `morePending`: its input
         queue still has messages (or may have: abnormal end); `retryAfter`: seconds to wait
-        before running it again (after a failure)."""
+        before running it again (after a failure). A model notified while it ran counts as
+        having more input (the runner may have seen its queue empty just before), so a
+        runner that drained its queue can report False without asking the broker."""
         s = self._state
         running = s.running.pop(modelID, None)
         if running is None:
             raise ValueError(f"model {modelID!r} is not running")
+        morePending = morePending or running.renotified
         self._freeSlots.append(running.slot)
         actions: list[Action] = []
         if not morePending:
@@ -177,7 +190,7 @@ class SwapController:
         elif retryAfter is not None and retryAfter > 0:
             s.delayed[modelID] = self._clock() + retryAfter
         elif not self._stopping:
-            s.waiting.append(modelID)
+            self._enqueue(modelID)
         if not self._stopping:
             actions.extend(self._schedule())
         return actions
@@ -191,8 +204,8 @@ class SwapController:
         for modelID, due in list(s.delayed.items()):
             if due <= now:
                 del s.delayed[modelID]
-                if modelID not in s.running and modelID not in s.waiting:
-                    s.waiting.append(modelID)
+                if modelID not in s.running and modelID not in s.waitingSet:
+                    self._enqueue(modelID)
         return self._schedule()
 
     def requestStop(self) -> list[Action]:
@@ -226,6 +239,12 @@ class SwapController:
 
     # -- policy ----------------------------------------------------------------------------
 
+    def _enqueue(self, modelID: str) -> None:
+        """Append `modelID` (not running, waiting or delayed) to the waiting FIFO."""
+        self._state.waiting.append(modelID)
+        self._state.waitingSet.add(modelID)
+        self._demand = None
+
     def _takeSlot(self, modelID: str) -> int | None:
         """The slot to run `modelID` in now (its owner's, if free; for a model without an
         owner the free slot owning the fewest models, which becomes its owner), or None."""
@@ -238,13 +257,25 @@ class SwapController:
             return owner
         if not self._freeSlots:
             return None
-        counts = [0] * self._numSlots
-        for slot in s.owner.values():
-            counts[slot] += 1
-        slot = min(self._freeSlots, key=lambda i: (counts[i], i))
+        slot = min(self._freeSlots, key=lambda i: (self._ownedCount[i], i))
         self._freeSlots.remove(slot)
         s.owner[modelID] = slot
+        self._ownedCount[slot] += 1
         return slot
+
+    def _waitingDemand(self) -> tuple[frozenset[int], int]:
+        """(slots owning a waiting model, number of waiting models without an owner)."""
+        if self._demand is None:
+            wanted: set[int] = set()
+            unowned = 0
+            for modelID in self._state.waiting:
+                owner = self._state.owner.get(modelID)
+                if owner is None:
+                    unowned += 1
+                else:
+                    wanted.add(owner)
+            self._demand = (frozenset(wanted), unowned)
+        return self._demand
 
     def _preemptible(self, running: _Running, now: float) -> bool:
         return (not running.stopRequested and running.startedAt is not None
@@ -255,26 +286,27 @@ class SwapController:
         s = self._state
         now = self._clock()
         if self._freeSlots and s.waiting:
-            stillWaiting: deque[str] = deque()
-            for modelID in s.waiting:
-                slot = self._takeSlot(modelID) if self._freeSlots else None
+            # FIFO: the first waiting models whose slot is free (or who have none yet) start;
+            # the scan ends as soon as every slot is busy
+            started: list[int] = []
+            for index, modelID in enumerate(s.waiting):
+                if not self._freeSlots:
+                    break
+                slot = self._takeSlot(modelID)
                 if slot is None:
-                    stillWaiting.append(modelID)
                     continue
+                started.append(index)
                 s.running[modelID] = _Running(modelID, slot, None, now)
                 actions.append(StartModel(slot, modelID))
-            s.waiting = stillWaiting
+            for index in reversed(started):
+                s.waitingSet.discard(s.waiting[index])
+                del s.waiting[index]
+            if started:
+                self._demand = None
         if not s.waiting:
             return actions
+        wanted, unowned = self._waitingDemand()
         bySlot = {r.slot: r for r in s.running.values()}
-        wanted: set[int] = set()
-        unowned = 0
-        for modelID in s.waiting:
-            owner = s.owner.get(modelID)
-            if owner is None:
-                unowned += 1
-            else:
-                wanted.add(owner)
         for slot in sorted(wanted):
             running = bySlot.get(slot)
             if running is not None and self._preemptible(running, now):

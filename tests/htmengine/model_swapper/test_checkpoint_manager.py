@@ -188,3 +188,20 @@ def test_incremental_save_keeps_model_bytes_and_replaces_attributes(
     assert checkpoint.attributes["replayRows"] == [[[0, 0], 1.0], [[300, 0], 2.0]]
     stores = [p for p in (mgr.root / "m").iterdir() if p.name.startswith(cm.STORE_PREFIX)]
     assert len(stores) == 1
+
+
+def test_clones_link_the_saved_bytes_of_their_source(mgr: ModelCheckpointMgr) -> None:
+    mgr.define("src", DEFINITION)
+    mgr.save("src", b"big state", {"replayRows": [["t", 1.0]]})
+    mgr.clone("src", "a")
+    mgr.clone("a", "b")
+
+    def modelFile(modelID: str) -> Path:
+        return mgr.root / modelID / "current" / "model.bin"
+
+    inodes = {os.stat(modelFile(m)).st_ino for m in ("src", "a", "b")}
+    assert len(inodes) == 1                       # one file, three names
+    assert mgr.loadCheckpointAttributes("b")["replayRows"] == [["t", 1.0]]
+    mgr.save("src", b"changed", {})               # replacing the source's bytes ...
+    mgr.remove("a")
+    assert mgr.load("b") == b"big state"          # ... leaves the clones' as they were

@@ -21,7 +21,12 @@ from htmengine.model_swapper.messages import (
     ModelInferenceResult,
     ModelInputRow,
 )
-from htmengine.model_swapper.model_runner import ModelRunner, RunOutcome, loadCheckpointedModel
+from htmengine.model_swapper.model_runner import (
+    MAX_INCREMENTAL_CHECKPOINT_ROWS,
+    ModelRunner,
+    RunOutcome,
+    loadCheckpointedModel,
+)
 from htmengine.model_swapper.model_swapper_interface import ConsumedRequestBatch
 from htmengine.model_swapper.replay_source import ReplayRow
 from htmengine.model_swapper.runner_support import TemplateModelFactory
@@ -333,6 +338,8 @@ class CountingHashModel(HashModel):
 
 def test_small_checkpoints_are_incremental_and_replay_to_the_same_state(env) -> None:
     swapper, mgr, _ = env
+    limit = MAX_INCREMENTAL_CHECKPOINT_ROWS
+    step = limit // 4                           # three idle checkpoints stay within it
     define(swapper)
     swapper.put("b0", rows(0, 5))
     runner(swapper, mgr).run()
@@ -341,24 +348,27 @@ def test_small_checkpoints_are_incremental_and_replay_to_the_same_state(env) -> 
     attributes = mgr.loadCheckpointAttributes("m")
     assert attributes["fromDefinition"] and len(attributes["replayRows"]) == 5
     assert loaded(mgr, "m").count == 5
-    swapper.put("b1", rows(5, 100))             # 105 rows since the definition: full
+    swapper.put("b1", rows(5, limit))           # more rows than the limit since the definition
     runner(swapper, mgr).run()
     full = mgr.load("m")
-    assert HashModel.from_bytes(full).count == 105
+    base = 5 + limit
+    assert HashModel.from_bytes(full).count == base
     attributes = mgr.loadCheckpointAttributes("m")
     assert attributes["replayRows"] == [] and not attributes["fromDefinition"]
-    for i in range(1, 4):                       # three idle checkpoints of 30 rows each
-        swapper.put(f"b{i + 1}", rows(105 + 30 * (i - 1), 30))
+    for i in range(1, 4):                       # three idle checkpoints of `step` rows each
+        swapper.put(f"b{i + 1}", rows(base + step * (i - 1), step))
         runner(swapper, mgr).run()
         assert mgr.load("m") == full            # model bytes untouched: rows saved instead
-        assert len(mgr.loadCheckpointAttributes("m")["replayRows"]) == 30 * i
-        assert loaded(mgr, "m").count == 105 + 30 * i
-    swapper.put("b5", rows(195, 30))            # 120 rows since the full one: full again
+        assert len(mgr.loadCheckpointAttributes("m")["replayRows"]) == step * i
+        assert loaded(mgr, "m").count == base + step * i
+    extra = limit - 3 * step + 1                # beyond the limit since the full one: full
+    swapper.put("b5", rows(base + 3 * step, extra))
     runner(swapper, mgr).run()
     assert mgr.load("m") != full
     assert mgr.loadCheckpointAttributes("m")["replayRows"] == []
-    assert HashModel.from_bytes(mgr.load("m")).count == 225
-    assert scores(swapper) == reference_scores(225)
+    total = base + 3 * step + extra
+    assert HashModel.from_bytes(mgr.load("m")).count == total
+    assert scores(swapper) == reference_scores(total)
 
 
 def test_a_clone_of_an_incremental_checkpoint_keeps_the_replay_rows(env) -> None:
@@ -568,3 +578,66 @@ def test_template_factory_copies_are_the_same_model_as_created_ones() -> None:
     assert second.records_seen == 0           # copies are independent of each other
     other = getScalarMetricWithTimeOfDayAnomalyParams(minVal=0, maxVal=5)["modelConfig"]
     assert factory.create(other).to_bytes() == HtmAnomalyModel.create(other).to_bytes()
+
+
+def test_a_lazy_model_is_saved_in_full_once_and_its_clones_replay_nothing(env) -> None:
+    swapper, mgr, _ = env
+    source = ListReplaySource()
+    define(swapper)
+    swapper.put("b0", source.store(rows(0, 2)))
+    resident = lazy_runner(swapper, mgr, source, everyRows=1000)
+    resident.run()                                # first checkpoint: replay rows, no bytes
+    swapper.put("b1", source.store(rows(2, 3)))
+    resident.run()                                # lazy: 3 rows not checkpointed
+    swapper.put("c", [ModelCommand(f"c{i}", "cloneModel", {"modelID": f"copy{i}"})
+                      for i in range(3)])
+    resident.run()
+    assert [r.status for r in swapper.results[-1][1]] == [0, 0, 0]
+    attributes = mgr.loadCheckpointAttributes("m")
+    assert attributes["replayRows"] == [] and not attributes["fromDefinition"]
+    for i in range(3):
+        assert mgr.loadCheckpointAttributes(f"copy{i}").get("replayRows", []) == []
+        assert loaded(mgr, f"copy{i}").digest == reference_model(5).digest
+
+
+class SizedHashModel(HashModel):
+    measured = 0     # state_nbytes() calls
+
+    def state_nbytes(self) -> int:
+        SizedHashModel.measured += 1
+        return 1000 + self.count
+
+
+def test_a_resident_models_size_is_measured_again_only_after_some_rows(env) -> None:
+    from htmengine.model_swapper.model_runner import RESIDENT_BYTES_MEASURE_ROWS as every
+    swapper, mgr, _ = env
+    define(swapper)
+    SizedHashModel.measured = 0
+    resident = ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
+                           modelFactory=SizedHashModel)
+    assert resident.residentBytes() == 0                  # not loaded yet
+    sizes = []
+    for i in range(2 * every):                            # one row per run
+        swapper.put(f"b{i}", rows(i, 1))
+        resident.run()
+        sizes.append(resident.residentBytes())
+    assert SizedHashModel.measured == 2
+    assert sizes[:every] == [1001] * every                # measured after its first row
+    assert sizes[every:] == [1001 + every] * every        # and again `every` rows later
+
+
+def test_a_reloaded_model_carries_its_size_record_over(env) -> None:
+    from htmengine.model_swapper.model_runner import RESIDENT_BYTES_MEASURE_ROWS as every
+    swapper, mgr, _ = env
+    define(swapper)
+    SizedHashModel.measured = 0
+    record = None
+    for i in range(every + 1):          # evicted after every row: a new runner each time
+        swapper.put(f"b{i}", rows(i, 1))
+        runner = ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=1,
+                             modelFactory=SizedHashModel, sizeRecord=record)
+        runner.run()
+        size = runner.residentBytes()
+        record = runner.sizeRecord()
+    assert SizedHashModel.measured == 2                # at the first row and `every` later
+    assert size == 1001 + every and record == (1001 + every, 0)

@@ -244,3 +244,36 @@ def test_fairness_no_model_starves_while_others_keep_getting_samples(numSlots: i
     assert len(ctl.owners()) == numModels
     assert max(maxGap.values()) <= bound, (maxGap, bound)
     assert all(clock.now - lastStart[m] <= bound for m in models)
+
+
+def test_a_model_notified_while_it_ran_runs_again_though_its_runner_drained() -> None:
+    ctl = SwapController(1, clock=Clock())
+    ctl.onNotification("a", 1)
+    ctl.onModelStarted("a")
+    assert acked(ctl.onNotification("a", 2)) == [2]    # input came while a ran
+    actions = ctl.onModelDone("a", morePending=False)  # its runner saw the queue empty
+    assert acked(actions) == [] and actions == [StartModel(0, "a")]
+    assert ctl.heldTokens() == {"a": 1}                # still the record of pending work
+    ctl.onModelStarted("a")
+    assert acked(ctl.onModelDone("a", morePending=False)) == [1]
+    assert ctl.idle and ctl.waitingModels() == []
+
+
+def test_many_waiting_models_start_in_fifo_order_and_balance_the_slots() -> None:
+    clock = Clock()
+    ctl = SwapController(3, minRunSeconds=1.0, clock=clock)
+    models = [f"m{i:05d}" for i in range(3000)]
+    started: list[str] = []
+    for tag, modelID in enumerate(models, 1):
+        started += [a.modelID for a in ctl.onNotification(modelID, tag)
+                    if isinstance(a, StartModel)]
+    while not ctl.idle:
+        for modelID, _ in list(ctl.runningModels().items()):
+            started += [a.modelID for a in ctl.onModelDone(modelID, morePending=False)
+                        if isinstance(a, StartModel)]
+    assert started == models
+    counts = [0, 0, 0]
+    for slot in ctl.owners().values():
+        counts[slot] += 1
+    assert counts == [1000, 1000, 1000]
+    assert ctl.tick() == []
