@@ -91,9 +91,10 @@ def clean_updates_list(a, cell, slot):
 @njit(cache=True)
 def free_segment_with_synapses(a, cell, slot):
     """Remove a whole segment: its out-synapses, pending updates and slot."""
-    p = slot_entry(a, cell, slot)
+    p = slot_entry(a.slots, a.slot_off, cell, slot)
     for i in range(a.seg_n[p]):
-        out_remove(a, a.seg_src[p, i], p)
+        out_remove(a.sc, a.out_cnt, a.out_head, a.out_tail, a.blk, a.blk_next, a.blk_prev,
+                   a.blk_free, a.seg_src[p, i], p)
     clean_updates_list(a, cell, slot)
     release_segment(a, cell, slot)
 
@@ -148,7 +149,7 @@ def compute_update(a, cell, slot, k, sequence, new_synapses, on_sorted):
     n = 0
     p = MINUS_ONE
     if slot >= 0:
-        p = slot_entry(a, cell, slot)
+        p = slot_entry(a.slots, a.slot_off, cell, slot)
         for i in range(a.seg_n[p]):
             src = a.seg_src[p, i]
             if a.st_flags[k, src]:
@@ -217,13 +218,13 @@ def get_cell_for_new_segment(a, col):
     now = a.sc[SC_NLRN]
     for i in range(lo, hi + 1):
         for j in range(a.nslots[i]):
-            p = slot_entry(a, i, j)
+            p = slot_entry(a.slots, a.slot_off, i, j)
             if p < 0:
                 continue
             if first_cell < 0:
                 first_cell = i
                 first_slot = j
-            dc = duty_cycle(a, p, now, NO, NO)
+            dc = duty_cycle(a.seg_pos, a.seg_dc, a.seg_dc_iter, p, now, NO, NO)
             if dc < best_dc:
                 best_cell = i
                 best_dc = dc
@@ -250,7 +251,7 @@ def best_matching_cell_t1(a, col, min_threshold):
         max_act = 0
         max_slot = 0
         for j in range(a.nslots[i]):
-            p = slot_entry(a, i, j)
+            p = slot_entry(a.slots, a.slot_off, i, j)
             if p < 0:
                 continue
             v = act[p]
@@ -272,7 +273,7 @@ def learn_phase1(a, cols, n_cols_active, read_only):
     """``Cells4::learnPhase1``: learning active state from the learn-predicted state at t-1;
     unpredicted columns reinforce their best matching sequence segment or grow a new one.
     Returns True when fewer than half the columns were unpredicted."""
-    st_clear(a, LRN_ACT_T)
+    st_clear(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T)
     cpc = a.ip[IP_CPC]
     n_unpredicted = 0
     t1_done = False
@@ -287,7 +288,7 @@ def learn_phase1(a, cols, n_cols_active, read_only):
                 n_pred += 1
                 pred = j
         if n_pred == 1:
-            st_set(a, LRN_ACT_T, cell0 + pred)
+            st_set(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T, cell0 + pred)
             continue
         n_unpredicted += 1
         if read_only:
@@ -301,9 +302,9 @@ def learn_phase1(a, cols, n_cols_active, read_only):
         cell, slot = best_matching_cell_t1(a, col, a.ip[IP_MIN_THR])
         p = MINUS_ONE
         if slot >= 0:
-            p = slot_entry(a, cell, slot)
+            p = slot_entry(a.slots, a.slot_off, cell, slot)
         if p >= 0 and a.seg_seq[p] != 0:
-            st_set(a, LRN_ACT_T, cell)
+            st_set(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T, cell)
             new_update = compute_update(a, cell, slot, LRN_ACT_T1, YES, YES, on_t1)
             a.seg_total[p] += 1
             if new_update:
@@ -311,7 +312,7 @@ def learn_phase1(a, cols, n_cols_active, read_only):
                 a.sc[SC_QLEN] -= 1
         else:
             new_cell = get_cell_for_new_segment(a, col)
-            st_set(a, LRN_ACT_T, new_cell)
+            st_set(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T, new_cell)
             if compute_update(a, new_cell, MINUS_ONE, LRN_ACT_T1, YES, YES, on_t1):
                 adapt_segment(a, a.sc[SC_QLEN] - 1)
                 a.sc[SC_QLEN] -= 1
@@ -323,7 +324,7 @@ def learn_phase2(a, read_only):
     """``Cells4::learnPhase2``: in each column predict the cell owning the segment with the
     most active synapses (>= activationThreshold) and queue an update for that segment."""
     forward_propagate(a, LRN_ACT_T, BANK_0, SC_NTS0, SC_NTC0, NO)
-    st_clear(a, LRN_PRED_T)
+    st_clear(a.st_flags, a.st_list, a.st_cnt, LRN_PRED_T)
     thr = a.ip[IP_ACT_THR]
     cpc = a.ip[IP_CPC]
     ntc = a.sc[SC_NTC0]
@@ -353,7 +354,7 @@ def learn_phase2(a, read_only):
             if a.cell_act[0, i] <= best_act:
                 continue
             for j in range(a.nslots[i]):
-                p = slot_entry(a, i, j)
+                p = slot_entry(a.slots, a.slot_off, i, j)
                 if p < 0:
                     continue
                 v = act[p]
@@ -362,10 +363,10 @@ def learn_phase2(a, read_only):
                     best_cell = i
                     best_slot = j
         if best_slot >= 0:
-            st_set(a, LRN_PRED_T, best_cell)
+            st_set(a.st_flags, a.st_list, a.st_cnt, LRN_PRED_T, best_cell)
             if not read_only:
                 compute_update(a, best_cell, best_slot, LRN_ACT_T, NO, YES, on_t)
-                a.seg_total[slot_entry(a, best_cell, best_slot)] += 1
+                a.seg_total[slot_entry(a.slots, a.slot_off, best_cell, best_slot)] += 1
         start = end
 
 
@@ -398,8 +399,8 @@ def learn_backtrack_from(a, start, read_only):
         a.sc[SC_QLEN] = 0
     in_sequence = True
     for offset in range(start, n):
-        st_copy(a, LRN_ACT_T1, LRN_ACT_T)
-        st_copy(a, LRN_PRED_T1, LRN_PRED_T)
+        st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T1, LRN_ACT_T)
+        st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_PRED_T1, LRN_PRED_T)
         pattern = a.lrn_hist[offset]
         m = a.lrn_len[offset]
         if not read_only:
@@ -407,10 +408,10 @@ def learn_backtrack_from(a, start, read_only):
             process_segment_updates(a, a.col_flags)
             _set_col_flags(a, pattern, m, ZERO)
         if offset == start:
-            st_clear(a, LRN_ACT_T)
+            st_clear(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T)
             cpc = a.ip[IP_CPC]
             for i in range(m):
-                st_set(a, LRN_ACT_T, pattern[i] * cpc)
+                st_set(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T, pattern[i] * cpc)
                 in_sequence = True
         else:
             in_sequence = learn_phase1(a, pattern, np.int64(m), read_only)
@@ -444,8 +445,8 @@ def learn_backtrack(a):
 @njit(cache=True)
 def update_learning_state(a, cols, n_active):
     """``Cells4::updateLearningState`` for the current input ``cols[:n_active]``."""
-    st_copy(a, LRN_ACT_T1, LRN_ACT_T)
-    st_copy(a, LRN_PRED_T1, LRN_PRED_T)
+    st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T1, LRN_ACT_T)
+    st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_PRED_T1, LRN_PRED_T)
     max_bt = a.ip[IP_MAX_LRN_BT]
     if max_bt > 0:
         hn = a.sc[SC_LRN_HN]
@@ -471,10 +472,10 @@ def update_learning_state(a, cols, n_active):
         if not reset_called:
             backsteps = learn_backtrack(a)
         if reset_called or backsteps == 0:
-            st_clear(a, LRN_ACT_T)
+            st_clear(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T)
             cpc = a.ip[IP_CPC]
             for i in range(n_active):
-                st_set(a, LRN_ACT_T, cols[i] * cpc)
+                st_set(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T, cols[i] * cpc)
             a.sc[SC_LRN_HN] = _shift_rows(a.lrn_hist, a.lrn_len, a.sc[SC_LRN_HN],
                                           a.sc[SC_LRN_HN])
         a.sc[SC_PAM] = a.ip[IP_PAM_LEN]
