@@ -10,6 +10,7 @@ from htmengine.algorithms._tm_kernels import (
     DUTY_TIERS,
     duty_cycle,
     forward_propagate,
+    njit_borrowed,
     slot_entry,
     st_clear,
     st_copy,
@@ -46,7 +47,7 @@ from htmengine.algorithms._tm_state import (
 )
 
 
-@njit(cache=True)
+@njit_borrowed
 def infer_phase1(a, cols, n_active, use_start_cells):
     """``Cells4::inferPhase1``: activate predicted cells of active columns, burst the others
     (or only start cells after a reset).  True if at least half the columns were predicted."""
@@ -185,7 +186,7 @@ def update_inference_state(a, cols, n_active):
         infer_backtrack(a)
 
 
-@njit(cache=True)
+@njit_borrowed
 def tm_output(a, out):
     """Cells4 output: 1 for cells predicted or active in the inference state."""
     out[:] = 0

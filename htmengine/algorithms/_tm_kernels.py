@@ -7,6 +7,7 @@ for the overview).  All functions take the ``TMArrays`` namedtuple ``a`` (see _t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from numba import njit
@@ -31,6 +32,17 @@ from htmengine.algorithms._tm_state import (
     YES,
 )
 
+
+def njit_borrowed(func: Callable) -> Callable:
+    """``njit(cache=True)`` without numba's reference counting (NRT), for kernels that
+    allocate no array and only borrow the arrays they are given (which outlive the call).
+
+    With NRT, every call of a kernel taking the ``TMArrays`` tuple increments and decrements
+    the count of each of its ~50 arrays (atomic operations, about 0.1-0.5 us a call), which
+    was more than half of a step's time.  Such a kernel must not call one that allocates."""
+    return njit(cache=True, _nrt=False)(func)
+
+
 # Segment duty-cycle tiers and their moving-average rates (Segment.hpp).
 DUTY_TIERS = np.array([0, 100, 320, 1000, 3200, 10000, 32000, 100000, 320000], dtype=np.int64)
 DUTY_ALPHAS = np.array([0.0, 0.0032, 0.0010, 0.00032, 0.00010, 0.000032, 0.000010,
@@ -42,7 +54,7 @@ DUTY_ALPHAS = np.array([0.0, 0.0032, 0.0010, 0.00032, 0.00010, 0.000032, 0.00001
 # increments and decrements the reference count of every array of a tuple argument on each
 # call (about 50 atomic operations), which made these per-cell and per-synapse calls cost
 # more than the work they do.
-@njit(cache=True)
+@njit_borrowed
 def st_clear(flags, lst, cnt, k):
     """Turn every cell of state ``k`` off (``flags``/``lst``/``cnt``: ``a.st_flags``,
     ``a.st_list``, ``a.st_cnt``)."""
@@ -51,7 +63,7 @@ def st_clear(flags, lst, cnt, k):
     cnt[k] = 0
 
 
-@njit(cache=True)
+@njit_borrowed
 def st_set(flags, lst, cnt, k, cell):
     """Turn ``cell`` on in state ``k``."""
     if flags[k, cell] == 0:
@@ -60,7 +72,7 @@ def st_set(flags, lst, cnt, k, cell):
         cnt[k] += 1
 
 
-@njit(cache=True)
+@njit_borrowed
 def st_copy(flags, lst, cnt, dst, src):
     """State ``dst`` := state ``src``."""
     st_clear(flags, lst, cnt, dst)
@@ -73,7 +85,7 @@ def st_copy(flags, lst, cnt, dst, src):
 
 
 # ----------------------------------------------------------------------------- duty cycle
-@njit(cache=True)
+@njit_borrowed
 def duty_cycle(seg_pos, seg_dc, seg_dc_iter, p, iteration, active, read_only):
     """``Segment::dutyCycle``: positive-activation duty cycle of segment ``p`` (float32);
     ``seg_pos``/``seg_dc``/``seg_dc_iter`` are the pool's arrays of that name."""
@@ -102,7 +114,7 @@ def duty_cycle(seg_pos, seg_dc, seg_dc_iter, p, iteration, active, read_only):
 
 
 # ----------------------------------------------------------------------------- out synapses
-@njit(cache=True)
+@njit_borrowed
 def out_add(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_free, src, p,
             connected):
     """Record that source cell ``src`` feeds segment ``p`` (entry = 4*p + 2*orphan +
@@ -128,7 +140,7 @@ def out_add(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_free, 
     out_cnt[src] = n + 1
 
 
-@njit(cache=True)
+@njit_borrowed
 def out_remove(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_free, src, p):
     """Forget that ``src`` feeds segment ``p`` (no-op if it does not)."""
     n = out_cnt[src]
@@ -156,7 +168,7 @@ def out_remove(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_fre
         b = blk_next[b]
 
 
-@njit(cache=True)
+@njit_borrowed
 def out_set_connected(out_cnt, out_head, blk, blk_next, src, p, connected):
     """Update the connected flag of the entry ``src`` -> ``p``."""
     n = out_cnt[src]
@@ -172,7 +184,7 @@ def out_set_connected(out_cnt, out_head, blk, blk_next, src, p, connected):
         b = blk_next[b]
 
 
-@njit(cache=True)
+@njit_borrowed
 def out_mark_orphan(a, src, p):
     """nupic.core 0.4.10 ``adaptSegment`` could erase the out-synapse of a synapse that stays
     on its segment (stale indices after pruning, see ``adapt_segment``).  Such an "orphan"
@@ -192,7 +204,7 @@ def out_mark_orphan(a, src, p):
         b = a.blk_next[b]
 
 
-@njit(cache=True)
+@njit_borrowed
 def forward_propagate(a, k, bank, ts_idx, tc_idx, with_orphans):
     """Count, for every segment, the synapses (connected or not) whose source cell is on in
     state ``k`` (``a.act[bank]``), the connected ones among them (``a.act_conn[bank]``) and the
@@ -245,14 +257,14 @@ def forward_propagate(a, k, bank, ts_idx, tc_idx, with_orphans):
 
 
 # ----------------------------------------------------------------------------- segment slots
-@njit(cache=True)
+@njit_borrowed
 def slot_entry(slots, slot_off, cell, slot):
     """Pool id in ``slot`` of ``cell`` (negative when that slot is empty); ``slots`` and
     ``slot_off`` are ``a.slots`` and ``a.slot_off``."""
     return slots[slot_off[cell] + slot]
 
 
-@njit(cache=True)
+@njit_borrowed
 def release_segment(a, cell, slot):
     """``Cell::releaseSegment``: empty the slot (it goes on top of the cell's free stack).
     Out-synapses must already have been removed."""
@@ -270,7 +282,7 @@ def release_segment(a, cell, slot):
     a.sc[SC_REL_CTR] += 1
 
 
-@njit(cache=True)
+@njit_borrowed
 def _free_slot(a, cell):
     """``Cell::getFreeSegment`` slot choice: the last released empty slot, else a new one."""
     base = a.slot_off[cell]
@@ -298,7 +310,7 @@ def _free_slot(a, cell):
     return n
 
 
-@njit(cache=True)
+@njit_borrowed
 def new_segment(a, cell, q):
     """Create a segment on ``cell`` from pending update ``q`` (adaptSegment, new-segment branch).
     Returns the slot used."""
@@ -336,7 +348,7 @@ def new_segment(a, cell, q):
 
 
 # ----------------------------------------------------------------------------- adaptSegment
-@njit(cache=True)
+@njit_borrowed
 def _update_perm(seg_perm, seg_nconn, seg_src, fp, out_cnt, out_head, blk, blk_next, p, i,
                  delta):
     """Add ``delta`` to synapse ``i`` of ``p`` (capped at permMax); True if it must go."""
@@ -354,7 +366,7 @@ def _update_perm(seg_perm, seg_nconn, seg_src, fp, out_cnt, out_head, blk, blk_n
     return False
 
 
-@njit(cache=True)
+@njit_borrowed
 def _mark_in_update(a, p, q, in_upd):
     """in_upd[i] = synapse i of ``p`` has its source in update ``q`` (both sorted)."""
     n = a.seg_n[p]
@@ -367,7 +379,7 @@ def _mark_in_update(a, p, q, in_upd):
         in_upd[i] = 1 if (j < m and a.q_syn[q, j] == src) else 0
 
 
-@njit(cache=True)
+@njit_borrowed
 def _remove_marked(a, p, dead, removed, n_removed):
     """Drop synapses of ``p`` flagged in ``dead`` (keeping order); log their sources."""
     n = a.seg_n[p]
@@ -384,7 +396,7 @@ def _remove_marked(a, p, dead, removed, n_removed):
     return n_removed
 
 
-@njit(cache=True)
+@njit_borrowed
 def _has_source(seg_src, seg_n, p, src):
     """True if segment ``p`` has a synapse from ``src`` (sources are sorted)."""
     lo = 0
@@ -450,7 +462,7 @@ def _free_n_synapses(a, p, n_free, was_active, stale_src, stale_perm, dead, remo
     return _remove_marked(a, p, dead, removed, n_removed)
 
 
-@njit(cache=True)
+@njit_borrowed
 def _free_weakest(a, p, n_free, dead, removed, n_removed):
     """Remove the ``n_free`` weakest synapses of ``p`` (first index wins ties)."""
     n = a.seg_n[p]

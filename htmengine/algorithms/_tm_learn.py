@@ -9,6 +9,7 @@ from htmengine.algorithms._tm_kernels import (
     adapt_segment,
     duty_cycle,
     forward_propagate,
+    njit_borrowed,
     out_remove,
     release_segment,
     slot_entry,
@@ -53,7 +54,7 @@ from htmengine.algorithms.nupic_random import rng_sample, rng_uint32
 
 
 # ----------------------------------------------------------------------------- update queue
-@njit(cache=True)
+@njit_borrowed
 def queue_remove(a, dead):
     """Remove the queued updates flagged in ``dead`` keeping the order of the others."""
     n = a.sc[SC_QLEN]
@@ -236,7 +237,7 @@ def get_cell_for_new_segment(a, col):
     return best_cell
 
 
-@njit(cache=True)
+@njit_borrowed
 def best_matching_cell_t1(a, col, min_threshold):
     """``Cells4::getBestMatchingCellT1`` using the activities in bank 1 (all synapses counted
     from the learning state at t-1).  Returns (cell, slot) or (-1, -1)."""
@@ -370,7 +371,7 @@ def learn_phase2(a, read_only):
         start = end
 
 
-@njit(cache=True)
+@njit_borrowed
 def _shift_rows(hist, lens, count, n):
     """Drop the oldest ``count`` of the ``n`` patterns of a history; returns how many are left."""
     count = min(count, n)
@@ -382,7 +383,7 @@ def _shift_rows(hist, lens, count, n):
     return n - count
 
 
-@njit(cache=True)
+@njit_borrowed
 def _set_col_flags(a, cols, n, value):
     """Set the input-column flags of ``cols[:n]`` to ``value``."""
     for i in range(n):
