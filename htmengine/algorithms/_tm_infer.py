@@ -11,6 +11,7 @@ from htmengine.algorithms._tm_kernels import (
     duty_cycle,
     forward_propagate,
     njit_borrowed,
+    njit_inner,
     slot_entry,
     st_clear,
     st_copy,
@@ -73,7 +74,7 @@ def infer_phase1(a, cols, n_active, use_start_cells):
     return n_predicted >= 0.5 * n_active
 
 
-@njit(cache=True)
+@njit_inner
 def infer_phase2(a):
     """``Cells4::inferPhase2``: predicted cells (a segment with >= activationThreshold active
     connected synapses) and column confidences (sum of the duty cycles of segments with
@@ -129,7 +130,7 @@ def infer_phase2(a):
     return n_pred_cols >= 0.5 * a.fs[FS_AVG_DENSITY]
 
 
-@njit(cache=True)
+@njit_inner
 def infer_backtrack(a):
     """``Cells4::inferBacktrack``: replay the inference history from start cells at the
     earliest step that leads to confident predictions of the current input; otherwise keep
@@ -164,7 +165,7 @@ def infer_backtrack(a):
     st_copy(a.st_flags, a.st_list, a.st_cnt, INF_PRED_T1, INF_PRED_BACKUP)
 
 
-@njit(cache=True)
+@njit_inner
 def update_inference_state(a, cols, n_active):
     """``Cells4::updateInferenceState`` for the current input ``cols[:n_active]``."""
     st_copy(a.st_flags, a.st_list, a.st_cnt, INF_ACT_T1, INF_ACT_T)

@@ -39,8 +39,20 @@ def njit_borrowed(func: Callable) -> Callable:
 
     With NRT, every call of a kernel taking the ``TMArrays`` tuple increments and decrements
     the count of each of its ~50 arrays (atomic operations, about 0.1-0.5 us a call), which
-    was more than half of a step's time.  Such a kernel must not call one that allocates."""
-    return njit(cache=True, _nrt=False)(func)
+    was more than half of a step's time.  Such a kernel must not call one that allocates.
+    Like :func:`njit_inner` it is called from kernels only."""
+    return njit(cache=True, _nrt=False, **_INNER)(func)
+
+
+# Kernels called only from other kernels need neither the CPython wrapper (which unboxes
+# each array of the TMArrays tuple) nor the C-callable one numba builds by default: not
+# generating them shortens the cold compile.
+_INNER = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+
+
+def njit_inner(func: Callable) -> Callable:
+    """``njit(cache=True)`` for a kernel called only from other kernels (not from Python)."""
+    return njit(cache=True, **_INNER)(func)
 
 
 # Segment duty-cycle tiers and their moving-average rates (Segment.hpp).
@@ -410,7 +422,7 @@ def _has_source(seg_src, seg_n, p, src):
     return lo < seg_n[p] and seg_src[p, lo] == src
 
 
-@njit(cache=True)
+@njit_inner
 def _free_n_synapses(a, p, n_free, was_active, stale_src, stale_perm, dead, removed,
                      n_removed):
     """``Segment::freeNSynapses`` as in nupic.core 0.4.10.

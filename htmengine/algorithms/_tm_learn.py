@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from htmengine.algorithms._tm_kernels import (
     adapt_segment,
     duty_cycle,
     forward_propagate,
     njit_borrowed,
+    njit_inner,
     out_remove,
     release_segment,
     slot_entry,
@@ -75,7 +75,7 @@ def queue_remove(a, dead):
     a.sc[SC_QLEN] = w
 
 
-@njit(cache=True)
+@njit_inner
 def clean_updates_list(a, cell, slot):
     """Drop every queued update aimed at (``cell``, ``slot``)."""
     n = a.sc[SC_QLEN]
@@ -89,7 +89,7 @@ def clean_updates_list(a, cell, slot):
         queue_remove(a, dead)
 
 
-@njit(cache=True)
+@njit_inner
 def free_segment_with_synapses(a, cell, slot):
     """Remove a whole segment: its out-synapses, pending updates and slot."""
     p = slot_entry(a.slots, a.slot_off, cell, slot)
@@ -101,7 +101,7 @@ def free_segment_with_synapses(a, cell, slot):
 
 
 # ----------------------------------------------------------------------------- updates
-@njit(cache=True)
+@njit_inner
 def choose_cells_to_learn_from(a, p, n_add, on, q, n):
     """``Cells4::chooseCellsToLearnFrom``: append up to ``n_add`` of the cells ``on`` (the
     sorted cells on in the learning state, minus those already on segment ``p`` if ``p`` >= 0)
@@ -141,7 +141,7 @@ def choose_cells_to_learn_from(a, p, n_add, on, q, n):
     return n
 
 
-@njit(cache=True)
+@njit_inner
 def compute_update(a, cell, slot, k, sequence, new_synapses, on_sorted):
     """``Cells4::computeUpdate``: queue an update for (``cell``, ``slot``) (slot -1 = new
     segment) from the cells on in state ``k`` (``on_sorted``: those cells, sorted).  Returns
@@ -171,7 +171,7 @@ def compute_update(a, cell, slot, k, sequence, new_synapses, on_sorted):
     return True
 
 
-@njit(cache=True)
+@njit_inner
 def process_segment_updates(a, col_flags):
     """``Cells4::processSegmentUpdates``: apply queued updates of columns with bottom-up input
     (``col_flags``), drop expired ones and (unless pooling) the others."""
@@ -195,7 +195,7 @@ def process_segment_updates(a, col_flags):
 
 
 # ----------------------------------------------------------------------------- cell choice
-@njit(cache=True)
+@njit_inner
 def get_cell_for_new_segment(a, col):
     """``Cells4::getCellForNewSegment``: a random non-start cell below the segment limit, else
     free the column's segment with the lowest duty cycle and use its cell."""
@@ -269,7 +269,7 @@ def best_matching_cell_t1(a, col, min_threshold):
 
 
 # ----------------------------------------------------------------------------- phases
-@njit(cache=True)
+@njit_inner
 def learn_phase1(a, cols, n_cols_active, read_only):
     """``Cells4::learnPhase1``: learning active state from the learn-predicted state at t-1;
     unpredicted columns reinforce their best matching sequence segment or grow a new one.
@@ -320,7 +320,7 @@ def learn_phase1(a, cols, n_cols_active, read_only):
     return n_unpredicted < n_cols_active // 2
 
 
-@njit(cache=True)
+@njit_inner
 def learn_phase2(a, read_only):
     """``Cells4::learnPhase2``: in each column predict the cell owning the segment with the
     most active synapses (>= activationThreshold) and queue an update for that segment."""
@@ -390,7 +390,7 @@ def _set_col_flags(a, cols, n, value):
         a.col_flags[cols[i]] = value
 
 
-@njit(cache=True)
+@njit_inner
 def learn_backtrack_from(a, start, read_only):
     """``Cells4::learnBacktrackFrom``: replay the learning history from start cells at
     ``start``; True if it stays in sequence up to the current step."""
@@ -422,7 +422,7 @@ def learn_backtrack_from(a, start, read_only):
     return in_sequence
 
 
-@njit(cache=True)
+@njit_inner
 def learn_backtrack(a):
     """``Cells4::learnBacktrack``: find the earliest history step from which start cells
     lead to the current input, re-learn along that path; returns the steps backtracked."""
@@ -443,7 +443,7 @@ def learn_backtrack(a):
     return n_prev - found
 
 
-@njit(cache=True)
+@njit_inner
 def update_learning_state(a, cols, n_active):
     """``Cells4::updateLearningState`` for the current input ``cols[:n_active]``."""
     st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T1, LRN_ACT_T)
