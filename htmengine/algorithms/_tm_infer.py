@@ -10,6 +10,8 @@ from htmengine.algorithms._tm_kernels import (
     DUTY_TIERS,
     duty_cycle,
     forward_propagate,
+    njit_borrowed,
+    njit_inner,
     slot_entry,
     st_clear,
     st_copy,
@@ -46,15 +48,15 @@ from htmengine.algorithms._tm_state import (
 )
 
 
-@njit(cache=True)
+@njit_borrowed
 def infer_phase1(a, cols, n_active, use_start_cells):
     """``Cells4::inferPhase1``: activate predicted cells of active columns, burst the others
     (or only start cells after a reset).  True if at least half the columns were predicted."""
-    st_clear(a, INF_ACT_T)
+    st_clear(a.st_flags, a.st_list, a.st_cnt, INF_ACT_T)
     cpc = a.ip[IP_CPC]
     if use_start_cells:
         for i in range(n_active):
-            st_set(a, INF_ACT_T, cols[i] * cpc)
+            st_set(a.st_flags, a.st_list, a.st_cnt, INF_ACT_T, cols[i] * cpc)
         return True
     n_predicted = 0
     for i in range(n_active):
@@ -63,23 +65,23 @@ def infer_phase1(a, cols, n_active, use_start_cells):
         for c in range(cell0, cell0 + cpc):
             if a.st_flags[INF_PRED_T1, c]:
                 n_pred_cells += 1
-                st_set(a, INF_ACT_T, c)
+                st_set(a.st_flags, a.st_list, a.st_cnt, INF_ACT_T, c)
         if n_pred_cells > 0:
             n_predicted += 1
         else:
             for c in range(cell0, cell0 + cpc):
-                st_set(a, INF_ACT_T, c)
+                st_set(a.st_flags, a.st_list, a.st_cnt, INF_ACT_T, c)
     return n_predicted >= 0.5 * n_active
 
 
-@njit(cache=True)
+@njit_inner
 def infer_phase2(a):
     """``Cells4::inferPhase2``: predicted cells (a segment with >= activationThreshold active
     connected synapses) and column confidences (sum of the duty cycles of segments with
     >= activationThreshold active synapses, connected or not, normalised).  True if enough
     columns are predicted."""
     forward_propagate(a, INF_ACT_T, BANK_0, SC_NTS0, SC_NTC0, NO)
-    st_clear(a, INF_PRED_T)
+    st_clear(a.st_flags, a.st_list, a.st_cnt, INF_PRED_T)
     conf = a.colconf[CONF_T]
     conf[:] = 0
     thr = a.ip[IP_ACT_THR]
@@ -107,13 +109,13 @@ def infer_phase2(a):
         while end < nc and order[end] // cpc == col:
             cell = order[end]
             for j in range(a.nslots[cell]):
-                p = slot_entry(a, cell, j)
+                p = slot_entry(a.slots, a.slot_off, cell, j)
                 if p < 0 or act[p] < thr:
                     continue
-                dc = duty_cycle(a, p, now, NO, NO)
+                dc = duty_cycle(a.seg_pos, a.seg_dc, a.seg_dc_iter, p, now, NO, NO)
                 conf[col] = np.float32(conf[col] + dc)
                 if a.act_conn[0, p] >= thr:  # Cells4::isActive
-                    st_set(a, INF_PRED_T, cell)
+                    st_set(a.st_flags, a.st_list, a.st_cnt, INF_PRED_T, cell)
                     col_predicted = True
             end += 1
         total = np.float32(total + conf[col])
@@ -128,7 +130,7 @@ def infer_phase2(a):
     return n_pred_cols >= 0.5 * a.fs[FS_AVG_DENSITY]
 
 
-@njit(cache=True)
+@njit_inner
 def infer_backtrack(a):
     """``Cells4::inferBacktrack``: replay the inference history from start cells at the
     earliest step that leads to confident predictions of the current input; otherwise keep
@@ -136,13 +138,13 @@ def infer_backtrack(a):
     n = a.sc[SC_INF_HN]
     if n == 0:
         return
-    st_copy(a, INF_ACT_BACKUP, INF_ACT_T)
-    st_copy(a, INF_PRED_BACKUP, INF_PRED_T1)
+    st_copy(a.st_flags, a.st_list, a.st_cnt, INF_ACT_BACKUP, INF_ACT_T)
+    st_copy(a.st_flags, a.st_list, a.st_cnt, INF_PRED_BACKUP, INF_PRED_T1)
     candidate = MINUS_ONE
     for start in range(n):
         in_sequence = False
         for offset in range(start, n):
-            st_copy(a, INF_PRED_T1, INF_PRED_T)
+            st_copy(a.st_flags, a.st_list, a.st_cnt, INF_PRED_T1, INF_PRED_T)
             in_sequence = infer_phase1(a, a.inf_hist[offset], np.int64(a.inf_len[offset]),
                                        offset == start)
             if not in_sequence:
@@ -155,19 +157,19 @@ def infer_backtrack(a):
             candidate = start
             break
     if candidate == -1:
-        st_copy(a, INF_ACT_T, INF_ACT_BACKUP)
+        st_copy(a.st_flags, a.st_list, a.st_cnt, INF_ACT_T, INF_ACT_BACKUP)
         infer_phase2(a)
         a.sc[SC_INF_HN] = _shift_rows(a.inf_hist, a.inf_len, n, n)
     else:
         a.sc[SC_INF_HN] = _shift_rows(a.inf_hist, a.inf_len, candidate + 1, n)
-    st_copy(a, INF_PRED_T1, INF_PRED_BACKUP)
+    st_copy(a.st_flags, a.st_list, a.st_cnt, INF_PRED_T1, INF_PRED_BACKUP)
 
 
-@njit(cache=True)
+@njit_inner
 def update_inference_state(a, cols, n_active):
     """``Cells4::updateInferenceState`` for the current input ``cols[:n_active]``."""
-    st_copy(a, INF_ACT_T1, INF_ACT_T)
-    st_copy(a, INF_PRED_T1, INF_PRED_T)
+    st_copy(a.st_flags, a.st_list, a.st_cnt, INF_ACT_T1, INF_ACT_T)
+    st_copy(a.st_flags, a.st_list, a.st_cnt, INF_PRED_T1, INF_PRED_T)
     a.colconf[CONF_T1, :] = a.colconf[CONF_T, :]
     max_bt = a.ip[IP_MAX_INF_BT]
     if max_bt > 0:
@@ -185,7 +187,7 @@ def update_inference_state(a, cols, n_active):
         infer_backtrack(a)
 
 
-@njit(cache=True)
+@njit_borrowed
 def tm_output(a, out):
     """Cells4 output: 1 for cells predicted or active in the inference state."""
     out[:] = 0
@@ -212,7 +214,7 @@ def tm_compute(a, cols, learn, infer, out):
         if at_tier:
             for p in range(a.sc[SC_SEG_HIGH]):
                 if a.seg_n[p] > 0:
-                    duty_cycle(a, p, now, NO, NO)
+                    duty_cycle(a.seg_pos, a.seg_dc, a.seg_dc_iter, p, now, NO, NO)
     avg = a.fs[FS_AVG_DENSITY]
     if avg == 0.0:
         a.fs[FS_AVG_DENSITY] = np.float32(n_active)
@@ -233,7 +235,7 @@ def tm_reset(a):
     """``Cells4::reset``: clear all cell states, confidences, queued updates and histories;
     the next step starts from start cells."""
     for k in range(SAVED_STATES):
-        st_clear(a, k)
+        st_clear(a.st_flags, a.st_list, a.st_cnt, k)
     a.colconf[:, :] = 0
     a.sc[SC_QLEN] = 0
     a.sc[SC_RESET] = 1

@@ -7,6 +7,7 @@ for the overview).  All functions take the ``TMArrays`` namedtuple ``a`` (see _t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from numba import njit
@@ -31,6 +32,29 @@ from htmengine.algorithms._tm_state import (
     YES,
 )
 
+
+def njit_borrowed(func: Callable) -> Callable:
+    """``njit(cache=True)`` without numba's reference counting (NRT), for kernels that
+    allocate no array and only borrow the arrays they are given (which outlive the call).
+
+    With NRT, every call of a kernel taking the ``TMArrays`` tuple increments and decrements
+    the count of each of its ~50 arrays (atomic operations, about 0.1-0.5 us a call), which
+    was more than half of a step's time.  Such a kernel must not call one that allocates.
+    Like :func:`njit_inner` it is called from kernels only."""
+    return njit(cache=True, _nrt=False, **_INNER)(func)
+
+
+# Kernels called only from other kernels need neither the CPython wrapper (which unboxes
+# each array of the TMArrays tuple) nor the C-callable one numba builds by default: not
+# generating them shortens the cold compile.
+_INNER = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+
+
+def njit_inner(func: Callable) -> Callable:
+    """``njit(cache=True)`` for a kernel called only from other kernels (not from Python)."""
+    return njit(cache=True, **_INNER)(func)
+
+
 # Segment duty-cycle tiers and their moving-average rates (Segment.hpp).
 DUTY_TIERS = np.array([0, 100, 320, 1000, 3200, 10000, 32000, 100000, 320000], dtype=np.int64)
 DUTY_ALPHAS = np.array([0.0, 0.0032, 0.0010, 0.00032, 0.00010, 0.000032, 0.000010,
@@ -38,134 +62,141 @@ DUTY_ALPHAS = np.array([0.0, 0.0032, 0.0010, 0.00032, 0.00010, 0.000032, 0.00001
 
 
 # ----------------------------------------------------------------------------- cell states
-@njit(cache=True)
-def st_clear(a, k):
-    """Turn every cell of state ``k`` off."""
-    for i in range(a.st_cnt[k]):
-        a.st_flags[k, a.st_list[k, i]] = 0
-    a.st_cnt[k] = 0
+# The small helpers below take the arrays they use, not the ``TMArrays`` tuple: numba
+# increments and decrements the reference count of every array of a tuple argument on each
+# call (about 50 atomic operations), which made these per-cell and per-synapse calls cost
+# more than the work they do.
+@njit_borrowed
+def st_clear(flags, lst, cnt, k):
+    """Turn every cell of state ``k`` off (``flags``/``lst``/``cnt``: ``a.st_flags``,
+    ``a.st_list``, ``a.st_cnt``)."""
+    for i in range(cnt[k]):
+        flags[k, lst[k, i]] = 0
+    cnt[k] = 0
 
 
-@njit(cache=True)
-def st_set(a, k, cell):
+@njit_borrowed
+def st_set(flags, lst, cnt, k, cell):
     """Turn ``cell`` on in state ``k``."""
-    if a.st_flags[k, cell] == 0:
-        a.st_flags[k, cell] = 1
-        a.st_list[k, a.st_cnt[k]] = cell
-        a.st_cnt[k] += 1
+    if flags[k, cell] == 0:
+        flags[k, cell] = 1
+        lst[k, cnt[k]] = cell
+        cnt[k] += 1
 
 
-@njit(cache=True)
-def st_copy(a, dst, src):
+@njit_borrowed
+def st_copy(flags, lst, cnt, dst, src):
     """State ``dst`` := state ``src``."""
-    st_clear(a, dst)
-    n = a.st_cnt[src]
+    st_clear(flags, lst, cnt, dst)
+    n = cnt[src]
     for i in range(n):
-        cell = a.st_list[src, i]
-        a.st_list[dst, i] = cell
-        a.st_flags[dst, cell] = 1
-    a.st_cnt[dst] = n
+        cell = lst[src, i]
+        lst[dst, i] = cell
+        flags[dst, cell] = 1
+    cnt[dst] = n
 
 
 # ----------------------------------------------------------------------------- duty cycle
-@njit(cache=True)
-def duty_cycle(a, p, iteration, active, read_only):
-    """``Segment::dutyCycle``: positive-activation duty cycle of segment ``p`` (float32)."""
+@njit_borrowed
+def duty_cycle(seg_pos, seg_dc, seg_dc_iter, p, iteration, active, read_only):
+    """``Segment::dutyCycle``: positive-activation duty cycle of segment ``p`` (float32);
+    ``seg_pos``/``seg_dc``/``seg_dc_iter`` are the pool's arrays of that name."""
     if iteration <= DUTY_TIERS[1]:
-        dc = np.float32(a.seg_pos[p]) / np.float32(iteration)
+        dc = np.float32(seg_pos[p]) / np.float32(iteration)
         if not read_only:
-            a.seg_dc_iter[p] = iteration
-            a.seg_dc[p] = dc
+            seg_dc_iter[p] = iteration
+            seg_dc[p] = dc
         return dc
-    age = iteration - a.seg_dc_iter[p]
+    age = iteration - seg_dc_iter[p]
     if age == 0 and not active:
-        return a.seg_dc[p]
+        return seg_dc[p]
     alpha = np.float32(0.0)
     for tier in range(DUTY_TIERS.shape[0] - 1, 0, -1):
         if iteration > DUTY_TIERS[tier]:
             alpha = DUTY_ALPHAS[tier]
             break
     dc = np.float32(math.pow(1.0 - np.float64(alpha), np.float64(age))
-                    * np.float64(a.seg_dc[p]))
+                    * np.float64(seg_dc[p]))
     if active:
         dc = np.float32(dc + alpha)
     if not read_only:
-        a.seg_dc[p] = dc
-        a.seg_dc_iter[p] = iteration
+        seg_dc[p] = dc
+        seg_dc_iter[p] = iteration
     return dc
 
 
 # ----------------------------------------------------------------------------- out synapses
-@njit(cache=True)
-def out_add(a, src, p, connected):
+@njit_borrowed
+def out_add(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_free, src, p,
+            connected):
     """Record that source cell ``src`` feeds segment ``p`` (entry = 4*p + 2*orphan +
-    connected; see :func:`out_mark_orphan`)."""
-    n = a.out_cnt[src]
-    tail = a.out_tail[src]
+    connected; see :func:`out_mark_orphan`); the arrays are ``a``'s of the same names."""
+    n = out_cnt[src]
+    tail = out_tail[src]
     if n % BLOCK == 0:
-        if a.sc[SC_BLK_NFREE] > 0:
-            a.sc[SC_BLK_NFREE] -= 1
-            b = a.blk_free[a.sc[SC_BLK_NFREE]]
+        if sc[SC_BLK_NFREE] > 0:
+            sc[SC_BLK_NFREE] -= 1
+            b = blk_free[sc[SC_BLK_NFREE]]
         else:
-            b = a.sc[SC_BLK_HIGH]
-            a.sc[SC_BLK_HIGH] += 1
-        a.blk_next[b] = -1
-        a.blk_prev[b] = tail
+            b = sc[SC_BLK_HIGH]
+            sc[SC_BLK_HIGH] += 1
+        blk_next[b] = -1
+        blk_prev[b] = tail
         if tail >= 0:
-            a.blk_next[tail] = b
+            blk_next[tail] = b
         else:
-            a.out_head[src] = b
-        a.out_tail[src] = b
+            out_head[src] = b
+        out_tail[src] = b
         tail = b
-    a.blk[tail, n % BLOCK] = 4 * p + (1 if connected else 0)
-    a.out_cnt[src] = n + 1
+    blk[tail, n % BLOCK] = 4 * p + (1 if connected else 0)
+    out_cnt[src] = n + 1
 
 
-@njit(cache=True)
-def out_remove(a, src, p):
+@njit_borrowed
+def out_remove(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_free, src, p):
     """Forget that ``src`` feeds segment ``p`` (no-op if it does not)."""
-    n = a.out_cnt[src]
-    b = a.out_head[src]
+    n = out_cnt[src]
+    b = out_head[src]
     seen = 0
     while b >= 0:
         m = min(BLOCK, n - seen)
         for j in range(m):
-            if a.blk[b, j] >> 2 == p:
-                tail = a.out_tail[src]
-                a.blk[b, j] = a.blk[tail, (n - 1) % BLOCK]
+            if blk[b, j] >> 2 == p:
+                tail = out_tail[src]
+                blk[b, j] = blk[tail, (n - 1) % BLOCK]
                 n -= 1
-                a.out_cnt[src] = n
+                out_cnt[src] = n
                 if n % BLOCK == 0:
-                    prev = a.blk_prev[tail]
+                    prev = blk_prev[tail]
                     if prev >= 0:
-                        a.blk_next[prev] = -1
+                        blk_next[prev] = -1
                     else:
-                        a.out_head[src] = -1
-                    a.out_tail[src] = prev
-                    a.blk_free[a.sc[SC_BLK_NFREE]] = tail
-                    a.sc[SC_BLK_NFREE] += 1
+                        out_head[src] = -1
+                    out_tail[src] = prev
+                    blk_free[sc[SC_BLK_NFREE]] = tail
+                    sc[SC_BLK_NFREE] += 1
                 return
         seen += m
-        b = a.blk_next[b]
+        b = blk_next[b]
 
 
-@njit(cache=True)
-def out_set_connected(a, src, p, connected):
+@njit_borrowed
+def out_set_connected(out_cnt, out_head, blk, blk_next, src, p, connected):
     """Update the connected flag of the entry ``src`` -> ``p``."""
-    n = a.out_cnt[src]
-    b = a.out_head[src]
+    n = out_cnt[src]
+    b = out_head[src]
     seen = 0
     while b >= 0:
         m = min(BLOCK, n - seen)
         for j in range(m):
-            if a.blk[b, j] >> 2 == p:
-                a.blk[b, j] = (a.blk[b, j] & ~1) | (1 if connected else 0)
+            if blk[b, j] >> 2 == p:
+                blk[b, j] = (blk[b, j] & ~1) | (1 if connected else 0)
                 return
         seen += m
-        b = a.blk_next[b]
+        b = blk_next[b]
 
 
-@njit(cache=True)
+@njit_borrowed
 def out_mark_orphan(a, src, p):
     """nupic.core 0.4.10 ``adaptSegment`` could erase the out-synapse of a synapse that stays
     on its segment (stale indices after pruning, see ``adapt_segment``).  Such an "orphan"
@@ -185,7 +216,7 @@ def out_mark_orphan(a, src, p):
         b = a.blk_next[b]
 
 
-@njit(cache=True)
+@njit_borrowed
 def forward_propagate(a, k, bank, ts_idx, tc_idx, with_orphans):
     """Count, for every segment, the synapses (connected or not) whose source cell is on in
     state ``k`` (``a.act[bank]``), the connected ones among them (``a.act_conn[bank]``) and the
@@ -238,13 +269,14 @@ def forward_propagate(a, k, bank, ts_idx, tc_idx, with_orphans):
 
 
 # ----------------------------------------------------------------------------- segment slots
-@njit(cache=True)
-def slot_entry(a, cell, slot):
-    """Pool id in ``slot`` of ``cell`` (negative when that slot is empty)."""
-    return a.slots[a.slot_off[cell] + slot]
+@njit_borrowed
+def slot_entry(slots, slot_off, cell, slot):
+    """Pool id in ``slot`` of ``cell`` (negative when that slot is empty); ``slots`` and
+    ``slot_off`` are ``a.slots`` and ``a.slot_off``."""
+    return slots[slot_off[cell] + slot]
 
 
-@njit(cache=True)
+@njit_borrowed
 def release_segment(a, cell, slot):
     """``Cell::releaseSegment``: empty the slot (it goes on top of the cell's free stack).
     Out-synapses must already have been removed."""
@@ -262,7 +294,7 @@ def release_segment(a, cell, slot):
     a.sc[SC_REL_CTR] += 1
 
 
-@njit(cache=True)
+@njit_borrowed
 def _free_slot(a, cell):
     """``Cell::getFreeSegment`` slot choice: the last released empty slot, else a new one."""
     base = a.slot_off[cell]
@@ -290,7 +322,7 @@ def _free_slot(a, cell):
     return n
 
 
-@njit(cache=True)
+@njit_borrowed
 def new_segment(a, cell, q):
     """Create a segment on ``cell`` from pending update ``q`` (adaptSegment, new-segment branch).
     Returns the slot used."""
@@ -322,29 +354,31 @@ def new_segment(a, cell, q):
     a.seg_pos[p] = 1
     a.seg_total[p] = 1
     for i in range(n):
-        out_add(a, a.q_syn[q, i], p, init >= a.fp[FP_CONN])
+        out_add(a.sc, a.out_cnt, a.out_head, a.out_tail, a.blk, a.blk_next, a.blk_prev, a.blk_free, a.q_syn[q, i], p,
+                init >= a.fp[FP_CONN])
     return slot
 
 
 # ----------------------------------------------------------------------------- adaptSegment
-@njit(cache=True)
-def _update_perm(a, p, i, delta):
+@njit_borrowed
+def _update_perm(seg_perm, seg_nconn, seg_src, fp, out_cnt, out_head, blk, blk_next, p, i,
+                 delta):
     """Add ``delta`` to synapse ``i`` of ``p`` (capped at permMax); True if it must go."""
-    old = a.seg_perm[p, i]
-    new = min(np.float32(old + delta), a.fp[FP_MAX])
-    a.seg_perm[p, i] = new
-    conn = a.fp[FP_CONN]
+    old = seg_perm[p, i]
+    new = min(np.float32(old + delta), fp[FP_MAX])
+    seg_perm[p, i] = new
+    conn = fp[FP_CONN]
     was = old >= conn
     now = new >= conn
-    a.seg_nconn[p] += (1 if now else 0) - (1 if was else 0)
+    seg_nconn[p] += (1 if now else 0) - (1 if was else 0)
     if new <= 0:
         return True  # removed by the caller (with its out-synapse entry)
     if was != now:
-        out_set_connected(a, a.seg_src[p, i], p, now)
+        out_set_connected(out_cnt, out_head, blk, blk_next, seg_src[p, i], p, now)
     return False
 
 
-@njit(cache=True)
+@njit_borrowed
 def _mark_in_update(a, p, q, in_upd):
     """in_upd[i] = synapse i of ``p`` has its source in update ``q`` (both sorted)."""
     n = a.seg_n[p]
@@ -357,7 +391,7 @@ def _mark_in_update(a, p, q, in_upd):
         in_upd[i] = 1 if (j < m and a.q_syn[q, j] == src) else 0
 
 
-@njit(cache=True)
+@njit_borrowed
 def _remove_marked(a, p, dead, removed, n_removed):
     """Drop synapses of ``p`` flagged in ``dead`` (keeping order); log their sources."""
     n = a.seg_n[p]
@@ -374,21 +408,21 @@ def _remove_marked(a, p, dead, removed, n_removed):
     return n_removed
 
 
-@njit(cache=True)
-def _has_source(a, p, src):
+@njit_borrowed
+def _has_source(seg_src, seg_n, p, src):
     """True if segment ``p`` has a synapse from ``src`` (sources are sorted)."""
     lo = 0
-    hi = a.seg_n[p]
+    hi = seg_n[p]
     while lo < hi:
         mid = (lo + hi) // 2
-        if a.seg_src[p, mid] < src:
+        if seg_src[p, mid] < src:
             lo = mid + 1
         else:
             hi = mid
-    return lo < a.seg_n[p] and a.seg_src[p, lo] == src
+    return lo < seg_n[p] and seg_src[p, lo] == src
 
 
-@njit(cache=True)
+@njit_inner
 def _free_n_synapses(a, p, n_free, was_active, stale_src, stale_perm, dead, removed,
                      n_removed):
     """``Segment::freeNSynapses`` as in nupic.core 0.4.10.
@@ -440,7 +474,7 @@ def _free_n_synapses(a, p, n_free, was_active, stale_src, stale_perm, dead, remo
     return _remove_marked(a, p, dead, removed, n_removed)
 
 
-@njit(cache=True)
+@njit_borrowed
 def _free_weakest(a, p, n_free, dead, removed, n_removed):
     """Remove the ``n_free`` weakest synapses of ``p`` (first index wins ties)."""
     n = a.seg_n[p]
@@ -463,13 +497,13 @@ def adapt_segment(a, q):
     if slot < 0:
         new_segment(a, cell, q)
         return
-    p = slot_entry(a, cell, slot)
+    p = slot_entry(a.slots, a.slot_off, cell, slot)
     if p < 0:
         return  # the segment was released after this update was queued
     iteration = a.sc[SC_NLRN]
     a.seg_last_active[p] = iteration
     a.seg_pos[p] += 1
-    duty_cycle(a, p, iteration, YES, NO)
+    duty_cycle(a.seg_pos, a.seg_dc, a.seg_dc_iter, p, iteration, YES, NO)
 
     width = a.seg_src.shape[1]
     in_upd = np.zeros(width, dtype=np.uint8)
@@ -488,7 +522,8 @@ def adapt_segment(a, q):
     any_dead = False
     for i in range(n0):
         dead[i] = 0
-        if in_upd[i] == 0 and _update_perm(a, p, i, neg_dec):
+        if in_upd[i] == 0 and _update_perm(a.seg_perm, a.seg_nconn, a.seg_src, a.fp, a.out_cnt,
+                                           a.out_head, a.blk, a.blk_next, p, i, neg_dec):
             dead[i] = 1
             any_dead = True
     stale_src = a.seg_src[p, :n0].copy()
@@ -500,7 +535,8 @@ def adapt_segment(a, q):
     inc = a.fp[FP_INC]
     for i in range(a.seg_n[p]):
         if in_upd[i]:
-            _update_perm(a, p, i, inc)
+            _update_perm(a.seg_perm, a.seg_nconn, a.seg_src, a.fp, a.out_cnt, a.out_head,
+                         a.blk, a.blk_next, p, i, inc)
     # sources of the update not yet on the segment (computed before any freeing)
     n = a.seg_n[p]
     n_new = 0
@@ -542,13 +578,14 @@ def adapt_segment(a, q):
         if init >= a.fp[FP_CONN]:
             a.seg_nconn[p] += n_new
         for j in range(n_new):
-            out_add(a, new_src[j], p, init >= a.fp[FP_CONN])
+            out_add(a.sc, a.out_cnt, a.out_head, a.out_tail, a.blk, a.blk_next, a.blk_prev, a.blk_free, new_src[j], p,
+                    init >= a.fp[FP_CONN])
     if n_removed > 0:
         for i in range(n_removed):
-            if _has_source(a, p, removed[i]):
+            if _has_source(a.seg_src, a.seg_n, p, removed[i]):
                 out_mark_orphan(a, removed[i], p)
             else:
-                out_remove(a, removed[i], p)
+                out_remove(a.sc, a.out_cnt, a.out_head, a.out_tail, a.blk, a.blk_next, a.blk_prev, a.blk_free, removed[i], p)
         conn = a.fp[FP_CONN]
         nconn = 0
         for i in range(a.seg_n[p]):

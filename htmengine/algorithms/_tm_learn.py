@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from htmengine.algorithms._tm_kernels import (
     adapt_segment,
     duty_cycle,
     forward_propagate,
+    njit_borrowed,
+    njit_inner,
     out_remove,
     release_segment,
     slot_entry,
@@ -53,7 +54,7 @@ from htmengine.algorithms.nupic_random import rng_sample, rng_uint32
 
 
 # ----------------------------------------------------------------------------- update queue
-@njit(cache=True)
+@njit_borrowed
 def queue_remove(a, dead):
     """Remove the queued updates flagged in ``dead`` keeping the order of the others."""
     n = a.sc[SC_QLEN]
@@ -74,7 +75,7 @@ def queue_remove(a, dead):
     a.sc[SC_QLEN] = w
 
 
-@njit(cache=True)
+@njit_inner
 def clean_updates_list(a, cell, slot):
     """Drop every queued update aimed at (``cell``, ``slot``)."""
     n = a.sc[SC_QLEN]
@@ -88,18 +89,19 @@ def clean_updates_list(a, cell, slot):
         queue_remove(a, dead)
 
 
-@njit(cache=True)
+@njit_inner
 def free_segment_with_synapses(a, cell, slot):
     """Remove a whole segment: its out-synapses, pending updates and slot."""
-    p = slot_entry(a, cell, slot)
+    p = slot_entry(a.slots, a.slot_off, cell, slot)
     for i in range(a.seg_n[p]):
-        out_remove(a, a.seg_src[p, i], p)
+        out_remove(a.sc, a.out_cnt, a.out_head, a.out_tail, a.blk, a.blk_next, a.blk_prev,
+                   a.blk_free, a.seg_src[p, i], p)
     clean_updates_list(a, cell, slot)
     release_segment(a, cell, slot)
 
 
 # ----------------------------------------------------------------------------- updates
-@njit(cache=True)
+@njit_inner
 def choose_cells_to_learn_from(a, p, n_add, on, q, n):
     """``Cells4::chooseCellsToLearnFrom``: append up to ``n_add`` of the cells ``on`` (the
     sorted cells on in the learning state, minus those already on segment ``p`` if ``p`` >= 0)
@@ -139,7 +141,7 @@ def choose_cells_to_learn_from(a, p, n_add, on, q, n):
     return n
 
 
-@njit(cache=True)
+@njit_inner
 def compute_update(a, cell, slot, k, sequence, new_synapses, on_sorted):
     """``Cells4::computeUpdate``: queue an update for (``cell``, ``slot``) (slot -1 = new
     segment) from the cells on in state ``k`` (``on_sorted``: those cells, sorted).  Returns
@@ -148,7 +150,7 @@ def compute_update(a, cell, slot, k, sequence, new_synapses, on_sorted):
     n = 0
     p = MINUS_ONE
     if slot >= 0:
-        p = slot_entry(a, cell, slot)
+        p = slot_entry(a.slots, a.slot_off, cell, slot)
         for i in range(a.seg_n[p]):
             src = a.seg_src[p, i]
             if a.st_flags[k, src]:
@@ -169,7 +171,7 @@ def compute_update(a, cell, slot, k, sequence, new_synapses, on_sorted):
     return True
 
 
-@njit(cache=True)
+@njit_inner
 def process_segment_updates(a, col_flags):
     """``Cells4::processSegmentUpdates``: apply queued updates of columns with bottom-up input
     (``col_flags``), drop expired ones and (unless pooling) the others."""
@@ -193,7 +195,7 @@ def process_segment_updates(a, col_flags):
 
 
 # ----------------------------------------------------------------------------- cell choice
-@njit(cache=True)
+@njit_inner
 def get_cell_for_new_segment(a, col):
     """``Cells4::getCellForNewSegment``: a random non-start cell below the segment limit, else
     free the column's segment with the lowest duty cycle and use its cell."""
@@ -217,13 +219,13 @@ def get_cell_for_new_segment(a, col):
     now = a.sc[SC_NLRN]
     for i in range(lo, hi + 1):
         for j in range(a.nslots[i]):
-            p = slot_entry(a, i, j)
+            p = slot_entry(a.slots, a.slot_off, i, j)
             if p < 0:
                 continue
             if first_cell < 0:
                 first_cell = i
                 first_slot = j
-            dc = duty_cycle(a, p, now, NO, NO)
+            dc = duty_cycle(a.seg_pos, a.seg_dc, a.seg_dc_iter, p, now, NO, NO)
             if dc < best_dc:
                 best_cell = i
                 best_dc = dc
@@ -235,7 +237,7 @@ def get_cell_for_new_segment(a, col):
     return best_cell
 
 
-@njit(cache=True)
+@njit_borrowed
 def best_matching_cell_t1(a, col, min_threshold):
     """``Cells4::getBestMatchingCellT1`` using the activities in bank 1 (all synapses counted
     from the learning state at t-1).  Returns (cell, slot) or (-1, -1)."""
@@ -250,7 +252,7 @@ def best_matching_cell_t1(a, col, min_threshold):
         max_act = 0
         max_slot = 0
         for j in range(a.nslots[i]):
-            p = slot_entry(a, i, j)
+            p = slot_entry(a.slots, a.slot_off, i, j)
             if p < 0:
                 continue
             v = act[p]
@@ -267,12 +269,12 @@ def best_matching_cell_t1(a, col, min_threshold):
 
 
 # ----------------------------------------------------------------------------- phases
-@njit(cache=True)
+@njit_inner
 def learn_phase1(a, cols, n_cols_active, read_only):
     """``Cells4::learnPhase1``: learning active state from the learn-predicted state at t-1;
     unpredicted columns reinforce their best matching sequence segment or grow a new one.
     Returns True when fewer than half the columns were unpredicted."""
-    st_clear(a, LRN_ACT_T)
+    st_clear(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T)
     cpc = a.ip[IP_CPC]
     n_unpredicted = 0
     t1_done = False
@@ -287,7 +289,7 @@ def learn_phase1(a, cols, n_cols_active, read_only):
                 n_pred += 1
                 pred = j
         if n_pred == 1:
-            st_set(a, LRN_ACT_T, cell0 + pred)
+            st_set(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T, cell0 + pred)
             continue
         n_unpredicted += 1
         if read_only:
@@ -301,9 +303,9 @@ def learn_phase1(a, cols, n_cols_active, read_only):
         cell, slot = best_matching_cell_t1(a, col, a.ip[IP_MIN_THR])
         p = MINUS_ONE
         if slot >= 0:
-            p = slot_entry(a, cell, slot)
+            p = slot_entry(a.slots, a.slot_off, cell, slot)
         if p >= 0 and a.seg_seq[p] != 0:
-            st_set(a, LRN_ACT_T, cell)
+            st_set(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T, cell)
             new_update = compute_update(a, cell, slot, LRN_ACT_T1, YES, YES, on_t1)
             a.seg_total[p] += 1
             if new_update:
@@ -311,19 +313,19 @@ def learn_phase1(a, cols, n_cols_active, read_only):
                 a.sc[SC_QLEN] -= 1
         else:
             new_cell = get_cell_for_new_segment(a, col)
-            st_set(a, LRN_ACT_T, new_cell)
+            st_set(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T, new_cell)
             if compute_update(a, new_cell, MINUS_ONE, LRN_ACT_T1, YES, YES, on_t1):
                 adapt_segment(a, a.sc[SC_QLEN] - 1)
                 a.sc[SC_QLEN] -= 1
     return n_unpredicted < n_cols_active // 2
 
 
-@njit(cache=True)
+@njit_inner
 def learn_phase2(a, read_only):
     """``Cells4::learnPhase2``: in each column predict the cell owning the segment with the
     most active synapses (>= activationThreshold) and queue an update for that segment."""
     forward_propagate(a, LRN_ACT_T, BANK_0, SC_NTS0, SC_NTC0, NO)
-    st_clear(a, LRN_PRED_T)
+    st_clear(a.st_flags, a.st_list, a.st_cnt, LRN_PRED_T)
     thr = a.ip[IP_ACT_THR]
     cpc = a.ip[IP_CPC]
     ntc = a.sc[SC_NTC0]
@@ -353,7 +355,7 @@ def learn_phase2(a, read_only):
             if a.cell_act[0, i] <= best_act:
                 continue
             for j in range(a.nslots[i]):
-                p = slot_entry(a, i, j)
+                p = slot_entry(a.slots, a.slot_off, i, j)
                 if p < 0:
                     continue
                 v = act[p]
@@ -362,14 +364,14 @@ def learn_phase2(a, read_only):
                     best_cell = i
                     best_slot = j
         if best_slot >= 0:
-            st_set(a, LRN_PRED_T, best_cell)
+            st_set(a.st_flags, a.st_list, a.st_cnt, LRN_PRED_T, best_cell)
             if not read_only:
                 compute_update(a, best_cell, best_slot, LRN_ACT_T, NO, YES, on_t)
-                a.seg_total[slot_entry(a, best_cell, best_slot)] += 1
+                a.seg_total[slot_entry(a.slots, a.slot_off, best_cell, best_slot)] += 1
         start = end
 
 
-@njit(cache=True)
+@njit_borrowed
 def _shift_rows(hist, lens, count, n):
     """Drop the oldest ``count`` of the ``n`` patterns of a history; returns how many are left."""
     count = min(count, n)
@@ -381,14 +383,14 @@ def _shift_rows(hist, lens, count, n):
     return n - count
 
 
-@njit(cache=True)
+@njit_borrowed
 def _set_col_flags(a, cols, n, value):
     """Set the input-column flags of ``cols[:n]`` to ``value``."""
     for i in range(n):
         a.col_flags[cols[i]] = value
 
 
-@njit(cache=True)
+@njit_inner
 def learn_backtrack_from(a, start, read_only):
     """``Cells4::learnBacktrackFrom``: replay the learning history from start cells at
     ``start``; True if it stays in sequence up to the current step."""
@@ -398,8 +400,8 @@ def learn_backtrack_from(a, start, read_only):
         a.sc[SC_QLEN] = 0
     in_sequence = True
     for offset in range(start, n):
-        st_copy(a, LRN_ACT_T1, LRN_ACT_T)
-        st_copy(a, LRN_PRED_T1, LRN_PRED_T)
+        st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T1, LRN_ACT_T)
+        st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_PRED_T1, LRN_PRED_T)
         pattern = a.lrn_hist[offset]
         m = a.lrn_len[offset]
         if not read_only:
@@ -407,10 +409,10 @@ def learn_backtrack_from(a, start, read_only):
             process_segment_updates(a, a.col_flags)
             _set_col_flags(a, pattern, m, ZERO)
         if offset == start:
-            st_clear(a, LRN_ACT_T)
+            st_clear(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T)
             cpc = a.ip[IP_CPC]
             for i in range(m):
-                st_set(a, LRN_ACT_T, pattern[i] * cpc)
+                st_set(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T, pattern[i] * cpc)
                 in_sequence = True
         else:
             in_sequence = learn_phase1(a, pattern, np.int64(m), read_only)
@@ -420,7 +422,7 @@ def learn_backtrack_from(a, start, read_only):
     return in_sequence
 
 
-@njit(cache=True)
+@njit_inner
 def learn_backtrack(a):
     """``Cells4::learnBacktrack``: find the earliest history step from which start cells
     lead to the current input, re-learn along that path; returns the steps backtracked."""
@@ -441,11 +443,11 @@ def learn_backtrack(a):
     return n_prev - found
 
 
-@njit(cache=True)
+@njit_inner
 def update_learning_state(a, cols, n_active):
     """``Cells4::updateLearningState`` for the current input ``cols[:n_active]``."""
-    st_copy(a, LRN_ACT_T1, LRN_ACT_T)
-    st_copy(a, LRN_PRED_T1, LRN_PRED_T)
+    st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T1, LRN_ACT_T)
+    st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_PRED_T1, LRN_PRED_T)
     max_bt = a.ip[IP_MAX_LRN_BT]
     if max_bt > 0:
         hn = a.sc[SC_LRN_HN]
@@ -471,10 +473,10 @@ def update_learning_state(a, cols, n_active):
         if not reset_called:
             backsteps = learn_backtrack(a)
         if reset_called or backsteps == 0:
-            st_clear(a, LRN_ACT_T)
+            st_clear(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T)
             cpc = a.ip[IP_CPC]
             for i in range(n_active):
-                st_set(a, LRN_ACT_T, cols[i] * cpc)
+                st_set(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T, cols[i] * cpc)
             a.sc[SC_LRN_HN] = _shift_rows(a.lrn_hist, a.lrn_len, a.sc[SC_LRN_HN],
                                           a.sc[SC_LRN_HN])
         a.sc[SC_PAM] = a.ip[IP_PAM_LEN]

@@ -16,6 +16,8 @@ def computeRawAnomalyScore(activeColumns: Sequence[int] | np.ndarray,
     active = np.asarray(activeColumns).ravel()
     if active.size == 0:
         return 0.0
-    predicted = np.asarray(prevPredictedColumns).ravel()
-    hits = int(np.isin(active, predicted).sum())
+    # A set lookup per active column: the same count as np.isin (duplicates of an active
+    # column count each time) at a few microseconds instead of two sorts per record.
+    predicted = set(np.asarray(prevPredictedColumns).ravel().tolist())
+    hits = sum(1 for column in active.tolist() if column in predicted)
     return (active.size - hits) / float(active.size)

@@ -162,15 +162,41 @@ def _adapt_synapses(permanences, potential, connected_t, connected_counts, activ
                     input_dense, inc, dec, syn_perm_connected, trim_threshold):
     """adaptSynapses_: +inc on active potential inputs, -dec on inactive ones, per winner."""
     negative_dec = np.float32(-dec)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
     for k in range(active_columns.shape[0]):
         column = active_columns[k]
         row = permanences[column]
         pot = potential[column]
+        if syn_perm_connected > one:  # connectivity may disagree with the clipped value
+            for i in range(row.shape[0]):
+                if pot[i]:
+                    row[i] = row[i] + (inc if input_dense[i] else negative_dec)
+            _update_column(row, connected_t, column, connected_counts, syn_perm_connected,
+                           trim_threshold, True)
+            continue
+        # _update_column(raise_perm=True) fused with the update. connected_t[i, column] is
+        # (stored permanence >= synPermConnected), so it is written only where that flips:
+        # the transposed matrix is read and written one strided byte per input otherwise.
+        count = 0
         for i in range(row.shape[0]):
+            old = row[i]
+            p = old
             if pot[i]:
-                row[i] = row[i] + (inc if input_dense[i] else negative_dec)
-        _update_column(row, connected_t, column, connected_counts, syn_perm_connected,
-                       trim_threshold, True)
+                p = p + (inc if input_dense[i] else negative_dec)
+            if p > one:
+                p = one
+            if p < zero:
+                p = zero
+            now = p >= syn_perm_connected
+            if now:
+                count += 1
+            if now != (old >= syn_perm_connected):
+                connected_t[i, column] = 1 if now else 0
+            if p < trim_threshold:
+                p = zero
+            row[i] = p
+        connected_counts[column] = count
 
 
 @njit(cache=True)

@@ -213,3 +213,20 @@ def test_state_holds_only_changed_columns_and_guards_regeneration():
     state["initChecksum"] = state["initChecksum"] ^ 1
     with pytest.raises(InvalidInputError, match="checksum"):
         SpatialPooler.from_state_dict(state)
+
+
+def test_learning_keeps_connected_matrix_equal_to_the_permanences():
+    """SP learning writes the transposed connected matrix only where a synapse crosses
+    synPermConnected; after many steps it must still equal permanences >= synPermConnected,
+    and the per-column counts its column sums."""
+    sp = SpatialPooler(inputDimensions=(454,), columnDimensions=(2048,), potentialPct=0.8,
+                       numActiveColumnsPerInhArea=40, synPermInactiveDec=0.0005,
+                       synPermActiveInc=0.003, synPermConnected=0.2, seed=1956)
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        active = np.sort(rng.choice(454, size=42, replace=False))
+        sp.compute_sparse(active, True)
+    expected = (sp.permanences >= sp.synPermConnected).T.astype(np.uint8)
+    assert np.array_equal(sp.connected_t, expected)
+    assert np.array_equal(sp.connectedCounts, expected.sum(axis=0))
+    assert sp.touched.sum() > 40  # learning really changed many columns
