@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -41,13 +42,15 @@ def njit_borrowed(func: Callable) -> Callable:
     the count of each of its ~50 arrays (atomic operations, about 0.1-0.5 us a call), which
     was more than half of a step's time.  Such a kernel must not call one that allocates.
     Like :func:`njit_inner` it is called from kernels only."""
-    return njit(cache=True, _nrt=False, **_INNER)(func)
+    return njit(cache=True, **_BORROWED)(func)
 
 
 # Kernels called only from other kernels need neither the CPython wrapper (which unboxes
 # each array of the TMArrays tuple) nor the C-callable one numba builds by default: not
 # generating them shortens the cold compile.
-_INNER = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+_INNER: dict[str, Any] = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+# numba's (undocumented, underscore) option turning reference counting off; numba is pinned
+_BORROWED: dict[str, Any] = {"_nrt": False, **_INNER}
 
 
 def njit_inner(func: Callable) -> Callable:
