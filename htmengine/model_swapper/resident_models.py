@@ -1,32 +1,103 @@
 """ResidentModels: which models a slot keeps in memory, within a byte budget. Free of I/O.
 
 A slot keeps every model it runs resident after the run, so a model that gets one sample
-every few minutes pays neither a load nor a checkpoint per sample. The set is ordered by last
-use; whenever the bytes held exceed the budget, the least recently used models are evicted
-(the caller checkpoints each evicted model that has uncheckpointed rows, then drops it). The
-model being run is never evicted while it runs; a single model larger than the whole budget
-stays only for its run and is evicted right after. Sizes are bytes (the model's
+every few minutes pays neither a load nor a checkpoint per sample. Whenever the bytes held
+exceed the budget, models are evicted (the caller checkpoints each evicted model that has
+uncheckpointed rows, then drops it) in the order "furthest expected next use first" —
+Belady's rule, with the next use predicted from each model's arrival history:
+
+- the caller notes each arrival (``noteArrival(modelID, at)``: the time the slot ran the
+  model for new input); the gaps between arrivals give an EWMA period and an EWMA of the
+  absolute deviation from it (the estimator TCP uses for round-trip times);
+- a model with a steady period is expected back at ``last arrival + period``; one that is
+  late by up to a period is still expected (soon: it is kept), one silent for longer is
+  treated like an irregular one;
+- a model with one arrival only, an irregular period (deviation above half the period) or a
+  long silence is expected back after as long again as it has been away
+  (``now + (now - last arrival)``): among such models this is least-recently-used order;
+- a model with no arrival noted goes first; ties go least recently used first.
+
+Metrics sampled round robin at a steady period are the case LRU gets worst: the model it
+evicts is always the next one needed (every sample misses while the budget holds fewer than
+all models); this order keeps a fixed subset resident and evicts the model that just ran,
+so the miss rate is about 1 - budget/models. The arrival history of a model survives its
+eviction (it is a few floats) and is dropped with ``forget`` when the model is deleted.
+
+The model being run is never evicted while it runs; a single model larger than the whole
+budget stays only for its run and is evicted right after. Sizes are bytes (the model's
 ``state_nbytes()``), not model counts, so smaller models mean more resident models at once.
+Times are seconds on any monotonic clock the caller chooses; nothing here reads a clock.
 """
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+# EWMA weights of a new gap in the period and in its deviation (RFC 6298's 1/8 and 1/4 would
+# follow a changed period more slowly; a quarter adapts within a few samples).
+PERIOD_WEIGHT = 0.25
+DEVIATION_WEIGHT = 0.25
+# A period is trusted while its mean absolute deviation is at most this fraction of it.
+MAX_RELATIVE_DEVIATION = 0.5
+
+
+@dataclass(slots=True)
+class ArrivalHistory:
+    """One model's arrivals: the last one, and the EWMA period and deviation of the gaps."""
+
+    last: float
+    period: float | None = None
+    deviation: float = 0.0
+
+    def note(self, at: float) -> None:
+        """Record an arrival at time `at` (an arrival not after the last one only moves
+        nothing: the clock is monotonic, equal times add no gap)."""
+        gap = at - self.last
+        if gap <= 0.0:
+            return
+        self.last = at
+        if self.period is None:
+            self.period = gap
+            return
+        self.deviation += DEVIATION_WEIGHT * (abs(gap - self.period) - self.deviation)
+        self.period += PERIOD_WEIGHT * (gap - self.period)
+
+    def regular(self) -> bool:
+        """True when the period is known and steady enough to predict the next arrival."""
+        return (self.period is not None
+                and self.deviation <= MAX_RELATIVE_DEVIATION * self.period)
+
+    def expectedNext(self, now: float) -> float:
+        """The expected time of the next arrival, as seen at `now`."""
+        away = max(0.0, now - self.last)
+        if self.regular():
+            period = self.period
+            assert period is not None
+            due = self.last + period
+            if now <= due + period:    # on time, or late by less than a period: still due
+                return due
+        return now + away
+
 
 class ResidentModels(Generic[T]):
-    """An LRU map modelID -> item with a byte size per item and a byte budget."""
+    """A map modelID -> item with a byte size per item and a byte budget; evicts the model
+    whose next use is expected furthest in the future (LRU when nothing is known)."""
 
     def __init__(self, budgetBytes: int) -> None:
         if budgetBytes < 0:
             raise ValueError(f"budgetBytes must be >= 0, got {budgetBytes}")
         self._budget = int(budgetBytes)
-        self._items: OrderedDict[str, tuple[T, int]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[T, int]] = OrderedDict()   # by last use
         self._total = 0
+        self._arrivals: dict[str, ArrivalHistory] = {}
+        self._latest = -math.inf     # the latest arrival noted: the default "now"
 
     @property
     def budgetBytes(self) -> int:
@@ -67,7 +138,7 @@ class ResidentModels(Generic[T]):
         self._total += int(nbytes)
 
     def pop(self, modelID: str) -> T | None:
-        """Remove `modelID`; returns its item or None."""
+        """Remove `modelID` (its arrival history stays); returns its item or None."""
         entry = self._items.pop(modelID, None)
         if entry is None:
             return None
@@ -78,26 +149,72 @@ class ResidentModels(Generic[T]):
         """The recorded size of `modelID` (KeyError if not resident)."""
         return self._items[modelID][1]
 
-    def evictionOrder(self) -> list[str]:
-        """Resident model ids, least recently used first."""
-        return list(self._items)
+    def noteArrival(self, modelID: str, at: float) -> None:
+        """Record that `modelID` was run for new input at time `at` (resident or not)."""
+        history = self._arrivals.get(modelID)
+        if history is None:
+            self._arrivals[modelID] = ArrivalHistory(at)
+        else:
+            history.note(at)
+        self._latest = max(self._latest, at)
+
+    def forget(self, modelID: str) -> T | None:
+        """Remove `modelID` and its arrival history (a deleted model); returns its item."""
+        self._arrivals.pop(modelID, None)
+        return self.pop(modelID)
+
+    def arrivalHistory(self, modelID: str) -> ArrivalHistory | None:
+        """The arrival history of `modelID`, or None if no arrival was noted."""
+        return self._arrivals.get(modelID)
+
+    def expectedNextUse(self, modelID: str, now: float | None = None) -> float:
+        """When `modelID` is expected to be needed next, as seen at `now` (default: the
+        latest arrival noted); +inf when no arrival of it was noted."""
+        history = self._arrivals.get(modelID)
+        if history is None:
+            return math.inf
+        return history.expectedNext(self._now(now))
+
+    def _now(self, now: float | None) -> float:
+        if now is not None:
+            return now
+        return self._latest if self._latest > -math.inf else 0.0
+
+    def _evictionKeys(self, now: float | None,
+                      kept: set[str]) -> list[tuple[float, int, str]]:
+        """(-expected next use, last-use rank, modelID) of the evictable models: smallest
+        first is the first to evict."""
+        at = self._now(now)
+        keys = []
+        for rank, modelID in enumerate(self._items):
+            if modelID in kept:
+                continue
+            history = self._arrivals.get(modelID)
+            expected = math.inf if history is None else history.expectedNext(at)
+            keys.append((-expected, rank, modelID))
+        return keys
+
+    def evictionOrder(self, now: float | None = None) -> list[str]:
+        """Resident model ids in eviction order at `now` (default: the latest arrival
+        noted): furthest expected next use first, least recently used first on ties."""
+        return [modelID for _, _, modelID in sorted(self._evictionKeys(now, set()))]
 
     def items(self) -> list[tuple[str, T]]:
         """(modelID, item) pairs, least recently used first."""
         return [(modelID, entry[0]) for modelID, entry in self._items.items()]
 
-    def evictOverBudget(self, keep: Iterable[str] = ()) -> list[tuple[str, T]]:
-        """Remove least recently used models until the total fits the budget, never those in
-        `keep`; returns the removed (modelID, item) pairs, least recently used first."""
-        kept = set(keep)
+    def evictOverBudget(self, keep: Iterable[str] = (),
+                        now: float | None = None) -> list[tuple[str, T]]:
+        """Remove models in eviction order (see evictionOrder) until the total fits the
+        budget, never those in `keep`; returns the removed (modelID, item) pairs in the
+        order removed."""
         evicted: list[tuple[str, T]] = []
         if self._total <= self._budget:
             return evicted
-        for modelID in list(self._items):
-            if self._total <= self._budget:
-                break
-            if modelID in kept:
-                continue
+        keys = self._evictionKeys(now, set(keep))
+        heapq.heapify(keys)
+        while keys and self._total > self._budget:
+            modelID = heapq.heappop(keys)[2]
             item = self.pop(modelID)
             evicted.append((modelID, item))  # type: ignore[arg-type]
         return evicted
