@@ -1,7 +1,8 @@
 """A model-runner slot: a long-lived worker process that runs one model at a time for the
 scheduler (so imports and numba-compiled code stay warm across models) and keeps the models it
-owns resident between runs, within its share of the memory budget (resident_models): the
-least recently used are checkpointed (if they have uncheckpointed rows) and dropped. While
+owns resident between runs, within its share of the memory budget (resident_models): those
+whose next input is expected furthest in the future (from the times the slot ran them for new
+input) are checkpointed (if they have uncheckpointed rows) and dropped. While
 idle it checkpoints resident models the checkpoint policy says are due; before exiting it
 checkpoints as many dirty ones as it can in EXIT_CHECKPOINT_SECONDS (the rest are replayed
 from the stored rows when next loaded).
@@ -150,18 +151,23 @@ class _SlotWorker:
                                      sizeRecord=self._sizeRecords.pop(modelID, None))
             else:
                 runner.rebind(self._swapper, self._stopRequested)
+            started = time.monotonic()
             try:
                 stats = runner.run()
             except Exception:
                 self._resident.pop(modelID)   # its state may be half-updated
                 raise
+            if stats.batches:                 # the run brought new input: an arrival
+                self._resident.noteArrival(modelID, started)
             self.checkpoints += stats.checkpoints
             loaded = not stats.extra.get("resident") and runner.model is not None
             self.loads += loaded
             engine_metrics.CHECKPOINTS.inc(stats.checkpoints)
             if loaded:
                 engine_metrics.MODEL_LOADS.inc()
-            if stats.outcome == RunOutcome.DELETED or runner.model is None:
+            if stats.outcome == RunOutcome.DELETED:
+                self._resident.forget(modelID)
+            elif runner.model is None:
                 self._resident.pop(modelID)
             else:
                 self._resident.put(modelID, runner, runner.residentBytes())
@@ -200,8 +206,9 @@ class _SlotWorker:
             return False
 
     def _evictOverBudget(self) -> int:
-        """Checkpoint and drop least recently used models until the slot fits its budget."""
-        evicted = self._resident.evictOverBudget()
+        """Checkpoint and drop the models whose next input is expected furthest in the
+        future until the slot fits its budget."""
+        evicted = self._resident.evictOverBudget(now=time.monotonic())
         for modelID, runner in evicted:
             self._checkpointResident(modelID, runner)
             record = runner.sizeRecord()
