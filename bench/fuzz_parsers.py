@@ -5,11 +5,13 @@ other exception), with the first crashing inputs.
 Parsers: the graphite plaintext parser (the listener's line splitter and checks, and
 ``parsePlaintext`` + ``check_sample`` as the storer runs them), the custom-metrics JSON decoder
 (``decodeBatchMessage`` with its size and depth limits) and the skeleton web app's body
-handling (``parse_model_params`` of a PUT, the ``value timestamp`` lines of a POST), and the
+handling (``parse_model_params`` of a PUT, the ``value timestamp`` lines of a POST), the
 model swapper's request and result messages (``unpackRequestMessage``,
-``unpackResultMessage``: model input queues and the results queue).
+``unpackResultMessage``: model input queues and the results queue), and the HTTP API's
+request bodies as its routes read them (JSON, then the pydantic body types of
+``POST .../data`` and ``PUT .../model``, then ``check_samples``).
 
-    python bench/fuzz_parsers.py [--inputs 200000] [--parser plaintext|json|web|model]
+    python bench/fuzz_parsers.py [--inputs 200000] [--parser plaintext|json|web|model|api]
                                  [--seed N]
 
 Each input hypothesis generates is fed as is and as ``MUTATIONS - 1`` byte-level mutations of
@@ -38,6 +40,11 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pydantic import TypeAdapter, ValidationError  # noqa: E402
+
+from htmengine.api.routes_data import MAX_SAMPLES  # noqa: E402
+from htmengine.api.samples import check_samples  # noqa: E402
+from htmengine.api.schemas import ModelRequest, Sample  # noqa: E402
 from htmengine.exceptions import InvalidInputError  # noqa: E402
 from htmengine.model_swapper.errors import InvalidMessageError  # noqa: E402
 from htmengine.model_swapper.messages import (  # noqa: E402
@@ -208,6 +215,23 @@ def web_bodies(draw: st.DrawFn) -> tuple[str, bytes]:
     return "POST", "\n".join(lines).encode("utf-8", errors="surrogatepass")
 
 
+@st.composite
+def api_bodies(draw: st.DrawFn) -> bytes:
+    """A body of ``POST /api/v1/metrics/{name}/data`` or ``PUT .../model``."""
+    scalars = st.one_of(st.floats(), st.integers(), st.text(max_size=30),
+                        st.sampled_from(["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00",
+                                         "2026-11-27T12:00:00Z", "1e308", "nan", "4102444800"]))
+    sample = st.fixed_dictionaries({}, optional={"timestamp": scalars, "value": scalars,
+                                                 "extra": scalars})
+    return draw(st.one_of(
+        st.binary(max_size=200), nested_brackets(),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.lists(sample, max_size=8).map(lambda v: json.dumps(v).encode()),
+        st.fixed_dictionaries({}, optional={"min": scalars, "max": scalars,
+                                            "minResolution": scalars}).map(
+            lambda v: json.dumps(v).encode())))
+
+
 # ------------------------------------------------------------------ targets
 
 def fuzz_plaintext(stream: list[bytes]) -> None:
@@ -269,11 +293,39 @@ def fuzz_model(body: bytes) -> None:
         assert isinstance(batch.objects, tuple)
 
 
+_SAMPLES = TypeAdapter(list[Sample])
+_MODEL_REQUEST = TypeAdapter(ModelRequest | None)
+
+
+def fuzz_api(body: bytes) -> None:
+    """The API's body handling: FastAPI's JSON decoding (a decoding error or too deep a
+    nesting is its 422 / 400), the body types of the two routes that take one, and the
+    per-sample checks of ``POST .../data`` (each sample parsed or rejected with a reason)."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return
+    try:
+        samples = _SAMPLES.validate_python(document)
+    except ValidationError:
+        samples = None
+    if samples is not None and len(samples) <= MAX_SAMPLES:
+        for checked in check_samples(samples):
+            assert (checked.reason is not None) or (
+                checked.timestamp is not None and checked.value is not None
+                and math.isfinite(checked.value))
+    try:
+        _MODEL_REQUEST.validate_python(document)
+    except ValidationError:
+        pass
+
+
 TARGETS: dict[str, tuple[Callable[[object], None], st.SearchStrategy]] = {
     "plaintext": (fuzz_plaintext, plaintext_streams()),
     "json": (fuzz_json, batch_messages()),
     "web": (fuzz_web, web_bodies()),
     "model": (fuzz_model, model_messages()),
+    "api": (fuzz_api, api_bodies()),
 }
 
 

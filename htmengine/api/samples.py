@@ -30,7 +30,10 @@ def _parse_iso(text: str) -> datetime:
     except ValueError:
         raise ValueError(f"timestamp {text!r} is neither epoch seconds nor ISO 8601") from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # e.g. year 1 with a positive offset, year 9999 with a negative
+            raise ValueError(f"timestamp {text!r} is outside the years 1-9999 in UTC") from None
     if parsed.year < 1970:
         raise ValueError(f"timestamp {text!r} is before 1970")
     return parsed.replace(microsecond=0)

@@ -46,6 +46,23 @@ def test_rejected_samples_are_reported_and_accepted_ones_stored(live: LiveEngine
     assert stored[-2:] == [(11, 1.5), (12, 12.25)] and len(stored) == 12
 
 
+def test_a_timestamp_outside_the_utc_years_is_rejected_not_a_server_error(
+        live: LiveEngine) -> None:
+    """Year 1 with a positive offset (year 9999 with a negative one) has no UTC time: the
+    sample is rejected with a reason, the others of the body are stored (found by the fuzz
+    run of the API's body handling; it was a 500)."""
+    name = "api.utc_overflow"
+    body = [{"timestamp": "0001-01-01T00:00:00+01:00", "value": 1.0},
+            {"timestamp": "9999-12-31T23:59:59-05:00", "value": 2.0},
+            {"timestamp": T0, "value": 3.0}]
+    response = live.request("POST", f"/api/v1/metrics/{name}/data", json=body)
+    assert response.status_code == 200, response.text
+    verdicts = response.json()["samples"]
+    assert [v["accepted"] for v in verdicts] == [False, False, True]
+    assert "outside the years 1-9999 in UTC" in verdicts[0]["reason"]
+    assert "outside the years 1-9999 in UTC" in verdicts[1]["reason"]
+
+
 def test_rows_in_time_order_with_filters_and_anomalies(live: LiveEngine) -> None:
     name = "api.rows"
     assert live.request("PUT", f"/api/v1/metrics/{name}/model",
