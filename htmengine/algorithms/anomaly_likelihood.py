@@ -22,12 +22,14 @@ from __future__ import annotations
 import collections
 import json
 import math
-import numbers
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+
+from htmengine.algorithms._types import is_integral, is_number, is_real
 
 from htmengine.algorithms.anomaly_likelihood_stats import (
     FLAT_METRIC_VARIANCE,
@@ -52,6 +54,8 @@ __all__ = [
 ]
 
 AnomalyRecord = Sequence[Any]  # (timestamp, value, rawAnomalyScore)
+_HistoryRecord = tuple[Any, Any, float]  # (timestamp, value, rawAnomalyScore) as kept
+_Floats = npt.NDArray[np.float64]
 
 
 def _check_record(record: Any, index: int) -> None:
@@ -92,10 +96,10 @@ def _fit_distribution(
     """
     if len(aggRecordList) <= skipRecords:
         return nullDistribution(verbosity=verbosity)
-    averages = np.array([r[2] for r in aggRecordList], dtype=float)
+    averages = np.array([r[2] for r in aggRecordList], dtype=np.float64)
     distribution = estimateNormal(averages[skipRecords:])
-    if all(isinstance(r[1], numbers.Number) for r in aggRecordList):
-        values = np.array([r[1] for r in aggRecordList], dtype=float)
+    if all(is_number(r[1]) for r in aggRecordList):
+        values = np.array([r[1] for r in aggRecordList], dtype=np.float64)
         metric = estimateNormal(values[skipRecords:], performLowerBoundCheck=False)
         if metric["variance"] < FLAT_METRIC_VARIANCE:
             distribution = nullDistribution(verbosity=verbosity)
@@ -104,7 +108,7 @@ def _fit_distribution(
 
 def _check_window(averagingWindow: Any) -> None:
     """Raise InvalidInputError unless the averaging window is a positive integer."""
-    if not isinstance(averagingWindow, numbers.Integral) or averagingWindow <= 0:
+    if not is_integral(averagingWindow) or averagingWindow <= 0:
         raise InvalidInputError(
             f"averagingWindow must be a positive integer, got {averagingWindow!r}"
         )
@@ -116,13 +120,13 @@ def _estimate_params(
     skipRecords: int,
     verbosity: int,
     all_likelihoods: bool,
-) -> tuple[np.ndarray, list[list[Any]], dict[str, Any]]:
+) -> tuple[_Floats, list[list[Any]], dict[str, Any]]:
     """Shared body of estimateAnomalyLikelihoods; without `all_likelihoods` only the tail
     probabilities kept in the params (the last `averagingWindow`) are computed."""
     if len(anomalyScores) == 0:
         raise InvalidInputError("anomalyScores must hold at least one record")
     _check_window(averagingWindow)
-    if not isinstance(skipRecords, numbers.Integral) or skipRecords < 0:
+    if not is_integral(skipRecords) or skipRecords < 0:
         raise InvalidInputError(f"skipRecords must be a non-negative integer, got {skipRecords!r}")
     aggRecordList, windowValues, total = _anomalyScoreMovingAverage(
         anomalyScores, windowSize=averagingWindow, verbosity=verbosity
@@ -130,7 +134,7 @@ def _estimate_params(
     distribution = _fit_distribution(aggRecordList, int(skipRecords), verbosity)
     kept = len(aggRecordList) if all_likelihoods else min(averagingWindow, len(aggRecordList))
     likelihoods = np.array(
-        [tailProbability(r[2], distribution) for r in aggRecordList[-kept:]], dtype=float
+        [tailProbability(r[2], distribution) for r in aggRecordList[-kept:]], dtype=np.float64
     )
     params = {
         "distribution": distribution,
@@ -151,7 +155,7 @@ def estimateAnomalyLikelihoods(
     averagingWindow: int = 10,
     skipRecords: int = 0,
     verbosity: int = 0,
-) -> tuple[np.ndarray, list[list[Any]], dict[str, Any]]:
+) -> tuple[_Floats, list[list[Any]], dict[str, Any]]:
     """Fit the distribution of averaged anomaly scores and score every record with it.
 
     `anomalyScores` are ``(timestamp, value, rawScore)`` records (best 1000-10000 of them);
@@ -163,7 +167,7 @@ def estimateAnomalyLikelihoods(
     likelihoods, aggRecordList, params = _estimate_params(
         anomalyScores, averagingWindow, skipRecords, verbosity, all_likelihoods=True
     )
-    filtered = np.array(_filterLikelihoods(likelihoods), dtype=float)
+    filtered = np.array(_filterLikelihoods(likelihoods), dtype=np.float64)
     if verbosity > 1:
         print("Discovered params=", params)
     return filtered, aggRecordList, params
@@ -171,7 +175,7 @@ def estimateAnomalyLikelihoods(
 
 def updateAnomalyLikelihoods(
     anomalyScores: Sequence[AnomalyRecord], params: dict[str, Any], verbosity: int = 0
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+) -> tuple[_Floats, _Floats, dict[str, Any]]:
     """Score new ``(timestamp, value, rawScore)`` records with the distribution in `params`.
 
     Continues the moving average and the filter from `params`; returns
@@ -191,8 +195,8 @@ def updateAnomalyLikelihoods(
     # Older params had no stored likelihoods; NuPIC treated that as one unremarkable value.
     history = [float(v) for v in params.get("historicalLikelihoods", [1.0])]
 
-    averages = np.zeros(len(anomalyScores), dtype=float)
-    likelihoods = np.zeros(len(anomalyScores), dtype=float)
+    averages = np.zeros(len(anomalyScores), dtype=np.float64)
+    likelihoods = np.zeros(len(anomalyScores), dtype=np.float64)
     for index, record in enumerate(anomalyScores):
         _check_record(record, index)
         average, window, total = moving_average_step(window, total, float(record[2]), windowSize)
@@ -242,7 +246,7 @@ class AnomalyLikelihood:
             ("historicWindowSize", historicWindowSize, 1),
             ("reestimationPeriod", reestimationPeriod, 1),
         ):
-            whole = isinstance(number, numbers.Real) and float(number).is_integer()
+            whole = is_real(number) and float(number).is_integer()
             if not whole or number < minimum:
                 raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {number!r}")
         if historicWindowSize < estimationSamples:
@@ -251,7 +255,7 @@ class AnomalyLikelihood:
                 f"({historicWindowSize})"
             )
         self._iteration = 0
-        self._historicalScores: collections.deque = collections.deque(
+        self._historicalScores: collections.deque[_HistoryRecord] = collections.deque(
             maxlen=int(historicWindowSize)
         )
         self._distribution: dict[str, Any] | None = None
@@ -289,6 +293,12 @@ class AnomalyLikelihood:
         """Log-scale the likelihood: ln(1.0000000001 - L) / ln(1e-10), in [0, 1]."""
         return math.log(1.0000000001 - likelihood) / -23.02585084720009
 
+    def _history_size(self) -> int:
+        """Records the history keeps (``historicWindowSize``: the deque always has a maxlen)."""
+        size = self._historicalScores.maxlen
+        assert size is not None
+        return size
+
     @staticmethod
     def _calcSkipRecords(numIngested: int, windowSize: int, learningPeriod: int) -> int:
         """Records at the start of the history window that still belong to the learning
@@ -307,7 +317,7 @@ class AnomalyLikelihood:
             if self._distribution is None or self._iteration % self._reestimationPeriod == 0:
                 skip = self._calcSkipRecords(
                     numIngested=self._iteration,
-                    windowSize=self._historicalScores.maxlen,
+                    windowSize=self._history_size(),
                     learningPeriod=self._learningPeriod,
                 )
                 _, _, self._distribution = _estimate_params(
@@ -321,7 +331,7 @@ class AnomalyLikelihood:
         self._iteration += 1
         return likelihood
 
-    def state_dict(self) -> dict[str, np.ndarray | int | float | str]:
+    def state_dict(self) -> dict[str, _Floats | int | float | str]:
         """The complete state: arrays of the history values/scores plus scalars and the
         distribution as a JSON string. Timestamps are not kept (they never affect a result).
         Values must be numbers (they are stored as float64)."""
@@ -337,7 +347,7 @@ class AnomalyLikelihood:
             "learningPeriod": self._learningPeriod,
             "probationaryPeriod": self._probationaryPeriod,
             "reestimationPeriod": self._reestimationPeriod,
-            "historicWindowSize": int(self._historicalScores.maxlen),
+            "historicWindowSize": self._history_size(),
             "historicalValues": values,
             "historicalScores": scores,
             "distribution": json.dumps(self._distribution),

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from htmengine.exceptions import InvalidInputError
 
@@ -42,7 +43,9 @@ def moving_average_step(
     return float(total) / len(window), window, total
 
 
-def estimateNormal(sampleData: np.ndarray, performLowerBoundCheck: bool = True) -> dict[str, Any]:
+def estimateNormal(
+    sampleData: npt.ArrayLike, performLowerBoundCheck: bool = True
+) -> dict[str, Any]:
     """Fit a normal distribution (mean, population variance, stdev) to `sampleData`.
 
     With `performLowerBoundCheck` the mean is raised to at least 0.03 and the variance to at
@@ -90,7 +93,7 @@ def tailProbability(x: float, distributionParams: dict[str, Any]) -> float:
 
 
 def _filterLikelihoods(
-    likelihoods: Sequence[float],
+    likelihoods: Sequence[float] | npt.NDArray[np.float64],
     redThreshold: float = RED_THRESHOLD,
     yellowThreshold: float = YELLOW_THRESHOLD,
 ) -> list[float]:

@@ -13,21 +13,27 @@ All ``encode`` methods return the sorted indices of the active bits (``np.int64`
 from __future__ import annotations
 
 import math
-import numbers
 import os
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
+from htmengine.algorithms._types import StateDict, StateValue, is_integral, is_number, is_real
 from htmengine.algorithms.nupic_random import NupicRandom
 from htmengine.exceptions import InvalidInputError
 
 RDSE_MAX_BUCKETS = 1000
 
+Bits: TypeAlias = npt.NDArray[np.int64]
+EncoderSpec: TypeAlias = Mapping[str, Any]  # one entry of sensorParams["encoders"] (JSON)
 
-def _is_missing(value: object) -> bool:
-    """True for NuPIC's missing-data sentinel (None) and for NaN."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
+
+def _is_nan(value: object) -> bool:
+    """True for a float NaN (with None, NuPIC's missing-data sentinels)."""
+    return isinstance(value, float) and math.isnan(value)
 
 
 def _round_half_away(value: float) -> int:
@@ -41,7 +47,7 @@ class ScalarEncoder:
     def __init__(self, w: int, minval: float, maxval: float, periodic: bool = False, n: int = 0,
                  radius: float = 0, resolution: float = 0, name: str | None = None,
                  clipInput: bool = False, forced: bool = False) -> None:
-        if not isinstance(w, numbers.Integral) or w <= 0 or w % 2 == 0:
+        if not is_integral(w) or w <= 0 or w % 2 == 0:
             raise InvalidInputError(f"ScalarEncoder w must be an odd positive integer, got {w!r}")
         if not forced and w < 21:
             raise InvalidInputError(f"ScalarEncoder w ({w}) must be >= 21 (use forced=True)")
@@ -111,11 +117,11 @@ class ScalarEncoder:
                          ) + self.padding
         return centre - self.halfwidth
 
-    def encode(self, value: float | None) -> np.ndarray:
+    def encode(self, value: float | None) -> Bits:
         """Sorted indices of the active bits; missing value (None/NaN) → no bits."""
-        if _is_missing(value):
+        if value is None or _is_nan(value):
             return np.zeros(0, dtype=np.int64)
-        if not isinstance(value, numbers.Number) or isinstance(value, bool):
+        if not is_number(value) or isinstance(value, bool):
             raise InvalidInputError(f"{self.name}: expected a number, got {type(value).__name__}")
         first = self.first_on_bit(value)
         bits = np.arange(first, first + self.w, dtype=np.int64)
@@ -128,7 +134,7 @@ class ScalarEncoder:
 class DateEncoder:
     """NuPIC ``DateEncoder`` restricted to its time-of-day sub-encoder."""
 
-    def __init__(self, timeOfDay: int | tuple | list = 0, name: str = "", forced: bool = False,
+    def __init__(self, timeOfDay: int | tuple[float, float] | list[float] = 0, name: str = "", forced: bool = False,
                  **unsupported: object) -> None:
         active_unsupported = {k: v for k, v in unsupported.items()
                               if v not in (0, None, False) and k not in ("fieldname", "type")}
@@ -154,7 +160,7 @@ class DateEncoder:
         """Hours since midnight as NuPIC computes it: hour + minute / 60 (seconds ignored)."""
         return timestamp.hour + float(timestamp.minute) / 60.0
 
-    def encode(self, timestamp: datetime | None) -> np.ndarray:
+    def encode(self, timestamp: datetime | None) -> Bits:
         """Sorted indices of the active bits; None → no bits."""
         if timestamp is None:
             return np.zeros(0, dtype=np.int64)
@@ -174,11 +180,11 @@ class RandomDistributedScalarEncoder:
 
     def __init__(self, resolution: float, w: int = 21, n: int = 400, name: str | None = None,
                  offset: float | None = None, seed: int = 42, verbosity: int = 0) -> None:
-        if not isinstance(w, numbers.Integral) or w <= 0 or w % 2 == 0:
+        if not is_integral(w) or w <= 0 or w % 2 == 0:
             raise InvalidInputError(f"RDSE w must be an odd positive integer, got {w!r}")
-        if not isinstance(resolution, numbers.Real) or not resolution > 0:
+        if not is_real(resolution) or not resolution > 0:
             raise InvalidInputError(f"RDSE resolution must be a positive number, got {resolution!r}")
-        if not isinstance(n, numbers.Integral) or n <= 6 * w:
+        if not is_integral(n) or n <= 6 * w:
             raise InvalidInputError(f"RDSE n must be an int strictly greater than 6*w, got {n!r}")
         self.w = int(w)
         self.n = int(n)
@@ -204,14 +210,14 @@ class RandomDistributedScalarEncoder:
 
     def getBucketIndex(self, value: float | None) -> int | None:
         """Bucket of ``value`` (the first value seen sets the offset); None for missing."""
-        if _is_missing(value):
+        if value is None or _is_nan(value):
             return None
         if self.offset is None:
             self.offset = float(value)
         index = self.maxBuckets // 2 + _round_half_away((value - self.offset) / self.resolution)
         return min(max(index, 0), self.maxBuckets - 1)
 
-    def mapBucketIndexToNonZeroBits(self, index: int) -> np.ndarray:
+    def mapBucketIndexToNonZeroBits(self, index: int) -> Bits:
         """Active bits of bucket ``index`` (clipped to the range), creating it if needed."""
         index = min(max(int(index), 0), self.maxBuckets - 1)
         if index < self.minIndex:
@@ -222,11 +228,12 @@ class RandomDistributedScalarEncoder:
             for new_index in range(self.maxIndex + 1, index + 1):
                 self.bucket_bits[new_index] = self._new_representation(self.maxIndex, new_index)
                 self.maxIndex = new_index
-        return self.bucket_bits[index].astype(np.int64)
+        bits: Bits = self.bucket_bits[index].astype(np.int64)
+        return bits
 
-    def encode(self, value: float | None) -> np.ndarray:
+    def encode(self, value: float | None) -> Bits:
         """Sorted indices of the active bits; missing value (None/NaN) → no bits."""
-        if value is not None and (not isinstance(value, numbers.Number)
+        if value is not None and (not is_number(value)
                                   or isinstance(value, bool)):
             raise InvalidInputError(f"value must be a number, got {type(value).__name__}")
         index = self.getBucketIndex(value)
@@ -236,9 +243,9 @@ class RandomDistributedScalarEncoder:
         bits.sort()
         return bits
 
-    def _new_representation(self, neighbour: int, new_index: int) -> np.ndarray:
+    def _new_representation(self, neighbour: int, new_index: int) -> npt.NDArray[np.int16]:
         """Copy of the neighbour's bits with slot ``new_index % w`` replaced by a fresh bit."""
-        base = self.bucket_bits[neighbour]
+        base: npt.NDArray[np.int16] = self.bucket_bits[neighbour]
         candidate = base.copy()
         slot = new_index % self.w
         while True:
@@ -248,9 +255,9 @@ class RandomDistributedScalarEncoder:
                 return candidate
             self.numTries += 1
 
-    def _representation_ok(self, candidate: np.ndarray, new_index: int) -> bool:
+    def _representation_ok(self, candidate: npt.NDArray[np.int16], new_index: int) -> bool:
         """Whether ``candidate`` meets the overlap rules against every existing bucket."""
-        binary = np.zeros(self.n, dtype=bool)
+        binary = np.zeros(self.n, dtype=np.bool_)
         binary[candidate] = True
         existing = self.bucket_bits[self.minIndex:self.maxIndex + 1]
         overlaps = binary[existing].sum(axis=1)
@@ -259,9 +266,9 @@ class RandomDistributedScalarEncoder:
         return bool(np.all(np.where(near, overlaps == self.w - distances,
                                     overlaps <= self.maxOverlap)))
 
-    def state_dict(self, prefix: str = "") -> dict:
+    def state_dict(self, prefix: str = "") -> StateDict:
         """Everything needed to continue identically (buckets built so far, offset, RNG)."""
-        d = {
+        d: StateDict = {
             f"{prefix}resolution": self.resolution, f"{prefix}w": self.w, f"{prefix}n": self.n,
             f"{prefix}offset": np.nan if self.offset is None else self.offset,
             f"{prefix}has_offset": int(self.offset is not None),
@@ -273,7 +280,8 @@ class RandomDistributedScalarEncoder:
         return d
 
     @classmethod
-    def from_state_dict(cls, d: dict, prefix: str = "") -> RandomDistributedScalarEncoder:
+    def from_state_dict(cls, d: Mapping[str, StateValue],
+                        prefix: str = "") -> RandomDistributedScalarEncoder:
         """Rebuild an encoder saved with ``state_dict``."""
         enc = cls.__new__(cls)
         enc.resolution = float(d[f"{prefix}resolution"])
@@ -293,6 +301,10 @@ class RandomDistributedScalarEncoder:
         return enc
 
 
+# (name, field, encoder, offset of its first bit) of a ScalarWithTimeOfDayEncoder part
+_Part: TypeAlias = tuple[str, str, DateEncoder | RandomDistributedScalarEncoder, int]
+
+
 class ScalarWithTimeOfDayEncoder:
     """The model's input: NuPIC MultiEncoder over ``sensorParams["encoders"]``.
 
@@ -301,12 +313,13 @@ class ScalarWithTimeOfDayEncoder:
     sorted order of their names.
     """
 
-    def __init__(self, encoders: dict, timestampField: str = "c0", valueField: str = "c1") -> None:
+    def __init__(self, encoders: Mapping[str, EncoderSpec | None], timestampField: str = "c0",
+                 valueField: str = "c1") -> None:
         if not isinstance(encoders, dict):
             raise InvalidInputError("encoders must be a dict of encoder params")
         self.timestampField = timestampField
         self.valueField = valueField
-        self.parts: list[tuple[str, str, object, int]] = []  # (name, field, encoder, offset)
+        self.parts: list[_Part] = []
         width = 0
         for key in sorted(encoders):
             spec = encoders[key]
@@ -319,7 +332,8 @@ class ScalarWithTimeOfDayEncoder:
             if kind == "DateEncoder":
                 if field != timestampField:
                     raise InvalidInputError(f"encoder {key}: DateEncoder must read {timestampField}")
-                encoder: object = DateEncoder(name=name, **spec)
+                encoder: DateEncoder | RandomDistributedScalarEncoder = DateEncoder(name=name,
+                                                                                    **spec)
             elif kind == "RandomDistributedScalarEncoder":
                 if field != valueField:
                     raise InvalidInputError(f"encoder {key}: RDSE must read {valueField}")
@@ -339,15 +353,19 @@ class ScalarWithTimeOfDayEncoder:
         """Total number of input bits (454 for the standard params)."""
         return self.width
 
-    def encode(self, timestamp: datetime | None, value: float | None) -> np.ndarray:
+    def encode(self, timestamp: datetime | None, value: float | None) -> Bits:
         """Sorted indices of the active input bits of one record."""
         chunks = []
-        for _key, field, encoder, offset in self.parts:
-            item = timestamp if field == self.timestampField else value
-            chunks.append(encoder.encode(item) + offset)
+        for _key, _field, encoder, offset in self.parts:
+            # DateEncoders read the timestamp field, RDSEs the value field (checked in __init__)
+            if isinstance(encoder, DateEncoder):
+                chunks.append(encoder.encode(timestamp) + offset)
+            else:
+                chunks.append(encoder.encode(value) + offset)
         return np.concatenate(chunks)
 
-    def encode_dense(self, timestamp: datetime | None, value: float | None) -> np.ndarray:
+    def encode_dense(self, timestamp: datetime | None,
+                     value: float | None) -> npt.NDArray[np.uint8]:
         """The record's input as a dense 0/1 ``uint8`` array of ``getWidth()`` bits."""
         dense = np.zeros(self.width, dtype=np.uint8)
         dense[self.encode(timestamp, value)] = 1
@@ -358,16 +376,16 @@ class ScalarWithTimeOfDayEncoder:
         return [(key, enc) for key, _f, enc, _o in self.parts
                 if isinstance(enc, RandomDistributedScalarEncoder)]
 
-    def state_dict(self, prefix: str = "") -> dict:
+    def state_dict(self, prefix: str = "") -> StateDict:
         """State of the stateful sub-encoders (the time-of-day encoder has none)."""
-        d: dict = {}
+        d: StateDict = {}
         for key, enc in self.rdse_parts():
             d.update(enc.state_dict(prefix=f"{prefix}{key}."))
         return d
 
-    def load_state_dict(self, d: dict, prefix: str = "") -> None:
+    def load_state_dict(self, d: Mapping[str, StateValue], prefix: str = "") -> None:
         """Replace the RDSE sub-encoders by the saved ones (same encoder params assumed)."""
-        restored = []
+        restored: list[_Part] = []
         for key, field, enc, offset in self.parts:
             if isinstance(enc, RandomDistributedScalarEncoder):
                 enc = RandomDistributedScalarEncoder.from_state_dict(d, prefix=f"{prefix}{key}.")
@@ -375,7 +393,9 @@ class ScalarWithTimeOfDayEncoder:
         self.parts = restored
 
     @classmethod
-    def from_state_dict(cls, encoders: dict, d: dict, prefix: str = "") -> ScalarWithTimeOfDayEncoder:
+    def from_state_dict(cls, encoders: Mapping[str, EncoderSpec | None],
+                        d: Mapping[str, StateValue],
+                        prefix: str = "") -> ScalarWithTimeOfDayEncoder:
         """Build from the encoder params and restore the saved RDSE state."""
         composite = cls(encoders)
         composite.load_state_dict(d, prefix=prefix)

@@ -11,17 +11,27 @@ initialisation) can draw from it directly with the ``rng_*`` functions below.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, TypeAlias
+
 import numpy as np
+import numpy.typing as npt
 from numba import njit
+
+from htmengine.algorithms._types import StateDict, StateValue
 
 STATE_SIZE = 31
 SEPARATION = 3
 MAX32 = 0xFFFFFFFF
 _MAX32_U64 = np.uint64(MAX32)
 
+_State: TypeAlias = npt.NDArray[np.uint32]  # the 31 state words
+_Ptrs: TypeAlias = npt.NDArray[np.int64]  # front and rear positions in the state
+_Ints: TypeAlias = npt.NDArray[np.int64]
+
 
 @njit(cache=True)
-def rng_seed_state(seed: int, state: np.ndarray, ptrs: np.ndarray) -> None:
+def rng_seed_state(seed: int, state: _State, ptrs: _Ptrs) -> None:
     """Fill ``state`` (uint32[31]) and ``ptrs`` (int64[2]: front, rear) for ``seed``."""
     state[0] = np.uint32(np.uint64(seed) % _MAX32_U64)
     for i in range(1, STATE_SIZE):
@@ -39,7 +49,7 @@ def rng_seed_state(seed: int, state: np.ndarray, ptrs: np.ndarray) -> None:
 
 
 @njit(cache=True)
-def rng_next_raw(state: np.ndarray, ptrs: np.ndarray) -> np.uint64:
+def rng_next_raw(state: _State, ptrs: _Ptrs) -> np.uint64:
     """One raw 31-bit draw (``RandomImpl::getUInt32``)."""
     front = ptrs[0]
     rear = ptrs[1]
@@ -60,7 +70,7 @@ def rng_next_raw(state: np.ndarray, ptrs: np.ndarray) -> np.uint64:
 
 
 @njit(cache=True)
-def rng_uint32(state: np.ndarray, ptrs: np.ndarray, upper: int) -> np.int64:
+def rng_uint32(state: _State, ptrs: _Ptrs, upper: int) -> np.int64:
     """Uniform integer in [0, upper) by rejection (``Random::getUInt32(max)``)."""
     upper_u = np.uint64(upper)
     smax = _MAX32_U64 - (_MAX32_U64 % upper_u)
@@ -71,7 +81,7 @@ def rng_uint32(state: np.ndarray, ptrs: np.ndarray, upper: int) -> np.int64:
 
 
 @njit(cache=True)
-def rng_uint64(state: np.ndarray, ptrs: np.ndarray, upper: np.uint64) -> np.uint64:
+def rng_uint64(state: _State, ptrs: _Ptrs, upper: np.uint64) -> np.uint64:
     """Uniform integer in [0, upper) from two raw draws (``Random::getUInt64(max)``)."""
     max64 = np.uint64(0xFFFFFFFFFFFFFFFF)
     smax = max64 - (max64 % upper)
@@ -84,14 +94,14 @@ def rng_uint64(state: np.ndarray, ptrs: np.ndarray, upper: np.uint64) -> np.uint
 
 
 @njit(cache=True)
-def rng_real64(state: np.ndarray, ptrs: np.ndarray) -> float:
+def rng_real64(state: _State, ptrs: _Ptrs) -> float:
     """Uniform double in [0, 1) with 48 random mantissa bits (``Random::getReal64``)."""
     value = rng_uint64(state, ptrs, np.uint64(1) << np.uint64(48))
     return float(value) / 281474976710656.0
 
 
 @njit(cache=True)
-def rng_shuffle(state: np.ndarray, ptrs: np.ndarray, values: np.ndarray) -> None:
+def rng_shuffle(state: _State, ptrs: _Ptrs, values: npt.NDArray[np.integer[Any]]) -> None:
     """In-place shuffle exactly as ``Random::shuffle`` (swap each slot with a later one)."""
     remaining = values.shape[0]
     for first in range(values.shape[0]):
@@ -104,8 +114,8 @@ def rng_shuffle(state: np.ndarray, ptrs: np.ndarray, values: np.ndarray) -> None
 
 
 @njit(cache=True)
-def rng_sample(state: np.ndarray, ptrs: np.ndarray, population: np.ndarray,
-               n_choices: int) -> np.ndarray:
+def rng_sample(state: _State, ptrs: _Ptrs, population: _Ints,
+               n_choices: int) -> _Ints:
     """Ordered selection sampling of ``n_choices`` items (``Random::sample``)."""
     n_population = population.shape[0]
     choices = np.empty(n_choices, dtype=population.dtype)
@@ -148,23 +158,23 @@ class NupicRandom:
         """Uniform float in [0, 1)."""
         return float(rng_real64(self.state, self.ptrs))
 
-    def shuffle(self, values: np.ndarray) -> None:
+    def shuffle(self, values: npt.NDArray[np.integer[Any]]) -> None:
         """Shuffle a 1-D array in place."""
         rng_shuffle(self.state, self.ptrs, values)
 
-    def sample(self, population: np.ndarray, n_choices: int) -> np.ndarray:
+    def sample(self, population: _Ints, n_choices: int) -> _Ints:
         """Pick ``n_choices`` items of ``population`` keeping their order."""
         if n_choices > population.shape[0]:
             raise ValueError("population size must be greater than number of choices")
         return rng_sample(self.state, self.ptrs, population, int(n_choices))
 
-    def state_dict(self, prefix: str = "") -> dict[str, np.ndarray | int]:
+    def state_dict(self, prefix: str = "") -> StateDict:
         """The generator's full state under ``prefix``-ed keys."""
         return {f"{prefix}seed": self.seed, f"{prefix}state": self.state.copy(),
                 f"{prefix}ptrs": self.ptrs.copy()}
 
     @classmethod
-    def from_state_dict(cls, d: dict, prefix: str = "") -> NupicRandom:
+    def from_state_dict(cls, d: Mapping[str, StateValue], prefix: str = "") -> NupicRandom:
         """Rebuild a generator that continues exactly where the saved one stopped."""
         rng = cls.__new__(cls)
         rng.seed = int(d[f"{prefix}seed"])
