@@ -30,7 +30,6 @@ import numpy as np
 import numpy.typing as npt
 
 from htmengine.algorithms._types import is_integral, is_number, is_real
-
 from htmengine.algorithms.anomaly_likelihood_stats import (
     FLAT_METRIC_VARIANCE,
     _filterLikelihoods,

@@ -54,7 +54,10 @@ forces ``globalDecay`` 0 and ``maxAge`` 0 (so there is no global decay to apply)
 
 from __future__ import annotations
 
+from typing import Any, Protocol, TypeAlias, cast
+
 import numpy as np
+import numpy.typing as npt
 
 from htmengine.algorithms import _resident
 from htmengine.algorithms import _tm_state as S
@@ -73,6 +76,7 @@ from htmengine.algorithms._tm_store import (
     count_synapses,
     room_check,
 )
+from htmengine.algorithms._types import StateDict
 from htmengine.algorithms.nupic_random import STATE_SIZE, rng_seed_state
 
 _INT_PARAMS = ("numberOfCols", "cellsPerColumn", "minThreshold", "newSynapseCount",
@@ -83,13 +87,67 @@ _FLOAT_PARAMS = ("initialPerm", "connectedPerm", "permanenceInc", "permanenceDec
                  "permanenceMax", "globalDecay")
 
 
-_OUTPUTS: dict[int, np.ndarray] = {}
+_Params: TypeAlias = dict[str, Any]  # the constructor arguments by name, once validated
+_Int32s: TypeAlias = npt.NDArray[np.int32]
+_Int64s: TypeAlias = npt.NDArray[np.int64]
+_UInt8s: TypeAlias = npt.NDArray[np.uint8]
+_Float32s: TypeAlias = npt.NDArray[np.float32]
+# getSegmentsOnCell: one segment's slot, sources, permanences, flags and counters
+_SegmentInfo: TypeAlias = dict[str, int | bool | _Int32s | _Float32s]
+
+
+class _TMFields(Protocol):
+    """The ``TMArrays`` fields this module reads, with their dtypes (``_tm_state.allocate``).
+
+    ``_tm_state`` builds ``TMArrays`` with ``namedtuple`` from a spliced field list, which a
+    type checker cannot read; ``_fields_of`` views the tuple through this protocol instead.
+    """
+
+    @property
+    def ip(self) -> _Int64s: ...
+    @property
+    def sc(self) -> _Int64s: ...
+    @property
+    def slot_off(self) -> _Int64s: ...
+    @property
+    def slot_cap(self) -> _Int32s: ...
+    @property
+    def nslots(self) -> _Int32s: ...
+    @property
+    def slots(self) -> _Int64s: ...
+    @property
+    def colconf(self) -> _Float32s: ...
+    @property
+    def st_flags(self) -> _UInt8s: ...
+    @property
+    def seg_n(self) -> _Int32s: ...
+    @property
+    def seg_src(self) -> _Int32s: ...
+    @property
+    def seg_perm(self) -> _Float32s: ...
+    @property
+    def seg_seq(self) -> _UInt8s: ...
+    @property
+    def seg_pos(self) -> _Int64s: ...
+    @property
+    def seg_total(self) -> _Int64s: ...
+    @property
+    def seg_last_active(self) -> _Int64s: ...
+    def _replace(self, *, slots: _Int64s) -> S.TMArrays: ...
+
+
+def _fields_of(arrays: S.TMArrays) -> _TMFields:
+    """``arrays`` seen through its typed fields (the same object)."""
+    return cast(_TMFields, arrays)
+
+
+_OUTPUTS: dict[int, _Float32s] = {}
 # The working arrays the last TM to dehydrate dropped, per parameter vector: the next TM of
 # the same parameters to hydrate reuses their segment pool (see arrays_from_state).
 _SPARE: dict[bytes, S.TMArrays] = {}
 
 
-def _output_buffer(n_cells: int) -> np.ndarray:
+def _output_buffer(n_cells: int) -> _Float32s:
     """This process's cell-output scratch buffer for TMs of ``n_cells`` cells."""
     buffer = _OUTPUTS.get(n_cells)
     if buffer is None:
@@ -123,7 +181,7 @@ class BacktrackingTM:
                       maxSynapsesPerSegment=maxSynapsesPerSegment, outputType=outputType)
         self._params = self._validate(params)
         self._arrays: S.TMArrays | None = None
-        self._rest: dict | None = None
+        self._rest: StateDict | None = None
         rng_state = np.zeros(STATE_SIZE, dtype=np.uint32)
         rng_ptrs = np.zeros(2, dtype=np.int64)
         rng_seed_state(int(self._params["seed"]), rng_state, rng_ptrs)
@@ -156,7 +214,7 @@ class BacktrackingTM:
         next TM of this process to hydrate."""
         if self._arrays is not None:
             self._rest = pack_state(self._params, self._arrays)
-            _SPARE[self._arrays.ip.tobytes()] = self._arrays
+            _SPARE[_fields_of(self._arrays).ip.tobytes()] = self._arrays
             self._arrays = None
 
     def state_nbytes(self) -> int:
@@ -167,7 +225,7 @@ class BacktrackingTM:
 
     # ------------------------------------------------------------------ parameters
     @staticmethod
-    def _validate(p: dict) -> dict:
+    def _validate(p: _Params) -> _Params:
         """Check the constructor arguments; returns them normalised."""
         for name in _INT_PARAMS:
             value = p[name]
@@ -208,7 +266,7 @@ class BacktrackingTM:
             raise ValueError("numberOfCols * cellsPerColumn is too large")
         return p
 
-    def _int_params(self) -> np.ndarray:
+    def _int_params(self) -> _Int64s:
         """Integer parameter vector for the kernels."""
         p = self._params
         ip = np.zeros(S.N_IP, dtype=np.int64)
@@ -231,7 +289,7 @@ class BacktrackingTM:
             + p["newSynapseCount"]
         return ip
 
-    def _float_params(self) -> np.ndarray:
+    def _float_params(self) -> _Float32s:
         """float32 parameter vector for the kernels (Cells4 uses 32-bit floats)."""
         p = self._params
         fp = np.zeros(S.N_FP, dtype=np.float32)
@@ -242,15 +300,16 @@ class BacktrackingTM:
         fp[S.FP_INC] = p["permanenceInc"]
         return fp
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
+        """The constructor arguments as attributes (``tm.numberOfCols``, ...), as NuPIC's."""
         params = self.__dict__.get("_params")
         if params is not None and name in params:
             return params[name]
         raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
 
     # ------------------------------------------------------------------ compute
-    def compute(self, bottomUpInput: np.ndarray, enableLearn: bool,
-                enableInference: bool = True) -> np.ndarray:
+    def compute(self, bottomUpInput: npt.ArrayLike, enableLearn: bool,
+                enableInference: bool = True) -> _Float32s:
         """One time step on the dense 0/1 column input; returns the cell output (1 for cells
         active or predicted in the inference state), float32 of numberOfCols*cellsPerColumn."""
         if not (enableLearn or enableInference):
@@ -264,8 +323,8 @@ class BacktrackingTM:
                              bool(enableInference), output)
         return output.copy()
 
-    def compute_columns(self, cols: np.ndarray, enableLearn: bool, enableInference: bool,
-                        output: np.ndarray | None = None) -> None:
+    def compute_columns(self, cols: _Int32s, enableLearn: bool, enableInference: bool,
+                        output: _Float32s | None = None) -> None:
         """``compute`` on the sorted int32 indices of the active columns; the cell output is
         written to ``output`` when given."""
         a = self._a
@@ -280,7 +339,7 @@ class BacktrackingTM:
 
     def _compact_slots(self) -> None:
         """Repack the slot pool (cells move their slot lists when these grow)."""
-        a = self._a
+        a = _fields_of(self._a)
         slots, top = compact_slots(a.slot_off, a.slot_cap, a.nslots, a.slots, 8192)
         a.sc[S.SC_SLOT_TOP] = top
         self._a = a._replace(slots=slots)
@@ -290,45 +349,51 @@ class BacktrackingTM:
         tm_reset(self._a)
 
     # ------------------------------------------------------------------ inspection
-    def getColConfidence(self) -> np.ndarray:
+    def getColConfidence(self) -> _Float32s:
         """Column confidences from the last compute (float32, numberOfCols)."""
-        return self._a.colconf[S.CONF_T].copy()
+        confidences: _Float32s = _fields_of(self._a).colconf[S.CONF_T].copy()
+        return confidences
 
-    def predicted_columns(self) -> np.ndarray:
+    def predicted_columns(self) -> _Int64s:
         """Sorted indices of the columns with non-zero confidence after the last compute:
         the columns NuPIC's TMRegion treats as predicted when scoring the NEXT input."""
-        return np.flatnonzero(self._a.colconf[S.CONF_T]).astype(np.int64)
+        return np.flatnonzero(_fields_of(self._a).colconf[S.CONF_T]).astype(np.int64)
 
-    def getPredictedState(self) -> np.ndarray:
+    def getPredictedState(self) -> _UInt8s:
         """Cells predicted (inference state) for the next step, as 0/1 uint8."""
-        return self._a.st_flags[S.INF_PRED_T].copy()
+        return self._cell_states(S.INF_PRED_T)
 
-    def getActiveState(self) -> np.ndarray:
+    def getActiveState(self) -> _UInt8s:
         """Cells active in the inference state at this step, as 0/1 uint8."""
-        return self._a.st_flags[S.INF_ACT_T].copy()
+        return self._cell_states(S.INF_ACT_T)
 
-    def getLearnActiveStateT(self) -> np.ndarray:
+    def getLearnActiveStateT(self) -> _UInt8s:
         """Learning cells at this step, as 0/1 uint8."""
-        return self._a.st_flags[S.LRN_ACT_T].copy()
+        return self._cell_states(S.LRN_ACT_T)
+
+    def _cell_states(self, state: int | np.int64) -> _UInt8s:
+        """A copy of one row of the cell state flags (``_tm_state`` INF_*/LRN_* indices)."""
+        flags: _UInt8s = _fields_of(self._a).st_flags[state].copy()
+        return flags
 
     def numSegments(self) -> int:
         """Number of live segments."""
-        a = self._a
+        a = _fields_of(self._a)
         return int(a.sc[S.SC_SEG_HIGH] - a.sc[S.SC_SEG_NFREE])
 
     def numSynapses(self) -> int:
         """Number of synapses on live segments."""
         return int(count_synapses(self._a))
 
-    def getSegmentsOnCell(self, column: int, cellInColumn: int) -> list[dict]:
+    def getSegmentsOnCell(self, column: int, cellInColumn: int) -> list[_SegmentInfo]:
         """The cell's segments in slot order: dicts with ``slot``, ``sources`` (cell
         indices), ``permanences``, ``sequence``, ``positiveActivations``,
         ``totalActivations``, ``lastActiveIteration``."""
-        a = self._a
+        a = _fields_of(self._a)
         if not 0 <= column < self.numberOfCols or not 0 <= cellInColumn < self.cellsPerColumn:
             raise ValueError(f"no cell ({column}, {cellInColumn})")
         cell = column * self.cellsPerColumn + cellInColumn
-        result = []
+        result: list[_SegmentInfo] = []
         for slot in range(int(a.nslots[cell])):
             p = int(a.slots[a.slot_off[cell] + slot])
             if p < 0:
@@ -349,10 +414,10 @@ class BacktrackingTM:
     @property
     def learnIterations(self) -> int:
         """Number of learning steps so far."""
-        return int(self._a.sc[S.SC_NLRN])
+        return int(_fields_of(self._a).sc[S.SC_NLRN])
 
     # ------------------------------------------------------------------ persistence
-    def state_dict(self) -> dict[str, np.ndarray | int | float | str]:
+    def state_dict(self) -> StateDict:
         """Complete state (parameters, segments, cell states, queued updates, histories, RNG)
         as plain arrays and scalars."""
         if self._rest is not None:
@@ -360,7 +425,7 @@ class BacktrackingTM:
         return pack_state(self._params, self._a)
 
     @classmethod
-    def from_state_dict(cls, d: dict) -> BacktrackingTM:
+    def from_state_dict(cls, d: StateDict) -> BacktrackingTM:
         """Rebuild a TM that continues exactly where the saved one stopped; the state is
         checked completely (ValueError) and kept at rest until the TM computes."""
         params = params_from_state(d)
