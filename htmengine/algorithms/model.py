@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 from datetime import datetime
+from typing import Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 from htmengine.algorithms import _resident, checkpoint
+from htmengine.algorithms._types import StateDict, is_real
 from htmengine.algorithms.anomaly import computeRawAnomalyScore
 from htmengine.algorithms.backtracking_tm import BacktrackingTM
 from htmengine.algorithms.checkpoint import ModelStateError
@@ -43,6 +45,9 @@ _PREFIXES = ("enc.", "sp.", "tm.", "model.")
 # zstd level 3 shrinks them by a fifth more than level 1
 _THOROUGH = ("tm.syn_src_index",)
 
+# A modelConfig (or a part of it): the JSON object of NuPIC's OPF model parameters.
+Config: TypeAlias = dict[str, Any]
+
 # spParams keys of the OPF params that are not SpatialPooler arguments.
 _SP_IGNORED = {"spatialImp", "inputWidth", "columnCount", "globalInhibition", "spVerbosity",
                "potentialRadius"}
@@ -50,7 +55,7 @@ _SP_IGNORED = {"spatialImp", "inputWidth", "columnCount", "globalInhibition", "s
 _TM_REGION_ONLY = {"temporalImp", "inputWidth", "columnCount", "verbosity"}
 
 
-def _sp_kwargs(sp_params: dict, input_width: int) -> dict:
+def _sp_kwargs(sp_params: Config, input_width: int) -> dict[str, Any]:
     """SpatialPooler arguments from OPF ``spParams`` as NuPIC's SPRegion builds them."""
     kwargs = {k: v for k, v in sp_params.items() if k not in _SP_IGNORED}
     kwargs["inputDimensions"] = (input_width,)
@@ -61,18 +66,18 @@ def _sp_kwargs(sp_params: dict, input_width: int) -> dict:
     return kwargs
 
 
-def _tm_kwargs(tm_params: dict) -> dict:
+def _tm_kwargs(tm_params: Config) -> dict[str, Any]:
     """BacktrackingTM arguments from OPF ``tmParams`` as NuPIC's TMRegion passes them."""
     kwargs = {k: v for k, v in tm_params.items() if k not in _TM_REGION_ONLY}
     kwargs["numberOfCols"] = int(tm_params["columnCount"])
     return kwargs
 
 
-def _validated_model_params(modelConfig: dict) -> dict:
+def _validated_model_params(modelConfig: object) -> Config:
     """The ``modelParams`` of a modelConfig this model can run, or InvalidInputError."""
     if not isinstance(modelConfig, dict) or not isinstance(modelConfig.get("modelParams"), dict):
         raise InvalidInputError("modelConfig must be a dict with a 'modelParams' dict")
-    params = modelConfig["modelParams"]
+    params: Config = modelConfig["modelParams"]
     if params.get("inferenceType") != "TemporalAnomaly":
         raise InvalidInputError(
             f"modelConfig: inferenceType must be TemporalAnomaly, got {params.get('inferenceType')!r}")
@@ -92,9 +97,9 @@ def _validated_model_params(modelConfig: dict) -> dict:
 class HtmAnomalyModel:
     """Encoders + spatial pooler + backtracking TM producing a raw anomaly score per record."""
 
-    def __init__(self, modelConfig: dict, encoder: ScalarWithTimeOfDayEncoder,
+    def __init__(self, modelConfig: Config, encoder: ScalarWithTimeOfDayEncoder,
                  sp: SpatialPooler, tm: BacktrackingTM, records_seen: int = 0,
-                 prev_predicted: np.ndarray | None = None) -> None:
+                 prev_predicted: npt.ArrayLike | None = None) -> None:
         self.modelConfig = modelConfig
         self.encoder = encoder
         self.sp = sp
@@ -104,7 +109,7 @@ class HtmAnomalyModel:
                                 else np.asarray(prev_predicted, dtype=np.int64))
 
     @classmethod
-    def create(cls, modelConfig: dict) -> HtmAnomalyModel:
+    def create(cls, modelConfig: Config) -> HtmAnomalyModel:
         """A fresh model from ``params["modelConfig"]`` of getScalarMetricWithTimeOfDayAnomalyParams."""
         params = _validated_model_params(modelConfig)
         config = copy.deepcopy(modelConfig)
@@ -142,7 +147,7 @@ class HtmAnomalyModel:
             raise InvalidInputError(
                 f"timestamp must be a datetime, got {type(timestamp).__name__}")
         if value is not None:
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            if isinstance(value, bool) or not is_real(value):
                 raise InvalidInputError(f"value must be a number, got {type(value).__name__}")
             value = float(value)
             if math.isinf(value):
@@ -168,9 +173,10 @@ class HtmAnomalyModel:
     # ----------------------------------------------------------------- persistence
     def to_bytes(self) -> bytes:
         """The whole model as a format-v3 checkpoint (header + compressed state arrays)."""
-        scalars: dict = {"modelConfig": self.modelConfig, "records_seen": self._records_seen,
-                         "values": {}}
-        arrays: dict[str, np.ndarray] = {"model.prev_predicted": checkpoint_int(
+        values: dict[str, int | float | str] = {}
+        scalars: Config = {"modelConfig": self.modelConfig, "records_seen": self._records_seen,
+                           "values": values}
+        arrays: dict[str, npt.NDArray[Any]] = {"model.prev_predicted": checkpoint_int(
             self._prev_predicted)}
         with _resident.LOCK:
             states = (("enc.", self.encoder.state_dict()), ("sp.", self.sp.state_dict()),
@@ -180,8 +186,7 @@ class HtmAnomalyModel:
                 if isinstance(value, np.ndarray):
                     arrays[prefix + key] = value
                 else:
-                    scalars["values"][prefix + key] = (value.item() if isinstance(value, np.generic)
-                                                       else value)
+                    values[prefix + key] = value.item() if isinstance(value, np.generic) else value
         return checkpoint.encode(scalars, arrays, thorough=_THOROUGH)
 
     @classmethod
@@ -192,7 +197,7 @@ class HtmAnomalyModel:
             raise ModelStateError(f"model data must be bytes, got {type(data).__name__}")
         if checkpoint.is_v1(data):
             header, arrays = checkpoint.read_v1(data)
-            flat: dict = {key: (value.item() if value.ndim == 0 else value)
+            flat: StateDict = {key: (value.item() if value.ndim == 0 else value)
                           for key, value in arrays.items()}
         else:
             header, arrays = checkpoint.decode(data)
@@ -201,7 +206,7 @@ class HtmAnomalyModel:
                 raise ModelStateError("model data header misses its values")
             flat = {key: value.copy() for key, value in arrays.items()}
             flat.update(values)
-        states: dict[str, dict] = {prefix: {} for prefix in _PREFIXES}
+        states: dict[str, StateDict] = {prefix: {} for prefix in _PREFIXES}
         for key, value in flat.items():
             prefix = key[: key.index(".") + 1] if "." in key else ""
             if prefix not in states:
@@ -227,6 +232,7 @@ class HtmAnomalyModel:
                    prev_predicted=prev_predicted)
 
 
-def checkpoint_int(values: np.ndarray) -> np.ndarray:
+def checkpoint_int(
+        values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64] | npt.NDArray[np.uint16]:
     """Column indices in the smallest exact integer type for a checkpoint."""
     return values.astype(np.uint16) if values.size and values.max() < 2 ** 16 else values

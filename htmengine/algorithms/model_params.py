@@ -12,8 +12,10 @@ import copy
 import math
 import numbers
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from htmengine.exceptions import InvalidInputError
 
@@ -80,7 +82,7 @@ _TM_PARAMS_TM_CPP = {
 }
 
 
-def _base_params(tm_params: dict) -> dict:
+def _base_params(tm_params: dict[str, Any]) -> dict[str, Any]:
     """The parameter set before the value encoder's resolution is filled in."""
     return {
         "inferenceArgs": {
@@ -148,7 +150,8 @@ def _check_number(value: object, name: str) -> float:
     return float(value)
 
 
-def _range_from_data(metricData: Sequence[float] | np.ndarray | None) -> tuple[float, float]:
+def _range_from_data(
+        metricData: Sequence[float] | npt.NDArray[Any] | None) -> tuple[float, float]:
     """NuPIC's ``_rangeGen``: data min/max widened by one standard deviation (1 if flat)."""
     if metricData is None:
         raise InvalidInputError("metricData is required when minVal or maxVal is not given")
@@ -166,9 +169,11 @@ def _range_from_data(metricData: Sequence[float] | np.ndarray | None) -> tuple[f
     return float(np.min(data)) - spread, float(np.max(data)) + spread
 
 
-def getScalarMetricWithTimeOfDayAnomalyParams(metricData=None, minVal=None, maxVal=None,
-                                              minResolution=None,
-                                              tmImplementation: str = "cpp") -> dict:
+def getScalarMetricWithTimeOfDayAnomalyParams(
+        metricData: Sequence[float] | npt.NDArray[Any] | None = None,
+        minVal: float | None = None, maxVal: float | None = None,
+        minResolution: float | None = None,
+        tmImplementation: str = "cpp") -> dict[str, Any]:
     """Params of a scalar anomaly model with time of day, as NuPIC's ``cluster_params``.
 
     ``metricData`` is only used to derive ``minVal``/``maxVal`` when either is missing.
