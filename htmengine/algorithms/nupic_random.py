@@ -115,7 +115,7 @@ def rng_shuffle(state: _State, ptrs: _Ptrs, values: npt.NDArray[np.integer[Any]]
 
 @njit(cache=True)
 def rng_sample(state: _State, ptrs: _Ptrs, population: _Ints,
-               n_choices: int) -> _Ints:
+               n_choices: int | np.int64) -> _Ints:
     """Ordered selection sampling of ``n_choices`` items (``Random::sample``)."""
     n_population = population.shape[0]
     choices = np.empty(n_choices, dtype=population.dtype)

@@ -18,247 +18,71 @@ input is a sum of a few contiguous rows.
 
 from __future__ import annotations
 
-import math
 import zlib
-from typing import NamedTuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
-from numba import njit
+import numpy.typing as npt
 
 from htmengine.algorithms import _codec, _resident
+from htmengine.algorithms._sp_kernels import INIT_CONNECTED_PCT as INIT_CONNECTED_PCT
+from htmengine.algorithms._sp_kernels import (
+    Bools,
+    Float32s,
+    Int32s,
+    Int64s,
+    UInt8s,
+    adapt_synapses,
+    bump_up_weak_columns,
+    compute_overlaps,
+    initialize_columns,
+    update_column,
+    update_duty_cycles,
+    winners_integer,
+)
 from htmengine.algorithms._sp_restore import restore_columns
-from htmengine.algorithms.nupic_random import NupicRandom, rng_real64, rng_sample
+from htmengine.algorithms._types import StateDict, StateValue
+from htmengine.algorithms.nupic_random import NupicRandom
 from htmengine.exceptions import InvalidInputError
 
 UPDATE_PERIOD = 50
-INIT_CONNECTED_PCT = 0.5
 STATE_FORMAT = 2  # 1: touched rows as float32; 2: coded against the initial rows (_codec)
 
 
-@njit(cache=True)
-def _round5(value: np.float32) -> np.float32:
-    """nupic.core's round5_: truncate to 5 decimals (float32 product, double quotient)."""
-    scaled = np.float32(value * np.float32(100000.0))
-    return np.float32(float(np.int32(scaled)) / 100000.0)
-
-
-@njit(cache=True)
-def _update_column(perm_row, connected_t, column, connected_counts, syn_perm_connected,
-                   trim_threshold, raise_perm):
-    """updatePermanencesForColumn_: (clip), count connected, clip+trim, store connectivity."""
-    # nupic.core 0.4.10 (the version behind NAB's NuPIC result) compares with ``>=
-    # synPermConnected`` exactly; the ``- PERMANENCE_EPSILON`` of later versions is not used.
-    threshold = syn_perm_connected
-    count = 0
-    for i in range(perm_row.shape[0]):
-        p = perm_row[i]
-        if raise_perm:
-            if p > np.float32(1.0):
-                p = np.float32(1.0)
-            if p < np.float32(0.0):
-                p = np.float32(0.0)
-        if p >= threshold:
-            connected_t[i, column] = 1
-            count += 1
-        else:
-            connected_t[i, column] = 0
-        if p > np.float32(1.0):
-            p = np.float32(1.0)
-        if p < trim_threshold:
-            p = np.float32(0.0)
-        perm_row[i] = p
-    connected_counts[column] = count
-
-
-@njit(cache=True)
-def _initialize(state, ptrs, num_columns, num_inputs, potential_radius, potential_pct,
-                syn_perm_connected, trim_threshold, potential, permanences, connected_t,
-                connected_counts):
-    """Draw potential pools and initial permanences exactly in nupic.core's order."""
-    for _ in range(num_columns):  # tieBreaker_ draws (unused with global inhibition)
-        rng_real64(state, ptrs)
-    pool_size = min(2 * potential_radius + 1, num_inputs)
-    num_potential = np.int64(math.floor(np.float32(pool_size) * potential_pct + 0.5))
-    ratio = np.float32(np.float32(num_inputs) / np.float32(num_columns))
-    span = np.float32(np.float32(1.0) - syn_perm_connected)
-    population = np.empty(pool_size, dtype=np.int64)
-    for column in range(num_columns):
-        # ((Real)column + 0.5) is a double in nupic.core; the ratio is a float.
-        centre = np.int64(math.floor((float(column) + 0.5) * float(ratio)))
-        for k in range(pool_size):
-            population[k] = (centre - potential_radius + k) % num_inputs
-        selected = rng_sample(state, ptrs, population, num_potential)
-        for k in range(selected.shape[0]):
-            potential[column, selected[k]] = True
-        row = permanences[column]
-        for i in range(num_inputs):
-            if not potential[column, i]:
-                continue
-            if rng_real64(state, ptrs) <= INIT_CONNECTED_PCT:
-                value = np.float32(syn_perm_connected + span * rng_real64(state, ptrs))
-            else:
-                value = np.float32(syn_perm_connected * rng_real64(state, ptrs))
-            value = _round5(value)
-            if value < trim_threshold:
-                value = np.float32(0.0)
-            row[i] = value
-        _update_column(row, connected_t, column, connected_counts, syn_perm_connected,
-                       trim_threshold, True)
-
-
-@njit(cache=True)
-def _overlaps(connected_t, active_inputs, num_columns):
-    """Connected synapses on active inputs, per column."""
-    overlaps = np.zeros(num_columns, dtype=np.int32)
-    for k in range(active_inputs.shape[0]):
-        row = connected_t[active_inputs[k]]
-        for c in range(num_columns):
-            overlaps[c] += row[c]
-    return overlaps
-
-
-@njit(cache=True)
-def _winners_integer(overlaps, num_active, stimulus_threshold):
-    """Top ``num_active`` integer overlaps >= threshold, ties toward the higher index; sorted."""
-    max_overlap = 0
-    for c in range(overlaps.shape[0]):
-        if overlaps[c] > max_overlap:
-            max_overlap = overlaps[c]
-    histogram = np.zeros(max_overlap + 1, dtype=np.int64)
-    for c in range(overlaps.shape[0]):
-        histogram[overlaps[c]] += 1
-    above = 0
-    level = max_overlap
-    while level >= stimulus_threshold and level >= 0 and above + histogram[level] < num_active:
-        above += histogram[level]
-        level -= 1
-    winners = np.empty(num_active, dtype=np.int64)
-    count = 0
-    if level < stimulus_threshold or level < 0:
-        for c in range(overlaps.shape[0]):
-            if overlaps[c] > level:
-                winners[count] = c
-                count += 1
-        return winners[:count]
-    for c in range(overlaps.shape[0]):
-        if overlaps[c] > level:
-            winners[count] = c
-            count += 1
-    needed = num_active - count
-    c = overlaps.shape[0] - 1
-    while needed > 0:
-        if overlaps[c] == level:
-            winners[count] = c
-            count += 1
-            needed -= 1
-        c -= 1
-    result = winners[:count]
-    result.sort()
-    return result
-
-
-@njit(cache=True)
-def _adapt_synapses(permanences, potential, connected_t, connected_counts, active_columns,
-                    input_dense, inc, dec, syn_perm_connected, trim_threshold):
-    """adaptSynapses_: +inc on active potential inputs, -dec on inactive ones, per winner."""
-    negative_dec = np.float32(-dec)
-    one = np.float32(1.0)
-    zero = np.float32(0.0)
-    for k in range(active_columns.shape[0]):
-        column = active_columns[k]
-        row = permanences[column]
-        pot = potential[column]
-        if syn_perm_connected > one:  # connectivity may disagree with the clipped value
-            for i in range(row.shape[0]):
-                if pot[i]:
-                    row[i] = row[i] + (inc if input_dense[i] else negative_dec)
-            _update_column(row, connected_t, column, connected_counts, syn_perm_connected,
-                           trim_threshold, True)
-            continue
-        # _update_column(raise_perm=True) fused with the update. connected_t[i, column] is
-        # (stored permanence >= synPermConnected), so it is written only where that flips:
-        # the transposed matrix is read and written one strided byte per input otherwise.
-        count = 0
-        for i in range(row.shape[0]):
-            old = row[i]
-            p = old
-            if pot[i]:
-                p = p + (inc if input_dense[i] else negative_dec)
-            if p > one:
-                p = one
-            if p < zero:
-                p = zero
-            now = p >= syn_perm_connected
-            if now:
-                count += 1
-            if now != (old >= syn_perm_connected):
-                connected_t[i, column] = 1 if now else 0
-            if p < trim_threshold:
-                p = zero
-            row[i] = p
-        connected_counts[column] = count
-
-
-@njit(cache=True)
-def _update_duty_cycles(overlap_dc, active_dc, overlaps, active_columns, period):
-    """updateDutyCycles_ in float32: dc = (dc * (period - 1) + new) / period."""
-    keep = np.float32(period - 1)
-    divisor = np.float32(period)
-    active_flag = np.zeros(overlap_dc.shape[0], dtype=np.bool_)
-    for k in range(active_columns.shape[0]):
-        active_flag[active_columns[k]] = True
-    for c in range(overlap_dc.shape[0]):
-        new_overlap = np.float32(1.0) if overlaps[c] > 0 else np.float32(0.0)
-        new_active = np.float32(1.0) if active_flag[c] else np.float32(0.0)
-        overlap_dc[c] = np.float32(overlap_dc[c] * keep + new_overlap) / divisor
-        active_dc[c] = np.float32(active_dc[c] * keep + new_active) / divisor
-
-
-@njit(cache=True)
-def _bump_up_weak_columns(permanences, potential, connected_t, connected_counts, overlap_dc,
-                          min_overlap_dc, bump, syn_perm_connected, trim_threshold, touched):
-    """bumpUpWeakColumns_: raise every potential permanence of under-used columns."""
-    for column in range(overlap_dc.shape[0]):
-        if overlap_dc[column] >= min_overlap_dc[column]:
-            continue
-        touched[column] = True
-        row = permanences[column]
-        pot = potential[column]
-        for i in range(row.shape[0]):
-            if pot[i]:
-                row[i] = row[i] + bump
-        _update_column(row, connected_t, column, connected_counts, syn_perm_connected,
-                       trim_threshold, False)
+# What the initial state depends on: inputs, columns, potential radius, potential pct,
+# synPermConnected, trim threshold, seed (see SpatialPooler._init_key).
+_InitKey: TypeAlias = tuple[int, int, int, float, float, float, int]
 
 
 class _Dense(NamedTuple):
     """A pooler's dense working arrays."""
 
-    potential: np.ndarray
-    permanences: np.ndarray
-    connected_t: np.ndarray
-    connected_counts: np.ndarray
+    potential: Bools
+    permanences: Float32s
+    connected_t: UInt8s
+    connected_counts: Int32s
 
 
 class _Initial(NamedTuple):
     """The initial state drawn from the seed (shared, read-only)."""
 
-    potential: np.ndarray
-    permanences: np.ndarray
-    connected_t: np.ndarray
-    connected_counts: np.ndarray
-    rng: dict
+    potential: Bools
+    permanences: Float32s
+    connected_t: UInt8s
+    connected_counts: Int32s
+    rng: StateDict
     checksum: int
 
 
-_INITIAL: dict[tuple, _Initial] = {}
+_INITIAL: dict[_InitKey, _Initial] = {}
 # The dense arrays the last pooler to dehydrate left (per parameter set) and the columns in
 # which they differ from the initial state: the next pooler to hydrate resets those columns
 # instead of copying the whole initial matrices (one working set per process).
-_SPARE: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+_SPARE: dict[_InitKey, tuple[Float32s, UInt8s, Int32s, Int64s]] = {}
 
 
-def _initial_state(key: tuple) -> _Initial:
+def _initial_state(key: _InitKey) -> _Initial:
     """The initial potential pools, permanences and RNG state of the poolers with ``key``
     (see ``SpatialPooler._init_key``), drawn once per process."""
     initial = _INITIAL.get(key)
@@ -270,9 +94,9 @@ def _initial_state(key: tuple) -> _Initial:
     permanences = np.zeros((n_c, n_i), dtype=np.float32)
     connected_t = np.zeros((n_i, n_c), dtype=np.uint8)
     counts = np.zeros(n_c, dtype=np.int32)
-    _initialize(random.state, random.ptrs, n_c, n_i, radius, np.float32(pct),
-                np.float32(connected), np.float32(trim), potential, permanences, connected_t,
-                counts)
+    initialize_columns(random.state, random.ptrs, n_c, n_i, radius, np.float32(pct),
+                       np.float32(connected), np.float32(trim), potential, permanences,
+                       connected_t, counts)
     crc = zlib.crc32(np.packbits(potential, axis=1).tobytes())
     checksum = zlib.crc32(permanences.tobytes(), crc)
     for arr in (potential, permanences, connected_t, counts):
@@ -285,12 +109,15 @@ def _initial_state(key: tuple) -> _Initial:
 class SpatialPooler:
     """Global-inhibition spatial pooler with nupic.core semantics (NuPIC keyword names)."""
 
-    def __init__(self, inputDimensions=(454,), columnDimensions=(2048,), potentialRadius=16,
-                 potentialPct=0.5, globalInhibition=True, localAreaDensity=-1.0,
-                 numActiveColumnsPerInhArea=10, stimulusThreshold=0, synPermInactiveDec=0.008,
-                 synPermActiveInc=0.05, synPermConnected=0.1, minPctOverlapDutyCycle=0.001,
-                 dutyCyclePeriod=1000, boostStrength=0.0, seed=1, spVerbosity=0,
-                 wrapAround=True) -> None:
+    def __init__(self, inputDimensions: int | Sequence[int] = (454,),
+                 columnDimensions: int | Sequence[int] = (2048,), potentialRadius: int = 16,
+                 potentialPct: float = 0.5, globalInhibition: bool = True,
+                 localAreaDensity: float | None = -1.0,
+                 numActiveColumnsPerInhArea: int | None = 10, stimulusThreshold: int = 0,
+                 synPermInactiveDec: float = 0.008, synPermActiveInc: float = 0.05,
+                 synPermConnected: float = 0.1, minPctOverlapDutyCycle: float = 0.001,
+                 dutyCyclePeriod: int = 1000, boostStrength: float = 0.0, seed: int = 1,
+                 spVerbosity: int = 0, wrapAround: bool = True) -> None:
         input_dims = _as_dims(inputDimensions, "inputDimensions")
         column_dims = _as_dims(columnDimensions, "columnDimensions")
         if not globalInhibition:
@@ -351,9 +178,9 @@ class SpatialPooler:
         self.initChecksum = initial.checksum
         self._dense: _Dense | None = None
         self._rest_rows = np.zeros((0, n_i), dtype=np.float32)
-        self._rest_potential: np.ndarray | None = None  # packed bits, when modified
+        self._rest_potential: UInt8s | None = None  # packed bits, when modified
 
-    def _init_key(self) -> tuple:
+    def _init_key(self) -> _InitKey:
         """Everything the initial potential pools and permanences depend on."""
         return (self.numInputs, self.numColumns, self.potentialRadius, float(self.potentialPct),
                 float(self.synPermConnected), float(self.synPermTrimThreshold), self.seed)
@@ -415,70 +242,69 @@ class SpatialPooler:
         return rows + potential + sum(v.nbytes for v in vectors)
 
     @property
-    def potential(self) -> np.ndarray:
+    def potential(self) -> Bools:
         """Potential pools, bool (columns x inputs); read-only unless set by setPotential."""
         return self._working().potential
 
     @property
-    def permanences(self) -> np.ndarray:
+    def permanences(self) -> Float32s:
         """Permanences, float32 (columns x inputs)."""
         return self._working().permanences
 
     @property
-    def connected_t(self) -> np.ndarray:
+    def connected_t(self) -> UInt8s:
         """Connected synapses, uint8 (inputs x columns)."""
         return self._working().connected_t
 
     @property
-    def connectedCounts(self) -> np.ndarray:
+    def connectedCounts(self) -> Int32s:
         """Connected synapses per column."""
         return self._working().connected_counts
 
     # ----------------------------------------------------------------- compute
-    def compute(self, inputVector: np.ndarray, learn: bool, activeArray: np.ndarray) -> None:
+    def compute(self, inputVector: npt.ArrayLike, learn: bool,
+                activeArray: npt.NDArray[Any]) -> None:
         """NuPIC-style compute: dense 0/1 input, fills the dense ``activeArray`` in place."""
         active = self.compute_active(inputVector, learn)
         activeArray[:] = 0
         activeArray[active] = 1
 
-    def compute_active(self, input_dense: np.ndarray, learn: bool) -> np.ndarray:
+    def compute_active(self, input_dense: npt.ArrayLike, learn: bool) -> Int64s:
         """Run one step on a dense 0/1 input; return the sorted active column indices."""
-        input_dense = np.asarray(input_dense)
-        if input_dense.ndim != 1 or input_dense.shape[0] != self.numInputs:
+        dense = np.asarray(input_dense)
+        if dense.ndim != 1 or dense.shape[0] != self.numInputs:
             raise InvalidInputError(
                 f"inputVector must be 1-D of length {self.numInputs}, got shape "
-                f"{input_dense.shape}")
-        return self._compute(np.flatnonzero(input_dense).astype(np.int64), input_dense != 0,
-                             learn)
+                f"{dense.shape}")
+        return self._compute(np.flatnonzero(dense).astype(np.int64), dense != 0, learn)
 
-    def compute_sparse(self, active_inputs: np.ndarray, learn: bool) -> np.ndarray:
+    def compute_sparse(self, active_inputs: npt.ArrayLike, learn: bool) -> Int64s:
         """Run one step on the indices of the active input bits; return sorted active columns."""
-        active_inputs = np.asarray(active_inputs, dtype=np.int64)
-        if active_inputs.size and (active_inputs.min() < 0
-                                   or active_inputs.max() >= self.numInputs):
+        indices = np.asarray(active_inputs, dtype=np.int64)
+        if indices.size and (indices.min() < 0 or indices.max() >= self.numInputs):
             raise InvalidInputError(f"active input indices must be in [0, {self.numInputs})")
         dense = np.zeros(self.numInputs, dtype=np.bool_)
-        dense[active_inputs] = True
+        dense[indices] = True
         return self._compute(np.flatnonzero(dense), dense, learn)
 
-    def _compute(self, active_inputs: np.ndarray, input_flags: np.ndarray,
-                 learn: bool) -> np.ndarray:
+    def _compute(self, active_inputs: Int64s, input_flags: Bools, learn: bool) -> Int64s:
+        """One step on the sorted active input indices and the same input as flags."""
         self.iterationNum += 1
         if learn:
             self.iterationLearnNum += 1
         dense = self._working()
-        self.overlaps = _overlaps(dense.connected_t, active_inputs, self.numColumns)
+        self.overlaps = compute_overlaps(dense.connected_t, active_inputs, self.numColumns)
         active = self._inhibit(self.overlaps, learn)
         if learn:
-            _adapt_synapses(dense.permanences, dense.potential, dense.connected_t,
-                            dense.connected_counts, active, input_flags, self.synPermActiveInc,
-                            self.synPermInactiveDec, self.synPermConnected,
-                            self.synPermTrimThreshold)
+            adapt_synapses(dense.permanences, dense.potential, dense.connected_t,
+                           dense.connected_counts, active, input_flags, self.synPermActiveInc,
+                           self.synPermInactiveDec, self.synPermConnected,
+                           self.synPermTrimThreshold)
             self.touched[active] = True
             period = min(self.dutyCyclePeriod, self.iterationNum)
-            _update_duty_cycles(self.overlapDutyCycles, self.activeDutyCycles, self.overlaps,
+            update_duty_cycles(self.overlapDutyCycles, self.activeDutyCycles, self.overlaps,
                                 active, period)
-            _bump_up_weak_columns(dense.permanences, dense.potential, dense.connected_t,
+            bump_up_weak_columns(dense.permanences, dense.potential, dense.connected_t,
                                   dense.connected_counts, self.overlapDutyCycles,
                                   self.minOverlapDutyCycles, self.synPermBelowStimulusInc,
                                   self.synPermConnected, self.synPermTrimThreshold,
@@ -489,10 +315,10 @@ class SpatialPooler:
                                                 * self.overlapDutyCycles.max())
         return active
 
-    def _inhibit(self, overlaps: np.ndarray, learn: bool) -> np.ndarray:
+    def _inhibit(self, overlaps: Int32s, learn: bool) -> Int64s:
         """Global inhibition on (boosted, when learning) overlaps."""
         if not learn or self.boostStrength == 0:
-            return _winners_integer(overlaps, self.numDesired, self.stimulusThreshold)
+            return winners_integer(overlaps, self.numDesired, self.stimulusThreshold)
         boosted = overlaps.astype(np.float32) * self.boostFactors
         eligible = np.flatnonzero(boosted >= self.stimulusThreshold)
         # Descending score, ties toward the higher index.
@@ -516,27 +342,27 @@ class SpatialPooler:
         """Number of input bits."""
         return self.numInputs
 
-    def getPermanence(self, column: int, permanences: np.ndarray) -> None:
+    def getPermanence(self, column: int, permanences: npt.NDArray[Any]) -> None:
         """Copy the column's permanences into ``permanences``."""
         permanences[:] = self.permanences[column]
 
-    def getPotential(self, column: int, potential: np.ndarray) -> None:
+    def getPotential(self, column: int, potential: npt.NDArray[Any]) -> None:
         """Copy the column's potential pool (0/1) into ``potential``."""
         potential[:] = self.potential[column]
 
-    def getConnectedCounts(self, counts: np.ndarray) -> None:
+    def getConnectedCounts(self, counts: npt.NDArray[Any]) -> None:
         """Copy the number of connected synapses per column into ``counts``."""
         counts[:] = self.connectedCounts
 
-    def setPermanence(self, column: int, permanences: np.ndarray) -> None:
+    def setPermanence(self, column: int, permanences: npt.ArrayLike) -> None:
         """Replace a column's permanences (no raise to threshold, as nupic.core)."""
         row = np.asarray(permanences, dtype=np.float32).copy()
-        _update_column(row, self.connected_t, column, self.connectedCounts,
+        update_column(row, self.connected_t, column, self.connectedCounts,
                        self.synPermConnected, self.synPermTrimThreshold, False)
         self.permanences[column] = row
         self.touched[column] = True
 
-    def setPotential(self, column: int, potential: np.ndarray) -> None:
+    def setPotential(self, column: int, potential: npt.ArrayLike) -> None:
         """Replace a column's potential pool."""
         dense = self._working()
         if not dense.potential.flags.writeable:  # still the shared initial pools
@@ -550,10 +376,10 @@ class SpatialPooler:
                "synPermActiveInc", "synPermConnected", "minPctOverlapDutyCycle",
                "dutyCyclePeriod", "boostStrength", "seed")
 
-    def state_dict(self, prefix: str = "") -> dict:
+    def state_dict(self, prefix: str = "") -> StateDict:
         """Full state: parameters, counters, duty cycles, RNG and the permanence rows of the
         columns changed since initialisation (the rest is regenerated from the seed)."""
-        d: dict = {f"{prefix}format": STATE_FORMAT}
+        d: StateDict = {f"{prefix}format": STATE_FORMAT}
         for name in self._PARAMS:
             d[f"{prefix}param.{name}"] = np.array(getattr(self, name))
         d[f"{prefix}iterationNum"] = self.iterationNum
@@ -564,7 +390,9 @@ class SpatialPooler:
         if self._dense is None:
             rows = self._rest_rows
             if self.potentialModified:
-                d[f"{prefix}potential_bits"] = self._rest_potential.copy()
+                bits = self._rest_potential
+                assert bits is not None  # modified pools are kept at rest as packed bits
+                d[f"{prefix}potential_bits"] = bits.copy()
         else:
             rows = self._dense.permanences[touched]
             if self.potentialModified:
@@ -585,7 +413,7 @@ class SpatialPooler:
         return min(steps) if steps else 0.0
 
     @classmethod
-    def from_state_dict(cls, d: dict, prefix: str = "") -> SpatialPooler:
+    def from_state_dict(cls, d: Mapping[str, StateValue], prefix: str = "") -> SpatialPooler:
         """Rebuild a pooler that continues exactly where the saved one stopped."""
         if int(d[f"{prefix}format"]) not in (1, STATE_FORMAT):
             raise InvalidInputError(
@@ -635,10 +463,13 @@ def _as_dims(dims: object, name: str) -> tuple[int, ...]:
     """Normalise an int or a one-element sequence of ints to a 1-D dimensions tuple."""
     if isinstance(dims, (int, np.integer)):
         dims = (int(dims),)
+    message = f"{name} must be an int or a sequence of ints"
+    if not isinstance(dims, Iterable):
+        raise InvalidInputError(message)
     try:
-        result = tuple(int(x) for x in dims)  # type: ignore[union-attr]
+        result = tuple(int(x) for x in dims)
     except TypeError as exc:
-        raise InvalidInputError(f"{name} must be an int or a sequence of ints") from exc
+        raise InvalidInputError(message) from exc
     if len(result) != 1 or result[0] <= 0:
         raise InvalidInputError(f"{name}: only one positive dimension is supported, got {dims!r}")
     return result
