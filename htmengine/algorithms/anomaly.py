@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 
-def computeRawAnomalyScore(activeColumns: Sequence[int] | np.ndarray,
-                           prevPredictedColumns: Sequence[int] | np.ndarray) -> float:
+def computeRawAnomalyScore(activeColumns: Sequence[int] | npt.NDArray[np.integer[Any]],
+                           prevPredictedColumns: Sequence[int] | npt.NDArray[np.integer[Any]]
+                           ) -> float:
     """Fraction of the active columns that were not predicted in the previous step.
 
     Both arguments are collections of column indices. No active column gives 0.0, as in NuPIC.
