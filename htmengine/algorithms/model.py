@@ -48,7 +48,8 @@ _THOROUGH = ("tm.syn_src_index",)
 # A modelConfig (or a part of it): the JSON object of NuPIC's OPF model parameters.
 Config: TypeAlias = dict[str, Any]
 
-# spParams keys of the OPF params that are not SpatialPooler arguments.
+# spParams keys of the OPF params that are not SpatialPooler arguments (NuPIC's SPRegion sets
+# the input width and potentialRadius itself; spatialImp is checked in _validated_model_params).
 _SP_IGNORED = {"spatialImp", "inputWidth", "columnCount", "globalInhibition", "spVerbosity",
                "potentialRadius"}
 # tmParams keys consumed by NuPIC's TMRegion rather than passed to the TM.
@@ -86,6 +87,9 @@ def _validated_model_params(modelConfig: object) -> Config:
     for key in ("sensorParams", "spParams", "tmParams"):
         if not isinstance(params.get(key), dict):
             raise InvalidInputError(f"modelConfig: modelParams.{key} must be a dict")
+    if params["spParams"].get("spatialImp", "cpp") != "cpp":
+        raise InvalidInputError("modelConfig: only nupic.core's spatial pooler (spatialImp 'cpp') "
+                                f"is supported, got {params['spParams'].get('spatialImp')!r}")
     if params["tmParams"].get("temporalImp", "cpp") != "cpp":
         raise InvalidInputError("modelConfig: only the backtracking TM (temporalImp 'cpp') "
                                 f"is supported, got {params['tmParams'].get('temporalImp')!r}")

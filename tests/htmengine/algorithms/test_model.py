@@ -1,5 +1,6 @@
 """HtmAnomalyModel: persistence continues bit-identically, determinism, learning behaviour."""
 
+import copy
 import csv
 import math
 from datetime import datetime, timedelta
@@ -144,6 +145,10 @@ def test_create_from_model_config_and_bad_inputs():
                                                        tmImplementation="tm_cpp")
     with pytest.raises(InvalidInputError, match="temporalImp"):
         HtmAnomalyModel.create(tm_cpp["modelConfig"])
+    py_sp = copy.deepcopy(params["modelConfig"])
+    py_sp["modelParams"]["spParams"]["spatialImp"] = "py"  # NuPIC's Python SP: not this one
+    with pytest.raises(InvalidInputError, match="spatialImp 'cpp'.*got 'py'"):
+        HtmAnomalyModel.create(py_sp)
     with pytest.raises(InvalidInputError, match="modelParams"):
         HtmAnomalyModel.create({"model": "HTMPrediction"})
     with pytest.raises(ModelStateError):
