@@ -134,8 +134,8 @@ class ScalarEncoder:
 class DateEncoder:
     """NuPIC ``DateEncoder`` restricted to its time-of-day sub-encoder."""
 
-    def __init__(self, timeOfDay: int | tuple[float, float] | list[float] = 0, name: str = "", forced: bool = False,
-                 **unsupported: object) -> None:
+    def __init__(self, timeOfDay: int | tuple[float, float] | list[float] = 0, name: str = "",
+                 forced: bool = False, **unsupported: object) -> None:
         active_unsupported = {k: v for k, v in unsupported.items()
                               if v not in (0, None, False) and k not in ("fieldname", "type")}
         if active_unsupported:
