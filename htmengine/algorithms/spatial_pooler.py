@@ -13,7 +13,8 @@ Only one-dimensional input and column topologies with global inhibition are supp
 
 Data layout: a dense float32 permanence matrix (columns x inputs), a boolean potential mask,
 and a transposed uint8 "connected" matrix (inputs x columns) so that the overlap of a sparse
-input is a sum of a few contiguous rows.
+input is a sum of a few contiguous rows. The numba kernels working on these arrays are in
+``_sp_kernels``; this module holds the state, the working set, compute and persistence.
 """
 
 from __future__ import annotations
