@@ -275,6 +275,7 @@ class AnomalyLikelihood:
             and self._reestimationPeriod == other._reestimationPeriod
         )
 
+    # unhashable: compared by value and mutable (typeshed types __hash__ as a method)
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
