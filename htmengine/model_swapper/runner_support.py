@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from htmengine.model_swapper.checkpoint_manager import Checkpoint
 from htmengine.model_swapper.checkpoint_store import CheckpointStore
@@ -35,6 +35,7 @@ class AnomalyModel(Protocol):
     def to_bytes(self) -> bytes: ...
 
 
+@runtime_checkable
 class AnomalyModelFactory(Protocol):
     """What the runner needs to make models (the HtmAnomalyModel class itself)."""
 
@@ -59,9 +60,13 @@ def defaultModelFactory() -> AnomalyModelFactory:
         moduleName, sep, attribute = spec.partition(":")
         if not sep or not moduleName or not attribute:
             raise ValueError(f"${MODEL_FACTORY_ENV} must be 'module:attribute', got {spec!r}")
-        return getattr(importlib.import_module(moduleName), attribute)
+        factory = getattr(importlib.import_module(moduleName), attribute)
+        if not isinstance(factory, AnomalyModelFactory):
+            raise ValueError(f"${MODEL_FACTORY_ENV} names {spec!r}, which has no create and "
+                             f"from_bytes")
+        return factory
     from htmengine.algorithms.model import HtmAnomalyModel
-    return HtmAnomalyModel  # type: ignore[return-value]
+    return HtmAnomalyModel
 
 
 _log = logging.getLogger(__name__)
