@@ -48,6 +48,10 @@ class InvalidMessageError(ModelSwapperError, ValueError):
     """A request/result message or item is malformed; the message names the bad field."""
 
 
+class InvalidSwapperSettingError(ModelSwapperError, ValueError):
+    """A model-swapper.conf option (or a setting given in its place) is out of its range."""
+
+
 class CheckpointCorruptError(ModelSwapperError):
     """A checkpoint entry exists but its files are unreadable or inconsistent."""
 

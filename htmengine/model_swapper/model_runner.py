@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from htmengine.config import swapper_config
 from htmengine.model_swapper.checkpoint_policy import CheckpointPolicy
 from htmengine.model_swapper.checkpoint_store import CheckpointStore
 from htmengine.model_swapper.errors import (
@@ -42,6 +41,7 @@ from htmengine.model_swapper.errors import (
     ERR_NO_SUCH_MODEL,
     ERR_ROW_FAILED,
     SUCCESS,
+    InvalidSwapperSettingError,
     ModelAlreadyExists,
     ModelNotFound,
     ModelRunnerError,
@@ -70,6 +70,7 @@ from htmengine.model_swapper.runner_support import (
     loadCheckpointedModel,
     modelLock,
 )
+from htmengine.model_swapper.settings import SwapperSettings
 from nta_utils.errors import BusError
 
 __all__ = ["MODEL_FACTORY_ENV", "ModelRunner", "RunOutcome", "RunStats",
@@ -127,16 +128,17 @@ class ModelRunner:
                  replaySource: ReplaySource | None = None,
                  checkpointPolicy: CheckpointPolicy | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 sizeRecord: tuple[int, int] | None = None) -> None:
+                 sizeRecord: tuple[int, int] | None = None,
+                 settings: SwapperSettings | None = None) -> None:
         self._modelID = modelID
         self._swapper = swapper
         self._checkpointMgr = checkpointMgr
         if targetRequestsPerCheckpoint is None:
-            targetRequestsPerCheckpoint = swapper_config().getint(
-                "model_runner", "target_requests_per_checkpoint")
+            settings = settings if settings is not None else SwapperSettings.from_config()
+            targetRequestsPerCheckpoint = settings.target_requests_per_checkpoint
         if targetRequestsPerCheckpoint < 1:
-            raise ValueError(f"targetRequestsPerCheckpoint must be >= 1, got "
-                             f"{targetRequestsPerCheckpoint}")
+            raise InvalidSwapperSettingError(f"targetRequestsPerCheckpoint must be >= 1, got "
+                                             f"{targetRequestsPerCheckpoint}")
         self._target = targetRequestsPerCheckpoint
         self._stopRequested = stopRequested
         self._modelFactory = modelFactory
