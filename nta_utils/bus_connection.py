@@ -16,7 +16,7 @@ import pika
 import pika.exceptions as pex
 from pika.adapters.blocking_connection import BlockingChannel
 
-from nta_utils.errors import BusConnectionError, BusError, QueueNotFoundError
+from nta_utils.errors import BusConnectionError, BusError, InvalidArgumentError, QueueNotFoundError
 from nta_utils.message_bus_types import AmqpConnectionParams, BrokerChannelError
 from nta_utils.outage import Outage, outage
 
@@ -53,7 +53,7 @@ class BusConnection:
                  max_attempts: int = 8, retry_timeout: float = 15.0,
                  initial_retry_delay: float = 0.05, max_retry_delay: float = 2.0) -> None:
         if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+            raise InvalidArgumentError(f"max_attempts must be >= 1, got {max_attempts}")
         self._params = connection_params or AmqpConnectionParams.from_config()
         self._max_attempts = max_attempts
         self._retry_timeout = retry_timeout

@@ -23,8 +23,10 @@ from pika.adapters.blocking_connection import BlockingChannel
 from nta_utils.bus import Bus
 from nta_utils.bus_connection import CONNECTION_LOST_ERRORS, BusConnection
 from nta_utils.errors import (
+    ArgumentTypeError,
     BusConnectionError,
     BusError,
+    InvalidArgumentError,
     MessageNackedError,
     QueueNotFoundError,
     UnroutableMessageError,
@@ -68,7 +70,7 @@ class MessageBus(BusConnection, Bus):
     @staticmethod
     def _check_name(kind: str, name: str) -> None:
         if not isinstance(name, str) or not name:
-            raise ValueError(f"{kind} name must be a non-empty string, got {name!r}")
+            raise InvalidArgumentError(f"{kind} name must be a non-empty string, got {name!r}")
 
     def declare_queue(self, name: str, durable: bool = True, *, passive: bool = False,
                       exclusive: bool = False, auto_delete: bool = False,
@@ -184,13 +186,13 @@ class MessageBus(BusConnection, Bus):
         missing. A retry after connection loss may deliver the message twice (at least once).
         """
         if not isinstance(body, (bytes, bytearray, memoryview)):
-            raise TypeError(f"message body must be bytes, got {type(body).__name__}")
+            raise ArgumentTypeError(f"message body must be bytes, got {type(body).__name__}")
         if not isinstance(exchange, str) or not isinstance(routing_key, str):
-            raise ValueError(f"exchange and routing_key must be strings, got "
+            raise InvalidArgumentError(f"exchange and routing_key must be strings, got "
                              f"{exchange!r}, {routing_key!r}")
         unknown = set(properties or {}) - set(PIKA_PROPERTY_NAMES) - {"headers"}
         if unknown:
-            raise ValueError(f"unknown message properties {sorted(unknown)}; known: "
+            raise InvalidArgumentError(f"unknown message properties {sorted(unknown)}; known: "
                              f"{list(PIKA_PROPERTY_NAMES)}")
         basicProperties = pika.BasicProperties(**{
             "delivery_mode": (pika.DeliveryMode.Persistent if persistent
@@ -259,9 +261,9 @@ class MessageBus(BusConnection, Bus):
         the consumer."""
         self._check_name("queue", queue)
         if prefetch < 0:
-            raise ValueError(f"prefetch must be >= 0 (0 = unlimited), got {prefetch}")
+            raise InvalidArgumentError(f"prefetch must be >= 0 (0 = unlimited), got {prefetch}")
         if inactivity_timeout is not None and inactivity_timeout <= 0:
-            raise ValueError(f"inactivity_timeout must be positive, got {inactivity_timeout}")
+            raise InvalidArgumentError(f"inactivity_timeout must be positive, got {inactivity_timeout}")
         if self._consuming:
             raise BusError("this MessageBus already has an active consumer; "
                            "close it first or use another MessageBus")

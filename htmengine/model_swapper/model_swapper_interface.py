@@ -447,7 +447,7 @@ class ModelSwapperInterface:
                     value = loads_bounded(message.body, max_bytes=_MAX_NOTIFICATION_BYTES,
                                           what="scheduler notification")
                     if not isinstance(value, str) or not value:
-                        raise ValueError(f"not a model id: {value!r}")
+                        raise InvalidMessageError(f"not a model id: {value!r}")
                 except ValueError as error:
                     self._quarantine(self._schedulerNotificationQueueName, message,
                                      f"undecodable scheduler notification: {error}")

@@ -20,7 +20,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from htmengine.model_swapper.checkpoint_manager import Checkpoint
 from htmengine.model_swapper.checkpoint_store import CheckpointStore
-from htmengine.model_swapper.errors import ERR_INVALID_ARG, ModelRunnerError
+from htmengine.model_swapper.errors import (
+    ERR_INVALID_ARG,
+    InvalidSwapperSettingError,
+    ModelRunnerError,
+)
 from htmengine.model_swapper.messages import ModelInputRow, decodeDatetime
 
 MAX_TRACEBACK_TAIL = 400
@@ -59,10 +63,10 @@ def defaultModelFactory() -> AnomalyModelFactory:
     if spec:
         moduleName, sep, attribute = spec.partition(":")
         if not sep or not moduleName or not attribute:
-            raise ValueError(f"${MODEL_FACTORY_ENV} must be 'module:attribute', got {spec!r}")
+            raise InvalidSwapperSettingError(f"${MODEL_FACTORY_ENV} must be 'module:attribute', got {spec!r}")
         factory = getattr(importlib.import_module(moduleName), attribute)
         if not isinstance(factory, AnomalyModelFactory):
-            raise ValueError(f"${MODEL_FACTORY_ENV} names {spec!r}, which has no create and "
+            raise InvalidSwapperSettingError(f"${MODEL_FACTORY_ENV} names {spec!r}, which has no create and "
                              f"from_bytes")
         return factory
     from htmengine.algorithms.model import HtmAnomalyModel

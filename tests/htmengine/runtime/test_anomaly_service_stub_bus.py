@@ -142,3 +142,21 @@ def test_a_lost_connection_is_survived(engine: sa.Engine, broker: StubBroker) ->
     assert [rowid for rowid, _v, raw, _s in _stored(engine, uid) if raw is not None] == \
         list(range(1, 21))
     assert sum(len(m.get("results", [])) for m, _h in _published(broker)) == 20
+
+
+def test_results_whose_rowids_are_not_row_numbers_are_rejected(engine: sa.Engine,
+                                                               broker: StubBroker) -> None:
+    """A result batch naming rows by strings (the swapper allows any id; the engine's rows are
+    numbered) is rejected and dropped: nothing stored or published, the metric stays ACTIVE,
+    and the next batch is scored."""
+    uid = _pending_metric(engine, broker, 4)
+    results_queue = _submit(broker, uid, (ModelCommandResult("c1", "defineModel", 0, args={}),))
+    _submit(broker, uid, (ModelInferenceResult("1", 0, anomalyScore=0.5),
+                          ModelInferenceResult("2", 0, anomalyScore=0.5)))
+    _submit(broker, uid, _results(1, 4))
+    with _run_service(engine, broker):
+        assert broker.join(results_queue, timeout=20)
+    with engine.connect() as conn:
+        assert queries.getMetric(conn, uid).status == MetricStatus.ACTIVE
+    published = [m for m, _h in _published(broker)][1:]
+    assert [[r["rowid"] for r in m["results"]] for m in published] == [[1, 2, 3, 4]]
