@@ -68,7 +68,7 @@ SHUTDOWN_TIMEOUT_SECONDS = 120.0
 # broker's consumer_timeout (30 min by default) would close the channel.
 TOKEN_REFRESH_SECONDS = 600.0
 # Drained runs are logged at DEBUG; every this many seconds the last run of each slot (with
-# its cumulative loads, checkpoints and evictions) is logged at INFO.
+# its cumulative loads, checkpoints and evictions) is logged at INFO ("last run, slot ...").
 SLOT_SUMMARY_SECONDS = 10.0
 # A running model is preempted for a waiting one only after running this long: a swap costs
 # a checkpoint and a load (~0.1-0.5 s each for an HTM model), so shorter turns waste slots.
@@ -276,7 +276,7 @@ class ModelSchedulerService:
             return
         self._lastSummary = now
         for index in sorted(self._lastRuns):
-            _log.info("%s", self._lastRuns[index])
+            _log.info("last run, %s", self._lastRuns[index])
         self._lastRuns.clear()
 
     def _refreshOldTokens(self) -> None:
