@@ -62,3 +62,7 @@ class DuplicateRecordError(HTMEngineError):
 
 class InvalidInputError(HTMEngineError, ValueError):
     """Input (a sample line, a model spec, a value) is malformed; the message names it."""
+
+
+class InvalidArgumentTypeError(InvalidInputError, TypeError):
+    """An argument has the wrong type (a programming error); the message names it."""

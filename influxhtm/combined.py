@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from influxhtm.errors import ColumnNotFoundError
+
 RESULT_COLUMNS = ("anomalyScore", "anomalyLikelihood", "prediction")
 COLUMNS = ("time", "value", *RESULT_COLUMNS)
 
@@ -35,7 +37,7 @@ class CombinedData:
         try:
             index = self.columns.index(name)
         except ValueError:
-            raise KeyError(f"no column {name!r}; columns are {list(self.columns)}") from None
+            raise ColumnNotFoundError(f"no column {name!r}; columns are {list(self.columns)}") from None
         return [row[index] for row in self.rows]
 
     def times(self) -> list[datetime]:

@@ -18,6 +18,14 @@ class InfluxConnectionError(InfluxHtmError):
     """The InfluxDB server could not be reached (the message names host and port)."""
 
 
+class FollowerTimeoutError(InfluxHtmError, TimeoutError):
+    """A model follower did not stop within the time it was given."""
+
+
+class ColumnNotFoundError(InfluxHtmError, KeyError):
+    """Combined data has no column of the requested name (the message lists its columns)."""
+
+
 class InfluxQueryError(InfluxHtmError):
     """InfluxDB rejected a query or a write (the message quotes the statement or the error)."""
 

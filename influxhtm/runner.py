@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from influxhtm.aggregation import Aggregation, AggregationSpec, parseAggregation
-from influxhtm.errors import InfluxHtmInputError
+from influxhtm.errors import FollowerTimeoutError, InfluxHtmInputError
 from influxhtm.influxql import TimeLike, fromEpochMicros, quoteIdent, toEpochMicros
 from influxhtm.queries import selectPoints
 from influxhtm.sensor_ref import SensorRef
@@ -269,7 +269,7 @@ class Follower:
         self._stopEvent.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
-            raise TimeoutError(f"follower of {self._model.getName()!r} did not stop within "
+            raise FollowerTimeoutError(f"follower of {self._model.getName()!r} did not stop within "
                                f"{timeout} s")
         if self.error is not None:
             raise self.error

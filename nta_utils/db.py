@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import QueuePool
 
-from nta_utils.errors import DatabaseError
+from nta_utils.errors import DatabaseError, InvalidArgumentError
 from nta_utils.outage import Outage, outage
 
 _log = logging.getLogger(__name__)
@@ -109,9 +109,9 @@ def retry_on_transient_error(
     (`@retry_on_transient_error(max_attempts=3)`).
     """
     if max_attempts < 1:
-        raise ValueError(f"max_attempts must be >= 1, got {max_attempts!r}")
+        raise InvalidArgumentError(f"max_attempts must be >= 1, got {max_attempts!r}")
     if initial_delay < 0 or max_delay < 0 or backoff_factor < 1:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"retry delays must be non-negative and backoff_factor >= 1, got "
             f"initial_delay={initial_delay!r}, max_delay={max_delay!r}, "
             f"backoff_factor={backoff_factor!r}")
@@ -164,13 +164,13 @@ def make_mysql_url(params: Mapping[str, Any]) -> sa.URL:
     password), and optionally db (or database). Values are escaped properly."""
     missing = [key for key in ("host", "user") if not params.get(key)]
     if missing:
-        raise ValueError(f"MySQL connection parameters lack {', '.join(missing)}: "
+        raise InvalidArgumentError(f"MySQL connection parameters lack {', '.join(missing)}: "
                          f"got keys {sorted(params)}")
     port = params.get("port")
     try:
         port_number = int(port) if port not in (None, "") else None
     except (TypeError, ValueError):
-        raise ValueError(f"MySQL port must be an integer, got {port!r}") from None
+        raise InvalidArgumentError(f"MySQL port must be an integer, got {port!r}") from None
     password = params.get("passwd", params.get("password")) or None
     database = params.get("db", params.get("database")) or None
     return sa.URL.create(
@@ -206,7 +206,7 @@ def create_mysql_engine(
         if url.drivername == "mysql":
             url = url.set(drivername="mysql+pymysql")
         if url.drivername != "mysql+pymysql":
-            raise ValueError(f"Expected a mysql+pymysql URL, got driver {url.drivername!r}")
+            raise InvalidArgumentError(f"Expected a mysql+pymysql URL, got driver {url.drivername!r}")
     return sa.create_engine(
         url,
         poolclass=QueuePool,
@@ -221,7 +221,7 @@ def create_mysql_engine(
 
 def _check_db_name(name: str) -> str:
     if not isinstance(name, str) or not _DB_NAME_PATTERN.match(name):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Database name must be 1-64 characters of letters, digits, '_' or '$', "
             f"got {name!r}")
     return name

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nta_utils.bus import Bus
+from nta_utils.errors import InvalidArgumentError
 from nta_utils.message_bus_types import Message
 
 _log = logging.getLogger("nta_utils.dead_letter")
@@ -59,7 +60,7 @@ class DeadLetterQueue:
     def __init__(self, bus: Bus, queue: str, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
                  logger: logging.Logger | None = None) -> None:
         if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+            raise InvalidArgumentError(f"max_attempts must be >= 1, got {max_attempts}")
         self._bus = bus
         self.queue = queue
         self.name = dead_letter_queue_name(queue)

@@ -35,3 +35,12 @@ class DatabaseError(NtaUtilsError):
 
 class MessageLimitError(NtaUtilsError, ValueError):
     """A message body exceeds a configured size or JSON nesting limit, or is not JSON."""
+
+
+class InvalidArgumentError(NtaUtilsError, ValueError):
+    """An argument has a value the call does not accept, or the call came out of order (a
+    programming error); the message names what is wrong."""
+
+
+class ArgumentTypeError(InvalidArgumentError, TypeError):
+    """An argument has the wrong type (a programming error); the message names it."""

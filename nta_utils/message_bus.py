@@ -13,18 +13,20 @@ exchange) does not drop unacknowledged deliveries; existence probes use a throw-
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import pika
 import pika.exceptions as pex
 from pika.adapters.blocking_connection import BlockingChannel
 
 from nta_utils.bus import Bus
+from nta_utils.bus_connection import CONNECTION_LOST_ERRORS, BusConnection
 from nta_utils.errors import (
+    ArgumentTypeError,
     BusConnectionError,
     BusError,
+    InvalidArgumentError,
     MessageNackedError,
     QueueNotFoundError,
     UnroutableMessageError,
@@ -39,34 +41,15 @@ from nta_utils.message_bus_types import (
     QueueInfo,
     UnknownDeliveryTagError,
 )
-from nta_utils.outage import Outage, outage
 
 __all__ = ["RABBITMQ_CONF", "AmqpConnectionParams", "BrokerChannelError", "Bus",
            "ConsumerCancelledError", "Message", "MessageBus", "QueueInfo",
            "UnknownDeliveryTagError"]
 
 _log = logging.getLogger(__name__)
-_T = TypeVar("_T")
-
-_NOT_FOUND = 404
-
-# Errors after which reconnecting cannot help (bad credentials, missing virtual host).
-_PERMANENT_CONNECTION_ERRORS = (
-    pex.AuthenticationError,
-    pex.ProbableAuthenticationError,
-    pex.ProbableAccessDeniedError,
-    pex.IncompatibleProtocolError,
-)
-# Errors meaning the connection (or the channel along with it) is gone: reconnect and retry.
-_CONNECTION_LOST_ERRORS = (
-    pex.AMQPConnectionError,
-    pex.ChannelWrongStateError,
-    ConnectionError,
-    OSError,
-)
 
 
-class MessageBus(Bus):
+class MessageBus(BusConnection, Bus):
     """A connection to RabbitMQ with reconnect-and-retry for declare/publish/get; the real
     implementation of the `nta_utils.bus.Bus` protocol.
 
@@ -75,129 +58,6 @@ class MessageBus(Bus):
     BusConnectionError. A `consume` generator raises BusConnectionError instead; the caller
     restarts it and the broker redelivers what was not acknowledged.
     """
-
-    def __init__(self, connection_params: AmqpConnectionParams | None = None, *,
-                 max_attempts: int = 8, retry_timeout: float = 15.0,
-                 initial_retry_delay: float = 0.05, max_retry_delay: float = 2.0) -> None:
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-        self._params = connection_params or AmqpConnectionParams.from_config()
-        self._max_attempts = max_attempts
-        self._retry_timeout = retry_timeout
-        self._initial_retry_delay = initial_retry_delay
-        self._max_retry_delay = max_retry_delay
-        self._connection: pika.BlockingConnection | None = None
-        self._ops_channel: BlockingChannel | None = None
-        self._delivery_channel: BlockingChannel | None = None
-        self._outstanding: set[int] = set()
-        self._generation = 0
-        self._consuming = False
-        self._closed = False
-        self._outage: Outage = outage(f"the broker {self._params.describe()}")
-
-    # ------------------------------------------------------------------ connection
-
-    @property
-    def connection_params(self) -> AmqpConnectionParams:
-        """The parameters this bus connects with."""
-        return self._params
-
-    @property
-    def connection_generation(self) -> int:
-        """Incremented at every (re)connection; delivery tags of older generations are void."""
-        return self._generation
-
-    @property
-    def outage(self) -> Outage:
-        """The broker's outage state in this process (shared by its buses to the broker)."""
-        return self._outage
-
-    @property
-    def is_connected(self) -> bool:
-        """True while a broker connection is open."""
-        return self._connection is not None and self._connection.is_open
-
-    def _connect(self) -> pika.BlockingConnection:
-        if self._closed:
-            raise BusError("MessageBus is closed")
-        if self._connection is None or not self._connection.is_open:
-            self._reset_connection()
-            self._connection = pika.BlockingConnection(self._params.to_pika())
-            self._generation += 1
-            _log.debug("Connected to %s (generation %d)", self._params.describe(),
-                       self._generation)
-        return self._connection
-
-    def _reset_connection(self) -> None:
-        """Forget the connection and its channels (closing them if still open)."""
-        connection, self._connection = self._connection, None
-        self._ops_channel = None
-        self._delivery_channel = None
-        self._outstanding.clear()
-        if connection is not None and connection.is_open:
-            try:
-                connection.close()
-            except Exception:  # best effort on a broken connection
-                _log.debug("Ignoring error while closing a broken connection", exc_info=True)
-
-    def _get_ops_channel(self) -> BlockingChannel:
-        connection = self._connect()
-        if self._ops_channel is None or not self._ops_channel.is_open:
-            channel = connection.channel()
-            channel.confirm_delivery()
-            self._ops_channel = channel
-        return self._ops_channel
-
-    def _get_delivery_channel(self) -> BlockingChannel:
-        connection = self._connect()
-        if self._delivery_channel is None or not self._delivery_channel.is_open:
-            self._delivery_channel = connection.channel()
-            self._outstanding.clear()
-        return self._delivery_channel
-
-    def _translate_channel_closed(self, exc: pex.ChannelClosedByBroker, what: str) -> BusError:
-        if exc.reply_code == _NOT_FOUND:
-            return QueueNotFoundError(f"{what}: not found ({exc.reply_text})")
-        return BrokerChannelError(
-            f"{what}: broker closed the channel with {exc.reply_code} {exc.reply_text}",
-            exc.reply_code)
-
-    def _call(self, what: str, action: Callable[[], _T], *, retry: bool = True) -> _T:
-        """Run `action`, reconnecting and retrying on connection loss; translate errors."""
-        deadline = time.monotonic() + self._retry_timeout
-        delay = self._initial_retry_delay
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                result = action()
-            except pex.ChannelClosedByBroker as exc:
-                raise self._translate_channel_closed(exc, what) from exc
-            except _PERMANENT_CONNECTION_ERRORS as exc:
-                self._reset_connection()
-                raise BusConnectionError(
-                    f"{what}: cannot connect to {self._params.describe()} (bad credentials "
-                    f"or missing virtual host?): {exc!r}") from exc
-            except _CONNECTION_LOST_ERRORS as exc:
-                self._reset_connection()
-                self._outage.lost(exc)
-                if not retry or attempt >= self._max_attempts or \
-                        time.monotonic() + delay > deadline:
-                    raise BusConnectionError(
-                        f"{what}: no usable connection to {self._params.describe()} after "
-                        f"{attempt} attempt(s): {exc!r}") from exc
-                _log.debug("%s: connection problem (%r); reconnecting in %.2fs "
-                           "(attempt %d)", what, exc, delay, attempt)
-                time.sleep(delay)
-                delay = min(delay * 2, self._max_retry_delay)
-            else:
-                self._outage.restored()
-                return result
-
-    def close(self) -> None:
-        """Close the connection; unacknowledged deliveries go back to their queues."""
-        self._reset_connection()
-        self._closed = True
 
     def __enter__(self) -> MessageBus:
         return self
@@ -210,7 +70,7 @@ class MessageBus(Bus):
     @staticmethod
     def _check_name(kind: str, name: str) -> None:
         if not isinstance(name, str) or not name:
-            raise ValueError(f"{kind} name must be a non-empty string, got {name!r}")
+            raise InvalidArgumentError(f"{kind} name must be a non-empty string, got {name!r}")
 
     def declare_queue(self, name: str, durable: bool = True, *, passive: bool = False,
                       exclusive: bool = False, auto_delete: bool = False,
@@ -326,13 +186,13 @@ class MessageBus(Bus):
         missing. A retry after connection loss may deliver the message twice (at least once).
         """
         if not isinstance(body, (bytes, bytearray, memoryview)):
-            raise TypeError(f"message body must be bytes, got {type(body).__name__}")
+            raise ArgumentTypeError(f"message body must be bytes, got {type(body).__name__}")
         if not isinstance(exchange, str) or not isinstance(routing_key, str):
-            raise ValueError(f"exchange and routing_key must be strings, got "
+            raise InvalidArgumentError(f"exchange and routing_key must be strings, got "
                              f"{exchange!r}, {routing_key!r}")
         unknown = set(properties or {}) - set(PIKA_PROPERTY_NAMES) - {"headers"}
         if unknown:
-            raise ValueError(f"unknown message properties {sorted(unknown)}; known: "
+            raise InvalidArgumentError(f"unknown message properties {sorted(unknown)}; known: "
                              f"{list(PIKA_PROPERTY_NAMES)}")
         basicProperties = pika.BasicProperties(**{
             "delivery_mode": (pika.DeliveryMode.Persistent if persistent
@@ -401,9 +261,9 @@ class MessageBus(Bus):
         the consumer."""
         self._check_name("queue", queue)
         if prefetch < 0:
-            raise ValueError(f"prefetch must be >= 0 (0 = unlimited), got {prefetch}")
+            raise InvalidArgumentError(f"prefetch must be >= 0 (0 = unlimited), got {prefetch}")
         if inactivity_timeout is not None and inactivity_timeout <= 0:
-            raise ValueError(f"inactivity_timeout must be positive, got {inactivity_timeout}")
+            raise InvalidArgumentError(f"inactivity_timeout must be positive, got {inactivity_timeout}")
         if self._consuming:
             raise BusError("this MessageBus already has an active consumer; "
                            "close it first or use another MessageBus")
@@ -432,7 +292,7 @@ class MessageBus(Bus):
                         f"{what}: broker cancelled the consumer (queue deleted?)") from None
                 except pex.ChannelClosedByBroker as exc:
                     raise self._translate_channel_closed(exc, what) from exc
-                except _CONNECTION_LOST_ERRORS as exc:
+                except CONNECTION_LOST_ERRORS as exc:
                     if self._generation == generation:  # not already replaced by a reconnect
                         self._reset_connection()
                     self._outage.lost(exc)
@@ -471,7 +331,7 @@ class MessageBus(Bus):
             send(channel)
         except pex.ChannelClosedByBroker as exc:
             raise self._translate_channel_closed(exc, f"{verb} {delivery_tag}") from exc
-        except _CONNECTION_LOST_ERRORS as exc:
+        except CONNECTION_LOST_ERRORS as exc:
             self._reset_connection()
             raise BusConnectionError(
                 f"cannot {verb} delivery tag {delivery_tag}: connection lost ({exc!r}); "

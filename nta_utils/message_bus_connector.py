@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nta_utils.errors import (
+    ArgumentTypeError,
     BusConnectionError,
     BusError,
+    InvalidArgumentError,
     QueueNotFoundError,
     UnroutableMessageError,
 )
@@ -85,12 +87,12 @@ def _encode(body: bytes | str) -> bytes:
         return body.encode("utf-8")
     if isinstance(body, (bytes, bytearray, memoryview)):
         return bytes(body)
-    raise TypeError(f"message body must be bytes or str, got {type(body).__name__}")
+    raise ArgumentTypeError(f"message body must be bytes or str, got {type(body).__name__}")
 
 
 def _check_mq_name(mqName: str) -> None:
     if not isinstance(mqName, str) or not mqName:
-        raise ValueError(f"Message queue name cannot be empty or None: {mqName!r}")
+        raise InvalidArgumentError(f"Message queue name cannot be empty or None: {mqName!r}")
 
 
 class MessageBusConnector:

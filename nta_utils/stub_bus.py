@@ -32,8 +32,10 @@ from typing import Any
 
 from nta_utils.bus import Bus
 from nta_utils.errors import (
+    ArgumentTypeError,
     BusConnectionError,
     BusError,
+    InvalidArgumentError,
     UnroutableMessageError,
 )
 from nta_utils.message_bus_types import (
@@ -61,7 +63,7 @@ _EXCHANGE_TYPES = ("fanout", "direct", "topic")
 
 def _check_name(kind: str, name: str) -> None:
     if not isinstance(name, str) or not name:
-        raise ValueError(f"{kind} name must be a non-empty string, got {name!r}")
+        raise InvalidArgumentError(f"{kind} name must be a non-empty string, got {name!r}")
 
 
 class StubBus(Bus):
@@ -236,7 +238,7 @@ class StubBus(Bus):
         """Create an exchange of `exchange_type` (fanout, direct or topic) if missing."""
         _check_name("exchange", name)
         if exchange_type not in _EXCHANGE_TYPES:
-            raise ValueError(f"StubBus supports exchange types {_EXCHANGE_TYPES}, "
+            raise InvalidArgumentError(f"StubBus supports exchange types {_EXCHANGE_TYPES}, "
                              f"not {exchange_type!r}")
         with self._broker.cond:
             self._connect()
@@ -296,13 +298,13 @@ class StubBus(Bus):
                 properties: dict[str, Any] | None = None) -> None:
         """Route one message to the queues that take it (see the module docstring)."""
         if not isinstance(body, (bytes, bytearray, memoryview)):
-            raise TypeError(f"message body must be bytes, got {type(body).__name__}")
+            raise ArgumentTypeError(f"message body must be bytes, got {type(body).__name__}")
         if not isinstance(exchange, str) or not isinstance(routing_key, str):
-            raise ValueError(f"exchange and routing_key must be strings, got "
+            raise InvalidArgumentError(f"exchange and routing_key must be strings, got "
                              f"{exchange!r}, {routing_key!r}")
         unknown = set(properties or {}) - set(PIKA_PROPERTY_NAMES) - {"headers"}
         if unknown:
-            raise ValueError(f"unknown message properties {sorted(unknown)}; known: "
+            raise InvalidArgumentError(f"unknown message properties {sorted(unknown)}; known: "
                              f"{list(PIKA_PROPERTY_NAMES)}")
         stored = {"delivery_mode": 2 if persistent else 1,
                   **{k: v for k, v in (properties or {}).items()
@@ -353,9 +355,9 @@ class StubBus(Bus):
         ConsumerCancelledError when the queue is deleted."""
         _check_name("queue", queue)
         if prefetch < 0:
-            raise ValueError(f"prefetch must be >= 0 (0 = unlimited), got {prefetch}")
+            raise InvalidArgumentError(f"prefetch must be >= 0 (0 = unlimited), got {prefetch}")
         if inactivity_timeout is not None and inactivity_timeout <= 0:
-            raise ValueError(f"inactivity_timeout must be positive, got {inactivity_timeout}")
+            raise InvalidArgumentError(f"inactivity_timeout must be positive, got {inactivity_timeout}")
         if self._consuming:
             raise BusError("this StubBus already has an active consumer; "
                            "close it first or use another StubBus")

@@ -60,6 +60,14 @@ ATTRIBUTES_FILE_NAME = "attributes.json"
 CLONED_ATTRIBUTES = ("replayRows", "fromDefinition")
 
 
+def _json_object(data: bytes) -> dict[str, Any]:
+    """The JSON object in `data`; ValueError if it is not JSON or not an object."""
+    value = json.loads(data)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """One saved checkpoint: model bytes plus the attributes saved with them."""
@@ -214,7 +222,7 @@ class ModelCheckpointMgr:
         """The definition given to define(); ModelNotFound if the model has no entry."""
         modelDir = self._existing_model_dir(modelID)
         try:
-            return json.loads((modelDir / DEFINITION_FILE_NAME).read_bytes())
+            return _json_object((modelDir / DEFINITION_FILE_NAME).read_bytes())
         except FileNotFoundError as exc:
             raise ModelNotFound(f"Model {modelID!r} has no checkpoint entry") from exc
         except ValueError as exc:
@@ -333,7 +341,7 @@ class ModelCheckpointMgr:
     @staticmethod
     def _read_attributes(store: Path) -> dict[str, Any]:
         try:
-            return json.loads((store / ATTRIBUTES_FILE_NAME).read_bytes())
+            return _json_object((store / ATTRIBUTES_FILE_NAME).read_bytes())
         except (OSError, ValueError) as exc:
             raise CheckpointCorruptError(f"Checkpoint attributes in {store} unreadable: {exc}"
                                          ) from exc

@@ -1,14 +1,15 @@
 """When a resident model with uncheckpointed rows is checkpointed (model-swapper.conf
 ``[model_runner]``): after ``checkpoint_every_rows`` rows, when its oldest uncheckpointed row
 was applied ``checkpoint_max_age_seconds`` ago, and always before it is evicted or its slot
-exits. Between checkpoints its input is acked once the results are published, and a crash
-is repaired by replaying the stored rows after the checkpoint (replay_source)."""
+exits (model_swapper.settings reads them). Between checkpoints its input is acked once the
+results are published, and a crash is repaired by replaying the stored rows after the
+checkpoint (replay_source)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from htmengine.config import swapper_config
+from htmengine.model_swapper.errors import InvalidSwapperSettingError
 
 DEFAULT_EVERY_ROWS = 1000
 DEFAULT_MAX_AGE_SECONDS = 6 * 3600.0
@@ -23,10 +24,11 @@ class CheckpointPolicy:
 
     def __post_init__(self) -> None:
         if self.everyRows < 1:
-            raise ValueError(f"checkpoint_every_rows must be >= 1, got {self.everyRows}")
+            raise InvalidSwapperSettingError(f"checkpoint_every_rows must be >= 1, got "
+                                             f"{self.everyRows}")
         if self.maxAgeSeconds < 0:
-            raise ValueError(f"checkpoint_max_age_seconds must be >= 0, got "
-                             f"{self.maxAgeSeconds}")
+            raise InvalidSwapperSettingError(f"checkpoint_max_age_seconds must be >= 0, got "
+                                             f"{self.maxAgeSeconds}")
 
     def due(self, rows: int, dirtySince: float | None, now: float) -> bool:
         """True when `rows` uncheckpointed rows, the first applied at `dirtySince`, should
@@ -35,16 +37,3 @@ class CheckpointPolicy:
             return False
         return rows >= self.everyRows or (dirtySince is not None
                                           and now - dirtySince >= self.maxAgeSeconds)
-
-    @classmethod
-    def fromConfig(cls) -> CheckpointPolicy:
-        """The policy of model-swapper.conf [model_runner] (defaults where options lack)."""
-        config = swapper_config()
-        section = "model_runner"
-        everyRows = (config.getint(section, "checkpoint_every_rows")
-                     if config.has_option(section, "checkpoint_every_rows")
-                     else DEFAULT_EVERY_ROWS)
-        maxAge = (config.getfloat(section, "checkpoint_max_age_seconds")
-                  if config.has_option(section, "checkpoint_max_age_seconds")
-                  else DEFAULT_MAX_AGE_SECONDS)
-        return cls(everyRows, maxAge)

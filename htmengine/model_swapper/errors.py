@@ -10,7 +10,12 @@ from __future__ import annotations
 from enum import IntEnum
 
 from htmengine import htmengineerrno
-from htmengine.exceptions import HTMEngineError, ObjectAlreadyExistsBase, ObjectNotFoundError
+from htmengine.exceptions import (
+    HTMEngineError,
+    InvalidInputError,
+    ObjectAlreadyExistsBase,
+    ObjectNotFoundError,
+)
 
 
 class ModelSwapperStatus(IntEnum):
@@ -48,6 +53,10 @@ class InvalidMessageError(ModelSwapperError, ValueError):
     """A request/result message or item is malformed; the message names the bad field."""
 
 
+class InvalidSwapperSettingError(ModelSwapperError, ValueError):
+    """A model-swapper.conf option (or a setting given in its place) is out of its range."""
+
+
 class CheckpointCorruptError(ModelSwapperError):
     """A checkpoint entry exists but its files are unreadable or inconsistent."""
 
@@ -57,6 +66,6 @@ class ModelRunnerError(ModelSwapperError):
 
     def __init__(self, status: ModelSwapperStatus, message: str) -> None:
         if status == SUCCESS:
-            raise ValueError("ModelRunnerError status must be an error code, not SUCCESS")
+            raise InvalidInputError("ModelRunnerError status must be an error code, not SUCCESS")
         super().__init__(f"{status.name}: {message}")
         self.status = status

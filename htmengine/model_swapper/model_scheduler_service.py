@@ -29,9 +29,20 @@ from typing import Any
 import psutil
 
 from htmengine import engine_metrics
-from htmengine.config import swapper_config
 from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from htmengine.model_swapper.settings import SwapperSettings
+from htmengine.model_swapper.slot_messages import (
+    ERROR,
+    LOCKED,
+    ExitSlot,
+    RunDone,
+    RunModel,
+    RunStarted,
+    SchedulerMessage,
+    SlotReady,
+    StopRun,
+)
 from htmengine.model_swapper.slot_worker import workerMain
 from htmengine.model_swapper.swap_controller import (
     AckNotifications,
@@ -57,7 +68,7 @@ SHUTDOWN_TIMEOUT_SECONDS = 120.0
 # broker's consumer_timeout (30 min by default) would close the channel.
 TOKEN_REFRESH_SECONDS = 600.0
 # Drained runs are logged at DEBUG; every this many seconds the last run of each slot (with
-# its cumulative loads, checkpoints and evictions) is logged at INFO.
+# its cumulative loads, checkpoints and evictions) is logged at INFO ("last run, slot ...").
 SLOT_SUMMARY_SECONDS = 10.0
 # A running model is preempted for a waiting one only after running this long: a swap costs
 # a checkpoint and a load (~0.1-0.5 s each for an HTM model), so shorter turns waste slots.
@@ -71,15 +82,11 @@ def defaultMemoryBudgetBytes(totalMemory: int | None = None) -> int:
     return int(totalMemory * DEFAULT_BUDGET_FRACTION)
 
 
-def configuredMemoryBudgetBytes() -> int:
+def configuredMemoryBudgetBytes(settings: SwapperSettings | None = None) -> int:
     """[model_scheduler] memory_budget_mb in bytes, 0 (or no option) meaning
-    defaultMemoryBudgetBytes()."""
-    config = swapper_config()
-    value = (config.getint("model_scheduler", "memory_budget_mb")
-             if config.has_option("model_scheduler", "memory_budget_mb") else 0)
-    if value < 0:
-        raise ValueError(f"model-swapper.conf [model_scheduler] memory_budget_mb must be "
-                         f">= 0, got {value}")
+    defaultMemoryBudgetBytes(); `settings` default to model-swapper.conf."""
+    settings = settings if settings is not None else SwapperSettings.from_config()
+    value = settings.memory_budget_mb
     return value * 2**20 if value else defaultMemoryBudgetBytes()
 
 
@@ -91,13 +98,11 @@ def defaultNumSlots(cpuCount: int | None = None, totalMemory: int | None = None)
                MIN_SLOTS)
 
 
-def configuredNumSlots() -> int:
-    """[model_scheduler] num_slots, 0 meaning defaultNumSlots()."""
-    value = swapper_config().getint("model_scheduler", "num_slots")
-    if value < 0:
-        raise ValueError(f"model-swapper.conf [model_scheduler] num_slots must be >= 0, "
-                         f"got {value}")
-    return value or defaultNumSlots()
+def configuredNumSlots(settings: SwapperSettings | None = None) -> int:
+    """[model_scheduler] num_slots, 0 meaning defaultNumSlots(); `settings` default to
+    model-swapper.conf."""
+    settings = settings if settings is not None else SwapperSettings.from_config()
+    return settings.num_slots or defaultNumSlots()
 
 
 @dataclass
@@ -114,10 +119,12 @@ class ModelSchedulerService:
 
     def __init__(self, numSlots: int,
                  minRunSeconds: float = DEFAULT_MIN_RUN_SECONDS,
-                 memoryBudgetBytes: int | None = None) -> None:
+                 memoryBudgetBytes: int | None = None,
+                 settings: SwapperSettings | None = None) -> None:
         self._numSlots = numSlots
+        self._settings = settings if settings is not None else SwapperSettings.from_config()
         budget = (memoryBudgetBytes if memoryBudgetBytes is not None
-                  else configuredMemoryBudgetBytes())
+                  else configuredMemoryBudgetBytes(self._settings))
         self._slotBudgetBytes = budget // numSlots
         self.schedulerId = f"{socket.gethostname()}:{os.getpid()}"
         self._context = multiprocessing.get_context("spawn")
@@ -137,13 +144,13 @@ class ModelSchedulerService:
         process = self._context.Process(
             target=workerMain, name=f"model-slot-{index}",
             args=(index, childConn, os.getpid(), logging.getLogger().getEffectiveLevel(),
-                  self._slotBudgetBytes))
+                  self._slotBudgetBytes, self._settings))
         process.daemon = True
         process.start()
         childConn.close()
         return _Slot(index, process, parentConn)
 
-    def _send(self, slot: _Slot, message: tuple[Any, ...]) -> None:
+    def _send(self, slot: _Slot, message: SchedulerMessage) -> None:
         try:
             slot.conn.send(message)
         except (BrokenPipeError, OSError):
@@ -159,11 +166,11 @@ class ModelSchedulerService:
                 slot.modelID = action.modelID
                 _log.debug("start model=%s in slot %d of scheduler %s", action.modelID,
                            action.slot, self.schedulerId)
-                self._send(slot, ("run", action.modelID))
+                self._send(slot, RunModel(action.modelID))
             elif isinstance(action, StopSlot):
                 _log.debug("stop slot %d (model=%s)", action.slot,
                            self._slots[action.slot].modelID)
-                self._send(self._slots[action.slot], ("stop",))
+                self._send(self._slots[action.slot], StopRun())
             elif isinstance(action, AckNotifications):
                 for tag in action.tags:
                     try:
@@ -180,18 +187,17 @@ class ModelSchedulerService:
         except QueueNotFoundError:
             return False
 
-    def _onSlotMessage(self, slot: _Slot, message: tuple[Any, ...]) -> None:
-        kind = message[0]
-        if kind == "ready":
+    def _onSlotMessage(self, slot: _Slot, message: object) -> None:
+        if isinstance(message, SlotReady):
             slot.ready = True
             return
-        if kind == "started":
-            self._controller.onModelStarted(message[1])
+        if isinstance(message, RunStarted):
+            self._controller.onModelStarted(message.model_id)
             return
-        if kind != "done":
+        if not isinstance(message, RunDone):
             _log.error("slot %d sent unexpected %r", slot.index, message)
             return
-        _, modelID, outcome, detail = message
+        modelID, outcome, detail = message.model_id, message.outcome, message.detail
         slot.modelID = None
         # A drained run is routine (each new batch of a live metric): DEBUG; the rest INFO.
         report = f"slot {slot.index}: model={modelID} {outcome} ({detail})"
@@ -201,9 +207,9 @@ class ModelSchedulerService:
         else:
             _log.info("%s", report)
             self._lastRuns.pop(slot.index, None)
-        if outcome == "error":
+        if outcome == ERROR:
             self._apply(self._controller.onModelDone(modelID, True, self._failed(modelID)))
-        elif outcome == "locked":
+        elif outcome == LOCKED:
             self._apply(self._controller.onModelDone(modelID, True, LOCKED_RETRY_SECONDS))
         else:
             self._failures.pop(modelID, None)
@@ -270,7 +276,7 @@ class ModelSchedulerService:
             return
         self._lastSummary = now
         for index in sorted(self._lastRuns):
-            _log.info("%s", self._lastRuns[index])
+            _log.info("last run, %s", self._lastRuns[index])
         self._lastRuns.clear()
 
     def _refreshOldTokens(self) -> None:
@@ -308,7 +314,7 @@ class ModelSchedulerService:
         self._slots = [self._spawnSlot(i) for i in range(self._numSlots)]
         _log.info("model scheduler %s running with %d slots, %.0f MB of resident models each",
                   self.schedulerId, self._numSlots, self._slotBudgetBytes / 2**20)
-        self._swapper = ModelSwapperInterface()
+        self._swapper = ModelSwapperInterface(settings=self._settings)
         try:
             self._swapper.initSchedulerNotification()
             self._scheduleStartupBacklog()
@@ -338,7 +344,7 @@ class ModelSchedulerService:
             self._pollSlots(POLL_SECONDS)
         self._logSlotSummary(force=True)
         for slot in self._slots:
-            self._send(slot, ("exit",))
+            self._send(slot, ExitSlot())
         for slot in self._slots:
             slot.process.join(timeout=10)
             if slot.process.is_alive():
@@ -364,13 +370,14 @@ def main(argv: list[str] | None = None) -> int:
                                "%(name)s: %(message)s")
     logging.getLogger("pika").setLevel(logging.CRITICAL)   # outages: nta_utils.outage
     engine_metrics.start_heartbeat("model_scheduler")
-    numSlots = args.num_slots if args.num_slots else configuredNumSlots()
+    settings = SwapperSettings.from_config()
+    numSlots = args.num_slots if args.num_slots else configuredNumSlots(settings)
     if numSlots < 1:
         parser.error(f"--num-slots must be >= 1, got {numSlots}")
     budget = (args.memory_budget_mb * 2**20 if args.memory_budget_mb
-              else configuredMemoryBudgetBytes())
+              else configuredMemoryBudgetBytes(settings))
     ModelSchedulerService(numSlots, minRunSeconds=args.min_run_seconds,
-                          memoryBudgetBytes=budget).run()
+                          memoryBudgetBytes=budget, settings=settings).run()
     return 0
 
 

@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
-from htmengine.config import swapper_config
+from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
 from htmengine.model_swapper.errors import InvalidMessageError, ModelNotFound
 from htmengine.model_swapper.messages import (
     ModelCommand,
@@ -46,15 +46,15 @@ from htmengine.model_swapper.messages import (
     unpackRequestMessage,
     unpackResultMessage,
 )
+from htmengine.model_swapper.settings import SwapperSettings
 from nta_utils.bounded_json import loads_bounded
 from nta_utils.bus import Bus
-from nta_utils.dead_letter import DEFAULT_MAX_ATTEMPTS, DeadLetterQueue, dead_letter_queue_name
+from nta_utils.dead_letter import DeadLetterQueue, dead_letter_queue_name
 from nta_utils.errors import BusError, QueueNotFoundError, UnroutableMessageError
 from nta_utils.message_bus import BrokerChannelError, Message, MessageBus
 
 _log = logging.getLogger(__name__)
 
-_CONFIG_SECTION = "interface_bus"
 _MAX_NOTIFICATION_BYTES = 4096
 # AMQP reply code of a refused conditional queue deletion (queue.delete if-empty)
 PRECONDITION_FAILED = 406
@@ -123,19 +123,18 @@ class ModelSwapperInterface:
 
     One instance per thread (it owns a MessageBus connection unless one is given)."""
 
-    def __init__(self, bus: Bus | None = None) -> None:
-        config = swapper_config()
-        self._resultsQueueName: str = config.get(_CONFIG_SECTION, "results_queue")
-        self._modelInputQueueNamePrefix: str = config.get(_CONFIG_SECTION,
-                                                          "model_input_queue_prefix")
-        self._schedulerNotificationQueueName: str = config.get(
-            _CONFIG_SECTION, "scheduler_notification_queue")
+    def __init__(self, bus: Bus | None = None,
+                 settings: SwapperSettings | None = None) -> None:
+        settings = settings if settings is not None else SwapperSettings.from_config()
+        self.settings = settings
+        self._resultsQueueName = settings.results_queue
+        self._modelInputQueueNamePrefix = settings.model_input_queue_prefix
+        self._schedulerNotificationQueueName = settings.scheduler_notification_queue
         self._ownsBus = bus is None
         self._bus: Bus = bus if bus is not None else MessageBus()
         self._notificationQueueReady = False
         self._resultsQueueReady = False
-        self._maxAttempts = config.getint(_CONFIG_SECTION, "max_attempts",
-                                          fallback=DEFAULT_MAX_ATTEMPTS)
+        self._maxAttempts = settings.max_attempts
         self._deadLetters: dict[str, DeadLetterQueue] = {}
 
     def __repr__(self) -> str:
@@ -284,7 +283,6 @@ class ModelSwapperInterface:
         AMQP cannot list queues, so the candidates default to the models in the checkpoint
         archive (every model whose defineModel has been processed)."""
         if candidateModelIDs is None:
-            from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
             candidateModelIDs = ModelCheckpointMgr().getModelIDs()
         return tuple(m for m in candidateModelIDs if self.modelInputPending(m))
 
@@ -449,7 +447,7 @@ class ModelSwapperInterface:
                     value = loads_bounded(message.body, max_bytes=_MAX_NOTIFICATION_BYTES,
                                           what="scheduler notification")
                     if not isinstance(value, str) or not value:
-                        raise ValueError(f"not a model id: {value!r}")
+                        raise InvalidMessageError(f"not a model id: {value!r}")
                 except ValueError as error:
                     self._quarantine(self._schedulerNotificationQueueName, message,
                                      f"undecodable scheduler notification: {error}")

@@ -38,6 +38,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from htmengine.exceptions import InvalidInputError
+
 T = TypeVar("T")
 
 # EWMA weights of a new gap in the period and in its deviation (RFC 6298's 1/8 and 1/4 would
@@ -92,7 +94,7 @@ class ResidentModels(Generic[T]):
 
     def __init__(self, budgetBytes: int) -> None:
         if budgetBytes < 0:
-            raise ValueError(f"budgetBytes must be >= 0, got {budgetBytes}")
+            raise InvalidInputError(f"budgetBytes must be >= 0, got {budgetBytes}")
         self._budget = int(budgetBytes)
         self._items: OrderedDict[str, tuple[T, int]] = OrderedDict()   # by last use
         self._total = 0
@@ -132,7 +134,7 @@ class ResidentModels(Generic[T]):
         """Insert or replace `modelID` as the most recently used, with its size in bytes.
         Does not evict: call evictOverBudget() afterwards."""
         if nbytes < 0:
-            raise ValueError(f"nbytes must be >= 0, got {nbytes}")
+            raise InvalidInputError(f"nbytes must be >= 0, got {nbytes}")
         self.pop(modelID)
         self._items[modelID] = (item, int(nbytes))
         self._total += int(nbytes)

@@ -16,11 +16,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from htmengine.model_swapper.checkpoint_manager import Checkpoint
 from htmengine.model_swapper.checkpoint_store import CheckpointStore
-from htmengine.model_swapper.errors import ERR_INVALID_ARG, ModelRunnerError
+from htmengine.model_swapper.errors import (
+    ERR_INVALID_ARG,
+    InvalidSwapperSettingError,
+    ModelRunnerError,
+)
 from htmengine.model_swapper.messages import ModelInputRow, decodeDatetime
 
 MAX_TRACEBACK_TAIL = 400
@@ -35,6 +39,7 @@ class AnomalyModel(Protocol):
     def to_bytes(self) -> bytes: ...
 
 
+@runtime_checkable
 class AnomalyModelFactory(Protocol):
     """What the runner needs to make models (the HtmAnomalyModel class itself)."""
 
@@ -58,10 +63,25 @@ def defaultModelFactory() -> AnomalyModelFactory:
     if spec:
         moduleName, sep, attribute = spec.partition(":")
         if not sep or not moduleName or not attribute:
-            raise ValueError(f"${MODEL_FACTORY_ENV} must be 'module:attribute', got {spec!r}")
-        return getattr(importlib.import_module(moduleName), attribute)
+            raise InvalidSwapperSettingError(f"${MODEL_FACTORY_ENV} must be 'module:attribute', got {spec!r}")
+        factory = getattr(importlib.import_module(moduleName), attribute)
+        if not isinstance(factory, AnomalyModelFactory):
+            raise InvalidSwapperSettingError(f"${MODEL_FACTORY_ENV} names {spec!r}, which has no create and "
+                             f"from_bytes")
+        return factory
     from htmengine.algorithms.model import HtmAnomalyModel
-    return HtmAnomalyModel  # type: ignore[return-value]
+    return HtmAnomalyModel
+
+
+def warm_up_model_code() -> None:
+    """Run a throw-away HtmAnomalyModel for two records with a save and load between, so that
+    its numba kernels are compiled (or loaded from their disk cache) before a real model
+    needs them. Like defaultModelFactory, it imports the model code only when called: the
+    processes that never run a model (the scheduler, the API) do not load numba."""
+    from htmengine.algorithms.model import HtmAnomalyModel
+    model = HtmAnomalyModel.from_range(0.0, 1.0)
+    model.run(datetime(2000, 1, 1), 0.5)
+    HtmAnomalyModel.from_bytes(model.to_bytes()).run(datetime(2000, 1, 1, 0, 5), 0.25)
 
 
 _log = logging.getLogger(__name__)

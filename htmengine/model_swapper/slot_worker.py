@@ -7,11 +7,7 @@ idle it checkpoints resident models the checkpoint policy says are due; before e
 checkpoints as many dirty ones as it can in EXIT_CHECKPOINT_SECONDS (the rest are replayed
 from the stored rows when next loaded).
 
-Protocol on the duplex pipe (scheduler -> worker): ``("run", modelID)``, ``("stop",)`` (stop
-the current run after the batch in progress: checkpoint, ack, report), ``("exit",)``.
-Worker -> scheduler: ``("ready", slot, pid)`` once (after warming up the model code), then
-per run ``("started", modelID)`` and ``("done", modelID, outcome, detail)`` with outcome a RunOutcome value, ``"locked"`` (another
-process holds the model) or ``"error"`` (detail = error text).
+The pipe to the scheduler carries the typed messages of slot_messages.
 
 The worker dies with the scheduler (PR_SET_PDEATHSIG = SIGKILL, plus a parent check between
 batches), and holds an exclusive per-model file lock while running a model, so two runners
@@ -30,7 +26,29 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from htmengine import engine_metrics
+from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
+from htmengine.model_swapper.model_runner import ModelRunner, RunOutcome
+from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from htmengine.model_swapper.replay_source import MetricDataReplaySource
 from htmengine.model_swapper.resident_models import ResidentModels
+from htmengine.model_swapper.runner_support import (
+    MODEL_FACTORY_ENV,
+    TemplateModelFactory,
+    defaultModelFactory,
+    modelLock,
+    warm_up_model_code,
+)
+from htmengine.model_swapper.settings import SwapperSettings
+from htmengine.model_swapper.slot_messages import (
+    ERROR,
+    LOCKED,
+    ExitSlot,
+    RunDone,
+    RunModel,
+    RunStarted,
+    SlotReady,
+    StopRun,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -57,8 +75,9 @@ class _SlotWorker:
     """The worker's state and command loop."""
 
     def __init__(self, slot: int, conn: Connection, parentPid: int,
-                 budgetBytes: int) -> None:
+                 budgetBytes: int, settings: SwapperSettings) -> None:
         self._slot = slot
+        self._settings = settings
         self._conn = conn
         self._parentPid = parentPid
         self._stop = False      # stop the current run
@@ -88,9 +107,9 @@ class _SlotWorker:
         """Read stop/exit requests that arrived while a model runs."""
         while self._conn.poll():
             message = self._conn.recv()
-            if message[0] == "stop":
+            if isinstance(message, StopRun):
                 self._stop = True
-            elif message[0] == "exit":
+            elif isinstance(message, ExitSlot):
                 self._stop = self._exit = True
             else:
                 _log.error("slot %d: unexpected message while running: %r", self._slot,
@@ -104,38 +123,22 @@ class _SlotWorker:
         return self._stop
 
     def _ensureServices(self) -> None:
-        from htmengine.config import swapper_config
-        from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
-        from htmengine.model_swapper.checkpoint_policy import CheckpointPolicy
-        from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
-        from htmengine.model_swapper.replay_source import MetricDataReplaySource
-        from htmengine.model_swapper.runner_support import (
-            TemplateModelFactory,
-            defaultModelFactory,
-        )
         if self._swapper is None:
-            self._swapper = ModelSwapperInterface()
+            self._swapper = ModelSwapperInterface(settings=self._settings)
         if self._checkpointMgr is None:
             self._checkpointMgr = ModelCheckpointMgr()
         if self._factory is None:
             self._factory = TemplateModelFactory(defaultModelFactory())
         if self._policy is None:
-            self._policy = CheckpointPolicy.fromConfig()
-            config = swapper_config()
-            source = (config.get("model_runner", "replay_source")
-                      if config.has_option("model_runner", "replay_source") else "none")
-            if source == "metric_data":
+            self._policy = self._settings.checkpoint_policy()
+            if self._settings.replay_source == "metric_data":
                 self._replaySource = MetricDataReplaySource()
-            elif source != "none":
-                raise ValueError(f"model-swapper.conf [model_runner] replay_source must be "
-                                 f"metric_data or none, got {source!r}")
 
     def _runModel(self, modelID: str) -> tuple[str, str]:
-        from htmengine.model_swapper.model_runner import ModelRunner, RunOutcome, modelLock
         self._ensureServices()
         with modelLock(self._checkpointMgr.root, modelID, LOCK_TIMEOUT_SECONDS) as locked:
             if not locked:
-                return "locked", f"model {modelID} is locked by another process"
+                return LOCKED, f"model {modelID} is locked by another process"
             runner = self._resident.get(modelID)
             if runner is not None and not runner.isCurrent():
                 _log.warning("slot %d: resident model %s is stale (its checkpoint changed "
@@ -148,7 +151,8 @@ class _SlotWorker:
                                      modelFactory=self._factory,
                                      replaySource=self._replaySource,
                                      checkpointPolicy=self._policy,
-                                     sizeRecord=self._sizeRecords.pop(modelID, None))
+                                     sizeRecord=self._sizeRecords.pop(modelID, None),
+                                     settings=self._settings)
             else:
                 runner.rebind(self._swapper, self._stopRequested)
             started = time.monotonic()
@@ -188,7 +192,6 @@ class _SlotWorker:
 
     def _checkpointResident(self, modelID: str, runner: Any) -> bool:
         """Checkpoint a resident runner under its model lock; False if it did not save."""
-        from htmengine.model_swapper.model_runner import modelLock
         try:
             with modelLock(self._checkpointMgr.root, modelID,
                            EVICTION_LOCK_TIMEOUT_SECONDS) as locked:
@@ -259,7 +262,7 @@ class _SlotWorker:
         """Command loop: run models until told to exit or the parent goes away."""
         signal.signal(signal.SIGTERM, self._onSigterm)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scheduler coordinates shutdown
-        self._conn.send(("ready", self._slot, os.getpid()))
+        self._conn.send(SlotReady(self._slot, os.getpid()))
         while not self._exit:
             if not self._conn.poll(0.5):
                 if self._parentGone():
@@ -270,24 +273,24 @@ class _SlotWorker:
                 message = self._conn.recv()
             except EOFError:
                 break
-            if message[0] == "exit":
+            if isinstance(message, ExitSlot):
                 break
-            if message[0] == "stop":
+            if isinstance(message, StopRun):
                 continue  # the run it was meant for has already ended
-            if message[0] != "run":
+            if not isinstance(message, RunModel):
                 _log.error("slot %d: unexpected message %r", self._slot, message)
                 continue
-            modelID = message[1]
+            modelID = message.model_id
             self._stop = False
-            self._conn.send(("started", modelID))
+            self._conn.send(RunStarted(modelID))
             try:
                 outcome, detail = self._runModel(modelID)
             except Exception as exc:  # report, drop the (maybe broken) connection, go on
                 _log.exception("slot %d: running model %s failed", self._slot, modelID)
-                outcome, detail = "error", repr(exc)
+                outcome, detail = ERROR, repr(exc)
                 self._dropConnection()
             try:
-                self._conn.send(("done", modelID, outcome, detail))
+                self._conn.send(RunDone(modelID, outcome, detail))
             except (BrokenPipeError, OSError):
                 break
         if not self._parentGone():
@@ -298,22 +301,16 @@ class _SlotWorker:
 def warmUp(slot: int) -> None:
     """Import the model code and run a throw-away model for two records, so numba kernels
     are compiled (or loaded from cache) before the first real model arrives."""
-    from htmengine.model_swapper.model_runner import MODEL_FACTORY_ENV
     if os.environ.get(MODEL_FACTORY_ENV):
         return
     try:
-        from datetime import datetime
-
-        from htmengine.algorithms.model import HtmAnomalyModel
-        model = HtmAnomalyModel.from_range(0.0, 1.0)
-        model.run(datetime(2000, 1, 1), 0.5)
-        HtmAnomalyModel.from_bytes(model.to_bytes()).run(datetime(2000, 1, 1, 0, 5), 0.25)
+        warm_up_model_code()
     except Exception:  # a broken model is reported per row; the slot still serves commands
         _log.warning("slot %d: warming up the model code failed", slot, exc_info=True)
 
 
 def workerMain(slot: int, conn: Connection, parentPid: int, logLevel: int,
-               budgetBytes: int) -> None:
+               budgetBytes: int, settings: SwapperSettings | None = None) -> None:
     """Entry point of a slot process (multiprocessing 'spawn' target)."""
     dieWithParent()
     if os.getppid() != parentPid:
@@ -323,4 +320,5 @@ def workerMain(slot: int, conn: Connection, parentPid: int, logLevel: int,
         format=f"%(asctime)s %(levelname)s [slot {slot} pid %(process)d] %(name)s: %(message)s")
     logging.getLogger("pika").setLevel(logging.CRITICAL)   # outages: nta_utils.outage
     warmUp(slot)
-    _SlotWorker(slot, conn, parentPid, budgetBytes).serve()
+    _SlotWorker(slot, conn, parentPid, budgetBytes,
+                settings if settings is not None else SwapperSettings.from_config()).serve()

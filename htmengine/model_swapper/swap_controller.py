@@ -27,6 +27,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from htmengine.exceptions import InvalidInputError
+
 
 @dataclass(frozen=True)
 class StartModel:
@@ -80,7 +82,7 @@ class SwapController:
     def __init__(self, numSlots: int, *, minRunSeconds: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if numSlots < 1:
-            raise ValueError(f"numSlots must be >= 1, got {numSlots}")
+            raise InvalidInputError(f"numSlots must be >= 1, got {numSlots}")
         self._numSlots = numSlots
         self._minRunSeconds = minRunSeconds
         self._clock = clock
@@ -178,7 +180,7 @@ class SwapController:
         s = self._state
         running = s.running.pop(modelID, None)
         if running is None:
-            raise ValueError(f"model {modelID!r} is not running")
+            raise InvalidInputError(f"model {modelID!r} is not running")
         morePending = morePending or running.renotified
         self._freeSlots.append(running.slot)
         actions: list[Action] = []

@@ -29,6 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from htmengine import engine_metrics
+from htmengine.exceptions import InvalidInputError
 from htmengine.model_swapper.errors import ModelNotFound
 from htmengine.model_swapper.messages import ModelInputRow
 from htmengine.repository import queries, schema, streaming_queries
@@ -121,7 +122,7 @@ class MetricStreamer:
 
     def __init__(self, engine: sa.Engine, swapper: Any, chunkSize: int = 1440) -> None:
         if chunkSize < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunkSize}")
+            raise InvalidInputError(f"chunk_size must be >= 1, got {chunkSize}")
         self._engine = engine
         self._swapper = swapper
         self.chunkSize = chunkSize

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from htmengine.exceptions import InvalidInputError
 from htmengine.repository import schema
 from htmengine.repository.transactions import atomic, writeQuery
 
@@ -25,7 +26,7 @@ def getMetricDataPurgeThreshold(conn: sa.Connection, thresholdDays: int) -> date
     timestamps are UTC)."""
     if not isinstance(thresholdDays, int) or isinstance(thresholdDays, bool) or \
             thresholdDays < 0:
-        raise ValueError(f"thresholdDays must be a non-negative integer, got {thresholdDays!r}")
+        raise InvalidInputError(f"thresholdDays must be a non-negative integer, got {thresholdDays!r}")
     threshold: datetime = conn.execute(sa.select(sa.func.date_sub(
         sa.func.utc_timestamp(), sa.text(f"INTERVAL {thresholdDays:d} DAY")))).scalar_one()
     return threshold

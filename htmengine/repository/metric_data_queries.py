@@ -45,10 +45,10 @@ def incrementMetricRowid(conn: sa.Connection, metricId: str, amount: int = 1) ->
     `result - amount + 1 .. result`.
 
     :raises ObjectNotFoundError: no such metric
-    :raises ValueError: amount < 1
+    :raises InvalidInputError: amount < 1
     """
     if not isinstance(amount, int) or isinstance(amount, bool) or amount < 1:
-        raise ValueError(f"amount must be a positive integer, got {amount!r}")
+        raise InvalidInputError(f"amount must be a positive integer, got {amount!r}")
     with atomic(conn):
         row = conn.execute(
             sa.select(schema.metric.c.last_rowid)
@@ -154,7 +154,7 @@ def getMetricData(conn: sa.Connection, metricId: str | None = None, fields: Any 
             sel = sel.where(_data.c.anomaly_score.is_not(None))
     if limit is not None:
         if not isinstance(limit, int) or limit < 0:
-            raise ValueError(f"limit must be a non-negative integer, got {limit!r}")
+            raise InvalidInputError(f"limit must be a non-negative integer, got {limit!r}")
         sel = sel.limit(limit)
     return conn.execute(sel)
 
@@ -198,7 +198,7 @@ def _rowKey(metricDataObj: Any) -> tuple[str, int]:
             pass
     elif hasattr(metricDataObj, "uid") and hasattr(metricDataObj, "rowid"):
         return metricDataObj.uid, metricDataObj.rowid
-    raise ValueError(f"metricDataObj must have uid and rowid, got {metricDataObj!r}")
+    raise InvalidInputError(f"metricDataObj must have uid and rowid, got {metricDataObj!r}")
 
 
 @writeQuery
@@ -208,7 +208,7 @@ def updateMetricDataColumns(conn: sa.Connection, metricDataObj: Any,
     `metricDataObj` (a row or mapping with uid and rowid).
 
     :raises ObjectNotFoundError: no such row
-    :raises ValueError: a key of `fields` is not a metric_data column
+    :raises InvalidInputError: a key of `fields` is not a metric_data column
     """
     checkColumnNames(_data, fields)
     uid, rowid = _rowKey(metricDataObj)
@@ -248,7 +248,7 @@ def getMetricIdsSortedByDisplayValue(conn: sa.Connection, period: float) -> dict
     """{metric uid: sum over the window's 24 bars of MAX(display_value)} for the `period`
     hours before the newest sample of any metric."""
     if isinstance(period, bool) or not isinstance(period, numbers.Real) or period <= 0:
-        raise ValueError(f"period must be a positive number of hours, got {period!r}")
+        raise InvalidInputError(f"period must be a positive number of hours, got {period!r}")
     sql = sa.text(
         "SELECT uid, SUM(aggregated_display_value) FROM ("
         " SELECT uid, MAX(display_value) AS aggregated_display_value,"

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from htmengine.exceptions import (
+    InvalidInputError,
     MetricAlreadyExists,
     MetricStatusChangedError,
     ObjectNotFoundError,
@@ -317,7 +318,7 @@ def updateMetricColumns(conn: sa.Connection, metricId: str,
     """Set metric columns from `fields` ({column name: value}).
 
     :raises ObjectNotFoundError: no such metric
-    :raises ValueError: a key of `fields` is not a metric column
+    :raises InvalidInputError: a key of `fields` is not a metric column
     """
     checkColumnNames(schema.metric, fields)
     with atomic(conn):
@@ -333,11 +334,11 @@ def updateMetricColumnsForRefStatus(conn: sa.Connection, metricId: str, refStatu
     """Set metric columns from `fields` only if the metric's status is `refStatus`; returns
     the update result, whose `rowcount` is 0 when nothing matched (as in the original).
 
-    :raises ValueError: a key of `fields` is not a metric column
+    :raises InvalidInputError: a key of `fields` is not a metric column
     """
     checkColumnNames(schema.metric, fields)
     if refStatus is None:
-        raise ValueError("refStatus must be a metric status, got None")
+        raise InvalidInputError("refStatus must be a metric status, got None")
     with atomic(conn):
         return _updateMetric(conn, metricId, fields, refStatus)
 

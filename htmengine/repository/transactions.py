@@ -22,6 +22,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 
+from htmengine.exceptions import InvalidArgumentTypeError, InvalidInputError
 from nta_utils.db import retry_on_transient_error
 
 _P = ParamSpec("_P")
@@ -33,7 +34,7 @@ AnyResult = sa.CursorResult[*tuple[Any, ...]]
 
 def _checkConnection(conn: object) -> sa.Connection:
     if not isinstance(conn, sa.Connection):
-        raise TypeError(f"conn must be a sqlalchemy.Connection, got {type(conn).__name__}")
+        raise InvalidArgumentTypeError(f"conn must be a sqlalchemy.Connection, got {type(conn).__name__}")
     return conn
 
 
@@ -88,7 +89,7 @@ def selectFields(fields: object, default: sa.Table) -> list[Any]:
     if isinstance(fields, sa.Table | sa.ColumnElement):
         return [fields]
     if isinstance(fields, str | bytes):
-        raise TypeError(f"fields must be SQLAlchemy columns, got the string {fields!r}")
+        raise InvalidArgumentTypeError(f"fields must be SQLAlchemy columns, got the string {fields!r}")
     selected: list[Any] = list(fields)  # type: ignore[call-overload]
     if not selected:
         return [default]
@@ -98,10 +99,10 @@ def selectFields(fields: object, default: sa.Table) -> list[Any]:
 def checkColumnNames(table: sa.Table, fields: dict[str, Any]) -> dict[str, Any]:
     """`fields` after checking that every key names a column of `table`."""
     if not isinstance(fields, dict) or not fields:
-        raise ValueError(f"fields must be a non-empty dict of {table.name} column values, "
+        raise InvalidInputError(f"fields must be a non-empty dict of {table.name} column values, "
                          f"got {fields!r}")
     unknown = [name for name in fields if name not in table.c]
     if unknown:
-        raise ValueError(f"Unknown {table.name} column(s) {unknown}; columns are "
+        raise InvalidInputError(f"Unknown {table.name} column(s) {unknown}; columns are "
                          f"{list(table.c.keys())}")
     return fields

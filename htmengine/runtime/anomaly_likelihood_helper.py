@@ -29,6 +29,7 @@ from htmengine.algorithms.anomaly_likelihood import (
     estimateAnomalyLikelihoods,
     updateAnomalyLikelihoods,
 )
+from htmengine.exceptions import InvalidInputError
 from htmengine.repository import queries
 
 NUM_SKIP_RECORDS = 288           # one day of 5-minute records
@@ -87,10 +88,10 @@ class AnomalyLikelihoodHelper:
     def __init__(self, minSampleSize: int = 100, refreshRate: int = 24,
                  sampleSize: int = 8640, skipRecords: int = NUM_SKIP_RECORDS) -> None:
         if not 0 < minSampleSize <= sampleSize:
-            raise ValueError(f"need 0 < statistics_min_sample_size ({minSampleSize}) <= "
+            raise InvalidInputError(f"need 0 < statistics_min_sample_size ({minSampleSize}) <= "
                              f"statistics_sample_size ({sampleSize})")
         if refreshRate < 1:
-            raise ValueError(f"statistics_refresh_rate must be >= 1, got {refreshRate}")
+            raise InvalidInputError(f"statistics_refresh_rate must be >= 1, got {refreshRate}")
         self.minSampleSize = minSampleSize
         self.refreshRate = refreshRate
         self.sampleSize = sampleSize

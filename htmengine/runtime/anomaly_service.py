@@ -41,7 +41,7 @@ from htmengine.exceptions import (
     RejectedInferenceResultBatch,
 )
 from htmengine.htmengineerrno import ERR_ROW_FAILED
-from htmengine.model_swapper.messages import ModelCommandResult, ModelInferenceResult
+from htmengine.model_swapper.messages import ModelCommandResult, ModelInferenceResult, ResultItem
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
 from htmengine.pipeline.metric_streamer import loadModelParams
 from htmengine.pipeline.results_serialization import (
@@ -144,8 +144,12 @@ class AnomalyService:
                              "dropped rows [%s..%s]", modelId, metric.status,
                              results[0].rowID, results[-1].rowID)
                 return None
-            rows = list(queries.getMetricData(conn, modelId, start=results[0].rowID,
-                                              stop=results[-1].rowID))
+            first, last = results[0].rowID, results[-1].rowID
+            if not isinstance(first, int) or not isinstance(last, int):
+                raise RejectedInferenceResultBatch(
+                    f"model={modelId}: result rowids must be metric_data rowids (integers), "
+                    f"got {first!r}..{last!r}")
+            rows = list(queries.getMetricData(conn, modelId, start=first, stop=last))
             self._checkRowsMatch(modelId, results, rows)
             failed = next((r for r in results if r.status not in (0, ERR_ROW_FAILED)), None)
             if failed is not None:
@@ -166,8 +170,12 @@ class AnomalyService:
                                result.errorMessage)
                     failedRows.append(row.rowid)
                     continue
+                if result.anomalyScore is None:
+                    raise RejectedInferenceResultBatch(
+                        f"model={modelId}: result of row {row.rowid} has status "
+                        f"{result.status} and no anomaly score")
                 scored = ScoredRow(row.rowid, row.timestamp, row.metric_value,
-                                   float(result.anomalyScore),
+                                   result.anomalyScore,
                                    multi_step_best_predictions=result.multiStepBestPredictions)
                 toScore.append(scored)
                 published.append(scored)
@@ -214,7 +222,8 @@ class AnomalyService:
 
     # ------------------------------------------------------------------ batches
 
-    def processBatch(self, modelId: str, objects: tuple) -> list[PublishedMessage]:
+    def processBatch(self, modelId: str, objects: tuple[ResultItem, ...]
+                     ) -> list[PublishedMessage]:
         """Apply one result batch to the database; returns the messages to publish."""
         outgoing: list[PublishedMessage] = []
         inference: list[ModelInferenceResult] = []
@@ -229,9 +238,9 @@ class AnomalyService:
             else:
                 _log.error("Unsupported result item %r from model=%s", item, modelId)
         if inference:
-            message = self._processInferenceResults(modelId, inference)
-            if message is not None and _conforms(message, INFERENCE_RESULTS_SCHEMA):
-                outgoing.append(PublishedMessage(message))
+            results = self._processInferenceResults(modelId, inference)
+            if results is not None and _conforms(results, INFERENCE_RESULTS_SCHEMA):
+                outgoing.append(PublishedMessage(results))
         return outgoing
 
     def _processSafely(self, batch: Any) -> list[PublishedMessage] | None:

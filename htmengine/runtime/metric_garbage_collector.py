@@ -19,6 +19,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from tqdm import tqdm
 
+from htmengine.exceptions import InvalidInputError
 from htmengine.repository import engineFactory
 from htmengine.repository.metric_data_purge_queries import (
     countMetricDataOlderThan,
@@ -62,7 +63,7 @@ def purgeOldMetricDataRows(thresholdDays: int, batchSize: int = _MAX_DELETE_BATC
     :param progress: show a progress bar on stderr (when it is a terminal)
     """
     if not isinstance(batchSize, int) or batchSize < 1:
-        raise ValueError(f"batchSize must be a positive integer, got {batchSize!r}")
+        raise InvalidInputError(f"batchSize must be a positive integer, got {batchSize!r}")
     engine = engine if engine is not None else engineFactory()
     threshold, estimate = _threshold(engine, thresholdDays)
     g_log.info("Rows of metric_data older than %s (%d days): %d", threshold, thresholdDays,

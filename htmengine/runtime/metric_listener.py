@@ -29,8 +29,9 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from htmengine import engine_metrics
 from htmengine.config import app_config
@@ -215,7 +216,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, listener: MetricListener) -> None:
         self._listener = listener
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:  # noqa: D102
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:  # noqa: D102
         self._listener._onDatagram(data, addr)
 
 
@@ -235,9 +236,9 @@ class MetricListener:
         self.activeConnections = 0
         self._tcpServer: asyncio.base_events.Server | None = None
         self._udpTransport: asyncio.DatagramTransport | None = None
-        self._udpBatches: dict[tuple, list[str]] = {}
+        self._udpBatches: dict[tuple[Any, ...], list[str]] = {}
         self._udpFlushHandle: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
@@ -271,7 +272,7 @@ class MetricListener:
         _log.info("Listener stopped; published %d messages with %d lines",
                   self.publisher.publishedMessages, self.publisher.publishedLines)
 
-    def _track(self, coro) -> asyncio.Task:  # noqa: ANN001
+    def _track(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -349,7 +350,7 @@ class MetricListener:
             writer.close()
             _log.info("Connection from %s closed after %d lines", source, received)
 
-    def _onDatagram(self, data: bytes, addr: tuple) -> None:
+    def _onDatagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
         splitter = LineSplitter(f"udp:{addr[0]}:{addr[1]}", self.horizonSeconds)
         lines = splitter.feed(data) + splitter.finish()
         if not lines:

@@ -32,7 +32,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Protocol
 
 import sqlalchemy as sa
 
@@ -114,10 +114,23 @@ class _MetricSamples:
             self.sources.append(source)
 
 
+class StorerAdapter(Protocol):
+    """What the storer uses of the datasource adapter (CustomDatasourceAdapter)."""
+
+    def getOrCreateMetric(self, metricName: str) -> str:
+        """The uid of the metric named `metricName`, created if missing."""
+        ...
+
+    def activateModel(self, metricId: str) -> bool:
+        """Create the model of a PENDING_DATA metric; False if it exists already."""
+        ...
+
+
 class MetricStorer:
     """Turns batches of custom-metrics queue messages into stored rows and model input."""
 
-    def __init__(self, engine: sa.Engine, swapper: ModelSwapperInterface, adapter: Any, chunkSize: int = 1440,
+    def __init__(self, engine: sa.Engine, swapper: ModelSwapperInterface,
+                 adapter: StorerAdapter, chunkSize: int = 1440,
                  minRowsForModel: int = 288,
                  horizonSeconds: float = DEFAULT_FUTURE_HORIZON_SECONDS,
                  maxMessageBytes: int = DEFAULT_MAX_BYTES,
@@ -283,7 +296,7 @@ class MetricStorer:
         _log.info("Consuming %s (batch size %d); resumed %d unsent rows", queueName,
                   batchSize, resumed)
         while not stop.isSet:
-            pending: list = []
+            pending: list[Message] = []
             try:
                 for message in bus.consume(queueName, prefetch=batchSize,
                                            inactivity_timeout=IDLE_FLUSH_SECONDS):

@@ -75,6 +75,8 @@ class TestCaseBase(unittest.TestCase):
         try:
             metricId = createDatasourceAdapter("custom").monitorMetric(nativeMetric)
         except MetricAlreadyMonitored as e:
+            if e.uid is None:   # no uid to return the metric of
+                raise
             metricId = e.uid
         with self._engine().begin() as conn:
             return repository.getMetric(conn, metricId)

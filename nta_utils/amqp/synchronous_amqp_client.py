@@ -37,6 +37,7 @@ from nta_utils.amqp.queue import QueueDeclarationResult
 from nta_utils.errors import (
     BusConnectionError,
     BusError,
+    InvalidArgumentError,
     MessageNackedError,
     QueueNotFoundError,
     UnroutableMessageError,
@@ -196,7 +197,7 @@ class SynchronousAmqpClient:
         """Limit unacknowledged deliveries to `prefetchCount` (0: no limit); applies to
         consumers created afterwards. `prefetchSize` must be 0 (RabbitMQ ignores it)."""
         if prefetchSize:
-            raise ValueError(f"prefetchSize is not supported by RabbitMQ, got {prefetchSize}")
+            raise InvalidArgumentError(f"prefetchSize is not supported by RabbitMQ, got {prefetchSize}")
         self._prefetchCount = int(prefetchCount)
 
     def createConsumer(self, queue: str, noLocal: bool = False, noAck: bool = False,
@@ -206,7 +207,7 @@ class SynchronousAmqpClient:
         :raises AmqpChannelError: the queue does not exist (code 404)
         """
         if self._consumer is not None:
-            raise ValueError(f"this client already has a consumer ({self._consumer}); cancel "
+            raise InvalidArgumentError(f"this client already has a consumer ({self._consumer}); cancel "
                              "it first or use another client")
         self._run(lambda: self._bus.declare_queue(queue, passive=True))
         tag = f"channel-{next(self._tags)}-{uuid.uuid4().hex[:8]}"
@@ -244,7 +245,7 @@ class SynchronousAmqpClient:
             redelivered to the next consumer)
         """
         if self._events is None or self._consumer is None:
-            raise ValueError("no consumer: call createConsumer() first")
+            raise InvalidArgumentError("no consumer: call createConsumer() first")
         consumer = self._consumer
         try:
             message = self._run(lambda: next(self._events))  # type: ignore[arg-type]

@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from htmengine.adapters.datasource.custom import CustomDatasourceAdapter
 from htmengine.exceptions import InvalidInputError
-
-if TYPE_CHECKING:
-    from htmengine.adapters.datasource.custom import CustomDatasourceAdapter
 
 __all__ = ["createCustomDatasourceAdapter", "createDatasourceAdapter", "listDatasourceNames"]
 
@@ -24,8 +22,6 @@ def createDatasourceAdapter(datasource: str, **kwargs: Any) -> CustomDatasourceA
     :raises InvalidInputError: unknown datasource (the message lists the supported ones)
     """
     if datasource == "custom":
-        from htmengine.adapters.datasource.custom import CustomDatasourceAdapter
-
         return CustomDatasourceAdapter(**kwargs)
     raise InvalidInputError(
         f"unknown datasource {datasource!r}; supported: {list(listDatasourceNames())}")

@@ -15,7 +15,11 @@ import pytest
 from htmengine.exceptions import InvalidInputError
 from htmengine.model_swapper import checkpoint_manager as cm
 from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
-from htmengine.model_swapper.errors import ModelAlreadyExists, ModelNotFound
+from htmengine.model_swapper.errors import (
+    CheckpointCorruptError,
+    ModelAlreadyExists,
+    ModelNotFound,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFINITION = {"modelConfig": {"x": 1}, "inferenceArgs": {}, "inputRecordSchema": [["c0"]]}
@@ -205,3 +209,17 @@ def test_clones_link_the_saved_bytes_of_their_source(mgr: ModelCheckpointMgr) ->
     mgr.save("src", b"changed", {})               # replacing the source's bytes ...
     mgr.remove("a")
     assert mgr.load("b") == b"big state"          # ... leaves the clones' as they were
+
+
+def test_definition_or_attributes_that_are_not_json_objects_are_corrupt(
+        mgr: ModelCheckpointMgr) -> None:
+    """A definition or attributes file holding JSON that is not an object (a list here) is
+    reported as a corrupt checkpoint, not handed to the runner."""
+    mgr.define("m", DEFINITION)
+    mgr.save("m", b"state", {"batchIds": ["a"]})
+    (mgr.root / "m" / cm.DEFINITION_FILE_NAME).write_text("[1, 2]")
+    with pytest.raises(CheckpointCorruptError, match="expected a JSON object, got list"):
+        mgr.loadModelDefinition("m")
+    (mgr.root / "m" / cm.CURRENT_LINK_NAME / cm.ATTRIBUTES_FILE_NAME).write_text('"text"')
+    with pytest.raises(CheckpointCorruptError, match="expected a JSON object, got str"):
+        mgr.loadCheckpointAttributes("m")

@@ -1,15 +1,22 @@
 """Running a service loop on the in-memory bus: the service's `run` on a thread until the test
-is done, and a RabbitMQ address that refuses connections so that nothing reaches a broker."""
+is done, and a RabbitMQ address that refuses connections so that nothing reaches a broker.
+
+Test modules import the `engine` fixture from here (`from stub_bus_support import engine`)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
+import pytest
+import sqlalchemy as sa
 from process_support import free_port
 
+from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from htmengine.repository import engineFactory
 from htmengine.runtime.service_support import StopFlag
+from nta_utils.stub_bus import StubBroker, StubBus
 
 RABBITMQ_PORT_OVERRIDE = "_NTA_UTILS_CONFIG__RABBITMQ__CONNECTION__PORT"
 
@@ -17,6 +24,23 @@ RABBITMQ_PORT_OVERRIDE = "_NTA_UTILS_CONFIG__RABBITMQ__CONNECTION__PORT"
 def refused_broker_port() -> str:
     """A local port nothing listens on (a MessageBus built by mistake fails fast)."""
     return str(free_port())
+
+
+@pytest.fixture()
+def engine(migrated_db: str, monkeypatch: pytest.MonkeyPatch) -> sa.Engine:
+    """The session's database, with RabbitMQ's port pointed at one that refuses connections."""
+    monkeypatch.setenv(RABBITMQ_PORT_OVERRIDE, refused_broker_port())
+    return engineFactory()
+
+
+def swapper_factory(broker: StubBroker
+                    ) -> Callable[[], AbstractContextManager[ModelSwapperInterface]]:
+    """A swapper factory for the custom adapter: each call, an interface on the stub broker."""
+    @contextmanager
+    def factory() -> Iterator[ModelSwapperInterface]:
+        with ModelSwapperInterface(StubBus(broker)) as swapper:
+            yield swapper
+    return factory
 
 
 @contextmanager

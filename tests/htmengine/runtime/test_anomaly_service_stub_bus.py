@@ -10,35 +10,31 @@ a port that refuses connections). The broker-backed service test is in test_anom
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import stub_bus_support
 from runtime_test_support import unique_name
-from stub_bus_support import RABBITMQ_PORT_OVERRIDE, refused_broker_port, service_thread
+from stub_bus_support import service_thread, swapper_factory
 
 from htmengine.adapters.datasource import createDatasourceAdapter
 from htmengine.model_swapper.messages import ModelCommandResult, ModelInferenceResult
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
 from htmengine.pipeline.results_serialization import deserializeModelResult
-from htmengine.repository import engineFactory, queries
+from htmengine.repository import queries
 from htmengine.repository.queries import MetricStatus
 from htmengine.runtime.anomaly_likelihood_helper import AnomalyLikelihoodHelper
 from htmengine.runtime.anomaly_service import AnomalyService
 from nta_utils.stub_bus import StubBroker, StubBus
 
+# the shared fixture: the session's database, RabbitMQ's port refusing connections
+engine = stub_bus_support.engine
+
 T0 = datetime(2015, 5, 1)
 EXCHANGE = "stubtest.model.results"
 PROBE = "stubtest.model.results.probe"
-
-
-@pytest.fixture()
-def engine(migrated_db: str, monkeypatch: pytest.MonkeyPatch) -> sa.Engine:
-    monkeypatch.setenv(RABBITMQ_PORT_OVERRIDE, refused_broker_port())
-    return engineFactory()
 
 
 @pytest.fixture()
@@ -51,14 +47,6 @@ def broker() -> StubBroker:
     return broker
 
 
-def _swapper_factory(broker: StubBroker) -> Any:
-    @contextmanager
-    def factory() -> Iterator[ModelSwapperInterface]:
-        with ModelSwapperInterface(StubBus(broker)) as swapper:
-            yield swapper
-    return factory
-
-
 def _submit(broker: StubBroker, uid: str, items: tuple[Any, ...]) -> str:
     with ModelSwapperInterface(StubBus(broker)) as swapper:
         swapper.submitResults(uid, items)
@@ -68,7 +56,7 @@ def _submit(broker: StubBroker, uid: str, items: tuple[Any, ...]) -> str:
 def _pending_metric(engine: sa.Engine, broker: StubBroker, num_rows: int) -> str:
     """A monitored metric (CREATE_PENDING, defineModel sent on the stub) with `num_rows` rows."""
     adapter = createDatasourceAdapter("custom", engine=engine, chunkSize=1440,
-                                      swapperFactory=_swapper_factory(broker))
+                                      swapperFactory=swapper_factory(broker))
     uid = str(adapter.monitorMetric({"datasource": "custom",
                                      "metricSpec": {"metric": unique_name()},
                                      "modelParams": {"min": 0, "max": 100}}))
@@ -154,3 +142,21 @@ def test_a_lost_connection_is_survived(engine: sa.Engine, broker: StubBroker) ->
     assert [rowid for rowid, _v, raw, _s in _stored(engine, uid) if raw is not None] == \
         list(range(1, 21))
     assert sum(len(m.get("results", [])) for m, _h in _published(broker)) == 20
+
+
+def test_results_whose_rowids_are_not_row_numbers_are_rejected(engine: sa.Engine,
+                                                               broker: StubBroker) -> None:
+    """A result batch naming rows by strings (the swapper allows any id; the engine's rows are
+    numbered) is rejected and dropped: nothing stored or published, the metric stays ACTIVE,
+    and the next batch is scored."""
+    uid = _pending_metric(engine, broker, 4)
+    results_queue = _submit(broker, uid, (ModelCommandResult("c1", "defineModel", 0, args={}),))
+    _submit(broker, uid, (ModelInferenceResult("1", 0, anomalyScore=0.5),
+                          ModelInferenceResult("2", 0, anomalyScore=0.5)))
+    _submit(broker, uid, _results(1, 4))
+    with _run_service(engine, broker):
+        assert broker.join(results_queue, timeout=20)
+    with engine.connect() as conn:
+        assert queries.getMetric(conn, uid).status == MetricStatus.ACTIVE
+    published = [m for m, _h in _published(broker)][1:]
+    assert [[r["rowid"] for r in m["results"]] for m in published] == [[1, 2, 3, 4]]

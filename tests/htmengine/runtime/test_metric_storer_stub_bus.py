@@ -8,34 +8,30 @@ a port that refuses connections). The broker-backed service test is in test_metr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import stub_bus_support
 from runtime_test_support import unique_name, wait_for
-from stub_bus_support import RABBITMQ_PORT_OVERRIDE, refused_broker_port, service_thread
+from stub_bus_support import service_thread, swapper_factory
 
 from htmengine.adapters.datasource import createDatasourceAdapter
 from htmengine.model_swapper.messages import ModelInputRow
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
 from htmengine.pipeline.plaintext import encodeBatchMessage
-from htmengine.repository import engineFactory, queries
+from htmengine.repository import queries
 from htmengine.repository.queries import MetricStatus
 from htmengine.runtime.metric_storer import MetricStorer
 from nta_utils.dead_letter import HEADER_ATTEMPTS, HEADER_QUEUE, HEADER_REASON
 from nta_utils.stub_bus import StubBroker, StubBus
 
+# the shared fixture: the session's database, RabbitMQ's port refusing connections
+engine = stub_bus_support.engine
+
 T0 = 1430000000
 QUEUE = "stubtest.metric.custom.data"
 DLQ = "stubtest.dlq.metric.custom.data"
-
-
-@pytest.fixture()
-def engine(migrated_db: str, monkeypatch: pytest.MonkeyPatch) -> sa.Engine:
-    monkeypatch.setenv(RABBITMQ_PORT_OVERRIDE, refused_broker_port())
-    return engineFactory()
 
 
 @pytest.fixture()
@@ -61,14 +57,6 @@ class _PoisonAdapter:
         return bool(self._real.activateModel(uid))
 
 
-def _swapper_factory(broker: StubBroker) -> Any:
-    @contextmanager
-    def factory() -> Iterator[ModelSwapperInterface]:
-        with ModelSwapperInterface(StubBus(broker)) as swapper:
-            yield swapper
-    return factory
-
-
 def _publish(broker: StubBroker, name: str, values: list[float], start: int = 0) -> None:
     lines = [f"{name} {v} {T0 + 300 * (start + i)}" for i, v in enumerate(values)]
     StubBus(broker).publish_to_queue(QUEUE, encodeBatchMessage(lines, "tcp:10.0.0.9:5000"))
@@ -81,7 +69,7 @@ def _run_storer(engine: sa.Engine, broker: StubBroker, batch_size: int = 10,
         bus = StubBus(broker)
         with ModelSwapperInterface(bus) as swapper:
             adapter = createDatasourceAdapter("custom", engine=engine, chunkSize=100,
-                                              swapperFactory=_swapper_factory(broker))
+                                              swapperFactory=swapper_factory(broker))
             storer = MetricStorer(engine, swapper, _PoisonAdapter(adapter), chunkSize=100)
             storer.run(bus, QUEUE, batch_size, stop, maxAttempts=max_attempts)
     return service_thread(run)
@@ -126,7 +114,7 @@ def test_rows_of_a_monitored_metric_reach_its_model_queue(engine: sa.Engine,
                                                           broker: StubBroker) -> None:
     name = unique_name()
     adapter = createDatasourceAdapter("custom", engine=engine, chunkSize=100,
-                                      swapperFactory=_swapper_factory(broker))
+                                      swapperFactory=swapper_factory(broker))
     uid = adapter.monitorMetric({"datasource": "custom", "metricSpec": {"metric": name},
                                  "modelParams": {"min": 0, "max": 100}})
     _publish(broker, name, [5.0, 6.0, 7.0])

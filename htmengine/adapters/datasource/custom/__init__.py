@@ -24,6 +24,7 @@ from htmengine.exceptions import (
     MetricAlreadyExists,
     MetricAlreadyMonitored,
     MetricNotMonitoredError,
+    MetricStatisticsNotReadyError,
     MetricStatusChangedError,
 )
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
@@ -44,7 +45,7 @@ _SERVER_COLUMN_LENGTH = 100
 _TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
-def _defaultSwapperFactory() -> AbstractContextManager:
+def _defaultSwapperFactory() -> AbstractContextManager[ModelSwapperInterface]:
     return ModelSwapperInterface()
 
 
@@ -69,7 +70,8 @@ class CustomDatasourceAdapter:
     DEFAULT_METRIC_PERIOD = 300  # seconds; custom metrics are expected every 5 minutes
 
     def __init__(self, engine: sa.Engine | None = None,
-                 swapperFactory: Callable[[], AbstractContextManager] | None = None,
+                 swapperFactory: Callable[[], AbstractContextManager[ModelSwapperInterface]]
+                 | None = None,
                  chunkSize: int | None = None) -> None:
         if engine is None:
             engine = engineFactory()
@@ -98,14 +100,17 @@ class CustomDatasourceAdapter:
                 description=f"Custom metric {metricName}"[:200],
                 server=metricName[:_SERVER_COLUMN_LENGTH], location="",
                 poll_interval=self.DEFAULT_METRIC_PERIOD, status=MetricStatus.UNMONITORED)
-        _log.info("Created custom metric name=%s uid=%s", metricName, row.uid)
-        return row.uid
+        uid = str(row.uid)
+        _log.info("Created custom metric name=%s uid=%s", metricName, uid)
+        return uid
 
     def getOrCreateMetric(self, metricName: str) -> str:
         """The uid of the custom metric `metricName`, created if missing."""
         try:
             return self.createMetric(metricName)
         except MetricAlreadyExists as error:
+            if error.uid is None:   # not raised so by addMetric; nothing to return
+                raise
             return error.uid
 
     def deleteMetricByName(self, metricName: str) -> None:
@@ -151,7 +156,7 @@ class CustomDatasourceAdapter:
         return self.getOrCreateMetric(metricSpec["metric"]), modelSpec
 
     def _swarmParamsFor(self, metricId: str, modelSpec: dict[str, Any]
-                        ) -> tuple[dict | None, dict[str, Any] | None]:
+                        ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """(model parameters or None to wait for data, encoder range when known)."""
         if "completeModelParams" in modelSpec:
             return (scalar_metric_utils.generateSwarmParamsFromCompleteModelParams(modelSpec),
@@ -193,7 +198,7 @@ class CustomDatasourceAdapter:
         return metricId
 
     def _startMonitoring(self, metricId: str, modelSpec: dict[str, Any],
-                         swarmParams: dict | None, swapper: Any,
+                         swarmParams: dict[str, Any] | None, swapper: Any,
                          modelRange: dict[str, Any] | None = None) -> bool:
         with self._engine.begin() as conn:
             metric = queries.getMetricWithUpdateLock(conn, metricId)
@@ -248,6 +253,8 @@ class CustomDatasourceAdapter:
         if minResolution is not None:
             stats["minResolution"] = minResolution
         swarmParams = scalar_metric_utils.generateSwarmParams(stats, enableClassifier)
+        if swarmParams is None:
+            raise MetricStatisticsNotReadyError(f"metric {metricId} has no value range yet")
 
         def defineInTransaction(swapper: Any) -> bool:
             with self._engine.begin() as conn:
@@ -292,6 +299,7 @@ class CustomDatasourceAdapter:
             rows = list(queries.getMetricData(
                 conn, metricId, fields=[md.c.metric_value, md.c.timestamp],
                 fromTimestamp=since))
+        spec: dict[str, Any]
         if metric.parameters:
             spec = json.loads(metric.parameters)
         else:
@@ -342,4 +350,5 @@ class CustomDatasourceAdapter:
     @staticmethod
     def getInstanceNameForModelSpec(spec: dict[str, Any]) -> str | None:
         """The resource named by the spec's metricSpec, if any."""
-        return spec.get("metricSpec", {}).get("resource")
+        resource = spec.get("metricSpec", {}).get("resource")
+        return None if resource is None else str(resource)
