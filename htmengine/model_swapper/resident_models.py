@@ -12,9 +12,14 @@ Belady's rule, with the next use predicted from each model's arrival history:
 - a model with a steady period is expected back at ``last arrival + period``; one that is
   late by up to a period is still expected (soon: it is kept), one silent for longer is
   treated like an irregular one;
-- a model with one arrival only, an irregular period (deviation above half the period) or a
-  long silence is expected back after as long again as it has been away
-  (``now + (now - last arrival)``): among such models this is least-recently-used order;
+- a model with one arrival only is expected back after the slot's typical period (the
+  median of the last TYPICAL_GAPS gaps between arrivals of any model), like a steady one:
+  in a fleet sampled at one period, prediction works from a model's first arrival instead
+  of after its second (until then LRU order would evict exactly the next model needed);
+- a model with an irregular period (deviation above half the period), a long silence, or
+  one arrival while no gap was seen yet is expected back after as long again as it has been
+  away (``now + (now - last arrival)``): among such models this is least-recently-used
+  order;
 - a model with no arrival noted goes first; ties go least recently used first.
 
 Metrics sampled round robin at a steady period are the case LRU gets worst: the model it
@@ -33,7 +38,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import OrderedDict
+import statistics
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -48,6 +54,9 @@ PERIOD_WEIGHT = 0.25
 DEVIATION_WEIGHT = 0.25
 # A period is trusted while its mean absolute deviation is at most this fraction of it.
 MAX_RELATIVE_DEVIATION = 0.5
+# The typical period (the prior of a model with one arrival) is the median of this many of
+# the latest gaps between two arrivals of one model, whichever models they came from.
+TYPICAL_GAPS = 63
 
 
 @dataclass(slots=True)
@@ -58,30 +67,33 @@ class ArrivalHistory:
     period: float | None = None
     deviation: float = 0.0
 
-    def note(self, at: float) -> None:
-        """Record an arrival at time `at` (an arrival not after the last one only moves
-        nothing: the clock is monotonic, equal times add no gap)."""
+    def note(self, at: float) -> float | None:
+        """Record an arrival at time `at`; returns the gap since the last one (None for an
+        arrival not after the last one, which moves nothing: the clock is monotonic, equal
+        times add no gap)."""
         gap = at - self.last
         if gap <= 0.0:
-            return
+            return None
         self.last = at
         if self.period is None:
             self.period = gap
-            return
+            return gap
         self.deviation += DEVIATION_WEIGHT * (abs(gap - self.period) - self.deviation)
         self.period += PERIOD_WEIGHT * (gap - self.period)
+        return gap
 
     def regular(self) -> bool:
         """True when the period is known and steady enough to predict the next arrival."""
         return (self.period is not None
                 and self.deviation <= MAX_RELATIVE_DEVIATION * self.period)
 
-    def expectedNext(self, now: float) -> float:
-        """The expected time of the next arrival, as seen at `now`."""
+    def expectedNext(self, now: float, typicalPeriod: float | None = None) -> float:
+        """The expected time of the next arrival, as seen at `now`; a model with one
+        arrival is expected after `typicalPeriod` (if given) as a steady one would be."""
         away = max(0.0, now - self.last)
-        if self.regular():
-            period = self.period
-            assert period is not None
+        period = (self.period if self.regular()
+                  else typicalPeriod if self.period is None else None)
+        if period is not None:
             due = self.last + period
             if now <= due + period:    # on time, or late by less than a period: still due
                 return due
@@ -100,6 +112,8 @@ class ResidentModels(Generic[T]):
         self._total = 0
         self._arrivals: dict[str, ArrivalHistory] = {}
         self._latest = -math.inf     # the latest arrival noted: the default "now"
+        self._gaps: deque[float] = deque(maxlen=TYPICAL_GAPS)
+        self._typical: float | None = None    # median of _gaps, computed when needed
 
     @property
     def budgetBytes(self) -> int:
@@ -157,8 +171,18 @@ class ResidentModels(Generic[T]):
         if history is None:
             self._arrivals[modelID] = ArrivalHistory(at)
         else:
-            history.note(at)
+            gap = history.note(at)
+            if gap is not None:
+                self._gaps.append(gap)
+                self._typical = None
         self._latest = max(self._latest, at)
+
+    def typicalPeriod(self) -> float | None:
+        """The median of the latest gaps between two arrivals of a model (None before the
+        first gap): what a model with one arrival is expected to take."""
+        if self._typical is None and self._gaps:
+            self._typical = statistics.median(self._gaps)
+        return self._typical
 
     def forget(self, modelID: str) -> T | None:
         """Remove `modelID` and its arrival history (a deleted model); returns its item."""
@@ -175,7 +199,7 @@ class ResidentModels(Generic[T]):
         history = self._arrivals.get(modelID)
         if history is None:
             return math.inf
-        return history.expectedNext(self._now(now))
+        return history.expectedNext(self._now(now), self.typicalPeriod())
 
     def _now(self, now: float | None) -> float:
         if now is not None:
@@ -187,12 +211,13 @@ class ResidentModels(Generic[T]):
         """(-expected next use, last-use rank, modelID) of the evictable models: smallest
         first is the first to evict."""
         at = self._now(now)
+        typical = self.typicalPeriod()
         keys = []
         for rank, modelID in enumerate(self._items):
             if modelID in kept:
                 continue
             history = self._arrivals.get(modelID)
-            expected = math.inf if history is None else history.expectedNext(at)
+            expected = math.inf if history is None else history.expectedNext(at, typical)
             keys.append((-expected, rank, modelID))
         return keys
 

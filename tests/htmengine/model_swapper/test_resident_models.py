@@ -122,6 +122,28 @@ def test_periodic_models_miss_about_one_minus_budget_share_where_lru_always_miss
     assert len(resident) == capacity
 
 
+def test_a_fleet_with_one_arrival_per_model_is_predicted_from_the_first_gap_on() -> None:
+    # one sample per model at start-up (a warm-up spread over 100 s), then round robin at
+    # 60 s: the first gaps give a typical period, so models with a single arrival are already
+    # expected back in order and a fixed subset stays resident, where least-recently-used
+    # order (what a model with one arrival had without the prior) misses every sample of the
+    # first round
+    models, capacity = 20, 10
+    resident: ResidentModels[str] = ResidentModels(capacity * 100)
+    lru = _LruReference(capacity)
+    for i in range(models):
+        _slot_access(resident, f"m{i}", i * 5.0)
+        lru.access(f"m{i}")
+    assert resident.typicalPeriod() is None
+    misses = lru_misses = 0
+    for i in range(models):
+        misses += not _slot_access(resident, f"m{i}", 200.0 + i * 3.0)
+        lru_misses += not lru.access(f"m{i}")
+        assert resident.typicalPeriod() == pytest.approx(200.0 - i)  # median gap
+    assert lru_misses == models
+    assert misses <= models - capacity + 1
+
+
 def test_without_a_period_the_order_is_least_recently_used() -> None:
     resident: ResidentModels[str] = ResidentModels(1000)
     # one arrival each (no gap yet), then irregular gaps for some: LRU order either way
@@ -156,10 +178,13 @@ def test_a_steady_model_is_kept_until_it_is_due_and_a_silent_one_goes_first() ->
         resident.noteArrival("busy", 3.0 * k)
     resident.put("once", "o", 100)
     resident.noteArrival("once", 41.0)
-    # at 40.5: steady is due at 50, busy at 42, once (one arrival, just now) right away
+    # at 40.5: steady is due at 50, busy at 42, once (one arrival) after the typical
+    # period, the median gap of the slot (busy's 3 s): at 44
+    assert resident.typicalPeriod() == pytest.approx(3.0)
     assert resident.expectedNextUse("steady", now=40.5) == pytest.approx(50.0)
     assert resident.expectedNextUse("busy", now=40.5) == pytest.approx(42.0)
-    assert resident.evictionOrder(now=40.5) == ["steady", "busy", "once"]
+    assert resident.expectedNextUse("once", now=40.5) == pytest.approx(44.0)
+    assert resident.evictionOrder(now=40.5) == ["steady", "once", "busy"]
     # steady late by less than a period is still expected (kept); busy, silent for more than
     # four of its periods, goes first
     assert resident.evictionOrder(now=55.0) == ["busy", "once", "steady"]
