@@ -20,6 +20,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
@@ -30,7 +32,7 @@ _GOOD_ENOUGH = 16  # a distance from the initial value this small is kept withou
 _M_MAX = 32767
 
 
-def rows_state(rows: np.ndarray, initial: np.ndarray, step: float) -> dict:
+def rows_state(rows: np.ndarray, initial: np.ndarray, step: float) -> dict[str, Any]:
     """``perm_*`` state fields coding float32 ``rows`` against ``initial`` (module doc)."""
     nib, m, r, x = encode_rows_packed(np.ascontiguousarray(rows, dtype=np.float32),
                                       np.ascontiguousarray(initial, dtype=np.float32),
@@ -39,7 +41,7 @@ def rows_state(rows: np.ndarray, initial: np.ndarray, step: float) -> dict:
             "perm_x": x}
 
 
-def rows_from_state(d: dict, initial: np.ndarray) -> np.ndarray:
+def rows_from_state(d: dict[str, Any], initial: np.ndarray) -> np.ndarray:
     """The float32 rows coded by :func:`rows_state`'s fields ``d`` (or the first layout's);
     ValueError if they are missing or do not fit together or with ``initial``."""
     packed = "perm_nib" in d
@@ -61,7 +63,8 @@ def rows_from_state(d: dict, initial: np.ndarray) -> np.ndarray:
         raise ValueError("permanence arrays do not fit together")
     rows = np.empty(initial.shape, dtype=np.float32)
     decode = decode_rows_packed if packed else decode_rows
-    if not decode(code, *arrays, np.ascontiguousarray(initial, dtype=np.float32), step, rows):
+    if not decode(code, arrays[0], arrays[1], arrays[2],
+                  np.ascontiguousarray(initial, dtype=np.float32), step, rows):
         raise ValueError("permanence arrays do not fit together")
     return rows
 
@@ -78,7 +81,7 @@ def index_small(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 @njit(cache=True)
-def _index_bits(bits, limit):
+def _index_bits(bits: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Sorted distinct bit patterns (by float value) and the index of each element, or count
     -1 beyond ``limit`` distinct values (an open-addressing hash table finds each value)."""
     size = 1
@@ -126,7 +129,7 @@ def index_cells(cells: np.ndarray, n_cells: int) -> tuple[np.ndarray, np.ndarray
 
 
 @njit(cache=True)
-def _index_cells(cells, n_cells):
+def _index_cells(cells: np.ndarray, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
     rank = np.full(n_cells, -1, dtype=np.int64)
     for i in range(cells.shape[0]):
         rank[cells[i]] = 0
@@ -151,7 +154,8 @@ def _uint_for(count: int) -> type:
 
 
 @njit(cache=True)
-def _predict(base, m, step, tmp, tmp_bits):
+def _predict(base: np.float32, m: np.int64, step: float, tmp: np.ndarray,
+             tmp_bits: np.ndarray) -> np.int64:
     """The float32 value ``base + m * step`` (float64 arithmetic), as its int32 bit pattern
     (``tmp`` is a one-element float32 buffer, ``tmp_bits`` its int32 view)."""
     tmp[0] = np.float32(np.float64(base) + np.float64(m) * step)
@@ -159,7 +163,8 @@ def _predict(base, m, step, tmp, tmp_bits):
 
 
 @njit(cache=True)
-def encode_rows(rows, initial, step):
+def encode_rows(rows: np.ndarray, initial: np.ndarray, step: float,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(code uint8 per entry, m int16 and distance int16 per predicted entry, int32
     exceptions) of float32 ``rows`` against the ``initial`` rows (see the module doc)."""
     n = rows.size
@@ -185,8 +190,8 @@ def encode_rows(rows, initial, step):
             continue
         value = np.float64(flat[i])
         best_code = RAW
-        best_m = 0
-        best_r = 0
+        best_m = np.int64(0)
+        best_r = np.int64(0)
         if np.isfinite(value) and step > 0:
             for c in (FROM_INITIAL, FROM_ZERO):
                 base = np.float64(init[i]) if c == FROM_INITIAL else 0.0
@@ -215,7 +220,8 @@ def encode_rows(rows, initial, step):
 
 
 @njit(cache=True)
-def decode_rows(code, ms, rs, xs, initial, step, out):
+def decode_rows(code: np.ndarray, ms: np.ndarray, rs: np.ndarray, xs: np.ndarray,
+                initial: np.ndarray, step: float, out: np.ndarray) -> bool:
     """Fill float32 ``out`` (shape of ``code``) from :func:`encode_rows`'s arrays; returns
     False when the arrays do not fit together (corrupt state)."""
     flat_code = code.ravel()
@@ -251,11 +257,12 @@ def decode_rows(code, ms, rs, xs, initial, step, out):
             nm += 1
         else:
             return False
-    return nm == ms.shape[0] and nx == xs.shape[0]
+    return bool(nm == ms.shape[0] and nx == xs.shape[0])
 
 
 @njit(cache=True)
-def encode_rows_packed(rows, initial, step):
+def encode_rows_packed(rows: np.ndarray, initial: np.ndarray, step: float,
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(codes two per byte, m int16 and distance int8 per predicted entry, int32 exceptions)
     of float32 ``rows`` against the ``initial`` rows; a distance from the initial value of at
     most ``_GOOD_ENOUGH`` units is kept without trying the prediction from 0."""
@@ -281,8 +288,8 @@ def encode_rows_packed(rows, initial, step):
             continue
         value = np.float64(flat[i])
         best_code = RAW
-        best_m = 0
-        best_r = 0
+        best_m = np.int64(0)
+        best_r = np.int64(0)
         if np.isfinite(value) and step > 0:
             for c in (FROM_INITIAL, FROM_ZERO):
                 base = np.float64(init[i]) if c == FROM_INITIAL else 0.0
@@ -313,7 +320,8 @@ def encode_rows_packed(rows, initial, step):
 
 
 @njit(cache=True)
-def decode_rows_packed(packed, ms, rs, xs, initial, step, out):
+def decode_rows_packed(packed: np.ndarray, ms: np.ndarray, rs: np.ndarray, xs: np.ndarray,
+                       initial: np.ndarray, step: float, out: np.ndarray) -> bool:
     """Fill float32 ``out`` (shape of ``initial``) from :func:`encode_rows_packed`'s arrays;
     returns False when the arrays do not fit together (corrupt state)."""
     init = initial.ravel()
@@ -351,4 +359,4 @@ def decode_rows_packed(packed, ms, rs, xs, initial, step, out):
             return False
     if n % 2 and packed[n >> 1] >> 4:
         return False
-    return nm == ms.shape[0] and nx == xs.shape[0]
+    return bool(nm == ms.shape[0] and nx == xs.shape[0])

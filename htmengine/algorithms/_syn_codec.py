@@ -1,9 +1,11 @@
-"""Exact compact encodings of the backtracking TM's synapses (numba, one pass each), for its
-state at rest and its checkpoints (TM state version 4, see ``_tm_persist``).
+"""Exact compact encodings of the backtracking TM's synapses in its saved state (TM state
+version 4, see ``_tm_persist``), from and to the form it holds at rest (the index of each
+synapse's source in the table of the cells used, the index of its permanence in the table of
+the distinct permanences). numba, one or two passes each.
 
 * :func:`transpose_sources` — the synapse sources of the live segments, listed segment by
   segment with each segment's sources in ascending order (as Cells4 keeps them), stored the
-  other way round: for every source cell used (ascending), the number of synapses it feeds
+  other way round: for every cell of the table (ascending), the number of synapses it feeds
   and the gaps between the segments it feeds (ascending, the first one from segment 0).
   Segments learnt at the same step sit next to each other in the pool and share most of
   their sources, so most gaps are 1 or 2: one byte each (255 escapes to the exception
@@ -12,10 +14,10 @@ state at rest and its checkpoints (TM state version 4, see ``_tm_persist``).
   plain index form.
 * :func:`untranspose_sources` — the inverse: the index of every synapse's source cell in
   segment order; ``None`` if the arrays do not fit together (corrupt state).
-* :func:`nibble_values` / :func:`unnibble_values` — few-valued float32 permanences as their
-  distinct values (most frequent first) and one 4-bit code per synapse, two per byte, code
-  15 escaping to an exception list of value indices; the 15 commonest values (the initial
-  permanence, 1.0, a few steps from them) cover ~97% of the synapses.
+* :func:`nibble_index` / :func:`unnibble_index` — the permanence indices as 4-bit codes, two
+  per byte, into the table reordered most frequent first, code 15 escaping to a list of
+  indices; the 15 commonest permanences (the initial one, 1.0, a few steps from them) cover
+  ~97% of the synapses.
 """
 
 from __future__ import annotations
@@ -23,31 +25,29 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from htmengine.algorithms._codec import index_small
-
 GAP_NIBBLE_ESCAPE = 15  # gap nibble: the gap is 15 + the next byte escape
-GAP_BYTE_ESCAPE = 255  # byte escape: the gap is the next wide escape
+WIDE_GAP = 255  # gaps from here on are in the wide list
+GAP_BYTE_ESCAPE = WIDE_GAP - GAP_NIBBLE_ESCAPE  # byte escape: the gap is the next wide one
 NIBBLE_ESCAPE = 15
 
 
-def transpose_sources(src: np.ndarray, seg_n: np.ndarray, n_cells: int,
-                      ) -> tuple[np.ndarray, ...] | None:
-    """(used cells, synapses per used cell, gap nibbles, byte escapes, wide escapes) of the
-    sources ``src`` (flat, segment order, ``seg_n`` per segment, cells below ``n_cells``),
-    or ``None`` when a segment's sources are not ascending."""
-    src = np.ascontiguousarray(src, dtype=np.int32)
+def transpose_sources(index: np.ndarray, seg_n: np.ndarray, n_cells: int,
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(synapses per cell, gap nibbles, byte escapes, wide escapes) of the sources ``index``
+    (flat, segment order, ``seg_n`` per segment, indices below ``n_cells``), or ``None`` when
+    a segment's sources are not ascending."""
     seg_n = np.ascontiguousarray(seg_n, dtype=np.int64)
-    counts, nibbles, small, n_small, wide, n_wide, ok = _transpose(src, seg_n, n_cells)
+    counts, nibbles, small, n_small, wide, n_wide, ok = _transpose(
+        np.ascontiguousarray(index), seg_n, n_cells)
     if not ok:
         return None
-    used = np.flatnonzero(counts)
-    return (_narrow_uint(used, n_cells), _narrow_uint(counts[used], src.shape[0] + 1),
-            nibbles, small[:n_small].copy(),
+    return (_narrow_uint(counts, index.shape[0] + 1), nibbles, small[:n_small].copy(),
             _narrow_uint(wide[:n_wide], seg_n.shape[0] + 1))
 
 
 @njit(cache=True)
-def _transpose(src, seg_n, n_cells):
+def _transpose(src: np.ndarray, seg_n: np.ndarray, n_cells: int,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray, int, bool]:
     counts = np.zeros(n_cells, dtype=np.int64)
     n_syn = src.shape[0]
     for k in range(n_syn):
@@ -57,41 +57,55 @@ def _transpose(src, seg_n, n_cells):
     for c in range(n_cells):
         cursor[c] = total
         total += counts[c]
-    fed = np.empty(n_syn, dtype=np.int32)  # the segments each cell feeds, cell by cell
-    nibbles = np.zeros((n_syn + 1) // 2, dtype=np.uint8)
-    small = np.empty(n_syn, dtype=np.uint8)
-    wide = np.empty(n_syn, dtype=np.int64)
+    # the gaps at their transposed positions, capped at 255; the larger ones listed apart
+    gaps = np.empty(n_syn, dtype=np.uint8)
+    last = np.zeros(n_cells, dtype=np.int64)
+    wide_cell = np.empty(n_syn, dtype=np.int64)
+    wide_gap = np.empty(n_syn, dtype=np.int64)
+    wide_count = np.zeros(n_cells, dtype=np.int64)
+    n_wide = 0
     k = 0
     for p in range(seg_n.shape[0]):
-        previous = -1
+        previous = np.int64(-1)
         for _ in range(seg_n[p]):
-            c = np.int64(src[k])
-            if c < previous:
-                return counts, nibbles, small, 0, wide, 0, False
-            previous = c
-            fed[cursor[c]] = p
-            cursor[c] += 1
+            cell = np.int64(src[k])
+            if cell < previous:
+                return counts, gaps, gaps, 0, wide_gap, 0, False
+            previous = cell
+            d = p - last[cell]
+            last[cell] = p
+            gaps[cursor[cell]] = min(d, WIDE_GAP)
+            cursor[cell] += 1
+            if d >= WIDE_GAP:
+                wide_cell[n_wide] = cell
+                wide_gap[n_wide] = d
+                wide_count[cell] += 1
+                n_wide += 1
             k += 1
-    n_small = 0
-    n_wide = 0
-    pos = 0
+    # the large gaps in transposed order (a cell's come in order: segments ascend)
+    start = 0
     for c in range(n_cells):
-        last = 0
-        for _ in range(counts[c]):
-            p = np.int64(fed[pos])
-            d = p - last
-            last = p
-            if d >= GAP_NIBBLE_ESCAPE:
-                e = d - GAP_NIBBLE_ESCAPE
-                if e >= GAP_BYTE_ESCAPE:
-                    wide[n_wide] = d
-                    n_wide += 1
-                    e = GAP_BYTE_ESCAPE
-                small[n_small] = e
-                n_small += 1
-                d = GAP_NIBBLE_ESCAPE
-            nibbles[pos >> 1] |= np.uint8(d << ((pos & 1) * 4))
-            pos += 1
+        n = wide_count[c]
+        wide_count[c] = start
+        start += n
+    wide = np.empty(n_wide, dtype=np.int64)
+    for j in range(n_wide):
+        c = wide_cell[j]
+        wide[wide_count[c]] = wide_gap[j]
+        wide_count[c] += 1
+    # 4-bit codes two per byte, and the byte escapes (branch-free compaction)
+    nibbles = np.empty((n_syn + 1) // 2, dtype=np.uint8)
+    for i in range(n_syn // 2):
+        nibbles[i] = min(gaps[2 * i], GAP_NIBBLE_ESCAPE) \
+            | (min(gaps[2 * i + 1], GAP_NIBBLE_ESCAPE) << 4)
+    if n_syn % 2:
+        nibbles[n_syn // 2] = min(gaps[n_syn - 1], GAP_NIBBLE_ESCAPE)
+    small = np.empty(n_syn + 1, dtype=np.uint8)
+    n_small = 0
+    for i in range(n_syn):
+        g = np.int64(gaps[i])
+        small[n_small] = max(g - GAP_NIBBLE_ESCAPE, 0)
+        n_small += int(g >= GAP_NIBBLE_ESCAPE)
     return counts, nibbles, small, n_small, wide, n_wide, True
 
 
@@ -111,7 +125,8 @@ def untranspose_sources(counts: np.ndarray, nibbles: np.ndarray, small: np.ndarr
 
 
 @njit(cache=True)
-def _untranspose(counts, nibbles, small, wide, seg_n):
+def _untranspose(counts: np.ndarray, nibbles: np.ndarray, small: np.ndarray, wide: np.ndarray,
+                 seg_n: np.ndarray) -> tuple[np.ndarray, bool]:
     high = seg_n.shape[0]
     offsets = np.empty(high + 1, dtype=np.int64)
     offsets[0] = 0
@@ -126,7 +141,7 @@ def _untranspose(counts, nibbles, small, wide, seg_n):
     i_small = 0
     i_wide = 0
     for u in range(counts.shape[0]):
-        p = 0
+        seg = np.int64(0)
         n = counts[u]
         if pos + n > n_syn:
             return out, False
@@ -137,60 +152,72 @@ def _untranspose(counts, nibbles, small, wide, seg_n):
                     return out, False
                 e = np.int64(small[i_small])
                 i_small += 1
+                if e > GAP_BYTE_ESCAPE:
+                    return out, False
                 if e == GAP_BYTE_ESCAPE:
                     if i_wide >= wide.shape[0]:
                         return out, False
                     d = wide[i_wide]
                     i_wide += 1
-                    if d < GAP_NIBBLE_ESCAPE + GAP_BYTE_ESCAPE:
+                    if d < WIDE_GAP:
                         return out, False
                 else:
                     d += e
-            p += d
-            if p >= high or fill[p] >= seg_n[p]:
+            seg += d
+            if seg >= high or fill[seg] >= seg_n[seg]:
                 return out, False
-            out[offsets[p] + fill[p]] = u
-            fill[p] += 1
+            out[offsets[seg] + fill[seg]] = u
+            fill[seg] += 1
             pos += 1
     return out, (pos == n_syn and i_small == small.shape[0] and i_wide == wide.shape[0]
                  and (n_syn % 2 == 0 or nibbles[n_syn >> 1] >> 4 == 0))
 
 
-def nibble_values(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(distinct float32 values, most frequent first; 4-bit codes two per byte, low nibble
-    first; value indices of the escaped synapses) of ``values``, or ``None`` beyond 65,536
-    distinct values."""
-    coded = index_small(values)
-    if coded is None:
-        return None
-    table, index = coded
-    order = np.argsort(-np.bincount(index, minlength=table.shape[0]), kind="stable")
-    rank = np.empty(table.shape[0], dtype=np.int64)
-    rank[order] = np.arange(table.shape[0])
-    packed, escapes, n_escapes = _pack_nibbles(index, rank)
-    return (table[order], packed,
-            escapes[:n_escapes].astype(np.uint8 if table.shape[0] <= 256 else np.uint16))
+def nibble_index(index: np.ndarray, n_values: int,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order of the value table, most frequent first; 4-bit codes two per byte, low nibble
+    first, into the reordered table; indices in it of the escaped synapses) of the value
+    indices ``index`` (below ``n_values``)."""
+    counts = _count(np.ascontiguousarray(index), n_values)
+    order = np.argsort(-counts, kind="stable")
+    rank = np.empty(n_values, dtype=np.int64)
+    rank[order] = np.arange(n_values)
+    packed, escapes, n_escapes = _pack_nibbles(np.ascontiguousarray(index), rank)
+    return order, packed, escapes[:n_escapes].astype(np.uint8 if n_values <= 256
+                                                      else np.uint16)
 
 
 @njit(cache=True)
-def _pack_nibbles(index, rank):
+def _count(index: np.ndarray, n_values: int) -> np.ndarray:
+    counts = np.zeros(n_values, dtype=np.int64)
+    for i in range(index.shape[0]):
+        counts[index[i]] += 1
+    return counts
+
+
+@njit(cache=True)
+def _pack_nibbles(index: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     n = index.shape[0]
-    packed = np.zeros((n + 1) // 2, dtype=np.uint8)
-    escapes = np.empty(n, dtype=np.int64)
+    packed = np.empty((n + 1) // 2, dtype=np.uint8)
+    escapes = np.empty(n + 1, dtype=np.int64)
     n_escapes = 0
-    for i in range(n):
+    code = np.empty(rank.shape[0], dtype=np.uint8)
+    for v in range(rank.shape[0]):
+        code[v] = min(rank[v], NIBBLE_ESCAPE)
+    for i in range(n // 2):
+        packed[i] = code[index[2 * i]] | (code[index[2 * i + 1]] << 4)
+    if n % 2:
+        packed[n // 2] = code[index[n - 1]]
+    for i in range(n):  # branch-free compaction of the escaped ranks
         r = rank[index[i]]
-        if r >= NIBBLE_ESCAPE:
-            escapes[n_escapes] = r
-            n_escapes += 1
-            r = NIBBLE_ESCAPE
-        packed[i >> 1] |= np.uint8(r << ((i & 1) * 4))
+        escapes[n_escapes] = r
+        n_escapes += int(r >= NIBBLE_ESCAPE)
     return packed, escapes, n_escapes
 
 
-def unnibble_values(packed: np.ndarray, escapes: np.ndarray, n: int, n_values: int,
+def unnibble_index(packed: np.ndarray, escapes: np.ndarray, n: int, n_values: int,
                     ) -> np.ndarray | None:
-    """The value index of each of the ``n`` synapses coded by :func:`nibble_values`'s
+    """The value index of each of the ``n`` synapses coded by :func:`nibble_index`'s
     ``packed`` and ``escapes`` (indices below ``n_values``); ``None`` if they do not fit."""
     if packed.shape != ((n + 1) // 2,) or packed.dtype != np.uint8 \
             or (escapes.size and escapes.min() < 0):
@@ -201,7 +228,8 @@ def unnibble_values(packed: np.ndarray, escapes: np.ndarray, n: int, n_values: i
 
 
 @njit(cache=True)
-def _unpack_nibbles(packed, escapes, n, n_values):
+def _unpack_nibbles(packed: np.ndarray, escapes: np.ndarray, n: int, n_values: int,
+                    ) -> tuple[np.ndarray, bool]:
     out = np.empty(n, dtype=np.int32)
     j = 0
     for i in range(n):

@@ -1,30 +1,36 @@
 """The backtracking TM's state at rest: packing the working arrays into a compact dict of
 arrays (only live content, smallest exact integer types, synapses as flat ragged lists) and
-building working arrays back from it.
+building working arrays back from it; the state it saves.
 
-Version 4 (written now) stores the synapses of the live segments (in segment order, a
-segment's cell and slot read from the cells' slot lists) with ``_syn_codec``: the sources
-transposed (``syn_src_cells`` the cells used, ``syn_src_count`` the synapses each feeds,
-``syn_src_gap``/``_gap_b``/``_gap_x`` the gaps between the segments each feeds) and the
-permanences as 4-bit codes (``syn_perm_nib``, escapes ``syn_perm_nib_x``) into the table
-``syn_perm_values``. A pool with a segment whose sources are not ascending keeps version 3's
-``syn_src_index`` (indices into ``syn_src_cells``); more than 65,536 distinct permanences a flat
-float32 ``syn_perm``. Version 3 stored ``syn_src_index`` and a uint8 ``syn_perm_index`` into
-``syn_perm_values``; version 2 flat ``syn_src``/``syn_perm`` arrays and the segments' cells and
-slots; version 1 (checkpoint format v1) ``seg_src``/``seg_perm`` rows padded to the widest
-segment. All four are read (and held at rest as version 4).
+At rest the synapses of the live segments are held in segment order as indices into tables of
+their distinct values: ``syn_src_cells`` (the cells that feed a segment, a few thousand of
+65,536) indexed by ``syn_src_index``, and ``syn_perm_values`` (a few dozen float32
+permanences) indexed by the uint8 ``syn_perm_index`` (a flat float32 ``syn_perm`` when a TM has
+more than 65,536 distinct permanences); a segment's cell and slot are not stored, they are read
+from the cells' slot lists. That is version 3, cheap to pack at every model switch.
+
+Version 4 (saved now, :func:`saved_state`) recodes the two indices with ``_syn_codec``: the
+sources transposed (``syn_src_count`` the synapses each cell of ``syn_src_cells`` feeds,
+``syn_src_gap``/``_gap_b``/``_gap_x`` the gaps between the segments it feeds; a pool with a
+segment whose sources are not ascending keeps ``syn_src_index``) and the permanence index as
+4-bit codes (``syn_perm_nib``, escapes ``syn_perm_nib_x``) into ``syn_perm_values`` reordered
+most frequent first. Version 2 stored flat ``syn_src``/``syn_perm`` arrays and the segments'
+cells and slots; version 1 (checkpoint format v1) stored ``seg_src``/``seg_perm`` rows padded
+to the widest segment. All four are read.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from htmengine.algorithms import _tm_state as S
-from htmengine.algorithms._codec import index_cells
+from htmengine.algorithms._codec import index_cells, index_small
 from htmengine.algorithms._syn_codec import (
-    nibble_values,
+    nibble_index,
     transpose_sources,
-    unnibble_values,
+    unnibble_index,
     untranspose_sources,
 )
 from htmengine.algorithms._tm_store import (
@@ -48,9 +54,7 @@ _SCALAR_PARAMS = ("numberOfCols", "cellsPerColumn", "initialPerm", "connectedPer
 _SEG_SCALARS = tuple(name for name in S.SEG_FIELDS if name not in ("seg_src", "seg_perm"))
 # the segment fields a state holds (a segment's cell and slot are read from the slot lists)
 _SEG_STORED = tuple(name for name in _SEG_SCALARS if name not in ("seg_cell", "seg_slot"))
-_SYN_FIELDS = ("syn_src_cells", "syn_src_index", "syn_src_count", "syn_src_gap",
-               "syn_src_gap_b", "syn_src_gap_x", "syn_perm_values", "syn_perm_nib",
-               "syn_perm_nib_x", "syn_perm")
+_TRANSPOSED = ("syn_src_count", "syn_src_gap", "syn_src_gap_b", "syn_src_gap_x")
 _QUEUE = ("q_cell", "q_seg", "q_seq", "q_time", "q_n", "q_syn")
 _STORAGE_ONLY_SC = (S.SC_SLOT_TOP, S.SC_BLK_HIGH, S.SC_BLK_NFREE, S.SC_NTS0, S.SC_NTC0,
                     S.SC_NTS1, S.SC_NTC1)
@@ -68,13 +72,13 @@ def narrow(arr: np.ndarray) -> np.ndarray:
     return arr.astype(dtype) if dtype != arr.dtype else arr
 
 
-def pack_params(params: dict) -> dict:
+def pack_params(params: dict[str, Any]) -> dict[str, Any]:
     """The TM's constructor parameters as ``param_*`` scalars."""
     return {f"param_{name}": (int(params[name]) if isinstance(params[name], bool)
                               else params[name]) for name in _SCALAR_PARAMS}
 
 
-def params_from_state(d: dict) -> dict:
+def params_from_state(d: dict[str, Any]) -> dict[str, Any]:
     """Constructor parameters stored by :func:`pack_params` (ValueError if missing)."""
     try:
         version = int(_plain(d["tm_version"]))
@@ -87,13 +91,14 @@ def params_from_state(d: dict) -> dict:
     return params
 
 
-def pack_state(params: dict, a: S.TMArrays) -> dict:
-    """The state held in the working arrays ``a`` as ``{name: array | scalar}``."""
-    d: dict = {"tm_version": TM_STATE_VERSION, **pack_params(params)}
+def pack_state(params: dict[str, Any], a: S.TMArrays) -> dict[str, Any]:
+    """The state held in the working arrays ``a`` as ``{name: array | scalar}``, in the form
+    kept at rest (see the module doc; :func:`saved_state` makes the saved form)."""
+    d: dict[str, Any] = {"tm_version": TM_STATE_VERSION, **pack_params(params)}
     high = int(a.sc[S.SC_SEG_HIGH])
     nfree = int(a.sc[S.SC_SEG_NFREE])
-    d.update(_synapse_fields(*gather_synapses(a.seg_src, a.seg_perm, a.seg_n, high),
-                             a.seg_n[:high], a.nslots.shape[0]))
+    src, perm = gather_synapses(a.seg_src, a.seg_perm, a.seg_n, high)
+    d.update(_indexed_synapses(src, perm, a.nslots.shape[0]))
     for name in _SEG_STORED:
         d[name] = narrow(getattr(a, name)[:high].copy())
     d["seg_free"] = narrow(a.seg_free[:nfree].copy())
@@ -126,75 +131,84 @@ def pack_state(params: dict, a: S.TMArrays) -> dict:
     return d
 
 
-def state_nbytes(d: dict) -> int:
+def state_nbytes(d: dict[str, Any]) -> int:
     """Bytes of the arrays of a packed state."""
     return sum(v.nbytes for v in d.values() if isinstance(v, np.ndarray))
 
 
-def _synapse_fields(src: np.ndarray, perm: np.ndarray, seg_n: np.ndarray,
-                    n_cells: int) -> dict:
-    """The version-4 fields of the synapses with sources ``src`` and permanences ``perm``
-    (flat, segment order, ``seg_n`` per segment)."""
-    d: dict = {}
-    transposed = transpose_sources(src, seg_n, n_cells)
-    if transposed is None:
-        d["syn_src_cells"], d["syn_src_index"] = index_cells(src, n_cells)
-    else:
-        (d["syn_src_cells"], d["syn_src_count"], d["syn_src_gap"], d["syn_src_gap_b"],
-         d["syn_src_gap_x"]) = transposed
-    coded = nibble_values(perm)
-    if coded is None:
-        d["syn_perm"] = np.asarray(perm, dtype=np.float32)
-    else:
-        d["syn_perm_values"], d["syn_perm_nib"], d["syn_perm_nib_x"] = coded
+def saved_state(rest: dict[str, Any]) -> dict[str, Any]:
+    """The state to save (version 4) of a state at rest: the same fields, the synapses'
+    source indices transposed unless a segment's are not ascending, the permanence index as
+    4-bit codes into the table reordered most frequent first."""
+    d = dict(rest)
+    d["tm_version"] = TM_STATE_VERSION
+    transposed = transpose_sources(d["syn_src_index"], d["seg_n"],
+                                   d["syn_src_cells"].shape[0])
+    if transposed is not None:
+        del d["syn_src_index"]
+        d.update(zip(_TRANSPOSED, transposed, strict=True))
+    if "syn_perm_index" in d:
+        values = d.pop("syn_perm_values")
+        order, d["syn_perm_nib"], d["syn_perm_nib_x"] = nibble_index(d.pop("syn_perm_index"),
+                                                                     values.shape[0])
+        d["syn_perm_values"] = values[order]
     return d
 
 
-def _synapse_tables(d: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(cells, cell index, permanence values, permanence index) of the synapses of a
-    version-4 state (ValueError if its arrays do not fit together)."""
-    seg_n = np.asarray(d["seg_n"])
-    n_syn = int(seg_n.astype(np.int64).sum())
+def _saved_synapses(d: dict[str, Any], seg_n: np.ndarray) -> dict[str, Any]:
+    """The fields kept at rest of the synapses of a saved version-4 state (ValueError if
+    they do not fit together or with the segment sizes ``seg_n``)."""
+    out = {"syn_src_cells": np.asarray(d["syn_src_cells"])}
     if "syn_src_index" in d:
-        index = d["syn_src_index"]
+        out["syn_src_index"] = np.asarray(d["syn_src_index"])
     else:
-        index = untranspose_sources(d["syn_src_count"], d["syn_src_gap"], d["syn_src_gap_b"],
-                                    d["syn_src_gap_x"], seg_n)
+        counts, gaps, small, wide = (np.asarray(d[name]) for name in _TRANSPOSED)
+        index = None
+        if counts.shape == out["syn_src_cells"].shape and all(
+                arr.ndim == 1 and arr.dtype.kind in "iu" for arr in (counts, gaps, small, wide)):
+            index = untranspose_sources(counts, gaps, small, wide, seg_n)
         if index is None:
             raise ValueError("backtracking TM state: the synapse sources do not fit the "
                              "segment sizes")
-    if "syn_perm_nib" in d:
-        values = d["syn_perm_values"]
-        value_index = unnibble_values(d["syn_perm_nib"], d["syn_perm_nib_x"], n_syn,
-                                      values.shape[0])
-        if value_index is None:
-            raise ValueError("backtracking TM state: bad synapse permanence codes")
+        out["syn_src_index"] = index
+    if "syn_perm" in d:
+        out["syn_perm"] = np.asarray(d["syn_perm"], dtype=np.float32)
+        return out
+    values = np.asarray(d["syn_perm_values"], dtype=np.float32)
+    packed, escapes = np.asarray(d["syn_perm_nib"]), np.asarray(d["syn_perm_nib_x"])
+    value_index = None
+    if values.ndim == 1 and escapes.ndim == 1 and escapes.dtype.kind in "iu":
+        value_index = unnibble_index(packed, escapes, int(seg_n.sum()), values.shape[0])
+    if value_index is None:
+        raise ValueError("backtracking TM state: bad synapse permanence codes")
+    out["syn_perm_values"], out["syn_perm_index"] = values, value_index
+    return out
+
+
+def _indexed_synapses(src: np.ndarray, perm: np.ndarray, n_cells: int) -> dict[str, Any]:
+    """The fields kept at rest (version 3's) of the synapses with sources ``src`` and
+    permanences ``perm``."""
+    cells, index = index_cells(src, n_cells)
+    d = {"syn_src_cells": cells, "syn_src_index": index}
+    coded = index_small(perm)
+    if coded is None:
+        d["syn_perm"] = np.asarray(perm, dtype=np.float32)
+    else:
+        d["syn_perm_values"], d["syn_perm_index"] = coded
+    return d
+
+
+def _synapse_tables(d: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(cells, cell index, permanence values, permanence index) of a state at rest."""
+    if "syn_perm_index" in d:
+        values, value_index = d["syn_perm_values"], d["syn_perm_index"]
     else:
         values = d["syn_perm"]
         value_index = np.arange(values.shape[0], dtype=np.int64)
-    return d["syn_src_cells"], index, values, value_index
+    return d["syn_src_cells"], d["syn_src_index"], values, value_index
 
 
-def _old_synapses(d: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(sources, permanences) of the live synapses in segment order, from versions 1 to 3."""
-    if "syn_src_index" in d:
-        cells, index = np.asarray(d["syn_src_cells"]), np.asarray(d["syn_src_index"])
-        if index.size and (index.dtype.kind not in "iu" or int(index.min()) < 0
-                           or int(index.max()) >= cells.shape[0]):
-            raise ValueError("backtracking TM state: bad source index")
-        src = cells[index]
-        if "syn_perm_index" in d:
-            values = np.asarray(d["syn_perm_values"], dtype=np.float32)
-            value_index = np.asarray(d["syn_perm_index"])
-            if value_index.size and (value_index.dtype.kind not in "iu"
-                                     or int(value_index.max()) >= values.shape[0]):
-                raise ValueError("backtracking TM state: bad synapse permanence index")
-            return src, values[value_index]
-        return src, np.asarray(d["syn_perm"], dtype=np.float32)
-    return _ragged_synapses(d)
-
-
-def _ragged_synapses(d: dict) -> tuple[np.ndarray, np.ndarray]:
+def _ragged_synapses(d: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """(sources, permanences) of the live synapses in segment order, from versions 1 and 2."""
     if "syn_src" in d:
         return np.asarray(d["syn_src"]), np.asarray(d["syn_perm"], dtype=np.float32)
@@ -208,7 +222,7 @@ def _ragged_synapses(d: dict) -> tuple[np.ndarray, np.ndarray]:
     return src[mask], perm[mask]
 
 
-def check_state(ip: np.ndarray, d: dict) -> dict:
+def check_state(ip: np.ndarray, d: dict[str, Any]) -> dict[str, Any]:
     """``d`` with every field present and in range for a TM with integer parameters ``ip``
     (the kernels do not check indices); ValueError naming the first inconsistency."""
     n_cols = int(ip[S.IP_NCOLS])
@@ -219,25 +233,30 @@ def check_state(ip: np.ndarray, d: dict) -> dict:
             *_SEG_STORED, "seg_free", "nslots", "slots", "sc", "fs", "rng_state", "rng_ptrs",
             "state_counts", "state_cells", "colconf", *_QUEUE, "inf_hist", "inf_len",
             "lrn_hist", "lrn_len")}
-        version = int(_plain(d["tm_version"]))
-        flat = None
-        old_owners = None
-        if version == TM_STATE_VERSION:
-            for name in _SYN_FIELDS:
-                if name in d:
-                    out[name] = np.asarray(d[name])
-            if "syn_perm_values" in out:
-                out["syn_perm_values"] = out["syn_perm_values"].astype(np.float32, copy=False)
-            elif "syn_perm" in out:
-                out["syn_perm"] = out["syn_perm"].astype(np.float32, copy=False)
+        saved = None
+        if int(_plain(d["tm_version"])) == TM_STATE_VERSION:
+            names = ["syn_src_cells", *(("syn_src_index",) if "syn_src_index" in d
+                                        else _TRANSPOSED),
+                     *(("syn_perm",) if "syn_perm" in d
+                       else ("syn_perm_values", "syn_perm_nib", "syn_perm_nib_x"))]
+            saved = {name: d[name] for name in names}
+            old_owners = None
+        elif "syn_src_index" in d:
+            out["syn_src_cells"] = np.asarray(d["syn_src_cells"])
+            out["syn_src_index"] = np.asarray(d["syn_src_index"])
+            if "syn_perm_index" in d:
+                out["syn_perm_values"] = np.asarray(d["syn_perm_values"], dtype=np.float32)
+                out["syn_perm_index"] = np.asarray(d["syn_perm_index"])
             else:
-                raise KeyError("syn_perm_values")
-            if "syn_src_index" not in out and "syn_src_count" not in out:
-                raise KeyError("syn_src_count")
+                out["syn_perm"] = np.asarray(d["syn_perm"], dtype=np.float32)
+            old_owners = None
         else:
-            flat = _old_synapses(d)
-            if version < 3:
-                old_owners = np.asarray(d["seg_cell"]), np.asarray(d["seg_slot"])
+            src, perm = _ragged_synapses(d)
+            if src.size and (src.dtype.kind not in "iu" or int(src.min()) < 0
+                             or int(src.max()) >= n_cells):
+                raise ValueError("backtracking TM state: synapse source out of range")
+            out.update(_indexed_synapses(src, perm, n_cells))
+            old_owners = np.asarray(d["seg_cell"]), np.asarray(d["seg_slot"])
         out["orphans"] = np.asarray(d.get("orphans", np.zeros((0, 2), dtype=np.int32)))
     except KeyError as exc:
         raise ValueError(f"backtracking TM state misses {exc.args[0]!r}") from exc
@@ -258,28 +277,21 @@ def check_state(ip: np.ndarray, d: dict) -> dict:
     seg_n = out["seg_n"].astype(np.int64)
     require(in_range(seg_n, 0, width + 1), "segment sizes out of range")
     n_syn = int(seg_n.sum())
-    if flat is not None:
-        src, perm = flat
-        require(src.shape == (n_syn,) and perm.shape == (n_syn,),
-                "synapse count does not match the segment sizes")
-        require(src.dtype.kind in "iu" and in_range(src, 0, n_cells),
-                "synapse source out of range")
-        out.update(_synapse_fields(src.astype(np.int32), perm, out["seg_n"], n_cells))
-    cells = out["syn_src_cells"]
-    require(cells.dtype.kind in "iu" and cells.ndim == 1 and in_range(cells, 0, n_cells),
-            "synapse source out of range")
-    for name in ("syn_src_index", "syn_src_count", "syn_src_gap", "syn_src_gap_b",
-                 "syn_src_gap_x", "syn_perm_nib", "syn_perm_nib_x"):
-        require(name not in out or (out[name].dtype.kind in "iu" and out[name].ndim == 1),
-                f"bad {name}")
-    require("syn_src_count" not in out or out["syn_src_count"].shape == cells.shape,
-            "bad synapse counts")
-    require(out.get("syn_perm_values", cells).ndim == 1, "bad permanence values")
-    _, index, values, value_index = _synapse_tables(out)
+    if saved is not None:
+        out.update(_saved_synapses(saved, seg_n))
+    cells, index = out["syn_src_cells"], out["syn_src_index"]
+    require(cells.dtype.kind in "iu" and index.dtype.kind in "iu"
+            and out.get("syn_perm_index", index).dtype.kind in "iu", "bad synapse index type")
+    require(cells.ndim == 1 and in_range(cells, 0, n_cells), "synapse source out of range")
     require(index.shape == (n_syn,) and in_range(index, 0, cells.shape[0]),
             "synapse count does not match the segment sizes or bad source index")
-    require(value_index.shape == (n_syn,) and in_range(value_index, 0, values.shape[0]),
-            "synapse count does not match the segment sizes")
+    if "syn_perm_index" in out:
+        require(out["syn_perm_values"].ndim == 1 and out["syn_perm_index"].shape == (n_syn,)
+                and in_range(out["syn_perm_index"], 0, out["syn_perm_values"].shape[0]),
+                "bad synapse permanence index")
+    else:
+        require(out["syn_perm"].shape == (n_syn,), "synapse count does not match the "
+                                                   "segment sizes")
     require(out["seg_free"].shape == (nfree,) and in_range(out["seg_free"], 0, high),
             "bad free segment list")
     require(out["nslots"].shape == (n_cells,) and in_range(out["nslots"], 0, 2 ** 31),
@@ -325,7 +337,7 @@ def check_state(ip: np.ndarray, d: dict) -> dict:
     return out
 
 
-def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict,
+def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict[str, Any],
                       spare: S.TMArrays | None = None) -> S.TMArrays:
     """Working arrays holding the state ``d`` (as returned by :func:`check_state`).
 
@@ -340,8 +352,7 @@ def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict,
     cap = a.seg_n.shape[0]
     while cap < high + 1:
         cap *= 2
-    cells, cell_index, values, value_index = _synapse_tables(d)
-    n_syn = int(cell_index.shape[0])
+    n_syn = int(d["syn_src_index"].shape[0])
     n_blocks = max(n_syn + 64, a.blk.shape[0])
     if spare is not None and (spare.seg_n.shape[0] < cap or spare.blk.shape[0] < n_blocks
                               or not np.array_equal(spare.ip, ip)):
@@ -384,7 +395,7 @@ def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict,
         nslots.astype(np.int64), slots.astype(np.int64), high)
     updates["seg_free"][:d["seg_free"].shape[0]] = d["seg_free"]
     load_synapses(updates["seg_src"], updates["seg_perm"], updates["seg_n"], high, clear_to,
-                  cells, cell_index, values, value_index)
+                  *_synapse_tables(d))
     a.nslots[:] = nslots
     offsets = np.concatenate([[0], np.cumsum(nslots, dtype=np.int64)[:-1]])
     a.slot_off[:] = np.where(nslots > 0, offsets, -1)
@@ -393,8 +404,8 @@ def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict,
     a = a._replace(**updates)
     a.sc[:] = sc
     a.sc[S.SC_SLOT_TOP] = slots.shape[0]
-    for name in _STORAGE_ONLY_SC[1:]:
-        a.sc[name] = 0
+    for index in _STORAGE_ONLY_SC[1:]:
+        a.sc[index] = 0
     a.fs[:] = d["fs"]
     counts = d["state_counts"].astype(np.int64)
     cells = d["state_cells"]
@@ -425,7 +436,7 @@ def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict,
     return S.reserve(a, 0)
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     """numpy scalars / 0-d arrays (as loaded from a checkpoint) to Python scalars."""
     if isinstance(value, np.ndarray):
         value = value.item()

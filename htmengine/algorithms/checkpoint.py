@@ -29,6 +29,7 @@ import threading
 import zipfile
 import zlib
 from collections.abc import Collection
+from typing import Any
 
 import numpy as np
 import zstandard
@@ -67,7 +68,7 @@ _LOCAL = threading.local()  # zstd contexts, reused (creating one costs more tha
 
 def _compressor(thorough: bool) -> zstandard.ZstdCompressor:
     """This thread's zstd compressor for the thorough frame or the others."""
-    cache = getattr(_LOCAL, "compressors", None)
+    cache: tuple[zstandard.ZstdCompressor, ...] | None = getattr(_LOCAL, "compressors", None)
     if cache is None:
         cache = _LOCAL.compressors = tuple(
             zstandard.ZstdCompressor(compression_params=zstandard.ZstdCompressionParameters(
@@ -76,7 +77,7 @@ def _compressor(thorough: bool) -> zstandard.ZstdCompressor:
     return cache[thorough]
 
 
-def encode(scalars: dict, arrays: dict[str, np.ndarray],
+def encode(scalars: dict[str, Any], arrays: dict[str, np.ndarray],
            thorough: Collection[str] = ()) -> bytes:
     """A v3 checkpoint holding the JSON-serialisable ``scalars`` and the numeric ``arrays``;
     the arrays named in ``thorough`` go in a frame compressed harder (_THOROUGH_PARAMS)."""
@@ -89,7 +90,7 @@ def encode(scalars: dict, arrays: dict[str, np.ndarray],
     for names, harder in zip(groups, (True, False), strict=True):
         if not names:
             continue
-        buffers = []
+        buffers: list[memoryview] = []
         start = offset
         for name in names:
             arr = np.asarray(arrays[name])
@@ -97,10 +98,10 @@ def encode(scalars: dict, arrays: dict[str, np.ndarray],
                 raise TypeError(f"checkpoint array {name!r} has unsupported dtype {arr.dtype}")
             arr = arr.astype(arr.dtype.newbyteorder("<"), order="C", copy=False)
             table.append([name, arr.dtype.str, list(arr.shape), offset])
-            buffers.append(arr.reshape(-1).view(np.uint8))
+            buffers.append(arr.reshape(-1).view(np.uint8).data)
             pad = -arr.nbytes % _ALIGN
             if pad:
-                buffers.append(_ZEROS[:pad])
+                buffers.append(memoryview(_ZEROS[:pad]))
             offset += arr.nbytes + pad
         # streamed from the arrays' own buffers: no joined copy of the payload
         stream = _compressor(harder).compressobj(size=offset - start)
@@ -122,7 +123,7 @@ def is_v1(data: bytes | bytearray | memoryview) -> bool:
     return bytes(data[:2]) == _ZIP_MAGIC
 
 
-def decode(data: bytes | bytearray | memoryview) -> tuple[dict, dict[str, np.ndarray]]:
+def decode(data: bytes | bytearray | memoryview) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(scalars, arrays) of a v3 or v2 checkpoint; arrays are read-only views of one buffer."""
     view = memoryview(data)
     if len(view) < _PREFIX.size:
@@ -183,7 +184,8 @@ def decode(data: bytes | bytearray | memoryview) -> tuple[dict, dict[str, np.nda
     return header, arrays
 
 
-def read_v1(data: bytes | bytearray | memoryview) -> tuple[dict, dict[str, np.ndarray]]:
+def read_v1(data: bytes | bytearray | memoryview,
+            ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(header, arrays) of a version-1 (npz) checkpoint."""
     try:
         with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as npz:

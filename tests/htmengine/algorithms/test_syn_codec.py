@@ -8,8 +8,8 @@ from htmengine.algorithms.backtracking_tm import BacktrackingTM
 
 
 def _segments(rng, n_segments, n_cells, width):
-    """Flat ascending sources of random segments (some empty, some sharing sources with
-    their neighbours, gaps of every size) and their sizes."""
+    """Flat ascending source indices of random segments (some empty, some sharing sources
+    with their neighbours, gaps of every size) and their sizes."""
     sizes = rng.integers(0, width + 1, n_segments)
     sizes[::7] = 0
     pool = np.sort(rng.choice(n_cells, 3 * width, replace=False))
@@ -17,29 +17,28 @@ def _segments(rng, n_segments, n_cells, width):
     for p, n in enumerate(sizes):
         source = pool if p % 3 else np.arange(n_cells)  # neighbours share sources
         segments.append(np.sort(rng.choice(source, n, replace=False)))
-    return np.concatenate(segments).astype(np.int32), sizes
+    return np.concatenate(segments).astype(np.uint16), sizes
 
 
 def test_transposed_sources_round_trip_with_every_escape():
     rng = np.random.default_rng(5)
-    src, sizes = _segments(rng, 700, 5000, 20)
-    used, counts, nibbles, small, wide = _syn_codec.transpose_sources(src, sizes, 5000)
+    index, sizes = _segments(rng, 700, 5000, 20)
+    counts, nibbles, small, wide = _syn_codec.transpose_sources(index, sizes, 5000)
     assert small.size and wide.size  # gaps of 15..269 and of 270 and more occurred
-    assert nibbles.shape == ((src.size + 1) // 2,) and counts.sum() == src.size
-    index = _syn_codec.untranspose_sources(counts, nibbles, small, wide, sizes)
-    assert np.array_equal(used[index], src)
+    assert nibbles.shape == ((index.size + 1) // 2,) and counts.sum() == index.size
+    assert np.array_equal(_syn_codec.untranspose_sources(counts, nibbles, small, wide, sizes),
+                          index)
     # a source listed twice on a segment (ascending, not strictly) round-trips too
-    twice = np.array([3, 3, 9, 1, 2], dtype=np.int32)
-    used, counts, nibbles, small, wide = _syn_codec.transpose_sources(twice, [3, 2], 10)
-    assert np.array_equal(used[_syn_codec.untranspose_sources(counts, nibbles, small, wide,
-                                                              np.array([3, 2]))], twice)
+    twice = np.array([3, 3, 9, 1, 2], dtype=np.uint8)
+    coded = _syn_codec.transpose_sources(twice, np.array([3, 2]), 10)
+    assert np.array_equal(_syn_codec.untranspose_sources(*coded, np.array([3, 2])), twice)
 
 
 def test_transposed_sources_refuse_what_does_not_fit():
     rng = np.random.default_rng(6)
-    src, sizes = _segments(rng, 300, 3000, 16)
-    assert _syn_codec.transpose_sources(src[::-1].copy(), sizes, 3000) is None  # descending
-    used, counts, nibbles, small, wide = _syn_codec.transpose_sources(src, sizes, 3000)
+    index, sizes = _segments(rng, 300, 3000, 16)
+    assert _syn_codec.transpose_sources(index[::-1].copy(), sizes, 3000) is None  # descending
+    counts, nibbles, small, wide = _syn_codec.transpose_sources(index, sizes, 3000)
     more = counts.astype(np.int64)
     more[0] += 1
     bigger = sizes.copy()
@@ -54,25 +53,23 @@ def test_transposed_sources_refuse_what_does_not_fit():
         assert _syn_codec.untranspose_sources(*args) is None
 
 
-def test_nibble_values_are_exact_with_escapes_and_fall_back():
+def test_nibble_index_is_exact_with_escapes():
     rng = np.random.default_rng(7)
-    table = np.float32([0.21, 1.0, 0.0, -0.0, *np.linspace(0.3, 0.9, 20)])
-    weights = np.r_[[40.0, 30.0], np.ones(22)]
-    values = rng.choice(table, 10001, p=weights / weights.sum())
-    distinct, packed, escapes = _syn_codec.nibble_values(values)
-    assert distinct[0] == np.float32(0.21) and distinct[1] == np.float32(1.0)  # commonest
+    weights = np.r_[[1.0, 1.0, 40.0, 30.0], np.ones(20)]
+    index = rng.choice(24, 10001, p=weights / weights.sum()).astype(np.uint8)
+    order, packed, escapes = _syn_codec.nibble_index(index, 24)
+    assert order[:2].tolist() == [2, 3]  # the commonest first
     assert escapes.size and escapes.dtype == np.uint8 and packed.shape == (5001,)
-    index = _syn_codec.unnibble_values(packed, escapes, values.size, distinct.size)
-    assert np.array_equal(distinct[index].view(np.int32), values.view(np.int32))  # -0.0 kept
-    many = rng.random(3000).astype(np.float32)
-    distinct, packed, escapes = _syn_codec.nibble_values(many)
+    decoded = _syn_codec.unnibble_index(packed, escapes, index.size, 24)
+    assert np.array_equal(order[decoded], index)
+    many = rng.integers(0, 3000, 5000).astype(np.uint16)
+    order, packed, escapes = _syn_codec.nibble_index(many, 3000)
     assert escapes.dtype == np.uint16
-    index = _syn_codec.unnibble_values(packed, escapes, many.size, distinct.size)
-    assert np.array_equal(distinct[index], many)
-    assert _syn_codec.unnibble_values(packed, escapes[:-1], many.size, distinct.size) is None
-    assert _syn_codec.unnibble_values(packed, escapes, many.size, 100) is None
-    assert _syn_codec.unnibble_values(packed[:-1], escapes, many.size, distinct.size) is None
-    assert _syn_codec.nibble_values(np.arange(70000, dtype=np.float32)) is None
+    assert np.array_equal(order[_syn_codec.unnibble_index(packed, escapes, many.size, 3000)],
+                          many)
+    assert _syn_codec.unnibble_index(packed, escapes[:-1], many.size, 3000) is None
+    assert _syn_codec.unnibble_index(packed, escapes, many.size, 100) is None
+    assert _syn_codec.unnibble_index(packed[:-1], escapes, many.size, 3000) is None
 
 
 def test_packed_rows_round_trip_bit_exactly_and_refuse_bad_arrays():
@@ -103,7 +100,7 @@ def test_packed_rows_round_trip_bit_exactly_and_refuse_bad_arrays():
 
 def test_tm_with_unsorted_segment_sources_keeps_the_index_form():
     """A state whose segment sources are not ascending (not written by this TM, but
-    readable) is held with version 3's source index and round-trips exactly."""
+    readable) is saved with version 3's source index and round-trips exactly."""
     rng = np.random.default_rng(9)
     tm = BacktrackingTM(numberOfCols=64, cellsPerColumn=4, activationThreshold=3,
                         minThreshold=2, newSynapseCount=5, maxSynapsesPerSegment=8, seed=3)
@@ -114,25 +111,22 @@ def test_tm_with_unsorted_segment_sources_keeps_the_index_form():
         tm.compute(x, True)
     state = tm.state_dict()
     assert "syn_src_gap" in state and "syn_src_index" not in state
-    # the same synapses in version 3's form, one segment's sources reversed
-    cells = state["syn_src_cells"]
-    index = _syn_codec.untranspose_sources(state["syn_src_count"], state["syn_src_gap"],
-                                           state["syn_src_gap_b"], state["syn_src_gap_x"],
-                                           state["seg_n"])
+    # the same synapses in version 3's form, the first segment's sources reversed
+    index = _syn_codec.untranspose_sources(*(state[name] for name in (
+        "syn_src_count", "syn_src_gap", "syn_src_gap_b", "syn_src_gap_x")), state["seg_n"])
     values = state["syn_perm_values"]
-    value_index = _syn_codec.unnibble_values(state["syn_perm_nib"], state["syn_perm_nib_x"],
-                                             index.size, values.size)
+    value_index = _syn_codec.unnibble_index(state["syn_perm_nib"], state["syn_perm_nib_x"],
+                                            index.size, values.size)
     first = int(state["seg_n"][0])
     index[:first] = index[:first][::-1].copy()
     value_index[:first] = value_index[:first][::-1].copy()
     old = {k: v for k, v in state.items() if not k.startswith("syn_")}
-    old.update(tm_version=3, syn_src_cells=cells, syn_src_index=index,
+    old.update(tm_version=3, syn_src_cells=state["syn_src_cells"], syn_src_index=index,
                syn_perm_values=values, syn_perm_index=value_index.astype(np.uint8))
-    loaded = BacktrackingTM.from_state_dict(old)
-    again = loaded.state_dict()
+    again = BacktrackingTM.from_state_dict(old).state_dict()
     assert "syn_src_index" in again and "syn_src_gap" not in again
     reloaded = BacktrackingTM.from_state_dict(again)
     segment = reloaded._a.seg_src[0, :first]
-    assert np.array_equal(segment, cells[index[:first]])
+    assert np.array_equal(segment, state["syn_src_cells"][index[:first]])
     assert np.all(np.diff(segment) < 0)
     assert reloaded.numSynapses() == tm.numSynapses()
