@@ -41,7 +41,8 @@ def transpose_sources(index: np.ndarray, seg_n: np.ndarray, n_cells: int,
         np.ascontiguousarray(index), seg_n, n_cells)
     if not ok:
         return None
-    return (_narrow_uint(counts, index.shape[0] + 1), nibbles, small[:n_small].copy(),
+    return (_narrow_uint(counts, int(counts.max(initial=0)) + 1), nibbles,
+            small[:n_small].copy(),
             _narrow_uint(wide[:n_wide], seg_n.shape[0] + 1))
 
 
