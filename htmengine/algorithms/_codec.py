@@ -13,43 +13,58 @@
   each entry is a code (0.0, 1.0, from the initial value, from 0, or raw bits), the integer
   ``m`` and the exact distance in float32 bit patterns from the prediction, which is a few
   units. Decoding recomputes the same prediction and adds the distance: bit-exact.
+  Written now (:func:`encode_rows_packed`): the codes two per byte (``perm_nib``), the
+  distances as int8 (``perm_r8``, -128 escaping to the int32 list) — half the bytes of the
+  first layout (uint8 ``perm_code``, int16 ``perm_r``), which is still read.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from numba import njit
 
 ZERO, ONE, FROM_INITIAL, FROM_ZERO, RAW = 0, 1, 2, 3, 4
 R_ESCAPE = -32768  # perm_r entry whose distance is in the int32 exception list
+R8_ESCAPE = -128  # the same for perm_r8
+_GOOD_ENOUGH = 16  # a distance from the initial value this small is kept without trying 0
 _M_MAX = 32767
 
 
-def rows_state(rows: np.ndarray, initial: np.ndarray, step: float) -> dict:
+def rows_state(rows: np.ndarray, initial: np.ndarray, step: float) -> dict[str, Any]:
     """``perm_*`` state fields coding float32 ``rows`` against ``initial`` (module doc)."""
-    code, m, r, x = encode_rows(np.ascontiguousarray(rows, dtype=np.float32),
-                                np.ascontiguousarray(initial, dtype=np.float32), float(step))
-    return {"perm_step": float(step), "perm_code": code, "perm_m": m, "perm_r": r,
+    nib, m, r, x = encode_rows_packed(np.ascontiguousarray(rows, dtype=np.float32),
+                                      np.ascontiguousarray(initial, dtype=np.float32),
+                                      float(step))
+    return {"perm_step": float(step), "perm_nib": nib, "perm_m": m, "perm_r8": r,
             "perm_x": x}
 
 
-def rows_from_state(d: dict, initial: np.ndarray) -> np.ndarray:
-    """The float32 rows coded by :func:`rows_state`'s fields ``d``; ValueError if they are
-    missing or do not fit together or with ``initial``."""
+def rows_from_state(d: dict[str, Any], initial: np.ndarray) -> np.ndarray:
+    """The float32 rows coded by :func:`rows_state`'s fields ``d`` (or the first layout's);
+    ValueError if they are missing or do not fit together or with ``initial``."""
+    packed = "perm_nib" in d
     try:
-        code = np.ascontiguousarray(d["perm_code"])
-        arrays = [np.ascontiguousarray(d[f"perm_{name}"]) for name in "mrx"]
+        code = np.ascontiguousarray(d["perm_nib" if packed else "perm_code"])
+        arrays = [np.ascontiguousarray(d[f"perm_{name}"])
+                  for name in (("m", "r8", "x") if packed else ("m", "r", "x"))]
         step = float(d["perm_step"])
     except KeyError as exc:
         raise ValueError(f"missing {exc.args[0]!r}") from exc
-    if code.shape != initial.shape or code.dtype != np.uint8:
+    if code.dtype != np.uint8 or (code.shape != ((initial.size + 1) // 2,) if packed
+                                  else code.shape != initial.shape):
         raise ValueError("permanence codes have the wrong shape")
-    for arr, dtype in zip(arrays, (np.int16, np.int16, np.int32), strict=True):
+    for arr, dtype in zip(arrays, (np.int16, np.int8 if packed else np.int16, np.int32),
+                          strict=True):
         if arr.ndim != 1 or arr.dtype != dtype:
             raise ValueError("bad permanence arrays")
-    rows = np.empty(code.shape, dtype=np.float32)
-    if not decode_rows(code, *arrays, np.ascontiguousarray(initial, dtype=np.float32), step,
-                       rows):
+    if arrays[0].shape != arrays[1].shape:
+        raise ValueError("permanence arrays do not fit together")
+    rows = np.empty(initial.shape, dtype=np.float32)
+    decode = decode_rows_packed if packed else decode_rows
+    if not decode(code, arrays[0], arrays[1], arrays[2],
+                  np.ascontiguousarray(initial, dtype=np.float32), step, rows):
         raise ValueError("permanence arrays do not fit together")
     return rows
 
@@ -66,7 +81,7 @@ def index_small(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 @njit(cache=True)
-def _index_bits(bits, limit):
+def _index_bits(bits: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Sorted distinct bit patterns (by float value) and the index of each element, or count
     -1 beyond ``limit`` distinct values (an open-addressing hash table finds each value)."""
     size = 1
@@ -114,7 +129,7 @@ def index_cells(cells: np.ndarray, n_cells: int) -> tuple[np.ndarray, np.ndarray
 
 
 @njit(cache=True)
-def _index_cells(cells, n_cells):
+def _index_cells(cells: np.ndarray, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
     rank = np.full(n_cells, -1, dtype=np.int64)
     for i in range(cells.shape[0]):
         rank[cells[i]] = 0
@@ -139,7 +154,8 @@ def _uint_for(count: int) -> type:
 
 
 @njit(cache=True)
-def _predict(base, m, step, tmp, tmp_bits):
+def _predict(base: np.float32, m: np.int64, step: float, tmp: np.ndarray,
+             tmp_bits: np.ndarray) -> np.int64:
     """The float32 value ``base + m * step`` (float64 arithmetic), as its int32 bit pattern
     (``tmp`` is a one-element float32 buffer, ``tmp_bits`` its int32 view)."""
     tmp[0] = np.float32(np.float64(base) + np.float64(m) * step)
@@ -147,7 +163,8 @@ def _predict(base, m, step, tmp, tmp_bits):
 
 
 @njit(cache=True)
-def encode_rows(rows, initial, step):
+def encode_rows(rows: np.ndarray, initial: np.ndarray, step: float,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(code uint8 per entry, m int16 and distance int16 per predicted entry, int32
     exceptions) of float32 ``rows`` against the ``initial`` rows (see the module doc)."""
     n = rows.size
@@ -173,8 +190,8 @@ def encode_rows(rows, initial, step):
             continue
         value = np.float64(flat[i])
         best_code = RAW
-        best_m = 0
-        best_r = 0
+        best_m = np.int64(0)
+        best_r = np.int64(0)
         if np.isfinite(value) and step > 0:
             for c in (FROM_INITIAL, FROM_ZERO):
                 base = np.float64(init[i]) if c == FROM_INITIAL else 0.0
@@ -203,7 +220,8 @@ def encode_rows(rows, initial, step):
 
 
 @njit(cache=True)
-def decode_rows(code, ms, rs, xs, initial, step, out):
+def decode_rows(code: np.ndarray, ms: np.ndarray, rs: np.ndarray, xs: np.ndarray,
+                initial: np.ndarray, step: float, out: np.ndarray) -> bool:
     """Fill float32 ``out`` (shape of ``code``) from :func:`encode_rows`'s arrays; returns
     False when the arrays do not fit together (corrupt state)."""
     flat_code = code.ravel()
@@ -239,4 +257,106 @@ def decode_rows(code, ms, rs, xs, initial, step, out):
             nm += 1
         else:
             return False
-    return nm == ms.shape[0] and nx == xs.shape[0]
+    return bool(nm == ms.shape[0] and nx == xs.shape[0])
+
+
+@njit(cache=True)
+def encode_rows_packed(rows: np.ndarray, initial: np.ndarray, step: float,
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(codes two per byte, m int16 and distance int8 per predicted entry, int32 exceptions)
+    of float32 ``rows`` against the ``initial`` rows; a distance from the initial value of at
+    most ``_GOOD_ENOUGH`` units is kept without trying the prediction from 0."""
+    n = rows.size
+    flat = rows.ravel()
+    init = initial.ravel()
+    bits = flat.view(np.int32)
+    packed = np.zeros((n + 1) // 2, dtype=np.uint8)
+    ms = np.empty(n, dtype=np.int16)
+    rs = np.empty(n, dtype=np.int8)
+    xs = np.empty(n, dtype=np.int32)
+    nm = 0
+    nx = 0
+    tmp = np.ones(1, dtype=np.float32)
+    tmp_bits = tmp.view(np.int32)
+    one = tmp_bits[0]
+    for i in range(n):
+        b = bits[i]
+        if b == 0:
+            continue  # ZERO: code 0
+        if b == one:
+            packed[i >> 1] |= np.uint8(ONE << ((i & 1) * 4))
+            continue
+        value = np.float64(flat[i])
+        best_code = RAW
+        best_m = np.int64(0)
+        best_r = np.int64(0)
+        if np.isfinite(value) and step > 0:
+            for c in (FROM_INITIAL, FROM_ZERO):
+                base = np.float64(init[i]) if c == FROM_INITIAL else 0.0
+                m = np.rint((value - base) / step)
+                if abs(m) > _M_MAX:
+                    continue
+                r = np.int64(b) - _predict(np.float32(base), np.int64(m), step, tmp, tmp_bits)
+                if abs(r) > 2 ** 31 - 1:
+                    continue
+                if best_code == RAW or abs(r) < abs(best_r):
+                    best_code, best_m, best_r = c, np.int64(m), r
+                if best_code == FROM_INITIAL and abs(best_r) <= _GOOD_ENOUGH:
+                    break
+        packed[i >> 1] |= np.uint8(best_code << ((i & 1) * 4))
+        if best_code == RAW:
+            xs[nx] = b
+            nx += 1
+            continue
+        ms[nm] = best_m
+        if R8_ESCAPE < best_r <= 127:
+            rs[nm] = best_r
+        else:
+            rs[nm] = R8_ESCAPE
+            xs[nx] = best_r
+            nx += 1
+        nm += 1
+    return packed, ms[:nm].copy(), rs[:nm].copy(), xs[:nx].copy()
+
+
+@njit(cache=True)
+def decode_rows_packed(packed: np.ndarray, ms: np.ndarray, rs: np.ndarray, xs: np.ndarray,
+                       initial: np.ndarray, step: float, out: np.ndarray) -> bool:
+    """Fill float32 ``out`` (shape of ``initial``) from :func:`encode_rows_packed`'s arrays;
+    returns False when the arrays do not fit together (corrupt state)."""
+    init = initial.ravel()
+    bits = out.ravel().view(np.int32)
+    tmp = np.ones(1, dtype=np.float32)
+    tmp_bits = tmp.view(np.int32)
+    one = tmp_bits[0]
+    nm = 0
+    nx = 0
+    n = init.shape[0]
+    for i in range(n):
+        c = (packed[i >> 1] >> ((i & 1) * 4)) & 15
+        if c == ZERO:
+            bits[i] = 0
+        elif c == ONE:
+            bits[i] = one
+        elif c == RAW:
+            if nx >= xs.shape[0]:
+                return False
+            bits[i] = xs[nx]
+            nx += 1
+        elif c == FROM_INITIAL or c == FROM_ZERO:
+            if nm >= ms.shape[0]:
+                return False
+            base = init[i] if c == FROM_INITIAL else np.float32(0.0)
+            r = np.int64(rs[nm])
+            if r == R8_ESCAPE:
+                if nx >= xs.shape[0]:
+                    return False
+                r = np.int64(xs[nx])
+                nx += 1
+            bits[i] = np.int32(_predict(base, np.int64(ms[nm]), step, tmp, tmp_bits) + r)
+            nm += 1
+        else:
+            return False
+    if n % 2 and packed[n >> 1] >> 4:
+        return False
+    return bool(nm == ms.shape[0] and nx == xs.shape[0])

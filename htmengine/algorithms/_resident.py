@@ -24,7 +24,7 @@ class Resident(Protocol):
 
 
 LOCK = threading.RLock()
-_holders: dict[str, weakref.ref] = {}
+_holders: dict[str, weakref.ref[Resident]] = {}
 
 
 def claim(kind: str, component: Resident) -> None:

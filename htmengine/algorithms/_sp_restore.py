@@ -9,8 +9,10 @@ from numba import njit
 
 
 @njit(cache=True)
-def restore_columns(permanences, connected_t, counts, initial_perm, initial_conn_t,
-                     initial_counts, dirty, columns, rows, syn_perm_connected):
+def restore_columns(permanences: np.ndarray, connected_t: np.ndarray, counts: np.ndarray,
+                    initial_perm: np.ndarray, initial_conn_t: np.ndarray,
+                    initial_counts: np.ndarray, dirty: np.ndarray, columns: np.ndarray,
+                    rows: np.ndarray, syn_perm_connected: float) -> None:
     """Reset the ``dirty`` columns of reused working matrices to the initial state, then
     write the permanence ``rows`` of ``columns`` with their connections and counts (the
     transposed connection matrix is walked row by row: column-wise it misses the cache)."""

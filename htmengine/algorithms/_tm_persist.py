@@ -1,23 +1,38 @@
 """The backtracking TM's state at rest: packing the working arrays into a compact dict of
 arrays (only live content, smallest exact integer types, synapses as flat ragged lists) and
-building working arrays back from it.
+building working arrays back from it; the state it saves.
 
-Version 3 (written now) stores the synapses of the live segments in segment order as indices
-into tables of their distinct values: ``syn_src_cells`` (the cells that feed a segment, a few
-thousand of 65,536) indexed by ``syn_src_index``, and ``syn_perm_values`` (a few dozen float32
+At rest the synapses of the live segments are held in segment order as indices into tables of
+their distinct values: ``syn_src_cells`` (the cells that feed a segment, a few thousand of
+65,536) indexed by ``syn_src_index``, and ``syn_perm_values`` (a few dozen float32
 permanences) indexed by the uint8 ``syn_perm_index`` (a flat float32 ``syn_perm`` when a TM has
 more than 65,536 distinct permanences); a segment's cell and slot are not stored, they are read
-from the cells' slot lists. Version 2 stored flat ``syn_src``/``syn_perm`` arrays and the
-segments' cells and slots; version 1 (checkpoint format v1) stored ``seg_src``/``seg_perm`` rows
-padded to the widest segment. All three are read.
+from the cells' slot lists. That is version 3, cheap to pack at every model switch.
+
+Version 4 (saved now, :func:`saved_state`) recodes the two indices with ``_syn_codec``: the
+sources transposed (``syn_src_count`` the synapses each cell of ``syn_src_cells`` feeds,
+``syn_src_gap``/``_gap_b``/``_gap_x`` the gaps between the segments it feeds; a pool with a
+segment whose sources are not ascending keeps ``syn_src_index``) and the permanence index as
+4-bit codes (``syn_perm_nib``, escapes ``syn_perm_nib_x``) into ``syn_perm_values`` reordered
+most frequent first. Version 2 stored flat ``syn_src``/``syn_perm`` arrays and the segments'
+cells and slots; version 1 (checkpoint format v1) stored ``seg_src``/``seg_perm`` rows padded
+to the widest segment. All four are read.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
 from htmengine.algorithms import _tm_state as S
 from htmengine.algorithms._codec import index_cells, index_small
+from htmengine.algorithms._syn_codec import (
+    nibble_index,
+    transpose_sources,
+    unnibble_index,
+    untranspose_sources,
+)
 from htmengine.algorithms._tm_store import (
     compact_slots,
     gather_synapses,
@@ -29,7 +44,7 @@ from htmengine.algorithms._tm_store import (
 )
 from htmengine.algorithms.nupic_random import STATE_SIZE
 
-TM_STATE_VERSION = 3
+TM_STATE_VERSION = 4
 _SCALAR_PARAMS = ("numberOfCols", "cellsPerColumn", "initialPerm", "connectedPerm",
                   "minThreshold", "newSynapseCount", "permanenceInc", "permanenceDec",
                   "permanenceMax", "globalDecay", "activationThreshold", "doPooling",
@@ -39,6 +54,7 @@ _SCALAR_PARAMS = ("numberOfCols", "cellsPerColumn", "initialPerm", "connectedPer
 _SEG_SCALARS = tuple(name for name in S.SEG_FIELDS if name not in ("seg_src", "seg_perm"))
 # the segment fields a state holds (a segment's cell and slot are read from the slot lists)
 _SEG_STORED = tuple(name for name in _SEG_SCALARS if name not in ("seg_cell", "seg_slot"))
+_TRANSPOSED = ("syn_src_count", "syn_src_gap", "syn_src_gap_b", "syn_src_gap_x")
 _QUEUE = ("q_cell", "q_seg", "q_seq", "q_time", "q_n", "q_syn")
 _STORAGE_ONLY_SC = (S.SC_SLOT_TOP, S.SC_BLK_HIGH, S.SC_BLK_NFREE, S.SC_NTS0, S.SC_NTC0,
                     S.SC_NTS1, S.SC_NTC1)
@@ -56,17 +72,17 @@ def narrow(arr: np.ndarray) -> np.ndarray:
     return arr.astype(dtype) if dtype != arr.dtype else arr
 
 
-def pack_params(params: dict) -> dict:
+def pack_params(params: dict[str, Any]) -> dict[str, Any]:
     """The TM's constructor parameters as ``param_*`` scalars."""
     return {f"param_{name}": (int(params[name]) if isinstance(params[name], bool)
                               else params[name]) for name in _SCALAR_PARAMS}
 
 
-def params_from_state(d: dict) -> dict:
+def params_from_state(d: dict[str, Any]) -> dict[str, Any]:
     """Constructor parameters stored by :func:`pack_params` (ValueError if missing)."""
     try:
         version = int(_plain(d["tm_version"]))
-        if version not in (1, 2, TM_STATE_VERSION):
+        if version not in (1, 2, 3, TM_STATE_VERSION):
             raise ValueError(f"unsupported backtracking TM state version {version}")
         params = {name: _plain(d[f"param_{name}"]) for name in _SCALAR_PARAMS}
     except KeyError as exc:
@@ -75,13 +91,14 @@ def params_from_state(d: dict) -> dict:
     return params
 
 
-def pack_state(params: dict, a: S.TMArrays) -> dict:
-    """The state held in the working arrays ``a`` as ``{name: array | scalar}``."""
-    d: dict = {"tm_version": TM_STATE_VERSION, **pack_params(params)}
+def pack_state(params: dict[str, Any], a: S.TMArrays) -> dict[str, Any]:
+    """The state held in the working arrays ``a`` as ``{name: array | scalar}``, in the form
+    kept at rest (see the module doc; :func:`saved_state` makes the saved form)."""
+    d: dict[str, Any] = {"tm_version": TM_STATE_VERSION, **pack_params(params)}
     high = int(a.sc[S.SC_SEG_HIGH])
     nfree = int(a.sc[S.SC_SEG_NFREE])
-    d.update(_indexed_synapses(*gather_synapses(a.seg_src, a.seg_perm, a.seg_n, high),
-                               a.nslots.shape[0]))
+    src, perm = gather_synapses(a.seg_src, a.seg_perm, a.seg_n, high)
+    d.update(_indexed_synapses(src, perm, a.nslots.shape[0]))
     for name in _SEG_STORED:
         d[name] = narrow(getattr(a, name)[:high].copy())
     d["seg_free"] = narrow(a.seg_free[:nfree].copy())
@@ -114,13 +131,63 @@ def pack_state(params: dict, a: S.TMArrays) -> dict:
     return d
 
 
-def state_nbytes(d: dict) -> int:
+def state_nbytes(d: dict[str, Any]) -> int:
     """Bytes of the arrays of a packed state."""
     return sum(v.nbytes for v in d.values() if isinstance(v, np.ndarray))
 
 
-def _indexed_synapses(src: np.ndarray, perm: np.ndarray, n_cells: int) -> dict:
-    """The version-3 fields of the synapses with sources ``src`` and permanences ``perm``."""
+def saved_state(rest: dict[str, Any]) -> dict[str, Any]:
+    """The state to save (version 4) of a state at rest: the same fields, the synapses'
+    source indices transposed unless a segment's are not ascending, the permanence index as
+    4-bit codes into the table reordered most frequent first."""
+    d = dict(rest)
+    d["tm_version"] = TM_STATE_VERSION
+    transposed = transpose_sources(d["syn_src_index"], d["seg_n"],
+                                   d["syn_src_cells"].shape[0])
+    if transposed is not None:
+        del d["syn_src_index"]
+        d.update(zip(_TRANSPOSED, transposed, strict=True))
+    if "syn_perm_index" in d:
+        values = d.pop("syn_perm_values")
+        order, d["syn_perm_nib"], d["syn_perm_nib_x"] = nibble_index(d.pop("syn_perm_index"),
+                                                                     values.shape[0])
+        d["syn_perm_values"] = values[order]
+    return d
+
+
+def _saved_synapses(d: dict[str, Any], seg_n: np.ndarray) -> dict[str, Any]:
+    """The fields kept at rest of the synapses of a saved version-4 state (ValueError if
+    they do not fit together or with the segment sizes ``seg_n``)."""
+    out = {"syn_src_cells": np.asarray(d["syn_src_cells"])}
+    if "syn_src_index" in d:
+        out["syn_src_index"] = np.asarray(d["syn_src_index"])
+    else:
+        counts, gaps, small, wide = (np.asarray(d[name]) for name in _TRANSPOSED)
+        index = None
+        if counts.shape == out["syn_src_cells"].shape and all(
+                arr.ndim == 1 and arr.dtype.kind in "iu" for arr in (counts, gaps, small, wide)):
+            index = untranspose_sources(counts, gaps, small, wide, seg_n)
+        if index is None:
+            raise ValueError("backtracking TM state: the synapse sources do not fit the "
+                             "segment sizes")
+        out["syn_src_index"] = index
+    if "syn_perm" in d:
+        out["syn_perm"] = np.asarray(d["syn_perm"], dtype=np.float32)
+        return out
+    values = np.asarray(d["syn_perm_values"], dtype=np.float32)
+    packed, escapes = np.asarray(d["syn_perm_nib"]), np.asarray(d["syn_perm_nib_x"])
+    value_index = None
+    if values.ndim == 1 and escapes.ndim == 1 and escapes.dtype.kind in "iu":
+        value_index = unnibble_index(packed, escapes, int(seg_n.sum()), values.shape[0])
+    if value_index is None:
+        raise ValueError("backtracking TM state: bad synapse permanence codes")
+    out["syn_perm_values"], out["syn_perm_index"] = values, value_index
+    return out
+
+
+def _indexed_synapses(src: np.ndarray, perm: np.ndarray, n_cells: int) -> dict[str, Any]:
+    """The fields kept at rest (version 3's) of the synapses with sources ``src`` and
+    permanences ``perm``."""
     cells, index = index_cells(src, n_cells)
     d = {"syn_src_cells": cells, "syn_src_index": index}
     coded = index_small(perm)
@@ -131,8 +198,8 @@ def _indexed_synapses(src: np.ndarray, perm: np.ndarray, n_cells: int) -> dict:
     return d
 
 
-def _synapse_tables(d: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(cells, cell index, permanence values, permanence index) of a version-3 state."""
+def _synapse_tables(d: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(cells, cell index, permanence values, permanence index) of a state at rest."""
     if "syn_perm_index" in d:
         values, value_index = d["syn_perm_values"], d["syn_perm_index"]
     else:
@@ -141,7 +208,7 @@ def _synapse_tables(d: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return d["syn_src_cells"], d["syn_src_index"], values, value_index
 
 
-def _ragged_synapses(d: dict) -> tuple[np.ndarray, np.ndarray]:
+def _ragged_synapses(d: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """(sources, permanences) of the live synapses in segment order, from versions 1 and 2."""
     if "syn_src" in d:
         return np.asarray(d["syn_src"]), np.asarray(d["syn_perm"], dtype=np.float32)
@@ -155,7 +222,7 @@ def _ragged_synapses(d: dict) -> tuple[np.ndarray, np.ndarray]:
     return src[mask], perm[mask]
 
 
-def check_state(ip: np.ndarray, d: dict) -> dict:
+def check_state(ip: np.ndarray, d: dict[str, Any]) -> dict[str, Any]:
     """``d`` with every field present and in range for a TM with integer parameters ``ip``
     (the kernels do not check indices); ValueError naming the first inconsistency."""
     n_cols = int(ip[S.IP_NCOLS])
@@ -166,7 +233,15 @@ def check_state(ip: np.ndarray, d: dict) -> dict:
             *_SEG_STORED, "seg_free", "nslots", "slots", "sc", "fs", "rng_state", "rng_ptrs",
             "state_counts", "state_cells", "colconf", *_QUEUE, "inf_hist", "inf_len",
             "lrn_hist", "lrn_len")}
-        if "syn_src_index" in d:
+        saved = None
+        if int(_plain(d["tm_version"])) == TM_STATE_VERSION:
+            names = ["syn_src_cells", *(("syn_src_index",) if "syn_src_index" in d
+                                        else _TRANSPOSED),
+                     *(("syn_perm",) if "syn_perm" in d
+                       else ("syn_perm_values", "syn_perm_nib", "syn_perm_nib_x"))]
+            saved = {name: d[name] for name in names}
+            old_owners = None
+        elif "syn_src_index" in d:
             out["syn_src_cells"] = np.asarray(d["syn_src_cells"])
             out["syn_src_index"] = np.asarray(d["syn_src_index"])
             if "syn_perm_index" in d:
@@ -202,6 +277,8 @@ def check_state(ip: np.ndarray, d: dict) -> dict:
     seg_n = out["seg_n"].astype(np.int64)
     require(in_range(seg_n, 0, width + 1), "segment sizes out of range")
     n_syn = int(seg_n.sum())
+    if saved is not None:
+        out.update(_saved_synapses(saved, seg_n))
     cells, index = out["syn_src_cells"], out["syn_src_index"]
     require(cells.dtype.kind in "iu" and index.dtype.kind in "iu"
             and out.get("syn_perm_index", index).dtype.kind in "iu", "bad synapse index type")
@@ -260,7 +337,7 @@ def check_state(ip: np.ndarray, d: dict) -> dict:
     return out
 
 
-def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict,
+def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict[str, Any],
                       spare: S.TMArrays | None = None) -> S.TMArrays:
     """Working arrays holding the state ``d`` (as returned by :func:`check_state`).
 
@@ -327,8 +404,8 @@ def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict,
     a = a._replace(**updates)
     a.sc[:] = sc
     a.sc[S.SC_SLOT_TOP] = slots.shape[0]
-    for name in _STORAGE_ONLY_SC[1:]:
-        a.sc[name] = 0
+    for index in _STORAGE_ONLY_SC[1:]:
+        a.sc[index] = 0
     a.fs[:] = d["fs"]
     counts = d["state_counts"].astype(np.int64)
     cells = d["state_cells"]
@@ -359,7 +436,7 @@ def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict,
     return S.reserve(a, 0)
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     """numpy scalars / 0-d arrays (as loaded from a checkpoint) to Python scalars."""
     if isinstance(value, np.ndarray):
         value = value.item()

@@ -69,6 +69,7 @@ from htmengine.algorithms._tm_persist import (
     pack_params,
     pack_state,
     params_from_state,
+    saved_state,
     state_nbytes,
 )
 from htmengine.algorithms._tm_store import (
@@ -420,9 +421,8 @@ class BacktrackingTM:
     def state_dict(self) -> StateDict:
         """Complete state (parameters, segments, cell states, queued updates, histories, RNG)
         as plain arrays and scalars."""
-        if self._rest is not None:
-            return dict(self._rest)
-        return pack_state(self._params, self._a)
+        return saved_state(self._rest if self._rest is not None
+                           else pack_state(self._params, self._a))
 
     @classmethod
     def from_state_dict(cls, d: StateDict) -> BacktrackingTM:

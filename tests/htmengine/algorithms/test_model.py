@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from htmengine.algorithms import checkpoint
+from htmengine.algorithms._tm_persist import TM_STATE_VERSION
 from htmengine.algorithms.model import HtmAnomalyModel, ModelStateError
 from htmengine.algorithms.model_params import getScalarMetricWithTimeOfDayAnomalyParams
 from htmengine.exceptions import InvalidInputError
@@ -23,6 +24,9 @@ V1_CHECKPOINT = Path(__file__).resolve().parent / "data" / "model_v1_ec2_300.npz
 # The same model saved in format v2 by commit 863b1a5 (TM state version 2: flat float32
 # permanences, segment cells and slots; SP state format 1: touched rows as float32).
 V2_TM2_CHECKPOINT = Path(__file__).resolve().parent / "data" / "model_v2_ec2_300.bin"
+# The same model saved in format v3 by commit ccef38a (TM state version 3: synapse sources as
+# indices into the used cells, permanences as a uint8 index; SP rows coded with perm_code).
+V3_TM3_CHECKPOINT = Path(__file__).resolve().parent / "data" / "model_v3_ec2_300.bin"
 RECORDS = 600
 SPLIT = 300
 # NuPIC's own raw anomaly scores (x40, one base-41 digit each) for the first 600 records of
@@ -185,7 +189,24 @@ def test_older_v2_checkpoint_loads_and_continues_bit_identically(nab_run):
     assert model.records_seen == SPLIT
     assert [model.run(ts, value) for ts, value in rows[SPLIT:]] == full_scores[SPLIT:]
     ours, theirs = _state(model), _state(full_model)
-    assert ours.keys() == theirs.keys() and ours["tm.tm_version"] == 3
+    assert ours.keys() == theirs.keys() and ours["tm.tm_version"] == TM_STATE_VERSION
+    for key in ours:
+        np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+
+
+def test_older_v3_checkpoint_loads_and_continues_bit_identically(nab_run):
+    rows, _, _, full_scores, full_model = nab_run
+    blob = V3_TM3_CHECKPOINT.read_bytes()
+    header, arrays = checkpoint.decode(blob)
+    assert header["values"]["tm.tm_version"] == 3 and "tm.syn_src_index" in arrays
+    assert "sp.perm_code" in arrays
+    model = HtmAnomalyModel.from_bytes(blob)
+    assert model.records_seen == SPLIT
+    # saved again before it runs, it is written in the current layout and loads the same
+    model = HtmAnomalyModel.from_bytes(model.to_bytes())
+    assert [model.run(ts, value) for ts, value in rows[SPLIT:]] == full_scores[SPLIT:]
+    ours, theirs = _state(model), _state(full_model)
+    assert ours.keys() == theirs.keys() and ours["tm.tm_version"] == TM_STATE_VERSION
     for key in ours:
         np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
 
@@ -196,10 +217,14 @@ def test_v3_checkpoint_is_raw_buffers_and_rejects_corruption(nab_run):
     assert blob[:4] == b"HTMM"
     header, arrays = checkpoint.decode(blob)
     assert header["format_version"] == 3 and header["records_seen"] == RECORDS
-    assert len(header["frames"]) == 2  # the source indices at zstd level 3, the rest at 1
+    assert len(header["frames"]) == 1  # everything at zstd level 1
     assert arrays["tm.syn_src_cells"].dtype == np.uint16  # 65,536 cells
-    assert arrays["tm.syn_perm_index"].dtype == np.uint8  # a few dozen distinct permanences
-    assert arrays["sp.perm_code"].dtype == np.uint8
+    # sources transposed (gap codes two per byte), permanences as 4-bit codes
+    n_syn = int(arrays["tm.seg_n"].astype(np.int64).sum())
+    assert arrays["tm.syn_src_gap"].shape == arrays["tm.syn_perm_nib"].shape \
+        == ((n_syn + 1) // 2,)
+    assert "tm.syn_src_index" not in arrays and "tm.syn_perm_index" not in arrays
+    assert arrays["sp.perm_nib"].dtype == np.uint8 and arrays["sp.perm_r8"].dtype == np.int8
     for cut in (0, 10, 30, len(blob) // 2, len(blob) - 1):
         with pytest.raises(ModelStateError, match="truncated|corrupt"):
             HtmAnomalyModel.from_bytes(blob[:cut])
@@ -217,6 +242,18 @@ def test_v3_checkpoint_is_raw_buffers_and_rejects_corruption(nab_run):
     assert values
     with pytest.raises(ModelStateError, match="synapse source out of range"):
         HtmAnomalyModel.from_bytes(forged)
+    # gap or permanence codes that do not fit the segment sizes are refused too
+    more = arrays["tm.syn_src_count"].copy()
+    more[0] += 1
+    for name, value, what in (
+            ("tm.syn_src_gap", arrays["tm.syn_src_gap"][:-1], "sources do not fit"),
+            ("tm.syn_src_gap_b", arrays["tm.syn_src_gap_b"][:-1], "sources do not fit"),
+            ("tm.syn_src_count", more, "sources do not fit"),
+            ("tm.syn_perm_nib", arrays["tm.syn_perm_nib"][:-1], "permanence codes")):
+        forged = checkpoint.encode({k: v for k, v in header.items() if k != "format_version"},
+                                   {**arrays, name: value})
+        with pytest.raises(ModelStateError, match=what):
+            HtmAnomalyModel.from_bytes(forged)
     with pytest.raises(ModelStateError, match="version"):
         HtmAnomalyModel.from_bytes(blob[:4] + b"\x07" + blob[5:])
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from htmengine.algorithms import _codec
 from htmengine.algorithms.spatial_pooler import SpatialPooler
 from htmengine.exceptions import InvalidInputError
 
@@ -198,12 +199,19 @@ def test_state_holds_only_changed_columns_and_guards_regeneration():
         ever_active.update(sp.compute_active(x, True).tolist())
     state = sp.state_dict()
     assert sorted(state["touched_columns"].tolist()) == sorted(ever_active)
-    assert state["perm_code"].shape == (len(ever_active), 454)
+    assert state["perm_nib"].shape == ((len(ever_active) * 454 + 1) // 2,)
     assert "potential_bits" not in state  # regenerated from the seed
     restored = SpatialPooler.from_state_dict(state)
     np.testing.assert_array_equal(restored.permanences, sp.permanences)
-    # format 1 (the rows as float32) is still read
+    # the first coding of format 2 (a uint8 code per entry, int16 distances) is still read
     touched = state["touched_columns"]
+    initial = SpatialPooler(**STANDARD).permanences[touched]
+    code, m, r, x = _codec.encode_rows(sp.permanences[touched], initial, sp._code_step())
+    first = {k: v for k, v in state.items() if k not in ("perm_nib", "perm_r8", "perm_x")}
+    first.update(perm_code=code, perm_m=m, perm_r=r, perm_x=x)
+    np.testing.assert_array_equal(SpatialPooler.from_state_dict(first).permanences,
+                                  sp.permanences)
+    # format 1 (the rows as float32) is still read
     old = {k: v for k, v in state.items() if not k.startswith("perm_")}
     old.update(format=1, touched_permanences=sp.permanences[touched])
     np.testing.assert_array_equal(SpatialPooler.from_state_dict(old).permanences,

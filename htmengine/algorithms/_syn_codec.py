@@ -1,0 +1,255 @@
+"""Exact compact encodings of the backtracking TM's synapses in its saved state (TM state
+version 4, see ``_tm_persist``), from and to the form it holds at rest (the index of each
+synapse's source in the table of the cells used, the index of its permanence in the table of
+the distinct permanences). numba, one or two passes each.
+
+* :func:`transpose_sources` — the synapse sources of the live segments, listed segment by
+  segment with each segment's sources in ascending order (as Cells4 keeps them), stored the
+  other way round: for every cell of the table (ascending), the number of synapses it feeds
+  and the gaps between the segments it feeds (ascending, the first one from segment 0).
+  Segments learnt at the same step sit next to each other in the pool and share most of
+  their sources, so most gaps are 1 or 2: one byte each (255 escapes to the exception
+  list), which the compressor codes in a few bits and at its fastest level. A pool with a
+  segment whose sources are not ascending is not transposed (``None``): the caller keeps the
+  plain index form.
+* :func:`untranspose_sources` — the inverse: the index of every synapse's source cell in
+  segment order; ``None`` if the arrays do not fit together (corrupt state).
+* :func:`nibble_index` / :func:`unnibble_index` — the permanence indices as 4-bit codes, two
+  per byte, into the table reordered most frequent first, code 15 escaping to a list of
+  indices; the 15 commonest permanences (the initial one, 1.0, a few steps from them) cover
+  ~97% of the synapses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+GAP_NIBBLE_ESCAPE = 15  # gap nibble: the gap is 15 + the next byte escape
+WIDE_GAP = 255  # gaps from here on are in the wide list
+GAP_BYTE_ESCAPE = WIDE_GAP - GAP_NIBBLE_ESCAPE  # byte escape: the gap is the next wide one
+NIBBLE_ESCAPE = 15
+
+
+def transpose_sources(index: np.ndarray, seg_n: np.ndarray, n_cells: int,
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(synapses per cell, gap nibbles, byte escapes, wide escapes) of the sources ``index``
+    (flat, segment order, ``seg_n`` per segment, indices below ``n_cells``), or ``None`` when
+    a segment's sources are not ascending."""
+    seg_n = np.ascontiguousarray(seg_n, dtype=np.int64)
+    counts, nibbles, small, n_small, wide, n_wide, ok = _transpose(
+        np.ascontiguousarray(index), seg_n, n_cells)
+    if not ok:
+        return None
+    return (_narrow_uint(counts, int(counts.max(initial=0)) + 1), nibbles,
+            small[:n_small].copy(),
+            _narrow_uint(wide[:n_wide], seg_n.shape[0] + 1))
+
+
+@njit(cache=True)
+def _transpose(src: np.ndarray, seg_n: np.ndarray, n_cells: int,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray, int, bool]:
+    counts = np.zeros(n_cells, dtype=np.int64)
+    n_syn = src.shape[0]
+    for k in range(n_syn):
+        counts[src[k]] += 1
+    cursor = np.empty(n_cells, dtype=np.int64)
+    total = 0
+    for c in range(n_cells):
+        cursor[c] = total
+        total += counts[c]
+    # the gaps at their transposed positions, capped at 255; the larger ones listed apart
+    gaps = np.empty(n_syn, dtype=np.uint8)
+    last = np.zeros(n_cells, dtype=np.int64)
+    wide_cell = np.empty(n_syn, dtype=np.int64)
+    wide_gap = np.empty(n_syn, dtype=np.int64)
+    wide_count = np.zeros(n_cells, dtype=np.int64)
+    n_wide = 0
+    k = 0
+    for p in range(seg_n.shape[0]):
+        previous = np.int64(-1)
+        for _ in range(seg_n[p]):
+            cell = np.int64(src[k])
+            if cell < previous:
+                return counts, gaps, gaps, 0, wide_gap, 0, False
+            previous = cell
+            d = p - last[cell]
+            last[cell] = p
+            gaps[cursor[cell]] = min(d, WIDE_GAP)
+            cursor[cell] += 1
+            if d >= WIDE_GAP:
+                wide_cell[n_wide] = cell
+                wide_gap[n_wide] = d
+                wide_count[cell] += 1
+                n_wide += 1
+            k += 1
+    # the large gaps in transposed order (a cell's come in order: segments ascend)
+    start = 0
+    for c in range(n_cells):
+        n = wide_count[c]
+        wide_count[c] = start
+        start += n
+    wide = np.empty(n_wide, dtype=np.int64)
+    for j in range(n_wide):
+        c = wide_cell[j]
+        wide[wide_count[c]] = wide_gap[j]
+        wide_count[c] += 1
+    # 4-bit codes two per byte, and the byte escapes (branch-free compaction)
+    nibbles = np.empty((n_syn + 1) // 2, dtype=np.uint8)
+    for i in range(n_syn // 2):
+        nibbles[i] = min(gaps[2 * i], GAP_NIBBLE_ESCAPE) \
+            | (min(gaps[2 * i + 1], GAP_NIBBLE_ESCAPE) << 4)
+    if n_syn % 2:
+        nibbles[n_syn // 2] = min(gaps[n_syn - 1], GAP_NIBBLE_ESCAPE)
+    small = np.empty(n_syn + 1, dtype=np.uint8)
+    n_small = 0
+    for i in range(n_syn):
+        g = np.int64(gaps[i])
+        small[n_small] = max(g - GAP_NIBBLE_ESCAPE, 0)
+        n_small += int(g >= GAP_NIBBLE_ESCAPE)
+    return counts, nibbles, small, n_small, wide, n_wide, True
+
+
+def untranspose_sources(counts: np.ndarray, nibbles: np.ndarray, small: np.ndarray,
+                        wide: np.ndarray, seg_n: np.ndarray) -> np.ndarray | None:
+    """The index (into the used cells) of every synapse's source, in segment order, from
+    :func:`transpose_sources`'s arrays; ``None`` if they do not fit together or with the
+    segment sizes ``seg_n``."""
+    if nibbles.dtype != np.uint8 or small.dtype != np.uint8 \
+            or min(counts.size and counts.min(), wide.size and wide.min()) < 0:
+        return None
+    out, ok = _untranspose(np.ascontiguousarray(counts, dtype=np.int64),
+                           np.ascontiguousarray(nibbles), np.ascontiguousarray(small),
+                           np.ascontiguousarray(wide, dtype=np.int64),
+                           np.ascontiguousarray(seg_n, dtype=np.int64))
+    return out if ok else None
+
+
+@njit(cache=True)
+def _untranspose(counts: np.ndarray, nibbles: np.ndarray, small: np.ndarray, wide: np.ndarray,
+                 seg_n: np.ndarray) -> tuple[np.ndarray, bool]:
+    high = seg_n.shape[0]
+    offsets = np.empty(high + 1, dtype=np.int64)
+    offsets[0] = 0
+    for p in range(high):
+        offsets[p + 1] = offsets[p] + seg_n[p]
+    n_syn = offsets[high]
+    out = np.empty(n_syn, dtype=np.int32)
+    if nibbles.shape[0] != (n_syn + 1) // 2:
+        return out, False
+    fill = np.zeros(high, dtype=np.int64)
+    pos = 0
+    i_small = 0
+    i_wide = 0
+    for u in range(counts.shape[0]):
+        seg = np.int64(0)
+        n = counts[u]
+        if pos + n > n_syn:
+            return out, False
+        for _ in range(n):
+            d = np.int64((nibbles[pos >> 1] >> ((pos & 1) * 4)) & 15)
+            if d == GAP_NIBBLE_ESCAPE:
+                if i_small >= small.shape[0]:
+                    return out, False
+                e = np.int64(small[i_small])
+                i_small += 1
+                if e > GAP_BYTE_ESCAPE:
+                    return out, False
+                if e == GAP_BYTE_ESCAPE:
+                    if i_wide >= wide.shape[0]:
+                        return out, False
+                    d = wide[i_wide]
+                    i_wide += 1
+                    if d < WIDE_GAP:
+                        return out, False
+                else:
+                    d += e
+            seg += d
+            if seg >= high or fill[seg] >= seg_n[seg]:
+                return out, False
+            out[offsets[seg] + fill[seg]] = u
+            fill[seg] += 1
+            pos += 1
+    return out, (pos == n_syn and i_small == small.shape[0] and i_wide == wide.shape[0]
+                 and (n_syn % 2 == 0 or nibbles[n_syn >> 1] >> 4 == 0))
+
+
+def nibble_index(index: np.ndarray, n_values: int,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order of the value table, most frequent first; 4-bit codes two per byte, low nibble
+    first, into the reordered table; indices in it of the escaped synapses) of the value
+    indices ``index`` (below ``n_values``)."""
+    counts = _count(np.ascontiguousarray(index), n_values)
+    order = np.argsort(-counts, kind="stable")
+    rank = np.empty(n_values, dtype=np.int64)
+    rank[order] = np.arange(n_values)
+    packed, escapes, n_escapes = _pack_nibbles(np.ascontiguousarray(index), rank)
+    return order, packed, escapes[:n_escapes].astype(np.uint8 if n_values <= 256
+                                                      else np.uint16)
+
+
+@njit(cache=True)
+def _count(index: np.ndarray, n_values: int) -> np.ndarray:
+    counts = np.zeros(n_values, dtype=np.int64)
+    for i in range(index.shape[0]):
+        counts[index[i]] += 1
+    return counts
+
+
+@njit(cache=True)
+def _pack_nibbles(index: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    n = index.shape[0]
+    packed = np.empty((n + 1) // 2, dtype=np.uint8)
+    escapes = np.empty(n + 1, dtype=np.int64)
+    n_escapes = 0
+    code = np.empty(rank.shape[0], dtype=np.uint8)
+    for v in range(rank.shape[0]):
+        code[v] = min(rank[v], NIBBLE_ESCAPE)
+    for i in range(n // 2):
+        packed[i] = code[index[2 * i]] | (code[index[2 * i + 1]] << 4)
+    if n % 2:
+        packed[n // 2] = code[index[n - 1]]
+    for i in range(n):  # branch-free compaction of the escaped ranks
+        r = rank[index[i]]
+        escapes[n_escapes] = r
+        n_escapes += int(r >= NIBBLE_ESCAPE)
+    return packed, escapes, n_escapes
+
+
+def unnibble_index(packed: np.ndarray, escapes: np.ndarray, n: int, n_values: int,
+                    ) -> np.ndarray | None:
+    """The value index of each of the ``n`` synapses coded by :func:`nibble_index`'s
+    ``packed`` and ``escapes`` (indices below ``n_values``); ``None`` if they do not fit."""
+    if packed.shape != ((n + 1) // 2,) or packed.dtype != np.uint8 \
+            or (escapes.size and escapes.min() < 0):
+        return None
+    out, ok = _unpack_nibbles(np.ascontiguousarray(packed),
+                              np.ascontiguousarray(escapes, dtype=np.int64), n, n_values)
+    return out if ok else None
+
+
+@njit(cache=True)
+def _unpack_nibbles(packed: np.ndarray, escapes: np.ndarray, n: int, n_values: int,
+                    ) -> tuple[np.ndarray, bool]:
+    out = np.empty(n, dtype=np.int32)
+    j = 0
+    for i in range(n):
+        r = np.int64((packed[i >> 1] >> ((i & 1) * 4)) & 15)
+        if r == NIBBLE_ESCAPE:
+            if j >= escapes.shape[0]:
+                return out, False
+            r = np.int64(escapes[j])
+            j += 1
+            if r < NIBBLE_ESCAPE:
+                return out, False
+        if r >= n_values:
+            return out, False
+        out[i] = r
+    return out, j == escapes.shape[0]
+
+
+def _narrow_uint(values: np.ndarray, bound: int) -> np.ndarray:
+    """Non-negative ``values`` below ``bound`` in the smallest unsigned type."""
+    dtype = np.uint8 if bound <= 256 else np.uint16 if bound <= 65536 else \
+        np.uint32 if bound <= 2 ** 32 else np.uint64
+    return np.asarray(values).astype(dtype)
