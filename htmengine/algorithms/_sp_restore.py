@@ -4,6 +4,8 @@ and filled with this pooler's changed permanence rows."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
@@ -12,7 +14,7 @@ from numba import njit
 def restore_columns(permanences: np.ndarray, connected_t: np.ndarray, counts: np.ndarray,
                     initial_perm: np.ndarray, initial_conn_t: np.ndarray,
                     initial_counts: np.ndarray, dirty: np.ndarray, columns: np.ndarray,
-                    rows: np.ndarray, syn_perm_connected: float) -> None:
+                    rows: np.ndarray, syn_perm_connected: float | np.floating[Any]) -> None:
     """Reset the ``dirty`` columns of reused working matrices to the initial state, then
     write the permanence ``rows`` of ``columns`` with their connections and counts (the
     transposed connection matrix is walked row by row: column-wise it misses the cache)."""
