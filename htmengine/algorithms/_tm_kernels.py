@@ -58,6 +58,15 @@ def njit_inner(func: Callable) -> Callable:
     return njit(cache=True, **_INNER)(func)
 
 
+def njit_inline(func: Callable) -> Callable:
+    """``njit`` whose body numba inlines (as numba IR) at each call site instead of compiling
+    it on its own, for kernels that mostly call other kernels.  Each kernel compiled on its own
+    gets the optimised code of every kernel it calls linked in and optimised and translated to
+    machine code again, so every level of calls repeats the work for all the levels below it;
+    inlining the orchestrating kernels removes levels (their own code is small)."""
+    return njit(inline="always")(func)
+
+
 # Segment duty-cycle tiers and their moving-average rates (Segment.hpp).
 DUTY_TIERS = np.array([0, 100, 320, 1000, 3200, 10000, 32000, 100000, 320000], dtype=np.int64)
 DUTY_ALPHAS = np.array([0.0, 0.0032, 0.0010, 0.00032, 0.00010, 0.000032, 0.000010,

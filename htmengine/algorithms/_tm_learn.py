@@ -9,6 +9,7 @@ from htmengine.algorithms._tm_kernels import (
     duty_cycle,
     forward_propagate,
     njit_borrowed,
+    njit_inline,
     njit_inner,
     out_remove,
     release_segment,
@@ -171,7 +172,7 @@ def compute_update(a, cell, slot, k, sequence, new_synapses, on_sorted):
     return True
 
 
-@njit_inner
+@njit_inline
 def process_segment_updates(a, col_flags):
     """``Cells4::processSegmentUpdates``: apply queued updates of columns with bottom-up input
     (``col_flags``), drop expired ones and (unless pooling) the others."""
@@ -390,7 +391,7 @@ def _set_col_flags(a, cols, n, value):
         a.col_flags[cols[i]] = value
 
 
-@njit_inner
+@njit_inline
 def learn_backtrack_from(a, start, read_only):
     """``Cells4::learnBacktrackFrom``: replay the learning history from start cells at
     ``start``; True if it stays in sequence up to the current step."""
@@ -422,7 +423,7 @@ def learn_backtrack_from(a, start, read_only):
     return in_sequence
 
 
-@njit_inner
+@njit_inline
 def learn_backtrack(a):
     """``Cells4::learnBacktrack``: find the earliest history step from which start cells
     lead to the current input, re-learn along that path; returns the steps backtracked."""
@@ -443,7 +444,7 @@ def learn_backtrack(a):
     return n_prev - found
 
 
-@njit_inner
+@njit_inline
 def update_learning_state(a, cols, n_active):
     """``Cells4::updateLearningState`` for the current input ``cols[:n_active]``."""
     st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T1, LRN_ACT_T)

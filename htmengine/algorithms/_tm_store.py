@@ -7,6 +7,7 @@ import numpy as np
 from numba import njit
 
 from htmengine.algorithms._tm_kernels import out_mark_orphan
+from htmengine.algorithms._tm_ref import tm_ref
 from htmengine.algorithms._tm_state import (
     BLOCK,
     FP_CONN,
@@ -151,8 +152,10 @@ def list_orphans(a):
 
 
 @njit(cache=True)
-def mark_orphans(a, orphans):
-    """Flag the listed (source cell, segment) out-synapses as orphans again after loading."""
+def mark_orphans(arrays, orphans):
+    """Flag the listed (source cell, segment) out-synapses of the ``TMArrays`` ``arrays`` as
+    orphans again after loading."""
+    a = tm_ref(arrays)
     for i in range(orphans.shape[0]):
         out_mark_orphan(a, orphans[i, 0], orphans[i, 1])
 

@@ -1,0 +1,80 @@
+"""A borrowed reference to the ``TMArrays`` tuple for the TM's numba kernels.
+
+numba passes a tuple argument by value, flattened: the ~50 arrays of ``TMArrays`` become
+about 400 machine-level arguments (pointer, shape, strides, ... of each array) in every kernel
+signature and at every call site.  That made the kernels' LLVM code several times larger than
+their work and their cold compile slow.  The kernels called from Python take the tuple and turn
+it into a ``TMRef`` once with :func:`tm_ref`: a pointer to a copy of the tuple in the entry
+kernel's stack frame, valid while it runs.  Every kernel it calls receives that pointer (one
+argument) and reads a field with ``a.name`` as on the tuple (a load through the pointer).  The
+reference is borrowed: it holds no reference count (the arrays belong to the tuple the entry
+kernel was given) and must not outlive the entry kernel's call (it cannot be returned).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from numba.core import cgutils, types
+from numba.core.datamodel import models
+from numba.core.imputils import impl_ret_borrowed
+from numba.core.typing.templates import AttributeTemplate
+from numba.extending import infer_getattr, intrinsic, lower_getattr_generic, register_model
+
+
+class TMRefType(types.Type):  # type: ignore[misc]  # numba has no type information
+    """numba type of a borrowed pointer to a ``TMArrays`` tuple of type ``tuple_type``."""
+
+    def __init__(self, tuple_type: types.BaseNamedTuple) -> None:
+        self.tuple_type = tuple_type
+        super().__init__(name=f"TMRef({tuple_type})")
+
+    @property
+    def mangling_args(self) -> tuple[str, tuple[()]]:
+        """Short symbol names (the default spells out the ~50 array types)."""
+        return "TMRef", ()
+
+
+@register_model(TMRefType)
+class TMRefModel(models.PrimitiveModel):  # type: ignore[misc]
+    """A ``TMRef`` is one pointer to the tuple's LLVM structure."""
+
+    def __init__(self, dmm: Any, fe_type: TMRefType) -> None:
+        be_type = dmm.lookup(fe_type.tuple_type).get_value_type().as_pointer()
+        super().__init__(dmm, fe_type, be_type)
+
+
+@infer_getattr
+class TMRefAttributes(AttributeTemplate):  # type: ignore[misc]
+    """``ref.name`` has the type of the tuple's field ``name``."""
+
+    key = TMRefType
+
+    def generic_resolve(self, typ: TMRefType, attr: str) -> Any:
+        """Type of field ``attr`` (None if the tuple has no such field)."""
+        fields = typ.tuple_type.fields
+        if attr in fields:
+            return typ.tuple_type.types[fields.index(attr)]
+        return None
+
+
+@lower_getattr_generic(TMRefType)
+def _tm_ref_getattr(context: Any, builder: Any, typ: TMRefType, val: Any,
+                    attr: str) -> Any:
+    """Load field ``attr`` through the pointer (a new reference where NRT is on)."""
+    index = typ.tuple_type.fields.index(attr)
+    value = builder.load(cgutils.gep_inbounds(builder, val, 0, index))
+    return impl_ret_borrowed(context, builder, typ.tuple_type.types[index], value)
+
+
+@intrinsic  # type: ignore[misc]
+def tm_ref(typingctx: Any, arrays: types.BaseNamedTuple) -> Any:
+    """``TMRef`` to the ``TMArrays`` tuple ``arrays`` (in a kernel called from Python)."""
+    if not isinstance(arrays, types.BaseNamedTuple):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any,
+                args: list[Any]) -> Any:
+        return cgutils.alloca_once_value(builder, args[0])
+
+    return TMRefType(arrays)(arrays), codegen
