@@ -109,7 +109,7 @@ def infer_phase2(a):
         end = start
         col_predicted = False
         while end < nc and order[end] // cpc == col:
-            cell = order[end]
+            cell = np.int64(order[end])
             for j in range(a.nslots[cell]):
                 p = slot_entry(a.slots, a.slot_off, cell, j)
                 if p < 0 or act[p] < thr:
@@ -172,7 +172,8 @@ def update_inference_state(a, cols, n_active):
     """``Cells4::updateInferenceState`` for the current input ``cols[:n_active]``."""
     st_copy(a.st_flags, a.st_list, a.st_cnt, INF_ACT_T1, INF_ACT_T)
     st_copy(a.st_flags, a.st_list, a.st_cnt, INF_PRED_T1, INF_PRED_T)
-    a.colconf[CONF_T1, :] = a.colconf[CONF_T, :]
+    for c in range(a.colconf.shape[1]):  # (no slice assignment: see choose_cells_to_learn_from)
+        a.colconf[CONF_T1, c] = a.colconf[CONF_T, c]
     max_bt = a.ip[IP_MAX_INF_BT]
     if max_bt > 0:
         hn = a.sc[SC_INF_HN]

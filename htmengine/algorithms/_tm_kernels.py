@@ -31,6 +31,7 @@ from htmengine.algorithms._tm_state import (
     SC_SEG_NFREE,
     SC_SLOT_TOP,
     YES,
+    ZERO,
 )
 
 
@@ -209,23 +210,23 @@ def out_set_connected(out_cnt, out_head, blk, blk_next, src, p, connected):
 
 
 @njit_borrowed
-def out_mark_orphan(a, src, p):
+def out_mark_orphan(out_cnt, out_head, blk, blk_next, src, p):
     """nupic.core 0.4.10 ``adaptSegment`` could erase the out-synapse of a synapse that stays
     on its segment (stale indices after pruning, see ``adapt_segment``).  Such an "orphan"
     synapse is invisible to forward propagation (``_inferActivity``/``_learnActivity``) but
     still counts where Cells4 reads the segment itself.  The entry is kept, flagged by bit 1."""
-    n = a.out_cnt[src]
-    b = a.out_head[src]
+    n = out_cnt[src]
+    b = out_head[src]
     seen = 0
     while b >= 0:
         m = min(BLOCK, n - seen)
         for j in range(m):
-            e = a.blk[b, j]
+            e = blk[b, j]
             if e >> 2 == p:
-                a.blk[b, j] = e | 2
+                blk[b, j] = e | 2
                 return
         seen += m
-        b = a.blk_next[b]
+        b = blk_next[b]
 
 
 @njit_borrowed
@@ -504,8 +505,8 @@ def _free_weakest(a, p, n_free, dead, removed, n_removed):
 @njit(cache=True)
 def adapt_segment(a, q):
     """``Cells4::adaptSegment`` for pending update ``q``."""
-    cell = a.q_cell[q]
-    slot = a.q_seg[q]
+    cell = np.int64(a.q_cell[q])  # int64 like every caller's cell/slot: one specialization
+    slot = np.int64(a.q_seg[q])
     if slot < 0:
         new_segment(a, cell, q)
         return
@@ -521,7 +522,7 @@ def adapt_segment(a, q):
     in_upd = np.zeros(width, dtype=np.uint8)
     dead = np.zeros(width, dtype=np.uint8)
     removed = np.empty(2 * width + a.q_syn.shape[1], dtype=np.int32)
-    n_removed = 0
+    n_removed = ZERO
 
     # decrement synapses whose source is not in the update
     _mark_in_update(a, p, q, in_upd)
@@ -595,7 +596,7 @@ def adapt_segment(a, q):
     if n_removed > 0:
         for i in range(n_removed):
             if _has_source(a.seg_src, a.seg_n, p, removed[i]):
-                out_mark_orphan(a, removed[i], p)
+                out_mark_orphan(a.out_cnt, a.out_head, a.blk, a.blk_next, removed[i], p)
             else:
                 out_remove(a.sc, a.out_cnt, a.out_head, a.out_tail, a.blk, a.blk_next, a.blk_prev, a.blk_free, removed[i], p)
         conn = a.fp[FP_CONN]

@@ -138,7 +138,9 @@ def choose_cells_to_learn_from(a, p, n_add, on, q, n):
         for i in range(n_add):
             a.q_syn[q, n + i] = chosen[i]
         n += n_add
-    a.q_syn[q, :n] = np.sort(a.q_syn[q, :n].copy())
+    ordered = np.sort(a.q_syn[q, :n].copy())
+    for i in range(n):  # (a slice assignment compiles numba's shape-mismatch message code)
+        a.q_syn[q, i] = ordered[i]
     return n
 
 
@@ -148,7 +150,7 @@ def compute_update(a, cell, slot, k, sequence, new_synapses, on_sorted):
     segment) from the cells on in state ``k`` (``on_sorted``: those cells, sorted).  Returns
     False if it would be empty."""
     q = a.sc[SC_QLEN]
-    n = 0
+    n = ZERO
     p = MINUS_ONE
     if slot >= 0:
         p = slot_entry(a.slots, a.slot_off, cell, slot)
@@ -205,7 +207,7 @@ def get_cell_for_new_segment(a, col):
     hi = col * cpc + cpc - 1
     max_segs = a.ip[IP_MAX_SEGS]
     cands = np.empty(cpc, dtype=np.int64)
-    nc = 0
+    nc = ZERO
     for i in range(lo, hi + 1):
         if a.nslots[i] < max_segs:
             cands[nc] = i
@@ -352,7 +354,7 @@ def learn_phase2(a, read_only):
         best_cell = MINUS_ONE
         best_slot = MINUS_ONE
         for idx in range(end - 1, start - 1, -1):
-            i = order[idx]
+            i = np.int64(order[idx])
             if a.cell_act[0, i] <= best_act:
                 continue
             for j in range(a.nslots[i]):
@@ -404,7 +406,7 @@ def learn_backtrack_from(a, start, read_only):
         st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T1, LRN_ACT_T)
         st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_PRED_T1, LRN_PRED_T)
         pattern = a.lrn_hist[offset]
-        m = a.lrn_len[offset]
+        m = np.int64(a.lrn_len[offset])
         if not read_only:
             _set_col_flags(a, pattern, m, ONE)
             process_segment_updates(a, a.col_flags)
@@ -416,7 +418,7 @@ def learn_backtrack_from(a, start, read_only):
                 st_set(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T, pattern[i] * cpc)
                 in_sequence = True
         else:
-            in_sequence = learn_phase1(a, pattern, np.int64(m), read_only)
+            in_sequence = learn_phase1(a, pattern, m, read_only)
         if not in_sequence or offset == current:
             break
         learn_phase2(a, read_only)

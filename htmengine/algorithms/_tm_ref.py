@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from llvmlite import ir
 from numba.core import cgutils, types
 from numba.core.datamodel import models
 from numba.core.imputils import impl_ret_borrowed
@@ -35,13 +36,36 @@ class TMRefType(types.Type):  # type: ignore[misc]  # numba has no type informat
         return "TMRef", ()
 
 
+_BYTE_POINTER = ir.IntType(8).as_pointer()
+
+
 @register_model(TMRefType)
 class TMRefModel(models.PrimitiveModel):  # type: ignore[misc]
-    """A ``TMRef`` is one pointer to the tuple's LLVM structure."""
+    """A ``TMRef`` is a byte pointer to the tuple's LLVM structure (typed as the structure,
+    each use would spell out its ~50 members in the LLVM code)."""
 
     def __init__(self, dmm: Any, fe_type: TMRefType) -> None:
-        be_type = dmm.lookup(fe_type.tuple_type).get_value_type().as_pointer()
-        super().__init__(dmm, fe_type, be_type)
+        super().__init__(dmm, fe_type, _BYTE_POINTER)
+
+
+_OFFSETS: dict[types.BaseNamedTuple, list[int]] = {}
+
+
+def _field_offset(context: Any, tuple_type: types.BaseNamedTuple, index: int) -> int:
+    """Byte offset of member ``index`` in the LLVM structure of ``tuple_type`` (computed once
+    per tuple type: each size query makes llvmlite parse a module)."""
+    offsets = _OFFSETS.get(tuple_type)
+    if offsets is None:
+        offsets = []
+        offset = 0
+        for member in tuple_type.types:
+            llvm_type = context.get_value_type(member)
+            align = context.get_abi_alignment(llvm_type)
+            offset = (offset + align - 1) // align * align
+            offsets.append(offset)
+            offset += context.get_abi_sizeof(llvm_type)
+        _OFFSETS[tuple_type] = offsets
+    return offsets[index]
 
 
 @infer_getattr
@@ -63,8 +87,12 @@ def _tm_ref_getattr(context: Any, builder: Any, typ: TMRefType, val: Any,
                     attr: str) -> Any:
     """Load field ``attr`` through the pointer (a new reference where NRT is on)."""
     index = typ.tuple_type.fields.index(attr)
-    value = builder.load(cgutils.gep_inbounds(builder, val, 0, index))
-    return impl_ret_borrowed(context, builder, typ.tuple_type.types[index], value)
+    field_type = typ.tuple_type.types[index]
+    address = builder.gep(val, [ir.Constant(ir.IntType(64),
+                                            _field_offset(context, typ.tuple_type, index))],
+                          inbounds=True)
+    pointer = builder.bitcast(address, context.get_value_type(field_type).as_pointer())
+    return impl_ret_borrowed(context, builder, field_type, builder.load(pointer))
 
 
 @intrinsic  # type: ignore[misc]
@@ -75,6 +103,6 @@ def tm_ref(typingctx: Any, arrays: types.BaseNamedTuple) -> Any:
 
     def codegen(context: Any, builder: Any, signature: Any,
                 args: list[Any]) -> Any:
-        return cgutils.alloca_once_value(builder, args[0])
+        return builder.bitcast(cgutils.alloca_once_value(builder, args[0]), _BYTE_POINTER)
 
     return TMRefType(arrays)(arrays), codegen
