@@ -3,6 +3,8 @@ and the per-step ``compute``/``reset`` entry points."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
@@ -204,7 +206,7 @@ def tm_output(a, out):
 def tm_compute(arrays, cols, learn, infer, out):
     """``Cells4::compute`` for the sorted active columns ``cols`` on the ``TMArrays``
     ``arrays``; the cell output goes to ``out``."""
-    a = tm_ref(arrays)
+    a: Any = tm_ref(arrays)
     n_active = cols.shape[0]
     if learn:
         a.sc[SC_NLRN] += 1
@@ -238,7 +240,7 @@ def tm_compute(arrays, cols, learn, infer, out):
 def tm_reset(arrays):
     """``Cells4::reset`` on the ``TMArrays`` ``arrays``: clear all cell states, confidences,
     queued updates and histories; the next step starts from start cells."""
-    a = tm_ref(arrays)
+    a: Any = tm_ref(arrays)
     for k in range(SAVED_STATES):
         st_clear(a.st_flags, a.st_list, a.st_cnt, k)
     a.colconf[:, :] = 0

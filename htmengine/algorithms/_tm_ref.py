@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from llvmlite import ir
 from numba.core import cgutils, types
 from numba.core.datamodel import models
 from numba.core.imputils import impl_ret_borrowed
@@ -36,7 +35,7 @@ class TMRefType(types.Type):  # type: ignore[misc]  # numba has no type informat
         return "TMRef", ()
 
 
-_BYTE_POINTER = ir.IntType(8).as_pointer()
+_BYTE_POINTER = cgutils.voidptr_t
 
 
 @register_model(TMRefType)
@@ -74,7 +73,7 @@ class TMRefAttributes(AttributeTemplate):  # type: ignore[misc]
 
     key = TMRefType
 
-    def generic_resolve(self, typ: TMRefType, attr: str) -> Any:
+    def generic_resolve(self, typ: TMRefType, attr: str) -> Any:  # type: ignore[override]
         """Type of field ``attr`` (None if the tuple has no such field)."""
         fields = typ.tuple_type.fields
         if attr in fields:
@@ -82,15 +81,14 @@ class TMRefAttributes(AttributeTemplate):  # type: ignore[misc]
         return None
 
 
-@lower_getattr_generic(TMRefType)
+@lower_getattr_generic(TMRefType)  # type: ignore[untyped-decorator]
 def _tm_ref_getattr(context: Any, builder: Any, typ: TMRefType, val: Any,
                     attr: str) -> Any:
     """Load field ``attr`` through the pointer (a new reference where NRT is on)."""
     index = typ.tuple_type.fields.index(attr)
     field_type = typ.tuple_type.types[index]
-    address = builder.gep(val, [ir.Constant(ir.IntType(64),
-                                            _field_offset(context, typ.tuple_type, index))],
-                          inbounds=True)
+    offset = context.get_constant(types.intp, _field_offset(context, typ.tuple_type, index))
+    address = builder.gep(val, [offset], inbounds=True)
     pointer = builder.bitcast(address, context.get_value_type(field_type).as_pointer())
     return impl_ret_borrowed(context, builder, field_type, builder.load(pointer))
 
