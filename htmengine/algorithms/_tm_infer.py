@@ -12,16 +12,13 @@ from htmengine.algorithms._tm_kernels import (
     DUTY_TIERS,
     duty_cycle,
     forward_propagate,
-    njit_borrowed,
-    njit_inline,
-    njit_inner,
     slot_entry,
     st_clear,
     st_copy,
     st_set,
 )
 from htmengine.algorithms._tm_learn import _shift_rows, update_learning_state
-from htmengine.algorithms._tm_ref import tm_ref
+from htmengine.algorithms._tm_ref import njit_borrowed, njit_inline, njit_inner, tm_ref
 from htmengine.algorithms._tm_state import (
     BANK_0,
     CONF_T,

@@ -8,16 +8,14 @@ from htmengine.algorithms._tm_kernels import (
     adapt_segment,
     duty_cycle,
     forward_propagate,
-    njit_borrowed,
-    njit_inline,
-    njit_inner,
-    out_remove,
     release_segment,
     slot_entry,
     st_clear,
     st_copy,
     st_set,
 )
+from htmengine.algorithms._tm_outsyn import out_remove
+from htmengine.algorithms._tm_ref import njit_borrowed, njit_inline, njit_inner
 from htmengine.algorithms._tm_state import (
     BANK_0,
     BANK_1,

@@ -1,4 +1,5 @@
-"""A borrowed reference to the ``TMArrays`` tuple for the TM's numba kernels.
+"""numba plumbing of the TM's kernels: their compile options (``njit_borrowed``,
+``njit_inner``, ``njit_inline``) and a borrowed reference to the ``TMArrays`` tuple.
 
 numba passes a tuple argument by value, flattened: the ~50 arrays of ``TMArrays`` become
 about 400 machine-level arguments (pointer, shape, strides, ... of each array) in every kernel
@@ -13,13 +14,48 @@ kernel was given) and must not outlive the entry kernel's call (it cannot be ret
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from numba import njit
 from numba.core import cgutils, types
 from numba.core.datamodel import models
 from numba.core.imputils import impl_ret_borrowed
 from numba.core.typing.templates import AttributeTemplate
 from numba.extending import infer_getattr, intrinsic, lower_getattr_generic, register_model
+
+
+def njit_borrowed(func: Callable) -> Callable:
+    """``njit(cache=True)`` without numba's reference counting (NRT), for kernels that
+    allocate no array and only borrow the arrays they are given (which outlive the call).
+
+    With NRT, every call of a kernel taking the ``TMArrays`` tuple increments and decrements
+    the count of each of its ~50 arrays (atomic operations, about 0.1-0.5 us a call), which
+    was more than half of a step's time.  Such a kernel must not call one that allocates.
+    Like :func:`njit_inner` it is called from kernels only."""
+    return njit(cache=True, **_BORROWED)(func)
+
+
+# Kernels called only from other kernels need neither the CPython wrapper (which unboxes
+# each array of the TMArrays tuple) nor the C-callable one numba builds by default: not
+# generating them shortens the cold compile.
+_INNER: dict[str, Any] = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+# numba's (undocumented, underscore) option turning reference counting off; numba is pinned
+_BORROWED: dict[str, Any] = {"_nrt": False, **_INNER}
+
+
+def njit_inner(func: Callable) -> Callable:
+    """``njit(cache=True)`` for a kernel called only from other kernels (not from Python)."""
+    return njit(cache=True, **_INNER)(func)
+
+
+def njit_inline(func: Callable) -> Callable:
+    """``njit`` whose body numba inlines (as numba IR) at each call site instead of compiling
+    it on its own, for kernels that mostly call other kernels.  Each kernel compiled on its own
+    gets the optimised code of every kernel it calls linked in and optimised and translated to
+    machine code again, so every level of calls repeats the work for all the levels below it;
+    inlining the orchestrating kernels removes levels (their own code is small)."""
+    return njit(inline="always")(func)
 
 
 class TMRefType(types.Type):  # type: ignore[misc]  # numba has no type information

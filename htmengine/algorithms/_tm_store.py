@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from htmengine.algorithms._tm_kernels import out_mark_orphan
+from htmengine.algorithms._tm_outsyn import out_mark_orphan
 from htmengine.algorithms._tm_state import (
     BLOCK,
     FP_CONN,
