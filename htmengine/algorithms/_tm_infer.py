@@ -3,6 +3,8 @@ and the per-step ``compute``/``reset`` entry points."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
@@ -10,14 +12,13 @@ from htmengine.algorithms._tm_kernels import (
     DUTY_TIERS,
     duty_cycle,
     forward_propagate,
-    njit_borrowed,
-    njit_inner,
     slot_entry,
     st_clear,
     st_copy,
     st_set,
 )
 from htmengine.algorithms._tm_learn import _shift_rows, update_learning_state
+from htmengine.algorithms._tm_ref import njit_borrowed, njit_inline, njit_inner, tm_ref
 from htmengine.algorithms._tm_state import (
     BANK_0,
     CONF_T,
@@ -107,7 +108,7 @@ def infer_phase2(a):
         end = start
         col_predicted = False
         while end < nc and order[end] // cpc == col:
-            cell = order[end]
+            cell = np.int64(order[end])
             for j in range(a.nslots[cell]):
                 p = slot_entry(a.slots, a.slot_off, cell, j)
                 if p < 0 or act[p] < thr:
@@ -130,7 +131,7 @@ def infer_phase2(a):
     return n_pred_cols >= 0.5 * a.fs[FS_AVG_DENSITY]
 
 
-@njit_inner
+@njit_inline
 def infer_backtrack(a):
     """``Cells4::inferBacktrack``: replay the inference history from start cells at the
     earliest step that leads to confident predictions of the current input; otherwise keep
@@ -165,12 +166,13 @@ def infer_backtrack(a):
     st_copy(a.st_flags, a.st_list, a.st_cnt, INF_PRED_T1, INF_PRED_BACKUP)
 
 
-@njit_inner
+@njit_inline
 def update_inference_state(a, cols, n_active):
     """``Cells4::updateInferenceState`` for the current input ``cols[:n_active]``."""
     st_copy(a.st_flags, a.st_list, a.st_cnt, INF_ACT_T1, INF_ACT_T)
     st_copy(a.st_flags, a.st_list, a.st_cnt, INF_PRED_T1, INF_PRED_T)
-    a.colconf[CONF_T1, :] = a.colconf[CONF_T, :]
+    for c in range(a.colconf.shape[1]):  # (no slice assignment: see choose_cells_to_learn_from)
+        a.colconf[CONF_T1, c] = a.colconf[CONF_T, c]
     max_bt = a.ip[IP_MAX_INF_BT]
     if max_bt > 0:
         hn = a.sc[SC_INF_HN]
@@ -187,7 +189,7 @@ def update_inference_state(a, cols, n_active):
         infer_backtrack(a)
 
 
-@njit_borrowed
+@njit_inline
 def tm_output(a, out):
     """Cells4 output: 1 for cells predicted or active in the inference state."""
     out[:] = 0
@@ -198,9 +200,10 @@ def tm_output(a, out):
 
 
 @njit(cache=True)
-def tm_compute(a, cols, learn, infer, out):
-    """``Cells4::compute`` for the sorted active columns ``cols``; the cell output goes to
-    ``out``."""
+def tm_compute(arrays, cols, learn, infer, out):
+    """``Cells4::compute`` for the sorted active columns ``cols`` on the ``TMArrays``
+    ``arrays``; the cell output goes to ``out``."""
+    a: Any = tm_ref(arrays)
     n_active = cols.shape[0]
     if learn:
         a.sc[SC_NLRN] += 1
@@ -231,9 +234,10 @@ def tm_compute(a, cols, learn, infer, out):
 
 
 @njit(cache=True)
-def tm_reset(a):
-    """``Cells4::reset``: clear all cell states, confidences, queued updates and histories;
-    the next step starts from start cells."""
+def tm_reset(arrays):
+    """``Cells4::reset`` on the ``TMArrays`` ``arrays``: clear all cell states, confidences,
+    queued updates and histories; the next step starts from start cells."""
+    a: Any = tm_ref(arrays)
     for k in range(SAVED_STATES):
         st_clear(a.st_flags, a.st_list, a.st_cnt, k)
     a.colconf[:, :] = 0

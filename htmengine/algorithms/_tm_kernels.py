@@ -1,18 +1,20 @@
 """numba kernels of the backtracking TM: cell states, segments, synapses, segment updates.
 
 These follow nupic.core's ``Cells4``/``Segment``/``Cell`` semantics (see backtracking_tm.py
-for the overview).  All functions take the ``TMArrays`` namedtuple ``a`` (see _tm_state.py).
+for the overview).  The functions taking ``a`` get a ``TMRef`` to the ``TMArrays`` (see
+_tm_ref.py; ``adapt_segment`` also takes the tuple itself, as tests call it); the out-synapse
+chains are in _tm_outsyn.py.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 from numba import njit
 
+from htmengine.algorithms._tm_outsyn import out_add, out_mark_orphan, out_remove, out_set_connected
+from htmengine.algorithms._tm_ref import njit_borrowed, njit_inner
 from htmengine.algorithms._tm_state import (
     BLOCK,
     FP_CONN,
@@ -23,40 +25,14 @@ from htmengine.algorithms._tm_state import (
     IP_MAX_SYNS,
     MINUS_ONE,
     NO,
-    SC_BLK_HIGH,
-    SC_BLK_NFREE,
     SC_NLRN,
     SC_REL_CTR,
     SC_SEG_HIGH,
     SC_SEG_NFREE,
     SC_SLOT_TOP,
     YES,
+    ZERO,
 )
-
-
-def njit_borrowed(func: Callable) -> Callable:
-    """``njit(cache=True)`` without numba's reference counting (NRT), for kernels that
-    allocate no array and only borrow the arrays they are given (which outlive the call).
-
-    With NRT, every call of a kernel taking the ``TMArrays`` tuple increments and decrements
-    the count of each of its ~50 arrays (atomic operations, about 0.1-0.5 us a call), which
-    was more than half of a step's time.  Such a kernel must not call one that allocates.
-    Like :func:`njit_inner` it is called from kernels only."""
-    return njit(cache=True, **_BORROWED)(func)
-
-
-# Kernels called only from other kernels need neither the CPython wrapper (which unboxes
-# each array of the TMArrays tuple) nor the C-callable one numba builds by default: not
-# generating them shortens the cold compile.
-_INNER: dict[str, Any] = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
-# numba's (undocumented, underscore) option turning reference counting off; numba is pinned
-_BORROWED: dict[str, Any] = {"_nrt": False, **_INNER}
-
-
-def njit_inner(func: Callable) -> Callable:
-    """``njit(cache=True)`` for a kernel called only from other kernels (not from Python)."""
-    return njit(cache=True, **_INNER)(func)
-
 
 # Segment duty-cycle tiers and their moving-average rates (Segment.hpp).
 DUTY_TIERS = np.array([0, 100, 320, 1000, 3200, 10000, 32000, 100000, 320000], dtype=np.int64)
@@ -126,97 +102,6 @@ def duty_cycle(seg_pos, seg_dc, seg_dc_iter, p, iteration, active, read_only):
         seg_dc[p] = dc
         seg_dc_iter[p] = iteration
     return dc
-
-
-# ----------------------------------------------------------------------------- out synapses
-@njit_borrowed
-def out_add(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_free, src, p,
-            connected):
-    """Record that source cell ``src`` feeds segment ``p`` (entry = 4*p + 2*orphan +
-    connected; see :func:`out_mark_orphan`); the arrays are ``a``'s of the same names."""
-    n = out_cnt[src]
-    tail = out_tail[src]
-    if n % BLOCK == 0:
-        if sc[SC_BLK_NFREE] > 0:
-            sc[SC_BLK_NFREE] -= 1
-            b = blk_free[sc[SC_BLK_NFREE]]
-        else:
-            b = sc[SC_BLK_HIGH]
-            sc[SC_BLK_HIGH] += 1
-        blk_next[b] = -1
-        blk_prev[b] = tail
-        if tail >= 0:
-            blk_next[tail] = b
-        else:
-            out_head[src] = b
-        out_tail[src] = b
-        tail = b
-    blk[tail, n % BLOCK] = 4 * p + (1 if connected else 0)
-    out_cnt[src] = n + 1
-
-
-@njit_borrowed
-def out_remove(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_free, src, p):
-    """Forget that ``src`` feeds segment ``p`` (no-op if it does not)."""
-    n = out_cnt[src]
-    b = out_head[src]
-    seen = 0
-    while b >= 0:
-        m = min(BLOCK, n - seen)
-        for j in range(m):
-            if blk[b, j] >> 2 == p:
-                tail = out_tail[src]
-                blk[b, j] = blk[tail, (n - 1) % BLOCK]
-                n -= 1
-                out_cnt[src] = n
-                if n % BLOCK == 0:
-                    prev = blk_prev[tail]
-                    if prev >= 0:
-                        blk_next[prev] = -1
-                    else:
-                        out_head[src] = -1
-                    out_tail[src] = prev
-                    blk_free[sc[SC_BLK_NFREE]] = tail
-                    sc[SC_BLK_NFREE] += 1
-                return
-        seen += m
-        b = blk_next[b]
-
-
-@njit_borrowed
-def out_set_connected(out_cnt, out_head, blk, blk_next, src, p, connected):
-    """Update the connected flag of the entry ``src`` -> ``p``."""
-    n = out_cnt[src]
-    b = out_head[src]
-    seen = 0
-    while b >= 0:
-        m = min(BLOCK, n - seen)
-        for j in range(m):
-            if blk[b, j] >> 2 == p:
-                blk[b, j] = (blk[b, j] & ~1) | (1 if connected else 0)
-                return
-        seen += m
-        b = blk_next[b]
-
-
-@njit_borrowed
-def out_mark_orphan(a, src, p):
-    """nupic.core 0.4.10 ``adaptSegment`` could erase the out-synapse of a synapse that stays
-    on its segment (stale indices after pruning, see ``adapt_segment``).  Such an "orphan"
-    synapse is invisible to forward propagation (``_inferActivity``/``_learnActivity``) but
-    still counts where Cells4 reads the segment itself.  The entry is kept, flagged by bit 1."""
-    n = a.out_cnt[src]
-    b = a.out_head[src]
-    seen = 0
-    while b >= 0:
-        m = min(BLOCK, n - seen)
-        for j in range(m):
-            e = a.blk[b, j]
-            if e >> 2 == p:
-                a.blk[b, j] = e | 2
-                return
-        seen += m
-        b = a.blk_next[b]
 
 
 @njit_borrowed
@@ -495,8 +380,8 @@ def _free_weakest(a, p, n_free, dead, removed, n_removed):
 @njit(cache=True)
 def adapt_segment(a, q):
     """``Cells4::adaptSegment`` for pending update ``q``."""
-    cell = a.q_cell[q]
-    slot = a.q_seg[q]
+    cell = np.int64(a.q_cell[q])  # int64 like every caller's cell/slot: one specialization
+    slot = np.int64(a.q_seg[q])
     if slot < 0:
         new_segment(a, cell, q)
         return
@@ -512,7 +397,7 @@ def adapt_segment(a, q):
     in_upd = np.zeros(width, dtype=np.uint8)
     dead = np.zeros(width, dtype=np.uint8)
     removed = np.empty(2 * width + a.q_syn.shape[1], dtype=np.int32)
-    n_removed = 0
+    n_removed = ZERO
 
     # decrement synapses whose source is not in the update
     _mark_in_update(a, p, q, in_upd)
@@ -586,7 +471,7 @@ def adapt_segment(a, q):
     if n_removed > 0:
         for i in range(n_removed):
             if _has_source(a.seg_src, a.seg_n, p, removed[i]):
-                out_mark_orphan(a, removed[i], p)
+                out_mark_orphan(a.out_cnt, a.out_head, a.blk, a.blk_next, removed[i], p)
             else:
                 out_remove(a.sc, a.out_cnt, a.out_head, a.out_tail, a.blk, a.blk_next, a.blk_prev, a.blk_free, removed[i], p)
         conn = a.fp[FP_CONN]

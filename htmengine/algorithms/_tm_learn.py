@@ -8,15 +8,14 @@ from htmengine.algorithms._tm_kernels import (
     adapt_segment,
     duty_cycle,
     forward_propagate,
-    njit_borrowed,
-    njit_inner,
-    out_remove,
     release_segment,
     slot_entry,
     st_clear,
     st_copy,
     st_set,
 )
+from htmengine.algorithms._tm_outsyn import out_remove
+from htmengine.algorithms._tm_ref import njit_borrowed, njit_inline, njit_inner
 from htmengine.algorithms._tm_state import (
     BANK_0,
     BANK_1,
@@ -137,7 +136,9 @@ def choose_cells_to_learn_from(a, p, n_add, on, q, n):
         for i in range(n_add):
             a.q_syn[q, n + i] = chosen[i]
         n += n_add
-    a.q_syn[q, :n] = np.sort(a.q_syn[q, :n].copy())
+    ordered = np.sort(a.q_syn[q, :n].copy())
+    for i in range(n):  # (a slice assignment compiles numba's shape-mismatch message code)
+        a.q_syn[q, i] = ordered[i]
     return n
 
 
@@ -147,7 +148,7 @@ def compute_update(a, cell, slot, k, sequence, new_synapses, on_sorted):
     segment) from the cells on in state ``k`` (``on_sorted``: those cells, sorted).  Returns
     False if it would be empty."""
     q = a.sc[SC_QLEN]
-    n = 0
+    n = ZERO
     p = MINUS_ONE
     if slot >= 0:
         p = slot_entry(a.slots, a.slot_off, cell, slot)
@@ -171,7 +172,7 @@ def compute_update(a, cell, slot, k, sequence, new_synapses, on_sorted):
     return True
 
 
-@njit_inner
+@njit_inline
 def process_segment_updates(a, col_flags):
     """``Cells4::processSegmentUpdates``: apply queued updates of columns with bottom-up input
     (``col_flags``), drop expired ones and (unless pooling) the others."""
@@ -204,7 +205,7 @@ def get_cell_for_new_segment(a, col):
     hi = col * cpc + cpc - 1
     max_segs = a.ip[IP_MAX_SEGS]
     cands = np.empty(cpc, dtype=np.int64)
-    nc = 0
+    nc = ZERO
     for i in range(lo, hi + 1):
         if a.nslots[i] < max_segs:
             cands[nc] = i
@@ -351,7 +352,7 @@ def learn_phase2(a, read_only):
         best_cell = MINUS_ONE
         best_slot = MINUS_ONE
         for idx in range(end - 1, start - 1, -1):
-            i = order[idx]
+            i = np.int64(order[idx])
             if a.cell_act[0, i] <= best_act:
                 continue
             for j in range(a.nslots[i]):
@@ -390,7 +391,7 @@ def _set_col_flags(a, cols, n, value):
         a.col_flags[cols[i]] = value
 
 
-@njit_inner
+@njit_inline
 def learn_backtrack_from(a, start, read_only):
     """``Cells4::learnBacktrackFrom``: replay the learning history from start cells at
     ``start``; True if it stays in sequence up to the current step."""
@@ -403,7 +404,7 @@ def learn_backtrack_from(a, start, read_only):
         st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T1, LRN_ACT_T)
         st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_PRED_T1, LRN_PRED_T)
         pattern = a.lrn_hist[offset]
-        m = a.lrn_len[offset]
+        m = np.int64(a.lrn_len[offset])
         if not read_only:
             _set_col_flags(a, pattern, m, ONE)
             process_segment_updates(a, a.col_flags)
@@ -415,14 +416,14 @@ def learn_backtrack_from(a, start, read_only):
                 st_set(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T, pattern[i] * cpc)
                 in_sequence = True
         else:
-            in_sequence = learn_phase1(a, pattern, np.int64(m), read_only)
+            in_sequence = learn_phase1(a, pattern, m, read_only)
         if not in_sequence or offset == current:
             break
         learn_phase2(a, read_only)
     return in_sequence
 
 
-@njit_inner
+@njit_inline
 def learn_backtrack(a):
     """``Cells4::learnBacktrack``: find the earliest history step from which start cells
     lead to the current input, re-learn along that path; returns the steps backtracked."""
@@ -443,7 +444,7 @@ def learn_backtrack(a):
     return n_prev - found
 
 
-@njit_inner
+@njit_inline
 def update_learning_state(a, cols, n_active):
     """``Cells4::updateLearningState`` for the current input ``cols[:n_active]``."""
     st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T1, LRN_ACT_T)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from htmengine.algorithms._tm_kernels import out_mark_orphan
+from htmengine.algorithms._tm_outsyn import out_mark_orphan
 from htmengine.algorithms._tm_state import (
     BLOCK,
     FP_CONN,
@@ -22,6 +22,7 @@ from htmengine.algorithms._tm_state import (
     SC_SEG_HIGH,
     SC_SEG_NFREE,
     SC_SLOT_TOP,
+    TMArrays,
 )
 
 
@@ -88,73 +89,88 @@ def _rebuild_chains(seg_src, seg_perm, seg_n, high, conn, out_head, out_tail, ou
     return n_blocks
 
 
-@njit(cache=True)
-def room_check(a, n_active):
+def room_check(a: TMArrays, n_active: int) -> tuple[int, int]:
     """Whether the pools need growing before a step with ``n_active`` input columns (bit 1)
-    and whether the slot pool is worth compacting (bit 2); mirrors _tm_state.reserve."""
+    and whether the slot pool is worth compacting (bit 2), and the most active columns the
+    step may replay; mirrors _tm_state.reserve."""
+    flags, n_max = _room_check(a.ip, a.sc, a.lrn_len, a.seg_n, a.blk, a.slots, a.slot_cap,
+                               a.q_cell, n_active)
+    return int(flags), int(n_max)
+
+
+@njit(cache=True)
+def _room_check(ip, sc, lrn_len, seg_n, blk, slots, slot_cap, q_cell, n_active):
+    """:func:`room_check` on the arrays it reads (``a``'s of the same names)."""
     n_max = n_active
-    for r in range(a.sc[SC_LRN_HN]):
-        n_max = max(n_max, a.lrn_len[r])
-    rounds = a.ip[IP_MAX_LRN_BT] + 2
+    for r in range(sc[SC_LRN_HN]):
+        n_max = max(n_max, lrn_len[r])
+    rounds = ip[IP_MAX_LRN_BT] + 2
     new_segs = rounds * n_max + 1
-    new_blocks = (2 * rounds * n_max + 1) * a.ip[IP_W]
-    new_slots = new_segs * 2 * max(4, a.ip[IP_MAX_SEGS])
+    new_blocks = (2 * rounds * n_max + 1) * ip[IP_W]
+    new_slots = new_segs * 2 * max(4, ip[IP_MAX_SEGS])
     flags = 0
-    if a.seg_n.shape[0] - a.sc[SC_SEG_HIGH] + a.sc[SC_SEG_NFREE] < new_segs:
+    if seg_n.shape[0] - sc[SC_SEG_HIGH] + sc[SC_SEG_NFREE] < new_segs:
         flags |= 1
-    if a.blk.shape[0] - a.sc[SC_BLK_HIGH] + a.sc[SC_BLK_NFREE] < new_blocks:
+    if blk.shape[0] - sc[SC_BLK_HIGH] + sc[SC_BLK_NFREE] < new_blocks:
         flags |= 1
-    if a.slots.shape[0] - a.sc[SC_SLOT_TOP] < new_slots:
+    if slots.shape[0] - sc[SC_SLOT_TOP] < new_slots:
         flags |= 1
-    if a.q_cell.shape[0] < a.sc[SC_QLEN] + rounds * a.ip[IP_NCOLS] + 1:
+    if q_cell.shape[0] < sc[SC_QLEN] + rounds * ip[IP_NCOLS] + 1:
         flags |= 1
-    if a.sc[SC_SLOT_TOP] > 65536 and a.sc[SC_NITER] % 256 == 0:
+    if sc[SC_SLOT_TOP] > 65536 and sc[SC_NITER] % 256 == 0:
         used = 0
-        for c in range(a.slot_cap.shape[0]):
-            used += a.slot_cap[c]
-        if a.sc[SC_SLOT_TOP] > 4 * used + 65536:
+        for c in range(slot_cap.shape[0]):
+            used += slot_cap[c]
+        if sc[SC_SLOT_TOP] > 4 * used + 65536:
             flags |= 2
     return flags, n_max
 
 
-@njit(cache=True)
-def count_synapses(a):
+def count_synapses(a: TMArrays) -> int:
     """Number of synapses on live segments."""
-    total = 0
-    for p in range(a.sc[SC_SEG_HIGH]):
-        total += a.seg_n[p]
-    return total
+    return int(a.seg_n[:int(a.sc[SC_SEG_HIGH])].sum(dtype=np.int64))
+
+
+def list_orphans(a: TMArrays) -> np.ndarray:
+    """(source cell, segment) of every orphan synapse (see ``out_mark_orphan``)."""
+    return _list_orphans(a.out_cnt, a.out_head, a.blk, a.blk_next)
 
 
 @njit(cache=True)
-def list_orphans(a):
-    """(source cell, segment) of every orphan synapse (see ``out_mark_orphan``)."""
+def _list_orphans(out_cnt, out_head, blk, blk_next):
+    """:func:`list_orphans` on the out-synapse chains (``a``'s arrays of the same names)."""
     total = 0
-    for src in range(a.out_cnt.shape[0]):
-        total += a.out_cnt[src]
+    for src in range(out_cnt.shape[0]):
+        total += out_cnt[src]
     out = np.empty((total, 2), dtype=np.int32)
     k = 0
-    for src in range(a.out_cnt.shape[0]):
-        remaining = a.out_cnt[src]
-        b = a.out_head[src]
+    for src in range(out_cnt.shape[0]):
+        remaining = out_cnt[src]
+        b = out_head[src]
         while remaining > 0:
             m = min(BLOCK, remaining)
             for j in range(m):
-                e = a.blk[b, j]
+                e = blk[b, j]
                 if e & 2:
                     out[k, 0] = src
                     out[k, 1] = e >> 2
                     k += 1
             remaining -= m
-            b = a.blk_next[b]
+            b = blk_next[b]
     return out[:k]
 
 
-@njit(cache=True)
-def mark_orphans(a, orphans):
+def mark_orphans(a: TMArrays, orphans: np.ndarray) -> None:
     """Flag the listed (source cell, segment) out-synapses as orphans again after loading."""
+    _mark_orphans(a.out_cnt, a.out_head, a.blk, a.blk_next, orphans)
+
+
+@njit(cache=True)
+def _mark_orphans(out_cnt, out_head, blk, blk_next, orphans):
+    """:func:`mark_orphans` on the out-synapse chains (``a``'s arrays of the same names)."""
     for i in range(orphans.shape[0]):
-        out_mark_orphan(a, orphans[i, 0], orphans[i, 1])
+        out_mark_orphan(out_cnt, out_head, blk, blk_next, orphans[i, 0],
+                        np.int64(orphans[i, 1]))
 
 
 @njit(cache=True)
