@@ -41,8 +41,9 @@ from htmengine.exceptions import InvalidInputError
 
 FORMAT_VERSION = checkpoint.FORMAT_V3
 _PREFIXES = ("enc.", "sp.", "tm.", "model.")
-# arrays with long repeated runs (sorted source cells recurring from segment to segment):
-# zstd level 3 shrinks them by a fifth more than level 1
+# arrays with long repeated runs, compressed harder (checkpoint._THOROUGH_PARAMS): the TM's
+# per-synapse source index, which a saved state keeps only in its fallback form (a pool with a
+# segment whose sources are not ascending; the usual form is _syn_codec's transposed gaps)
 _THOROUGH = ("tm.syn_src_index",)
 
 # A modelConfig (or a part of it): the JSON object of NuPIC's OPF model parameters.
