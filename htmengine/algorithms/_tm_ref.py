@@ -15,7 +15,7 @@ kernel was given) and must not outlive the entry kernel's call (it cannot be ret
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar, cast
 
 from numba import njit
 from numba.core import cgutils, types
@@ -147,9 +147,8 @@ def _tm_ref_getattr(context: Any, builder: Any, typ: TMRefType, val: Any,
     return _impl_ret_borrowed(context, builder, field_type, builder.load(pointer))
 
 
-@intrinsic
-def tm_ref(typingctx: Any, arrays: types.Type) -> Any:
-    """``TMRef`` to the ``TMArrays`` tuple ``arrays`` (in a kernel called from Python)."""
+def _tm_ref(typingctx: Any, arrays: types.Type) -> Any:
+    """Typing and code generation of :data:`tm_ref` for a tuple of numba type ``arrays``."""
     if not isinstance(arrays, types.NamedTuple):
         return None
 
@@ -158,3 +157,9 @@ def tm_ref(typingctx: Any, arrays: types.Type) -> Any:
         return builder.bitcast(_alloca_once_value(builder, args[0]), _BYTE_POINTER)
 
     return TMRefType(arrays)(arrays), codegen
+
+
+# ``tm_ref(arrays)``: the ``TMRef`` to the ``TMArrays`` tuple ``arrays`` (in a kernel called
+# from Python). Kernels call the intrinsic with the tuple only (numba supplies the typing
+# context), which is the signature the type checker is given here.
+tm_ref = cast(Callable[[TMArrays], TMRef], intrinsic(_tm_ref))

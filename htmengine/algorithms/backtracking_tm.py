@@ -291,7 +291,9 @@ class BacktrackingTM:
             self._a = S.reserve(self._a, int(n_max))
         if output is None:
             output = _output_buffer(self.numberOfCols * self.cellsPerColumn)
-        tm_compute(self._arrays, cols, enableLearn, enableInference, output)
+        arrays = self._arrays
+        assert arrays is not None  # held since self._a above
+        tm_compute(arrays, cols, enableLearn, enableInference, output)
 
     def _compact_slots(self) -> None:
         """Repack the slot pool (cells move their slot lists when these grow)."""
