@@ -98,7 +98,8 @@ class TMRefModel(models.PrimitiveModel):
     each use would spell out its ~50 members in the LLVM code)."""
 
     def __init__(self, dmm: Any, fe_type: TMRefType) -> None:
-        super().__init__(dmm, fe_type, _BYTE_POINTER)  # type: ignore[no-untyped-call]  # numba's data models are unannotated
+        # numba's data models carry no annotations
+        super().__init__(dmm, fe_type, _BYTE_POINTER)  # type: ignore[no-untyped-call]
 
 
 _OFFSETS: dict[types.NamedTuple, list[int]] = {}

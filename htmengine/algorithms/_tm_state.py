@@ -142,7 +142,7 @@ class TMArrays(NamedTuple):
     scratch_cells: Int32s
 
 
-def _seg_arrays(capacity: int, width: int) -> dict[str, np.ndarray]:
+def _seg_arrays(capacity: int, width: int) -> dict[str, npt.NDArray[Any]]:
     """Empty segment-pool arrays for ``capacity`` segments of ``width`` synapses."""
     return {
         "seg_src": np.zeros((capacity, width), dtype=np.int32),
@@ -161,8 +161,7 @@ def _seg_arrays(capacity: int, width: int) -> dict[str, np.ndarray]:
     }
 
 
-def allocate(ip: np.ndarray, fp: np.ndarray, rng_state: np.ndarray,
-             rng_ptrs: np.ndarray) -> TMArrays:
+def allocate(ip: Int64s, fp: Float32s, rng_state: UInt32s, rng_ptrs: Int64s) -> TMArrays:
     """Fresh arrays for a TM with parameters ``ip``/``fp`` and the given RNG state."""
     n_cols = int(ip[IP_NCOLS])
     n_cells = n_cols * int(ip[IP_CPC])
@@ -174,7 +173,7 @@ def allocate(ip: np.ndarray, fp: np.ndarray, rng_state: np.ndarray,
         * n_cols + 64
     sc = np.zeros(N_SC, dtype=np.int64)
     sc[SC_PAM] = ip[IP_PAM_LEN]
-    fields = dict(
+    fields: dict[str, npt.NDArray[Any]] = dict(
         ip=ip, fp=fp, sc=sc, fs=np.zeros(N_FS, dtype=np.float32),
         rng_state=rng_state, rng_ptrs=rng_ptrs,
         **_seg_arrays(seg_cap, width),
@@ -214,7 +213,7 @@ def allocate(ip: np.ndarray, fp: np.ndarray, rng_state: np.ndarray,
     return TMArrays(**fields)
 
 
-def _grow_rows(arr: np.ndarray, new_len: int, fill: int | float = 0) -> np.ndarray:
+def _grow_rows(arr: npt.NDArray[Any], new_len: int, fill: int | float = 0) -> npt.NDArray[Any]:
     """Copy of ``arr`` with its first axis extended to ``new_len`` (new rows = ``fill``)."""
     shape = (new_len,) + arr.shape[1:]
     out = np.full(shape, fill, dtype=arr.dtype)
@@ -231,7 +230,7 @@ def reserve(a: TMArrays, n_active_max: int) -> TMArrays:
     adapt_calls = 2 * rounds * n_active_max + 1
     new_blocks = adapt_calls * int(ip[IP_W])
     new_slots = new_segs * 2 * max(4, int(ip[IP_MAX_SEGS]))
-    updates = {}
+    updates: dict[str, npt.NDArray[Any]] = {}
 
     seg_cap = a.seg_n.shape[0]
     seg_room = seg_cap - int(sc[SC_SEG_HIGH]) + int(sc[SC_SEG_NFREE])
