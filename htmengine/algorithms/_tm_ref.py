@@ -128,6 +128,7 @@ class TMRefAttributes(AttributeTemplate):
 
     key = TMRefType
 
+    # numba's AttributeTemplate declares the optional hook as ``generic_resolve = NotImplemented``
     def generic_resolve(self, typ: TMRefType, attr: str) -> Any:  # type: ignore[override]
         """Type of field ``attr`` (None if the tuple has no such field)."""
         fields = typ.tuple_type.fields
