@@ -3,8 +3,6 @@ and the per-step ``compute``/``reset`` entry points."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from numba import njit
 
@@ -18,7 +16,7 @@ from htmengine.algorithms._tm_kernels import (
     st_set,
 )
 from htmengine.algorithms._tm_learn import _shift_rows, update_learning_state
-from htmengine.algorithms._tm_ref import njit_borrowed, njit_inline, njit_inner, tm_ref
+from htmengine.algorithms._tm_ref import TMRef, njit_borrowed, njit_inline, njit_inner, tm_ref
 from htmengine.algorithms._tm_state import (
     BANK_0,
     CONF_T,
@@ -46,11 +44,16 @@ from htmengine.algorithms._tm_state import (
     SC_QLEN,
     SC_RESET,
     SC_SEG_HIGH,
+    Flag,
+    Float32s,
+    Int,
+    Int32s,
+    TMArrays,
 )
 
 
 @njit_borrowed
-def infer_phase1(a, cols, n_active, use_start_cells):
+def infer_phase1(a: TMRef, cols: Int32s, n_active: Int, use_start_cells: Flag) -> bool:
     """``Cells4::inferPhase1``: activate predicted cells of active columns, burst the others
     (or only start cells after a reset).  True if at least half the columns were predicted."""
     st_clear(a.st_flags, a.st_list, a.st_cnt, INF_ACT_T)
@@ -76,7 +79,7 @@ def infer_phase1(a, cols, n_active, use_start_cells):
 
 
 @njit_inner
-def infer_phase2(a):
+def infer_phase2(a: TMRef) -> bool:
     """``Cells4::inferPhase2``: predicted cells (a segment with >= activationThreshold active
     connected synapses) and column confidences (sum of the duty cycles of segments with
     >= activationThreshold active synapses, connected or not, normalised).  True if enough
@@ -128,11 +131,12 @@ def infer_phase2(a):
     if total > 0:
         for i in range(n_seen):
             conf[cols_seen[i]] = np.float32(conf[cols_seen[i]] / total)
-    return n_pred_cols >= 0.5 * a.fs[FS_AVG_DENSITY]
+    enough: bool = n_pred_cols >= 0.5 * a.fs[FS_AVG_DENSITY]
+    return enough
 
 
 @njit_inline
-def infer_backtrack(a):
+def infer_backtrack(a: TMRef) -> None:
     """``Cells4::inferBacktrack``: replay the inference history from start cells at the
     earliest step that leads to confident predictions of the current input; otherwise keep
     the bursting state.  Failed starting points are dropped from the history."""
@@ -141,7 +145,7 @@ def infer_backtrack(a):
         return
     st_copy(a.st_flags, a.st_list, a.st_cnt, INF_ACT_BACKUP, INF_ACT_T)
     st_copy(a.st_flags, a.st_list, a.st_cnt, INF_PRED_BACKUP, INF_PRED_T1)
-    candidate = MINUS_ONE
+    candidate: Int = MINUS_ONE
     for start in range(n):
         in_sequence = False
         for offset in range(start, n):
@@ -167,7 +171,7 @@ def infer_backtrack(a):
 
 
 @njit_inline
-def update_inference_state(a, cols, n_active):
+def update_inference_state(a: TMRef, cols: Int32s, n_active: Int) -> None:
     """``Cells4::updateInferenceState`` for the current input ``cols[:n_active]``."""
     st_copy(a.st_flags, a.st_list, a.st_cnt, INF_ACT_T1, INF_ACT_T)
     st_copy(a.st_flags, a.st_list, a.st_cnt, INF_PRED_T1, INF_PRED_T)
@@ -190,7 +194,7 @@ def update_inference_state(a, cols, n_active):
 
 
 @njit_inline
-def tm_output(a, out):
+def tm_output(a: TMRef, out: Float32s) -> None:
     """Cells4 output: 1 for cells predicted or active in the inference state."""
     out[:] = 0
     for i in range(a.st_cnt[INF_PRED_T]):
@@ -200,10 +204,10 @@ def tm_output(a, out):
 
 
 @njit(cache=True)
-def tm_compute(arrays, cols, learn, infer, out):
+def tm_compute(arrays: TMArrays, cols: Int32s, learn: Flag, infer: Flag, out: Float32s) -> None:
     """``Cells4::compute`` for the sorted active columns ``cols`` on the ``TMArrays``
     ``arrays``; the cell output goes to ``out``."""
-    a: Any = tm_ref(arrays)
+    a: TMRef = tm_ref(arrays)
     n_active = cols.shape[0]
     if learn:
         a.sc[SC_NLRN] += 1
@@ -234,10 +238,10 @@ def tm_compute(arrays, cols, learn, infer, out):
 
 
 @njit(cache=True)
-def tm_reset(arrays):
+def tm_reset(arrays: TMArrays) -> None:
     """``Cells4::reset`` on the ``TMArrays`` ``arrays``: clear all cell states, confidences,
     queued updates and histories; the next step starts from start cells."""
-    a: Any = tm_ref(arrays)
+    a: TMRef = tm_ref(arrays)
     for k in range(SAVED_STATES):
         st_clear(a.st_flags, a.st_list, a.st_cnt, k)
     a.colconf[:, :] = 0

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 
 from htmengine.algorithms._tm_outsyn import out_add, out_mark_orphan, out_remove, out_set_connected
-from htmengine.algorithms._tm_ref import njit_borrowed, njit_inner
+from htmengine.algorithms._tm_ref import TMRef, njit_borrowed, njit_inner
 from htmengine.algorithms._tm_state import (
     BLOCK,
     FP_CONN,
@@ -32,6 +32,13 @@ from htmengine.algorithms._tm_state import (
     SC_SLOT_TOP,
     YES,
     ZERO,
+    Flag,
+    Float32s,
+    Int,
+    Int32s,
+    Int64s,
+    TMArrays,
+    UInt8s,
 )
 
 # Segment duty-cycle tiers and their moving-average rates (Segment.hpp).
@@ -46,7 +53,7 @@ DUTY_ALPHAS = np.array([0.0, 0.0032, 0.0010, 0.00032, 0.00010, 0.000032, 0.00001
 # call (about 50 atomic operations), which made these per-cell and per-synapse calls cost
 # more than the work they do.
 @njit_borrowed
-def st_clear(flags, lst, cnt, k):
+def st_clear(flags: UInt8s, lst: Int32s, cnt: Int64s, k: Int) -> None:
     """Turn every cell of state ``k`` off (``flags``/``lst``/``cnt``: ``a.st_flags``,
     ``a.st_list``, ``a.st_cnt``)."""
     for i in range(cnt[k]):
@@ -55,7 +62,7 @@ def st_clear(flags, lst, cnt, k):
 
 
 @njit_borrowed
-def st_set(flags, lst, cnt, k, cell):
+def st_set(flags: UInt8s, lst: Int32s, cnt: Int64s, k: Int, cell: Int) -> None:
     """Turn ``cell`` on in state ``k``."""
     if flags[k, cell] == 0:
         flags[k, cell] = 1
@@ -64,7 +71,7 @@ def st_set(flags, lst, cnt, k, cell):
 
 
 @njit_borrowed
-def st_copy(flags, lst, cnt, dst, src):
+def st_copy(flags: UInt8s, lst: Int32s, cnt: Int64s, dst: Int, src: Int) -> None:
     """State ``dst`` := state ``src``."""
     st_clear(flags, lst, cnt, dst)
     n = cnt[src]
@@ -77,7 +84,8 @@ def st_copy(flags, lst, cnt, dst, src):
 
 # ----------------------------------------------------------------------------- duty cycle
 @njit_borrowed
-def duty_cycle(seg_pos, seg_dc, seg_dc_iter, p, iteration, active, read_only):
+def duty_cycle(seg_pos: Int64s, seg_dc: Float32s, seg_dc_iter: Int64s, p: Int, iteration: Int,
+               active: Flag, read_only: Flag) -> np.float32:
     """``Segment::dutyCycle``: positive-activation duty cycle of segment ``p`` (float32);
     ``seg_pos``/``seg_dc``/``seg_dc_iter`` are the pool's arrays of that name."""
     if iteration <= DUTY_TIERS[1]:
@@ -88,7 +96,8 @@ def duty_cycle(seg_pos, seg_dc, seg_dc_iter, p, iteration, active, read_only):
         return dc
     age = iteration - seg_dc_iter[p]
     if age == 0 and not active:
-        return seg_dc[p]
+        kept: np.float32 = seg_dc[p]
+        return kept
     alpha = np.float32(0.0)
     for tier in range(DUTY_TIERS.shape[0] - 1, 0, -1):
         if iteration > DUTY_TIERS[tier]:
@@ -105,7 +114,8 @@ def duty_cycle(seg_pos, seg_dc, seg_dc_iter, p, iteration, active, read_only):
 
 
 @njit_borrowed
-def forward_propagate(a, k, bank, ts_idx, tc_idx, with_orphans):
+def forward_propagate(a: TMRef, k: Int, bank: Int, ts_idx: Int, tc_idx: Int,
+                      with_orphans: Flag) -> None:
     """Count, for every segment, the synapses (connected or not) whose source cell is on in
     state ``k`` (``a.act[bank]``), the connected ones among them (``a.act_conn[bank]``) and the
     per-cell maximum of the first (``a.cell_act[bank]``); the touched segments/cells are
@@ -158,14 +168,15 @@ def forward_propagate(a, k, bank, ts_idx, tc_idx, with_orphans):
 
 # ----------------------------------------------------------------------------- segment slots
 @njit_borrowed
-def slot_entry(slots, slot_off, cell, slot):
+def slot_entry(slots: Int64s, slot_off: Int64s, cell: Int, slot: Int) -> np.int64:
     """Pool id in ``slot`` of ``cell`` (negative when that slot is empty); ``slots`` and
     ``slot_off`` are ``a.slots`` and ``a.slot_off``."""
-    return slots[slot_off[cell] + slot]
+    entry: np.int64 = slots[slot_off[cell] + slot]
+    return entry
 
 
 @njit_borrowed
-def release_segment(a, cell, slot):
+def release_segment(a: TMRef, cell: Int, slot: Int) -> None:
     """``Cell::releaseSegment``: empty the slot (it goes on top of the cell's free stack).
     Out-synapses must already have been removed."""
     base = a.slot_off[cell]
@@ -183,11 +194,11 @@ def release_segment(a, cell, slot):
 
 
 @njit_borrowed
-def _free_slot(a, cell):
+def _free_slot(a: TMRef, cell: Int) -> Int:
     """``Cell::getFreeSegment`` slot choice: the last released empty slot, else a new one."""
     base = a.slot_off[cell]
-    n = a.nslots[cell]
-    best = MINUS_ONE
+    n: Int = a.nslots[cell]
+    best: Int = MINUS_ONE
     best_val = np.int64(0)
     for j in range(n):
         v = a.slots[base + j]
@@ -211,7 +222,7 @@ def _free_slot(a, cell):
 
 
 @njit_borrowed
-def new_segment(a, cell, q):
+def new_segment(a: TMRef, cell: Int, q: Int) -> Int:
     """Create a segment on ``cell`` from pending update ``q`` (adaptSegment, new-segment branch).
     Returns the slot used."""
     slot = _free_slot(a, cell)
@@ -249,8 +260,9 @@ def new_segment(a, cell, q):
 
 # ----------------------------------------------------------------------------- adaptSegment
 @njit_borrowed
-def _update_perm(seg_perm, seg_nconn, seg_src, fp, out_cnt, out_head, blk, blk_next, p, i,
-                 delta):
+def _update_perm(seg_perm: Float32s, seg_nconn: Int32s, seg_src: Int32s, fp: Float32s,
+                 out_cnt: Int32s, out_head: Int32s, blk: Int32s, blk_next: Int32s, p: Int, i: Int,
+                 delta: np.float32) -> bool:
     """Add ``delta`` to synapse ``i`` of ``p`` (capped at permMax); True if it must go."""
     old = seg_perm[p, i]
     new = min(np.float32(old + delta), fp[FP_MAX])
@@ -267,7 +279,7 @@ def _update_perm(seg_perm, seg_nconn, seg_src, fp, out_cnt, out_head, blk, blk_n
 
 
 @njit_borrowed
-def _mark_in_update(a, p, q, in_upd):
+def _mark_in_update(a: TMRef, p: Int, q: Int, in_upd: UInt8s) -> None:
     """in_upd[i] = synapse i of ``p`` has its source in update ``q`` (both sorted)."""
     n = a.seg_n[p]
     m = a.q_n[q]
@@ -280,7 +292,7 @@ def _mark_in_update(a, p, q, in_upd):
 
 
 @njit_borrowed
-def _remove_marked(a, p, dead, removed, n_removed):
+def _remove_marked(a: TMRef, p: Int, dead: UInt8s, removed: Int32s, n_removed: Int) -> Int:
     """Drop synapses of ``p`` flagged in ``dead`` (keeping order); log their sources."""
     n = a.seg_n[p]
     w = 0
@@ -297,7 +309,7 @@ def _remove_marked(a, p, dead, removed, n_removed):
 
 
 @njit_borrowed
-def _has_source(seg_src, seg_n, p, src):
+def _has_source(seg_src: Int32s, seg_n: Int32s, p: Int, src: Int) -> bool:
     """True if segment ``p`` has a synapse from ``src`` (sources are sorted)."""
     lo = 0
     hi = seg_n[p]
@@ -307,12 +319,13 @@ def _has_source(seg_src, seg_n, p, src):
             lo = mid + 1
         else:
             hi = mid
-    return lo < seg_n[p] and seg_src[p, lo] == src
+    found: bool = lo < seg_n[p] and seg_src[p, lo] == src
+    return found
 
 
 @njit_inner
-def _free_n_synapses(a, p, n_free, was_active, stale_src, stale_perm, dead, removed,
-                     n_removed):
+def _free_n_synapses(a: TMRef, p: Int, n_free: Int, was_active: UInt8s, stale_src: Int32s,
+                     stale_perm: Float32s, dead: UInt8s, removed: Int32s, n_removed: Int) -> Int:
     """``Segment::freeNSynapses`` as in nupic.core 0.4.10.
 
     Candidates are the indices the synapses had *before* the decrement pass pruned some:
@@ -363,13 +376,14 @@ def _free_n_synapses(a, p, n_free, was_active, stale_src, stale_perm, dead, remo
 
 
 @njit_borrowed
-def _free_weakest(a, p, n_free, dead, removed, n_removed):
+def _free_weakest(a: TMRef, p: Int, n_free: Int, dead: UInt8s, removed: Int32s,
+                  n_removed: Int) -> Int:
     """Remove the ``n_free`` weakest synapses of ``p`` (first index wins ties)."""
     n = a.seg_n[p]
     for i in range(n):
         dead[i] = 0
     for _ in range(n_free):
-        best = MINUS_ONE
+        best: Int = MINUS_ONE
         for i in range(n):
             if dead[i] == 0 and (best < 0 or a.seg_perm[p, i] < a.seg_perm[p, best]):
                 best = i
@@ -378,7 +392,7 @@ def _free_weakest(a, p, n_free, dead, removed, n_removed):
 
 
 @njit(cache=True)
-def adapt_segment(a, q):
+def adapt_segment(a: TMRef | TMArrays, q: Int) -> None:
     """``Cells4::adaptSegment`` for pending update ``q``."""
     cell = np.int64(a.q_cell[q])  # int64 like every caller's cell/slot: one specialization
     slot = np.int64(a.q_seg[q])
@@ -397,7 +411,7 @@ def adapt_segment(a, q):
     in_upd = np.zeros(width, dtype=np.uint8)
     dead = np.zeros(width, dtype=np.uint8)
     removed = np.empty(2 * width + a.q_syn.shape[1], dtype=np.int32)
-    n_removed = ZERO
+    n_removed: Int = ZERO
 
     # decrement synapses whose source is not in the update
     _mark_in_update(a, p, q, in_upd)

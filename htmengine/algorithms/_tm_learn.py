@@ -15,7 +15,7 @@ from htmengine.algorithms._tm_kernels import (
     st_set,
 )
 from htmengine.algorithms._tm_outsyn import out_remove
-from htmengine.algorithms._tm_ref import njit_borrowed, njit_inline, njit_inner
+from htmengine.algorithms._tm_ref import TMRef, njit_borrowed, njit_inline, njit_inner
 from htmengine.algorithms._tm_state import (
     BANK_0,
     BANK_1,
@@ -48,13 +48,17 @@ from htmengine.algorithms._tm_state import (
     SC_RESET,
     YES,
     ZERO,
+    Flag,
+    Int,
+    Int32s,
+    UInt8s,
 )
 from htmengine.algorithms.nupic_random import rng_sample, rng_uint32
 
 
 # ----------------------------------------------------------------------------- update queue
 @njit_borrowed
-def queue_remove(a, dead):
+def queue_remove(a: TMRef, dead: UInt8s) -> None:
     """Remove the queued updates flagged in ``dead`` keeping the order of the others."""
     n = a.sc[SC_QLEN]
     w = 0
@@ -75,7 +79,7 @@ def queue_remove(a, dead):
 
 
 @njit_inner
-def clean_updates_list(a, cell, slot):
+def clean_updates_list(a: TMRef, cell: Int, slot: Int) -> None:
     """Drop every queued update aimed at (``cell``, ``slot``)."""
     n = a.sc[SC_QLEN]
     dead = np.zeros(n, dtype=np.uint8)
@@ -89,7 +93,7 @@ def clean_updates_list(a, cell, slot):
 
 
 @njit_inner
-def free_segment_with_synapses(a, cell, slot):
+def free_segment_with_synapses(a: TMRef, cell: Int, slot: Int) -> None:
     """Remove a whole segment: its out-synapses, pending updates and slot."""
     p = slot_entry(a.slots, a.slot_off, cell, slot)
     for i in range(a.seg_n[p]):
@@ -101,7 +105,7 @@ def free_segment_with_synapses(a, cell, slot):
 
 # ----------------------------------------------------------------------------- updates
 @njit_inner
-def choose_cells_to_learn_from(a, p, n_add, on, q, n):
+def choose_cells_to_learn_from(a: TMRef, p: Int, n_add: Int, on: Int32s, q: Int, n: Int) -> Int:
     """``Cells4::chooseCellsToLearnFrom``: append up to ``n_add`` of the cells ``on`` (the
     sorted cells on in the learning state, minus those already on segment ``p`` if ``p`` >= 0)
     to update row ``q`` holding ``n`` sources; returns the new count (row sorted)."""
@@ -143,12 +147,13 @@ def choose_cells_to_learn_from(a, p, n_add, on, q, n):
 
 
 @njit_inner
-def compute_update(a, cell, slot, k, sequence, new_synapses, on_sorted):
+def compute_update(a: TMRef, cell: Int, slot: Int, k: Int, sequence: Flag, new_synapses: Flag,
+                   on_sorted: Int32s) -> bool:
     """``Cells4::computeUpdate``: queue an update for (``cell``, ``slot``) (slot -1 = new
     segment) from the cells on in state ``k`` (``on_sorted``: those cells, sorted).  Returns
     False if it would be empty."""
     q = a.sc[SC_QLEN]
-    n = ZERO
+    n: Int = ZERO
     p = MINUS_ONE
     if slot >= 0:
         p = slot_entry(a.slots, a.slot_off, cell, slot)
@@ -173,7 +178,7 @@ def compute_update(a, cell, slot, k, sequence, new_synapses, on_sorted):
 
 
 @njit_inline
-def process_segment_updates(a, col_flags):
+def process_segment_updates(a: TMRef, col_flags: UInt8s) -> None:
     """``Cells4::processSegmentUpdates``: apply queued updates of columns with bottom-up input
     (``col_flags``), drop expired ones and (unless pooling) the others."""
     n = a.sc[SC_QLEN]
@@ -197,7 +202,7 @@ def process_segment_updates(a, col_flags):
 
 # ----------------------------------------------------------------------------- cell choice
 @njit_inner
-def get_cell_for_new_segment(a, col):
+def get_cell_for_new_segment(a: TMRef, col: Int) -> Int:
     """``Cells4::getCellForNewSegment``: a random non-start cell below the segment limit, else
     free the column's segment with the lowest duty cycle and use its cell."""
     cpc = a.ip[IP_CPC]
@@ -211,12 +216,13 @@ def get_cell_for_new_segment(a, col):
             cands[nc] = i
             nc += 1
     if nc > 0:
-        return cands[rng_uint32(a.rng_state, a.rng_ptrs, nc)]
-    best_cell = MINUS_ONE
-    best_slot = MINUS_ONE
+        chosen: np.int64 = cands[rng_uint32(a.rng_state, a.rng_ptrs, nc)]
+        return chosen
+    best_cell: Int = MINUS_ONE
+    best_slot: Int = MINUS_ONE
     best_dc = np.float32(1.0)
-    first_cell = MINUS_ONE
-    first_slot = MINUS_ONE
+    first_cell: Int = MINUS_ONE
+    first_slot: Int = MINUS_ONE
     now = a.sc[SC_NLRN]
     for i in range(lo, hi + 1):
         for j in range(a.nslots[i]):
@@ -239,13 +245,13 @@ def get_cell_for_new_segment(a, col):
 
 
 @njit_borrowed
-def best_matching_cell_t1(a, col, min_threshold):
+def best_matching_cell_t1(a: TMRef, col: Int, min_threshold: Int) -> tuple[Int, Int]:
     """``Cells4::getBestMatchingCellT1`` using the activities in bank 1 (all synapses counted
     from the learning state at t-1).  Returns (cell, slot) or (-1, -1)."""
     cpc = a.ip[IP_CPC]
     act = a.act[1]
-    best_cell = MINUS_ONE
-    best_slot = MINUS_ONE
+    best_cell: Int = MINUS_ONE
+    best_slot: Int = MINUS_ONE
     best_act = min_threshold
     for i in range(col * cpc, col * cpc + cpc):
         if a.cell_act[1, i] < best_act:
@@ -271,7 +277,7 @@ def best_matching_cell_t1(a, col, min_threshold):
 
 # ----------------------------------------------------------------------------- phases
 @njit_inner
-def learn_phase1(a, cols, n_cols_active, read_only):
+def learn_phase1(a: TMRef, cols: Int32s, n_cols_active: Int, read_only: Flag) -> Flag:
     """``Cells4::learnPhase1``: learning active state from the learn-predicted state at t-1;
     unpredicted columns reinforce their best matching sequence segment or grow a new one.
     Returns True when fewer than half the columns were unpredicted."""
@@ -322,7 +328,7 @@ def learn_phase1(a, cols, n_cols_active, read_only):
 
 
 @njit_inner
-def learn_phase2(a, read_only):
+def learn_phase2(a: TMRef, read_only: Flag) -> None:
     """``Cells4::learnPhase2``: in each column predict the cell owning the segment with the
     most active synapses (>= activationThreshold) and queue an update for that segment."""
     forward_propagate(a, LRN_ACT_T, BANK_0, SC_NTS0, SC_NTC0, NO)
@@ -332,6 +338,7 @@ def learn_phase2(a, read_only):
     ntc = a.sc[SC_NTC0]
     cands = a.scratch_cells
     nc = 0
+    i: Int  # a touched-cell index here, a cell (np.int64) below
     for i in range(ntc):
         cell = a.touched_cells[0, i]
         if a.cell_act[0, cell] >= thr:
@@ -349,8 +356,8 @@ def learn_phase2(a, read_only):
         while end < nc and order[end] // cpc == col:
             end += 1
         best_act = thr - 1 if thr > 0 else 0
-        best_cell = MINUS_ONE
-        best_slot = MINUS_ONE
+        best_cell: Int = MINUS_ONE
+        best_slot: Int = MINUS_ONE
         for idx in range(end - 1, start - 1, -1):
             i = np.int64(order[idx])
             if a.cell_act[0, i] <= best_act:
@@ -373,7 +380,7 @@ def learn_phase2(a, read_only):
 
 
 @njit_borrowed
-def _shift_rows(hist, lens, count, n):
+def _shift_rows(hist: Int32s, lens: Int32s, count: Int, n: Int) -> Int:
     """Drop the oldest ``count`` of the ``n`` patterns of a history; returns how many are left."""
     count = min(count, n)
     for r in range(count, n):
@@ -385,21 +392,21 @@ def _shift_rows(hist, lens, count, n):
 
 
 @njit_borrowed
-def _set_col_flags(a, cols, n, value):
+def _set_col_flags(a: TMRef, cols: Int32s, n: Int, value: Int) -> None:
     """Set the input-column flags of ``cols[:n]`` to ``value``."""
     for i in range(n):
         a.col_flags[cols[i]] = value
 
 
 @njit_inline
-def learn_backtrack_from(a, start, read_only):
+def learn_backtrack_from(a: TMRef, start: Int, read_only: Flag) -> Flag:
     """``Cells4::learnBacktrackFrom``: replay the learning history from start cells at
     ``start``; True if it stays in sequence up to the current step."""
     n = a.sc[SC_LRN_HN]
     current = n - 1
     if not read_only:
         a.sc[SC_QLEN] = 0
-    in_sequence = True
+    in_sequence: Flag = True
     for offset in range(start, n):
         st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T1, LRN_ACT_T)
         st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_PRED_T1, LRN_PRED_T)
@@ -424,14 +431,14 @@ def learn_backtrack_from(a, start, read_only):
 
 
 @njit_inline
-def learn_backtrack(a):
+def learn_backtrack(a: TMRef) -> Int:
     """``Cells4::learnBacktrack``: find the earliest history step from which start cells
     lead to the current input, re-learn along that path; returns the steps backtracked."""
     n = a.sc[SC_LRN_HN]
     n_prev = n - 1 if n > 0 else 0
     if n_prev <= 0:
         return 0
-    found = MINUS_ONE
+    found: Int = MINUS_ONE
     for start in range(n_prev):
         if learn_backtrack_from(a, start, YES):
             found = start
@@ -445,7 +452,7 @@ def learn_backtrack(a):
 
 
 @njit_inline
-def update_learning_state(a, cols, n_active):
+def update_learning_state(a: TMRef, cols: Int32s, n_active: Int) -> None:
     """``Cells4::updateLearningState`` for the current input ``cols[:n_active]``."""
     st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_ACT_T1, LRN_ACT_T)
     st_copy(a.st_flags, a.st_list, a.st_cnt, LRN_PRED_T1, LRN_PRED_T)
@@ -470,7 +477,7 @@ def update_learning_state(a, cols, n_active):
             a.sc[SC_PAM] = a.ip[IP_PAM_LEN]
     max_seq = a.ip[IP_MAX_SEQ_LEN]
     if reset_called or a.sc[SC_PAM] == 0 or (max_seq != 0 and a.sc[SC_LSEQ] >= max_seq):
-        backsteps = 0
+        backsteps: Int = 0
         if not reset_called:
             backsteps = learn_backtrack(a)
         if reset_called or backsteps == 0:

@@ -4,12 +4,21 @@
 from __future__ import annotations
 
 from htmengine.algorithms._tm_ref import njit_borrowed
-from htmengine.algorithms._tm_state import BLOCK, SC_BLK_HIGH, SC_BLK_NFREE
+from htmengine.algorithms._tm_state import (
+    BLOCK,
+    SC_BLK_HIGH,
+    SC_BLK_NFREE,
+    Flag,
+    Int,
+    Int32s,
+    Int64s,
+)
 
 
 @njit_borrowed
-def out_add(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_free, src, p,
-            connected):
+def out_add(sc: Int64s, out_cnt: Int32s, out_head: Int32s, out_tail: Int32s, blk: Int32s,
+            blk_next: Int32s, blk_prev: Int32s, blk_free: Int32s, src: Int, p: Int,
+            connected: Flag) -> None:
     """Record that source cell ``src`` feeds segment ``p`` (entry = 4*p + 2*orphan +
     connected; see :func:`out_mark_orphan`); the arrays are ``a``'s of the same names."""
     n = out_cnt[src]
@@ -34,7 +43,8 @@ def out_add(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_free, 
 
 
 @njit_borrowed
-def out_remove(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_free, src, p):
+def out_remove(sc: Int64s, out_cnt: Int32s, out_head: Int32s, out_tail: Int32s, blk: Int32s,
+               blk_next: Int32s, blk_prev: Int32s, blk_free: Int32s, src: Int, p: Int) -> None:
     """Forget that ``src`` feeds segment ``p`` (no-op if it does not)."""
     n = out_cnt[src]
     b = out_head[src]
@@ -62,7 +72,8 @@ def out_remove(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_fre
 
 
 @njit_borrowed
-def out_set_connected(out_cnt, out_head, blk, blk_next, src, p, connected):
+def out_set_connected(out_cnt: Int32s, out_head: Int32s, blk: Int32s, blk_next: Int32s, src: Int,
+                      p: Int, connected: Flag) -> None:
     """Update the connected flag of the entry ``src`` -> ``p``."""
     n = out_cnt[src]
     b = out_head[src]
@@ -78,7 +89,8 @@ def out_set_connected(out_cnt, out_head, blk, blk_next, src, p, connected):
 
 
 @njit_borrowed
-def out_mark_orphan(out_cnt, out_head, blk, blk_next, src, p):
+def out_mark_orphan(out_cnt: Int32s, out_head: Int32s, blk: Int32s, blk_next: Int32s, src: Int,
+                    p: Int) -> None:
     """nupic.core 0.4.10 ``adaptSegment`` could erase the out-synapse of a synapse that stays
     on its segment (stale indices after pruning, see ``adapt_segment``).  Such an "orphan"
     synapse is invisible to forward propagation (``_inferActivity``/``_learnActivity``) but

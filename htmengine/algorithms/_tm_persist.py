@@ -222,7 +222,7 @@ def _ragged_synapses(d: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     return src[mask], perm[mask]
 
 
-def check_state(ip: np.ndarray, d: dict[str, Any]) -> dict[str, Any]:
+def check_state(ip: S.Int64s, d: dict[str, Any]) -> dict[str, Any]:
     """``d`` with every field present and in range for a TM with integer parameters ``ip``
     (the kernels do not check indices); ValueError naming the first inconsistency."""
     n_cols = int(ip[S.IP_NCOLS])
@@ -337,7 +337,7 @@ def check_state(ip: np.ndarray, d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict[str, Any],
+def arrays_from_state(ip: S.Int64s, fp: S.Float32s, d: dict[str, Any],
                       spare: S.TMArrays | None = None) -> S.TMArrays:
     """Working arrays holding the state ``d`` (as returned by :func:`check_state`).
 
@@ -357,7 +357,7 @@ def arrays_from_state(ip: np.ndarray, fp: np.ndarray, d: dict[str, Any],
     if spare is not None and (spare.seg_n.shape[0] < cap or spare.blk.shape[0] < n_blocks
                               or not np.array_equal(spare.ip, ip)):
         spare = None
-    updates = {}
+    updates: dict[str, np.ndarray] = {}
     if spare is None:
         clear_to = high
         for name in S.SEG_FIELDS + ("seg_free",):

@@ -18,9 +18,10 @@ The Python class grows the pools between steps so that one step can never run ou
 
 from __future__ import annotations
 
-from collections import namedtuple
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 BLOCK = 16  # out-synapse entries per block
 # The indices below are numpy scalars, not Python ints: numba types a Python int (or bool)
@@ -63,20 +64,85 @@ CONF_T, CONF_T1 = _i(0), _i(1)
 SEG_FIELDS = ("seg_src", "seg_perm", "seg_n", "seg_nconn", "seg_cell", "seg_slot",
               "seg_total", "seg_pos", "seg_last_active", "seg_dc", "seg_dc_iter", "seg_seq")
 
-TMArrays = namedtuple("TMArrays", [
-    "ip", "fp", "sc", "fs", "rng_state", "rng_ptrs",
-    *SEG_FIELDS, "seg_free",
-    "act", "act_conn", "cell_act", "touched_segs", "touched_cells",
-    "slot_off", "slot_cap", "nslots", "slots",
-    "out_head", "out_tail", "out_cnt", "blk", "blk_next", "blk_prev", "blk_free",
-    "st_flags", "st_list", "st_cnt", "colconf",
-    "q_cell", "q_seg", "q_seq", "q_time", "q_n", "q_syn",
-    "inf_hist", "inf_len", "lrn_hist", "lrn_len",
-    "col_flags", "scratch_cells",
-])
+# numpy array types of the fields below (the dtypes ``allocate`` gives them)
+Int32s: TypeAlias = npt.NDArray[np.int32]
+Int64s: TypeAlias = npt.NDArray[np.int64]
+UInt8s: TypeAlias = npt.NDArray[np.uint8]
+UInt32s: TypeAlias = npt.NDArray[np.uint32]
+Float32s: TypeAlias = npt.NDArray[np.float32]
+# scalar arguments of the kernels: Python or numpy integers (indices, counts) and flags (the
+# kernels are called with the numpy constants above, numba specializes on the types passed)
+Int: TypeAlias = int | np.integer[Any]
+Flag: TypeAlias = bool | np.bool_
+Real: TypeAlias = float | np.floating[Any]
 
 
-def _seg_arrays(capacity: int, width: int) -> dict[str, np.ndarray]:
+class TMArrays(NamedTuple):
+    """The TM's working arrays.  The kernels and ``_tm_ref.TMRef`` (field offsets in numba's
+    layout of this tuple) depend on the field order: append, never reorder.  The segment-pool
+    fields (``seg_src`` .. ``seg_seq``) are ``SEG_FIELDS`` in the same order."""
+
+    ip: Int64s  # integer parameters (IP_*)
+    fp: Float32s  # float32 parameters (FP_*)
+    sc: Int64s  # integer scalars (SC_*)
+    fs: Float32s  # float32 scalars (FS_*)
+    rng_state: UInt32s
+    rng_ptrs: Int64s
+    # segment pool (SEG_FIELDS), one row per segment
+    seg_src: Int32s
+    seg_perm: Float32s
+    seg_n: Int32s
+    seg_nconn: Int32s
+    seg_cell: Int32s
+    seg_slot: Int32s
+    seg_total: Int64s
+    seg_pos: Int64s
+    seg_last_active: Int64s
+    seg_dc: Float32s
+    seg_dc_iter: Int64s
+    seg_seq: UInt8s
+    seg_free: Int32s
+    # segment / cell activities per bank
+    act: UInt8s
+    act_conn: UInt8s
+    cell_act: UInt8s
+    touched_segs: Int32s
+    touched_cells: Int32s
+    # per-cell segment slot lists
+    slot_off: Int64s
+    slot_cap: Int32s
+    nslots: Int32s
+    slots: Int64s
+    # out-synapse block chains
+    out_head: Int32s
+    out_tail: Int32s
+    out_cnt: Int32s
+    blk: Int32s
+    blk_next: Int32s
+    blk_prev: Int32s
+    blk_free: Int32s
+    # cell states and column confidences
+    st_flags: UInt8s
+    st_list: Int32s
+    st_cnt: Int64s
+    colconf: Float32s
+    # queue of pending segment updates
+    q_cell: Int32s
+    q_seg: Int32s
+    q_seq: UInt8s
+    q_time: Int64s
+    q_n: Int32s
+    q_syn: Int32s
+    # input histories for backtracking
+    inf_hist: Int32s
+    inf_len: Int32s
+    lrn_hist: Int32s
+    lrn_len: Int32s
+    col_flags: UInt8s
+    scratch_cells: Int32s
+
+
+def _seg_arrays(capacity: int, width: int) -> dict[str, npt.NDArray[Any]]:
     """Empty segment-pool arrays for ``capacity`` segments of ``width`` synapses."""
     return {
         "seg_src": np.zeros((capacity, width), dtype=np.int32),
@@ -95,8 +161,7 @@ def _seg_arrays(capacity: int, width: int) -> dict[str, np.ndarray]:
     }
 
 
-def allocate(ip: np.ndarray, fp: np.ndarray, rng_state: np.ndarray,
-             rng_ptrs: np.ndarray) -> TMArrays:
+def allocate(ip: Int64s, fp: Float32s, rng_state: UInt32s, rng_ptrs: Int64s) -> TMArrays:
     """Fresh arrays for a TM with parameters ``ip``/``fp`` and the given RNG state."""
     n_cols = int(ip[IP_NCOLS])
     n_cells = n_cols * int(ip[IP_CPC])
@@ -108,7 +173,7 @@ def allocate(ip: np.ndarray, fp: np.ndarray, rng_state: np.ndarray,
         * n_cols + 64
     sc = np.zeros(N_SC, dtype=np.int64)
     sc[SC_PAM] = ip[IP_PAM_LEN]
-    fields = dict(
+    fields: dict[str, npt.NDArray[Any]] = dict(
         ip=ip, fp=fp, sc=sc, fs=np.zeros(N_FS, dtype=np.float32),
         rng_state=rng_state, rng_ptrs=rng_ptrs,
         **_seg_arrays(seg_cap, width),
@@ -148,7 +213,7 @@ def allocate(ip: np.ndarray, fp: np.ndarray, rng_state: np.ndarray,
     return TMArrays(**fields)
 
 
-def _grow_rows(arr: np.ndarray, new_len: int, fill: int | float = 0) -> np.ndarray:
+def _grow_rows(arr: npt.NDArray[Any], new_len: int, fill: int | float = 0) -> npt.NDArray[Any]:
     """Copy of ``arr`` with its first axis extended to ``new_len`` (new rows = ``fill``)."""
     shape = (new_len,) + arr.shape[1:]
     out = np.full(shape, fill, dtype=arr.dtype)
@@ -165,7 +230,7 @@ def reserve(a: TMArrays, n_active_max: int) -> TMArrays:
     adapt_calls = 2 * rounds * n_active_max + 1
     new_blocks = adapt_calls * int(ip[IP_W])
     new_slots = new_segs * 2 * max(4, int(ip[IP_MAX_SEGS]))
-    updates = {}
+    updates: dict[str, npt.NDArray[Any]] = {}
 
     seg_cap = a.seg_n.shape[0]
     seg_room = seg_cap - int(sc[SC_SEG_HIGH]) + int(sc[SC_SEG_NFREE])

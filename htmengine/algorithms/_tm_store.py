@@ -3,7 +3,10 @@ out-synapse chains (used after loading and to keep the pools compact)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 from numba import njit
 
 from htmengine.algorithms._tm_outsyn import out_mark_orphan
@@ -22,12 +25,18 @@ from htmengine.algorithms._tm_state import (
     SC_SEG_HIGH,
     SC_SEG_NFREE,
     SC_SLOT_TOP,
+    Float32s,
+    Int,
+    Int32s,
+    Int64s,
+    Real,
     TMArrays,
 )
 
 
 @njit(cache=True)
-def compact_slots(slot_off, slot_cap, nslots, slots, extra):
+def compact_slots(slot_off: Int64s, slot_cap: Int32s, nslots: Int32s, slots: Int64s,
+                  extra: Int) -> tuple[Int64s, int]:
     """Repack every cell's slot list contiguously (capacity = its length) into a new array
     with ``extra`` free entries at the end; returns (new array, used length)."""
     total = 0
@@ -50,7 +59,7 @@ def compact_slots(slot_off, slot_cap, nslots, slots, extra):
     return out, top
 
 
-def rebuild_out_synapses(a):
+def rebuild_out_synapses(a: TMArrays) -> None:
     """Rebuild every source cell's list of fed segments from the segment pool."""
     a.sc[SC_BLK_HIGH] = _rebuild_chains(a.seg_src, a.seg_perm, a.seg_n, a.sc[SC_SEG_HIGH],
                                         a.fp[FP_CONN], a.out_head, a.out_tail, a.out_cnt,
@@ -59,8 +68,9 @@ def rebuild_out_synapses(a):
 
 
 @njit(cache=True)
-def _rebuild_chains(seg_src, seg_perm, seg_n, high, conn, out_head, out_tail, out_cnt, blk,
-                    blk_next, blk_prev):
+def _rebuild_chains(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s, high: Int, conn: Real,
+                    out_head: Int32s, out_tail: Int32s, out_cnt: Int32s, blk: Int32s,
+                    blk_next: Int32s, blk_prev: Int32s) -> int:
     """The chains ``out_add`` builds for the synapses of segments ``0..high`` added in pool
     order (same entries, order and block numbers); returns the number of blocks used. Works on
     the arrays themselves: a kernel taking the whole TMArrays per synapse is ~100x slower."""
@@ -99,7 +109,8 @@ def room_check(a: TMArrays, n_active: int) -> tuple[int, int]:
 
 
 @njit(cache=True)
-def _room_check(ip, sc, lrn_len, seg_n, blk, slots, slot_cap, q_cell, n_active):
+def _room_check(ip: Int64s, sc: Int64s, lrn_len: Int32s, seg_n: Int32s, blk: Int32s, slots: Int64s,
+                slot_cap: Int32s, q_cell: Int32s, n_active: Int) -> tuple[int, Int]:
     """:func:`room_check` on the arrays it reads (``a``'s of the same names)."""
     n_max = n_active
     for r in range(sc[SC_LRN_HN]):
@@ -131,13 +142,13 @@ def count_synapses(a: TMArrays) -> int:
     return int(a.seg_n[:int(a.sc[SC_SEG_HIGH])].sum(dtype=np.int64))
 
 
-def list_orphans(a: TMArrays) -> np.ndarray:
+def list_orphans(a: TMArrays) -> Int32s:
     """(source cell, segment) of every orphan synapse (see ``out_mark_orphan``)."""
     return _list_orphans(a.out_cnt, a.out_head, a.blk, a.blk_next)
 
 
 @njit(cache=True)
-def _list_orphans(out_cnt, out_head, blk, blk_next):
+def _list_orphans(out_cnt: Int32s, out_head: Int32s, blk: Int32s, blk_next: Int32s) -> Int32s:
     """:func:`list_orphans` on the out-synapse chains (``a``'s arrays of the same names)."""
     total = 0
     for src in range(out_cnt.shape[0]):
@@ -160,13 +171,14 @@ def _list_orphans(out_cnt, out_head, blk, blk_next):
     return out[:k]
 
 
-def mark_orphans(a: TMArrays, orphans: np.ndarray) -> None:
+def mark_orphans(a: TMArrays, orphans: Int32s) -> None:
     """Flag the listed (source cell, segment) out-synapses as orphans again after loading."""
     _mark_orphans(a.out_cnt, a.out_head, a.blk, a.blk_next, orphans)
 
 
 @njit(cache=True)
-def _mark_orphans(out_cnt, out_head, blk, blk_next, orphans):
+def _mark_orphans(out_cnt: Int32s, out_head: Int32s, blk: Int32s, blk_next: Int32s,
+                  orphans: Int32s) -> None:
     """:func:`mark_orphans` on the out-synapse chains (``a``'s arrays of the same names)."""
     for i in range(orphans.shape[0]):
         out_mark_orphan(out_cnt, out_head, blk, blk_next, orphans[i, 0],
@@ -174,7 +186,7 @@ def _mark_orphans(out_cnt, out_head, blk, blk_next, orphans):
 
 
 @njit(cache=True)
-def segment_owners(nslots, slots, high):
+def segment_owners(nslots: Int64s, slots: Int64s, high: Int) -> tuple[Int32s, Int32s, int]:
     """(cell, slot) of every segment ``0..high`` (-1 for a free one) read from the cells' slot
     lists, and the number of live segments found (-1 if a segment is listed twice)."""
     seg_cell = np.full(high, -1, dtype=np.int32)
@@ -195,7 +207,8 @@ def segment_owners(nslots, slots, high):
 
 
 @njit(cache=True)
-def gather_synapses(seg_src, seg_perm, seg_n, high):
+def gather_synapses(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s,
+                    high: Int) -> tuple[Int32s, Float32s]:
     """(sources, permanences) of the synapses of segments ``0..high`` in pool order."""
     total = 0
     for p in range(high):
@@ -212,8 +225,9 @@ def gather_synapses(seg_src, seg_perm, seg_n, high):
 
 
 @njit(cache=True)
-def load_synapses(seg_src, seg_perm, seg_n, high, clear_to, cells, cell_index, values,
-                  value_index):
+def load_synapses(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s, high: Int, clear_to: Int,
+                  cells: npt.NDArray[np.integer[Any]], cell_index: npt.NDArray[np.integer[Any]],
+                  values: Float32s, value_index: npt.NDArray[np.integer[Any]]) -> None:
     """Write the rows ``0..high`` of the segment pool from indexed synapses (source
     ``cells[cell_index[k]]``, permanence ``values[value_index[k]]``, in pool order; zeros past
     each segment's end) and zero the rows ``high..clear_to``."""

@@ -54,7 +54,7 @@ forces ``globalDecay`` 0 and ``maxAge`` 0 (so there is no global decay to apply)
 
 from __future__ import annotations
 
-from typing import Any, Protocol, TypeAlias, cast
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -95,51 +95,6 @@ _UInt8s: TypeAlias = npt.NDArray[np.uint8]
 _Float32s: TypeAlias = npt.NDArray[np.float32]
 # getSegmentsOnCell: one segment's slot, sources, permanences, flags and counters
 _SegmentInfo: TypeAlias = dict[str, int | bool | _Int32s | _Float32s]
-
-
-class _TMFields(Protocol):
-    """The ``TMArrays`` fields this module reads, with their dtypes (``_tm_state.allocate``).
-
-    ``_tm_state`` builds ``TMArrays`` with ``namedtuple`` from a spliced field list, which a
-    type checker cannot read; ``_fields_of`` views the tuple through this protocol instead.
-    """
-
-    @property
-    def ip(self) -> _Int64s: ...
-    @property
-    def sc(self) -> _Int64s: ...
-    @property
-    def slot_off(self) -> _Int64s: ...
-    @property
-    def slot_cap(self) -> _Int32s: ...
-    @property
-    def nslots(self) -> _Int32s: ...
-    @property
-    def slots(self) -> _Int64s: ...
-    @property
-    def colconf(self) -> _Float32s: ...
-    @property
-    def st_flags(self) -> _UInt8s: ...
-    @property
-    def seg_n(self) -> _Int32s: ...
-    @property
-    def seg_src(self) -> _Int32s: ...
-    @property
-    def seg_perm(self) -> _Float32s: ...
-    @property
-    def seg_seq(self) -> _UInt8s: ...
-    @property
-    def seg_pos(self) -> _Int64s: ...
-    @property
-    def seg_total(self) -> _Int64s: ...
-    @property
-    def seg_last_active(self) -> _Int64s: ...
-    def _replace(self, *, slots: _Int64s) -> S.TMArrays: ...
-
-
-def _fields_of(arrays: S.TMArrays) -> _TMFields:
-    """``arrays`` seen through its typed fields (the same object)."""
-    return cast(_TMFields, arrays)
 
 
 _OUTPUTS: dict[int, _Float32s] = {}
@@ -215,7 +170,7 @@ class BacktrackingTM:
         next TM of this process to hydrate."""
         if self._arrays is not None:
             self._rest = pack_state(self._params, self._arrays)
-            _SPARE[_fields_of(self._arrays).ip.tobytes()] = self._arrays
+            _SPARE[self._arrays.ip.tobytes()] = self._arrays
             self._arrays = None
 
     def state_nbytes(self) -> int:
@@ -336,11 +291,13 @@ class BacktrackingTM:
             self._a = S.reserve(self._a, int(n_max))
         if output is None:
             output = _output_buffer(self.numberOfCols * self.cellsPerColumn)
-        tm_compute(self._arrays, cols, enableLearn, enableInference, output)
+        arrays = self._arrays
+        assert arrays is not None  # held since self._a above
+        tm_compute(arrays, cols, enableLearn, enableInference, output)
 
     def _compact_slots(self) -> None:
         """Repack the slot pool (cells move their slot lists when these grow)."""
-        a = _fields_of(self._a)
+        a = self._a
         slots, top = compact_slots(a.slot_off, a.slot_cap, a.nslots, a.slots, 8192)
         a.sc[S.SC_SLOT_TOP] = top
         self._a = a._replace(slots=slots)
@@ -352,13 +309,13 @@ class BacktrackingTM:
     # ------------------------------------------------------------------ inspection
     def getColConfidence(self) -> _Float32s:
         """Column confidences from the last compute (float32, numberOfCols)."""
-        confidences: _Float32s = _fields_of(self._a).colconf[S.CONF_T].copy()
+        confidences: _Float32s = self._a.colconf[S.CONF_T].copy()
         return confidences
 
     def predicted_columns(self) -> _Int64s:
         """Sorted indices of the columns with non-zero confidence after the last compute:
         the columns NuPIC's TMRegion treats as predicted when scoring the NEXT input."""
-        return np.flatnonzero(_fields_of(self._a).colconf[S.CONF_T]).astype(np.int64)
+        return np.flatnonzero(self._a.colconf[S.CONF_T]).astype(np.int64)
 
     def getPredictedState(self) -> _UInt8s:
         """Cells predicted (inference state) for the next step, as 0/1 uint8."""
@@ -374,12 +331,12 @@ class BacktrackingTM:
 
     def _cell_states(self, state: int | np.int64) -> _UInt8s:
         """A copy of one row of the cell state flags (``_tm_state`` INF_*/LRN_* indices)."""
-        flags: _UInt8s = _fields_of(self._a).st_flags[state].copy()
+        flags: _UInt8s = self._a.st_flags[state].copy()
         return flags
 
     def numSegments(self) -> int:
         """Number of live segments."""
-        a = _fields_of(self._a)
+        a = self._a
         return int(a.sc[S.SC_SEG_HIGH] - a.sc[S.SC_SEG_NFREE])
 
     def numSynapses(self) -> int:
@@ -390,7 +347,7 @@ class BacktrackingTM:
         """The cell's segments in slot order: dicts with ``slot``, ``sources`` (cell
         indices), ``permanences``, ``sequence``, ``positiveActivations``,
         ``totalActivations``, ``lastActiveIteration``."""
-        a = _fields_of(self._a)
+        a = self._a
         if not 0 <= column < self.numberOfCols or not 0 <= cellInColumn < self.cellsPerColumn:
             raise ValueError(f"no cell ({column}, {cellInColumn})")
         cell = column * self.cellsPerColumn + cellInColumn
@@ -415,7 +372,7 @@ class BacktrackingTM:
     @property
     def learnIterations(self) -> int:
         """Number of learning steps so far."""
-        return int(_fields_of(self._a).sc[S.SC_NLRN])
+        return int(self._a.sc[S.SC_NLRN])
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> StateDict:

@@ -70,7 +70,7 @@ def rng_next_raw(state: _State, ptrs: _Ptrs) -> np.uint64:
 
 
 @njit(cache=True)
-def rng_uint32(state: _State, ptrs: _Ptrs, upper: int) -> np.int64:
+def rng_uint32(state: _State, ptrs: _Ptrs, upper: int | np.integer[Any]) -> np.int64:
     """Uniform integer in [0, upper) by rejection (``Random::getUInt32(max)``)."""
     upper_u = np.uint64(upper)
     smax = _MAX32_U64 - (_MAX32_U64 % upper_u)
@@ -114,9 +114,11 @@ def rng_shuffle(state: _State, ptrs: _Ptrs, values: npt.NDArray[np.integer[Any]]
 
 
 @njit(cache=True)
-def rng_sample(state: _State, ptrs: _Ptrs, population: _Ints,
-               n_choices: int | np.int64) -> _Ints:
-    """Ordered selection sampling of ``n_choices`` items (``Random::sample``)."""
+def rng_sample(state: _State, ptrs: _Ptrs, population: npt.NDArray[np.integer[Any]],
+               n_choices: int | np.integer[Any]) -> npt.NDArray[Any]:
+    """Ordered selection sampling of ``n_choices`` items (``Random::sample``), in the
+    population's dtype (int64 for the pooler, int32 for the TM; a TypeVar would not survive
+    numba's ``Dispatcher`` type)."""
     n_population = population.shape[0]
     choices = np.empty(n_choices, dtype=population.dtype)
     next_choice = 0

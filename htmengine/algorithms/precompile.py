@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -43,7 +44,7 @@ def compile_temporal_memory(steps: int = 12) -> None:
         tm.compute_columns(cols, True, True)
 
 
-def precompile(records: int = 20, progress: tqdm | None = None,
+def precompile(records: int = 20, progress: tqdm[Any] | None = None,
                parallel: bool = True) -> float:
     """Run a throw-away model (with save/load and the likelihood) for `records` records;
     returns the seconds it took. ``progress`` (optional) advances once per stage. With
