@@ -57,7 +57,7 @@ venv-dev: $(DEV_STAMP)
 
 # Compile the HTM model's numba kernels into their on-disk cache (about a second when warm).
 precompile: venv
-	@echo "[compile] compiling the HTM model's numba kernels into their disk cache (first time after an install or a change of htmengine/algorithms: 1-5 minutes; then about a second)"
+	@echo "[compile] compiling the HTM model's numba kernels into their disk cache (first time after an install or a change of htmengine/algorithms: about 15-30 s on an idle 2-core machine, a few minutes on a loaded one; then about a second)"
 	@$(PY) -m htmengine.algorithms.precompile
 
 services:

@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.parse_args(argv)
-    print("Compiling the HTM model's numba kernels (a few minutes with an empty cache, "
-          "about a second when cached)...", flush=True)
+    print("Compiling the HTM model's numba kernels (15-30 s with an empty cache on an idle "
+          "machine, about a second when cached)...", flush=True)
     with tqdm(total=len(STAGES), unit="stage", file=sys.stderr,
               bar_format="{l_bar}{bar}| {n}/{total} [{elapsed}] {postfix}") as bar:
         stop = threading.Event()
