@@ -81,25 +81,6 @@ class ModelRunner(CheckpointingRunner):
     """Processes one model's input queue; see the module docstring for the guarantees (its
     state, checkpoints, acks and residency are CheckpointingRunner's)."""
 
-    def catchUpAndCheckpoint(self) -> bool:
-        """For a model that is not loaded: load it from its checkpoint, run the stored rows
-        after it (publishing the results of those not scored yet) and checkpoint it if that
-        applied any; returns True if it saved one. The slot does this for a model it evicted
-        without a checkpoint once its oldest uncheckpointed row is as old as the checkpoint
-        policy allows (so a model that stops getting samples does not depend on its stored
-        rows for long)."""
-        if self._model is not None:
-            return self.checkpointIfDirty()
-        self._loadCheckpointBatchIds()
-        if self._replaySource is None or self._baseRowId is None:
-            return False
-        self._ensureModel()
-        self._flushResults()
-        if not self.dirty:
-            return False
-        self._checkpoint()
-        return True
-
     # -- main loop -------------------------------------------------------------------------
 
     def run(self) -> RunStats:

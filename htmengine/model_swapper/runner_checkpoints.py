@@ -178,30 +178,6 @@ class CheckpointingRunner:
         self._checkpoint()
         return True
 
-    def checkpointForEviction(self) -> bool:
-        """Make the model safe to drop (before eviction, when every taken batch is acked
-        already); returns True if it saved a checkpoint.
-
-        In lazy mode a model whose uncheckpointed rows are all stored in the replay source
-        is dropped without a checkpoint while the rows to run again after its next load (the
-        checkpoint's replay rows plus the rows since) number at most
-        MAX_INCREMENTAL_CHECKPOINT_ROWS and the checkpoint policy does not ask for one: the
-        next load reads them back from the replay source, which it queries anyway, so an
-        incremental checkpoint would only repeat them at the cost of a durable write (three
-        fsyncs). Beyond the bound the model is serialized in full, so no load replays more."""
-        if not self.dirty or self._lastUnacked is not None:
-            return False
-        if (self._lazy() and not self.checkpointDue()
-                and len(self._replayRows) + len(self._runRows)
-                <= MAX_INCREMENTAL_CHECKPOINT_ROWS):
-            return False
-        self._checkpoint()
-        return True
-
-    def dirtySince(self) -> float | None:
-        """When (on the runner's clock) the oldest uncheckpointed row was applied."""
-        return self._dirtySince if self.dirty else None
-
     def residentBytes(self) -> int:
         """Bytes the model holds at rest (its state_nbytes(); the size of its saved bytes
         for models without it); 0 before it is loaded. Measured again only after

@@ -92,10 +92,6 @@ class _SlotWorker:
         # sizes of evicted models (ModelRunner.sizeRecord), so a model loaded again is not
         # measured again at once (measuring a model that just ran packs its whole state)
         self._sizeRecords: dict[str, tuple[int, int]] = {}
-        # models evicted without a checkpoint (their uncheckpointed rows are replayed from
-        # the stored rows when loaded again) -> when their oldest uncheckpointed row was
-        # applied; the idle sweep checkpoints those that reach the policy's maximum age
-        self._evictedDirty: dict[str, float] = {}
         self.evictions = 0      # cumulative counters, reported with every run
         self.loads = 0
         self.checkpoints = 0
@@ -143,7 +139,6 @@ class _SlotWorker:
         with modelLock(self._checkpointMgr.root, modelID, LOCK_TIMEOUT_SECONDS) as locked:
             if not locked:
                 return LOCKED, f"model {modelID} is locked by another process"
-            self._evictedDirty.pop(modelID, None)  # its runner replays the stored rows
             runner = self._resident.get(modelID)
             if runner is not None and not runner.isCurrent():
                 _log.warning("slot %d: resident model %s is stale (its checkpoint changed "
@@ -176,7 +171,6 @@ class _SlotWorker:
                 engine_metrics.MODEL_LOADS.inc()
             if stats.outcome == RunOutcome.DELETED:
                 self._resident.forget(modelID)
-                self._evictedDirty.pop(modelID, None)
             elif runner.model is None:
                 self._resident.pop(modelID)
             else:
@@ -196,10 +190,8 @@ class _SlotWorker:
                                      f"slotEvictions={self.evictions} "
                                      f"seconds={stats.seconds:.3f}")
 
-    def _checkpointResident(self, modelID: str, runner: Any, evicting: bool = False) -> bool:
-        """Checkpoint a resident runner under its model lock (`evicting`: only if the
-        model cannot be dropped without one, see ModelRunner.checkpointForEviction); False if
-        it did not save."""
+    def _checkpointResident(self, modelID: str, runner: Any) -> bool:
+        """Checkpoint a resident runner under its model lock; False if it did not save."""
         try:
             with modelLock(self._checkpointMgr.root, modelID,
                            EVICTION_LOCK_TIMEOUT_SECONDS) as locked:
@@ -207,8 +199,7 @@ class _SlotWorker:
                     _log.warning("slot %d: model %s is locked elsewhere; not checkpointing "
                                  "it", self._slot, modelID)
                     return False
-                saved = bool(runner.checkpointForEviction() if evicting
-                              else runner.checkpointIfDirty())
+                saved = bool(runner.checkpointIfDirty())
                 self.checkpoints += saved
                 engine_metrics.CHECKPOINTS.inc(int(saved))
                 return saved
@@ -222,10 +213,7 @@ class _SlotWorker:
         future until the slot fits its budget."""
         evicted = self._resident.evictOverBudget(now=time.monotonic())
         for modelID, runner in evicted:
-            self._checkpointResident(modelID, runner, evicting=True)
-            dirtySince = runner.dirtySince()
-            if dirtySince is not None:
-                self._evictedDirty[modelID] = dirtySince
+            self._checkpointResident(modelID, runner)
             record = runner.sizeRecord()
             if record is not None:
                 self._sizeRecords[modelID] = record
@@ -246,36 +234,6 @@ class _SlotWorker:
                 break
             if runner.checkpointDue() and self._checkpointResident(modelID, runner):
                 saved += 1
-        if self._evictedDirty and self._policy is not None:
-            aged = [modelID for modelID, since in self._evictedDirty.items()
-                    if now - since >= self._policy.maxAgeSeconds]
-            for modelID in aged[:max(0, CHECKPOINTS_PER_SWEEP - saved)]:
-                if self._conn.poll():
-                    break
-                self._catchUpEvicted(modelID)
-
-    def _catchUpEvicted(self, modelID: str) -> None:
-        """Load a model evicted without a checkpoint, run its stored rows and checkpoint it
-        (ModelRunner.catchUpAndCheckpoint); it is not kept resident."""
-        self._evictedDirty.pop(modelID, None)
-        try:
-            self._ensureServices()
-            with modelLock(self._checkpointMgr.root, modelID,
-                           EVICTION_LOCK_TIMEOUT_SECONDS) as locked:
-                if not locked:
-                    return   # another process runs it (and replays its rows)
-                runner = ModelRunner(modelID, self._swapper, self._checkpointMgr,
-                                     stopRequested=self._stopRequested,
-                                     modelFactory=self._factory,
-                                     replaySource=self._replaySource,
-                                     checkpointPolicy=self._policy,
-                                     settings=self._settings)
-                saved = runner.catchUpAndCheckpoint()
-                self.checkpoints += saved
-                engine_metrics.CHECKPOINTS.inc(int(saved))
-        except Exception:  # its rows stay replayable; the next run loads it anyway
-            _log.exception("slot %d: checkpointing evicted model %s failed", self._slot,
-                           modelID)
 
     def _checkpointBeforeExit(self) -> None:
         if self._checkpointMgr is None:

@@ -479,56 +479,6 @@ def test_a_crash_after_lazy_acks_replays_the_stored_rows_exactly_once(env) -> No
         k: v for k, v in reference_scores(12).items() if k >= 7}
 
 
-def test_an_evicted_lazy_model_is_dropped_without_a_checkpoint_and_replays_its_rows(env) -> None:
-    swapper, mgr, log = env
-    source = ListReplaySource()
-    define(swapper)
-    swapper.put("b0", source.store(rows(0, 1)))
-    first = lazy_runner(swapper, mgr, source, everyRows=100)
-    first.run()                                   # checkpoint at row 0 (before its ack)
-    saved = [entry for entry in log if entry.startswith("checkpoint")]
-    reads = 0
-    for i in range(1, 3 * MAX_INCREMENTAL_CHECKPOINT_ROWS):   # evicted after every row
-        swapper.put(f"b{i}", source.store(rows(i, 1)))
-        runner = lazy_runner(swapper, mgr, source, everyRows=100)
-        runner.run()
-        assert runner.model.count == i + 1 and not swapper.unacked
-        replay = len(mgr.loadCheckpointAttributes("m")["replayRows"])
-        since = i - mgr.loadCheckpointAttributes("m")["lastRowId"]
-        wrote = runner.checkpointForEviction()
-        # nothing written while a load replays at most the bound, then a full save
-        assert wrote == (replay + since > MAX_INCREMENTAL_CHECKPOINT_ROWS), i
-        if wrote:
-            attributes = mgr.loadCheckpointAttributes("m")
-            assert attributes["lastRowId"] == i and attributes["replayRows"] == []
-        reads = len(source.reads)
-    assert reads == 3 * MAX_INCREMENTAL_CHECKPOINT_ROWS - 1      # one read per load
-    assert len([e for e in log if e.startswith("checkpoint")]) - len(saved) == 2
-    assert scores(swapper) == reference_scores(3 * MAX_INCREMENTAL_CHECKPOINT_ROWS)
-    assert not runner.dirty or not runner.checkpointDue()
-
-
-def test_an_evicted_model_catches_up_and_is_checkpointed_when_its_rows_age(env) -> None:
-    swapper, mgr, _ = env
-    source = ListReplaySource()
-    define(swapper)
-    swapper.put("b0", source.store(rows(0, 1)))
-    lazy_runner(swapper, mgr, source, everyRows=100).run()
-    swapper.put("b1", source.store(rows(1, 2)))
-    evicted = lazy_runner(swapper, mgr, source, everyRows=100)
-    evicted.run()
-    assert not evicted.checkpointForEviction() and evicted.dirtySince() is not None
-    source.scored.add(1)                          # row 2's result was lost
-    swapper.results.clear()
-    source.store(rows(3, 1))                      # stored, its input not sent yet
-    catchUp = lazy_runner(swapper, mgr, source, everyRows=100)
-    assert catchUp.catchUpAndCheckpoint()
-    assert mgr.loadCheckpointAttributes("m")["lastRowId"] == 3
-    assert loaded(mgr, "m").digest == reference_model(4).digest
-    assert [r.rowID for _, batch in swapper.results for r in batch] == [2, 3]
-    assert not catchUp.catchUpAndCheckpoint()     # nothing new since
-
-
 def test_checkpoint_due_by_age(env) -> None:
     swapper, mgr, _ = env
     source = ListReplaySource()
