@@ -49,10 +49,8 @@ def transpose_sources(index: np.ndarray, seg_n: np.ndarray, n_cells: int,
 @njit(cache=True)
 def _transpose(src: np.ndarray, seg_n: np.ndarray, n_cells: int,
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray, int, bool]:
-    counts = np.zeros(n_cells, dtype=np.int64)
+    counts = _count(src, n_cells)
     n_syn = src.shape[0]
-    for k in range(n_syn):
-        counts[src[k]] += 1
     cursor = np.empty(n_cells, dtype=np.int64)
     total = 0
     for c in range(n_cells):
@@ -190,9 +188,19 @@ def nibble_index(index: np.ndarray, n_values: int,
 
 @njit(cache=True)
 def _count(index: np.ndarray, n_values: int) -> np.ndarray:
-    counts = np.zeros(n_values, dtype=np.int64)
-    for i in range(index.shape[0]):
-        counts[index[i]] += 1
+    # four partial counts, so that runs of one value do not wait on the same counter
+    partial = np.zeros((4, n_values), dtype=np.int64)
+    n = index.shape[0]
+    for i in range(n // 4):
+        partial[0, index[4 * i]] += 1
+        partial[1, index[4 * i + 1]] += 1
+        partial[2, index[4 * i + 2]] += 1
+        partial[3, index[4 * i + 3]] += 1
+    for i in range(n - n % 4, n):
+        partial[0, index[i]] += 1
+    counts = np.empty(n_values, dtype=np.int64)
+    for v in range(n_values):
+        counts[v] = partial[0, v] + partial[1, v] + partial[2, v] + partial[3, v]
     return counts
 
 
@@ -205,14 +213,19 @@ def _pack_nibbles(index: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.n
     code = np.empty(rank.shape[0], dtype=np.uint8)
     for v in range(rank.shape[0]):
         code[v] = min(rank[v], NIBBLE_ESCAPE)
-    for i in range(n // 2):
-        packed[i] = code[index[2 * i]] | (code[index[2 * i + 1]] << 4)
-    if n % 2:
-        packed[n // 2] = code[index[n - 1]]
-    for i in range(n):  # branch-free compaction of the escaped ranks
-        r = rank[index[i]]
-        escapes[n_escapes] = r
-        n_escapes += int(r >= NIBBLE_ESCAPE)
+    for i in range((n + 1) // 2):  # one pass: the codes, and the (rare) escaped ranks
+        low = index[2 * i]
+        high = index[2 * i + 1] if 2 * i + 1 < n else low
+        a = code[low]
+        b = code[high] if 2 * i + 1 < n else np.uint8(0)
+        packed[i] = a | (b << 4)
+        if a == NIBBLE_ESCAPE or b == NIBBLE_ESCAPE:
+            if a == NIBBLE_ESCAPE:
+                escapes[n_escapes] = rank[low]
+                n_escapes += 1
+            if b == NIBBLE_ESCAPE:
+                escapes[n_escapes] = rank[high]
+                n_escapes += 1
     return packed, escapes, n_escapes
 
 
