@@ -56,43 +56,30 @@ def _transpose(src: np.ndarray, seg_n: np.ndarray, n_cells: int,
     for c in range(n_cells):
         cursor[c] = total
         total += counts[c]
-    # the gaps at their transposed positions, capped at 255; the larger ones listed apart
-    gaps = np.empty(n_syn, dtype=np.uint8)
-    last = np.zeros(n_cells, dtype=np.int64)
-    wide_cell = np.empty(n_syn, dtype=np.int64)
-    wide_gap = np.empty(n_syn, dtype=np.int64)
-    wide_count = np.zeros(n_cells, dtype=np.int64)
-    n_wide = 0
+    # the segment of every synapse at its transposed position (a counting sort by cell;
+    # segments below 2 ** 31, see _tm_persist.check_state)
+    gaps = np.empty(n_syn, dtype=np.int32)
     k = 0
     for p in range(seg_n.shape[0]):
         previous = np.int64(-1)
         for _ in range(seg_n[p]):
             cell = np.int64(src[k])
             if cell < previous:
-                return counts, gaps, gaps, 0, wide_gap, 0, False
+                return counts, gaps.view(np.uint8), gaps.view(np.uint8), 0, counts, 0, False
             previous = cell
-            d = p - last[cell]
-            last[cell] = p
-            gaps[cursor[cell]] = min(d, WIDE_GAP)
+            gaps[cursor[cell]] = p
             cursor[cell] += 1
-            if d >= WIDE_GAP:
-                wide_cell[n_wide] = cell
-                wide_gap[n_wide] = d
-                wide_count[cell] += 1
-                n_wide += 1
             k += 1
-    # the large gaps in transposed order (a cell's come in order: segments ascend)
-    start = 0
+    # in place, from the end: the gaps between a cell's segments, the first one from 0
+    first = np.empty(n_cells, dtype=np.int32)
     for c in range(n_cells):
-        n = wide_count[c]
-        wide_count[c] = start
-        start += n
-    wide = np.empty(n_wide, dtype=np.int64)
-    for j in range(n_wide):
-        c = wide_cell[j]
-        wide[wide_count[c]] = wide_gap[j]
-        wide_count[c] += 1
-    # 4-bit codes two per byte, and the byte escapes (branch-free compaction)
+        first[c] = gaps[cursor[c] - counts[c]] if counts[c] else 0
+    for j in range(n_syn - 1, 0, -1):
+        gaps[j] -= gaps[j - 1]
+    for c in range(n_cells):
+        if counts[c]:
+            gaps[cursor[c] - counts[c]] = first[c]
+    # 4-bit codes two per byte; the byte escapes and the wide gaps (branch-free compaction)
     nibbles = np.empty((n_syn + 1) // 2, dtype=np.uint8)
     for i in range(n_syn // 2):
         nibbles[i] = min(gaps[2 * i], GAP_NIBBLE_ESCAPE) \
@@ -100,11 +87,15 @@ def _transpose(src: np.ndarray, seg_n: np.ndarray, n_cells: int,
     if n_syn % 2:
         nibbles[n_syn // 2] = min(gaps[n_syn - 1], GAP_NIBBLE_ESCAPE)
     small = np.empty(n_syn + 1, dtype=np.uint8)
+    wide = np.empty(n_syn + 1, dtype=np.int64)
     n_small = 0
+    n_wide = 0
     for i in range(n_syn):
         g = np.int64(gaps[i])
-        small[n_small] = max(g - GAP_NIBBLE_ESCAPE, 0)
+        small[n_small] = min(max(g - GAP_NIBBLE_ESCAPE, 0), GAP_BYTE_ESCAPE)
         n_small += int(g >= GAP_NIBBLE_ESCAPE)
+        wide[n_wide] = g
+        n_wide += int(g >= WIDE_GAP)
     return counts, nibbles, small, n_small, wide, n_wide, True
 
 
