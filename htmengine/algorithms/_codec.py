@@ -32,10 +32,19 @@ _GOOD_ENOUGH = 16  # a distance from the initial value this small is kept withou
 _M_MAX = 32767
 
 
-def rows_state(rows: np.ndarray, initial: np.ndarray, step: float) -> dict[str, Any]:
-    """``perm_*`` state fields coding float32 ``rows`` against ``initial`` (module doc)."""
-    nib, m, r, x = encode_rows_packed(np.ascontiguousarray(rows, dtype=np.float32),
-                                      np.ascontiguousarray(initial, dtype=np.float32),
+def rows_state(rows: np.ndarray, initial: np.ndarray, step: float,
+               row_index: np.ndarray | None = None) -> dict[str, Any]:
+    """``perm_*`` state fields coding float32 ``rows`` against ``initial`` (module doc): the
+    rows of the same shape, or with ``row_index`` the whole initial matrix, row ``k`` of
+    ``rows`` coded against its row ``row_index[k]`` (no copy of the initial rows)."""
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    if rows.ndim != 2:
+        rows = rows.reshape(1, -1)
+    if row_index is None:
+        row_index = np.arange(rows.shape[0], dtype=np.int64)
+        initial = np.reshape(initial, rows.shape)
+    nib, m, r, x = encode_rows_packed(rows, np.ascontiguousarray(initial, dtype=np.float32),
+                                      np.ascontiguousarray(row_index, dtype=np.int64),
                                       float(step))
     return {"perm_step": float(step), "perm_nib": nib, "perm_m": m, "perm_r8": r,
             "perm_x": x}
@@ -261,16 +270,16 @@ def decode_rows(code: np.ndarray, ms: np.ndarray, rs: np.ndarray, xs: np.ndarray
 
 
 @njit(cache=True)
-def encode_rows_packed(rows: np.ndarray, initial: np.ndarray, step: float,
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def encode_rows_packed(rows: np.ndarray, initial: np.ndarray, row_index: np.ndarray,
+                       step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(codes two per byte, m int16 and distance int8 per predicted entry, int32 exceptions)
-    of float32 ``rows`` against the ``initial`` rows; a distance from the initial value of at
-    most ``_GOOD_ENOUGH`` units is kept without trying the prediction from 0."""
-    n = rows.size
-    flat = rows.ravel()
-    init = initial.ravel()
-    bits = flat.view(np.int32)
-    packed = np.zeros((n + 1) // 2, dtype=np.uint8)
+    of float32 ``rows`` (2-D), row ``k`` against row ``row_index[k]`` of ``initial``; a
+    distance from the initial value of at most ``_GOOD_ENOUGH`` units is kept without trying
+    the prediction from 0. The m and distance arrays returned are views of larger buffers."""
+    n_rows, width = rows.shape
+    n = n_rows * width
+    bits = rows.view(np.int32)
+    packed = np.empty((n + 1) // 2, dtype=np.uint8)
     ms = np.empty(n, dtype=np.int16)
     rs = np.empty(n, dtype=np.int8)
     xs = np.empty(n, dtype=np.int32)
@@ -279,44 +288,55 @@ def encode_rows_packed(rows: np.ndarray, initial: np.ndarray, step: float,
     tmp = np.ones(1, dtype=np.float32)
     tmp_bits = tmp.view(np.int32)
     one = tmp_bits[0]
-    for i in range(n):
-        b = bits[i]
-        if b == 0:
-            continue  # ZERO: code 0
-        if b == one:
-            packed[i >> 1] |= np.uint8(ONE << ((i & 1) * 4))
-            continue
-        value = np.float64(flat[i])
-        best_code = RAW
-        best_m = np.int64(0)
-        best_r = np.int64(0)
-        if np.isfinite(value) and step > 0:
-            for c in (FROM_INITIAL, FROM_ZERO):
-                base = np.float64(init[i]) if c == FROM_INITIAL else 0.0
-                m = np.rint((value - base) / step)
-                if abs(m) > _M_MAX:
-                    continue
-                r = np.int64(b) - _predict(np.float32(base), np.int64(m), step, tmp, tmp_bits)
-                if abs(r) > 2 ** 31 - 1:
-                    continue
-                if best_code == RAW or abs(r) < abs(best_r):
-                    best_code, best_m, best_r = c, np.int64(m), r
-                if best_code == FROM_INITIAL and abs(best_r) <= _GOOD_ENOUGH:
-                    break
-        packed[i >> 1] |= np.uint8(best_code << ((i & 1) * 4))
-        if best_code == RAW:
-            xs[nx] = b
-            nx += 1
-            continue
-        ms[nm] = best_m
-        if R8_ESCAPE < best_r <= 127:
-            rs[nm] = best_r
-        else:
-            rs[nm] = R8_ESCAPE
-            xs[nx] = best_r
-            nx += 1
-        nm += 1
-    return packed, ms[:nm].copy(), rs[:nm].copy(), xs[:nx].copy()
+    low = 0  # the code of the previous (even) entry, to write a byte per pair
+    for row in range(n_rows):
+        init = initial[row_index[row]]
+        for j in range(width):
+            i = row * width + j
+            b = bits[row, j]
+            if b == 0:
+                code = ZERO
+            elif b == one:
+                code = ONE
+            else:
+                value = np.float64(rows[row, j])
+                best_code = RAW
+                best_m = np.int64(0)
+                best_r = np.int64(0)
+                if np.isfinite(value) and step > 0:
+                    for c in (FROM_INITIAL, FROM_ZERO):
+                        base = np.float64(init[j]) if c == FROM_INITIAL else 0.0
+                        m = np.rint((value - base) / step)
+                        if abs(m) > _M_MAX:
+                            continue
+                        r = np.int64(b) - _predict(np.float32(base), np.int64(m), step, tmp,
+                                                   tmp_bits)
+                        if abs(r) > 2 ** 31 - 1:
+                            continue
+                        if best_code == RAW or abs(r) < abs(best_r):
+                            best_code, best_m, best_r = c, np.int64(m), r
+                        if best_code == FROM_INITIAL and abs(best_r) <= _GOOD_ENOUGH:
+                            break
+                code = best_code
+                if best_code == RAW:
+                    xs[nx] = b
+                    nx += 1
+                else:
+                    ms[nm] = best_m
+                    if R8_ESCAPE < best_r <= 127:
+                        rs[nm] = best_r
+                    else:
+                        rs[nm] = R8_ESCAPE
+                        xs[nx] = best_r
+                        nx += 1
+                    nm += 1
+            if i & 1:
+                packed[i >> 1] = low | (code << 4)
+            else:
+                low = code
+    if n & 1:
+        packed[n >> 1] = low
+    return packed, ms[:nm], rs[:nm], xs[:nx].copy()
 
 
 @njit(cache=True)

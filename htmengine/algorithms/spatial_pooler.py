@@ -398,8 +398,9 @@ class SpatialPooler:
             rows = self._dense.permanences[touched]
             if self.potentialModified:
                 d[f"{prefix}potential_bits"] = np.packbits(self._dense.potential, axis=1)
-        initial = _initial_state(self._init_key()).permanences[touched]
-        for name, value in _codec.rows_state(rows, initial, self._code_step()).items():
+        initial = _initial_state(self._init_key()).permanences
+        for name, value in _codec.rows_state(rows, initial, self._code_step(),
+                                             row_index=touched).items():
             d[f"{prefix}{name}"] = value
         for name in ("overlapDutyCycles", "activeDutyCycles", "minOverlapDutyCycles",
                      "boostFactors"):

@@ -83,6 +83,14 @@ def test_packed_rows_round_trip_bit_exactly_and_refuse_bad_arrays():
     rows[0, :5] = [np.nan, np.inf, -1e30, 3e-39, -0.0]
     rows[1, :3] = [7e4, -7e4, 0.12345678]
     state = _codec.rows_state(rows, initial, 0.0005)
+    # the same coding against rows picked out of a larger initial matrix
+    matrix = np.round(rng.random((9, 41)), 5).astype(np.float32)
+    picked = np.array([7, 1, 8, 0, 4])
+    matrix[picked] = initial
+    by_index = _codec.rows_state(rows, matrix, 0.0005, row_index=picked)
+    assert by_index.keys() == state.keys()
+    for name, value in state.items():
+        assert np.array_equal(by_index[name], value), name
     assert state["perm_nib"].shape == ((rows.size + 1) // 2,)
     assert state["perm_r8"].dtype == np.int8 and state["perm_x"].size
     out = _codec.rows_from_state(state, initial)
