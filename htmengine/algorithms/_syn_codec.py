@@ -37,8 +37,11 @@ def transpose_sources(index: np.ndarray, seg_n: np.ndarray, n_cells: int,
     (flat, segment order, ``seg_n`` per segment, indices below ``n_cells``), or ``None`` when
     a segment's sources are not ascending."""
     seg_n = np.ascontiguousarray(seg_n, dtype=np.int64)
+    # the segment of every synapse in transposed order: uint16 when segments allow (half the
+    # memory traffic of int32)
+    segs = np.empty(index.shape[0], dtype=np.uint16 if seg_n.shape[0] <= 65536 else np.int32)
     counts, nibbles, small, n_small, wide, n_wide, ok = _transpose(
-        np.ascontiguousarray(index), seg_n, n_cells)
+        np.ascontiguousarray(index), seg_n, n_cells, segs)
     if not ok:
         return None
     return (_narrow_uint(counts, int(counts.max(initial=0)) + 1), nibbles,
@@ -47,7 +50,7 @@ def transpose_sources(index: np.ndarray, seg_n: np.ndarray, n_cells: int,
 
 
 @njit(cache=True)
-def _transpose(src: np.ndarray, seg_n: np.ndarray, n_cells: int,
+def _transpose(src: np.ndarray, seg_n: np.ndarray, n_cells: int, gaps: np.ndarray,
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray, int, bool]:
     counts = _count(src, n_cells)
     n_syn = src.shape[0]
@@ -56,9 +59,8 @@ def _transpose(src: np.ndarray, seg_n: np.ndarray, n_cells: int,
     for c in range(n_cells):
         cursor[c] = total
         total += counts[c]
-    # the segment of every synapse at its transposed position (a counting sort by cell;
-    # segments below 2 ** 31, see _tm_persist.check_state)
-    gaps = np.empty(n_syn, dtype=np.int32)
+    # the segment of every synapse at its transposed position in ``gaps`` (a counting sort by
+    # cell; its type holds every segment: below 2 ** 31, see _tm_persist.check_state)
     k = 0
     for p in range(seg_n.shape[0]):
         previous = np.int64(-1)
@@ -74,7 +76,7 @@ def _transpose(src: np.ndarray, seg_n: np.ndarray, n_cells: int,
     first = np.empty(n_cells, dtype=np.int32)
     for c in range(n_cells):
         first[c] = gaps[cursor[c] - counts[c]] if counts[c] else 0
-    for j in range(n_syn - 1, 0, -1):
+    for j in range(n_syn - 1, 0, -1):  # (wraps across cells, overwritten below)
         gaps[j] -= gaps[j - 1]
     for c in range(n_cells):
         if counts[c]:

@@ -34,6 +34,19 @@ def test_transposed_sources_round_trip_with_every_escape():
     assert np.array_equal(_syn_codec.untranspose_sources(*coded, np.array([3, 2])), twice)
 
 
+def test_transposed_sources_round_trip_beyond_65536_segments():
+    # segment numbers past uint16 (the transposition then orders them as int32)
+    sizes = np.zeros(70_000, dtype=np.int64)
+    live = np.array([0, 1, 5, 300, 66_000, 69_999])
+    sizes[live] = 2
+    index = np.tile(np.array([4, 11], dtype=np.uint16), live.size)
+    index[::4] = 0  # sources 0 and 11 on every other live segment
+    counts, nibbles, small, wide = _syn_codec.transpose_sources(index, sizes, 12)
+    assert int(wide.max()) >= 65536  # gaps and segments past uint16
+    assert np.array_equal(_syn_codec.untranspose_sources(counts, nibbles, small, wide, sizes),
+                          index)
+
+
 def test_transposed_sources_refuse_what_does_not_fit():
     rng = np.random.default_rng(6)
     index, sizes = _segments(rng, 300, 3000, 16)
