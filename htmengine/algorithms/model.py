@@ -45,6 +45,9 @@ _PREFIXES = ("enc.", "sp.", "tm.", "model.")
 # per-synapse source index, which a saved state keeps only in its fallback form (a pool with a
 # segment whose sources are not ascending; the usual form is _syn_codec's transposed gaps)
 _THOROUGH = ("tm.syn_src_index",)
+# arrays whose literals zstd's entropy coding shrinks little for its time, compressed without it
+# (checkpoint._PLAIN_PARAMS): escapes and segment fields of the TM, the SP's step counts
+_PLAIN = ("tm.slots", "tm.seg_dc", "tm.seg_last_active", "tm.syn_src_gap_x", "sp.perm_m")
 
 # A modelConfig (or a part of it): the JSON object of NuPIC's OPF model parameters.
 Config: TypeAlias = dict[str, Any]
@@ -192,7 +195,7 @@ class HtmAnomalyModel:
                     arrays[prefix + key] = value
                 else:
                     values[prefix + key] = value.item() if isinstance(value, np.generic) else value
-        return checkpoint.encode(scalars, arrays, thorough=_THOROUGH)
+        return checkpoint.encode(scalars, arrays, thorough=_THOROUGH, plain=_PLAIN)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> HtmAnomalyModel:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from htmengine.algorithms import checkpoint
+from htmengine.algorithms import model as model_module
 from htmengine.algorithms._tm_persist import TM_STATE_VERSION
 from htmengine.algorithms.model import HtmAnomalyModel, ModelStateError
 from htmengine.algorithms.model_params import getScalarMetricWithTimeOfDayAnomalyParams
@@ -217,7 +218,11 @@ def test_v3_checkpoint_is_raw_buffers_and_rejects_corruption(nab_run):
     assert blob[:4] == b"HTMM"
     header, arrays = checkpoint.decode(blob)
     assert header["format_version"] == 3 and header["records_seen"] == RECORDS
-    assert len(header["frames"]) == 1  # everything at zstd level 1
+    # the fast frame, then the plain one (no entropy coding) of model._PLAIN's arrays, in the
+    # payload's order
+    assert len(header["frames"]) == 2
+    assert header["frames"][1][0] == sum(-(-arrays[name].nbytes // 8) * 8
+                                         for name in model_module._PLAIN)
     assert arrays["tm.syn_src_cells"].dtype == np.uint16  # 65,536 cells
     # sources transposed (gap codes two per byte), permanences as 4-bit codes
     n_syn = int(arrays["tm.seg_n"].astype(np.int64).sum())
