@@ -105,7 +105,8 @@ class Bus(Protocol):
         ...
 
     def get(self, queue: str) -> Message | None:
-        """Take one message (to be acked or nacked), or None if the queue is empty."""
+        """Take one message (to be acked or nacked), or None if the queue is empty; its
+        `remaining` counts the ready messages left (None if the broker does not say)."""
         ...
 
     def consume(self, queue: str, prefetch: int = 100,
