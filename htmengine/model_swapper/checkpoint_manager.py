@@ -153,6 +153,21 @@ class ModelCheckpointMgr:
         finally:
             shutil.rmtree(path, ignore_errors=True)
 
+    @contextmanager
+    def _scratch_path(self, name: str) -> Iterator[Path]:
+        """A fresh path in the scratch area (named after this pid) for one directory or link
+        that is then renamed into place; whatever is left there on an error is removed (a
+        crash's leftovers are swept as dead-pid scratch)."""
+        path = self._scratch / f"{os.getpid()}-{uuid.uuid4().hex[:12]}-{name}"
+        try:
+            yield path
+        except BaseException:
+            if path.is_symlink() or path.is_file():
+                path.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+            raise
+
     def _sweep_dead_scratch(self) -> None:
         """Remove scratch entries left by processes that no longer run."""
         for entry in self._scratch.iterdir():
@@ -209,12 +224,12 @@ class ModelCheckpointMgr:
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"model definition of {modelID!r} is not JSON-able: {exc}"
                                     ) from exc
-        with self._scratch_dir(modelID) as scratch:
-            entry = scratch / modelID
+        with self._scratch_path(modelID[:40]) as entry:
             entry.mkdir()
+            # each file and the entry are fsynced once, then the rename and its parent
             _write_durably(entry / VERSION_FILE_NAME, ENTRY_VERSION.encode())
             _write_durably(entry / DEFINITION_FILE_NAME, definitionBytes)
-            self._fsync_tree(entry)
+            _fsync_path(entry, directory=True)
             self._rename_into_place(entry, modelDir)
         _log.info("Defined checkpoint entry for model=%s", modelID)
 
@@ -292,9 +307,12 @@ class ModelCheckpointMgr:
     # -- checkpoints -----------------------------------------------------------------------
 
     def _write_store(self, parent: Path, generation: int, modelState: bytes | None,
-                     attributes: dict[str, Any], reuseModelFrom: Path | None = None) -> str:
+                     attributes: dict[str, Any], reuseModelFrom: Path | None = None,
+                     store: Path | None = None) -> str:
+        """Write and fsync a store directory (`parent`/its name, or `store` if given);
+        returns the store's name."""
         name = f"{STORE_PREFIX}{generation}_{uuid.uuid4().hex[:8]}"
-        store = parent / name
+        store = store if store is not None else parent / name
         store.mkdir()
         if modelState is not None:
             _write_durably(store / MODEL_FILE_NAME, modelState)
@@ -322,15 +340,16 @@ class ModelCheckpointMgr:
         generation = 1
         if oldStore is not None:
             generation = int(self._read_attributes(oldStore).get("generation", 0)) + 1
-        with self._scratch_dir(modelID) as scratch:
+        with self._scratch_path("store") as scratchStore, \
+                self._scratch_path(CURRENT_LINK_NAME) as scratchLink:
             storeName = self._write_store(
-                scratch, generation, None if modelState is None else bytes(modelState),
-                attributes, reuseModelFrom=oldStore)
+                self._scratch, generation, None if modelState is None else bytes(modelState),
+                attributes, reuseModelFrom=oldStore, store=scratchStore)
             # 1. the new store joins the model directory (not yet current)
-            os.rename(scratch / storeName, modelDir / storeName)
+            os.rename(scratchStore, modelDir / storeName)
             # 2. a new link, made in scratch, atomically replaces `current`
-            os.symlink(storeName, scratch / CURRENT_LINK_NAME)
-            os.rename(scratch / CURRENT_LINK_NAME, modelDir / CURRENT_LINK_NAME)
+            os.symlink(storeName, scratchLink)
+            os.rename(scratchLink, modelDir / CURRENT_LINK_NAME)
             _fsync_path(modelDir, directory=True)
         # 3. only now is anything else (the previous store, orphans of crashes) deleted
         for entry in modelDir.iterdir():

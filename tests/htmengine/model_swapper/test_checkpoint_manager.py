@@ -77,10 +77,12 @@ def test_crash_between_scratch_write_and_rename_keeps_previous_checkpoint(
     with pytest.raises(OSError, match="simulated crash"):
         mgr.save("m", b"new-but-lost", {"batchIds": ["b"]})
     monkeypatch.setattr(cm.os, "rename", real_rename)
-    assert calls and Path(calls[0][0]).parent.parent == mgr.root / cm.SCRATCH_DIR_NAME
+    assert calls and Path(calls[0][0]).parent == mgr.root / cm.SCRATCH_DIR_NAME
     checkpoint = mgr.loadCheckpoint("m")
     assert checkpoint is not None and checkpoint.modelState == b"good"
     assert checkpoint.attributes["batchIds"] == ["a"]
+    # the failed write left nothing behind in the scratch area, nor did the good ones
+    assert list((mgr.root / cm.SCRATCH_DIR_NAME).iterdir()) == []
 
 
 def test_crash_between_store_rename_and_link_swap_keeps_previous_checkpoint(
