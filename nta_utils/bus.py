@@ -35,6 +35,11 @@ class Bus(Protocol):
         """Incremented at every (re)connection; delivery tags of older generations are void."""
         ...
 
+    def socket_fileno(self) -> int | None:
+        """The broker connection's socket descriptor to wait on with `select` (None when
+        there is none: not connected, or an in-process bus)."""
+        ...
+
     def close(self) -> None:
         """Close the connection; unacknowledged deliveries go back to their queues."""
         ...

@@ -95,6 +95,10 @@ class StubBus(Bus):
         """Incremented at every (re)connection; delivery tags of older generations are void."""
         return self._generation
 
+    def socket_fileno(self) -> int | None:
+        """None: the in-process broker has no socket to wait on."""
+        return None
+
     # ------------------------------------------------------------------ connection
 
     def _connect(self) -> None:
