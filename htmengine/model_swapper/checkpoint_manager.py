@@ -10,7 +10,8 @@ Layout under the root (model-checkpoint.conf [storage] root)::
         store_<generation>_<token>/
             model.bin              the model's serialized state (HtmAnomalyModel.to_bytes());
                                    an incremental checkpoint (or a clone) hard-links the
-                                   previous (source) one's
+                                   previous (source) one's; absent when the state is empty
+                                   (attribute "emptyModel": a new model's first checkpoints)
             attributes.json        {"generation", "batchIds", "previousBatchIds",
                                     "replayRows" (rows to re-run after loading model.bin)}
 
@@ -56,6 +57,8 @@ CURRENT_LINK_NAME = "current"
 STORE_PREFIX = "store_"
 MODEL_FILE_NAME = "model.bin"
 ATTRIBUTES_FILE_NAME = "attributes.json"
+# attribute of a store whose model state is empty (b""): such a store has no model.bin
+EMPTY_MODEL_KEY = "emptyModel"
 # attributes describing the model state itself (kept by clone); the rest (batch ids) are not
 CLONED_ATTRIBUTES = ("replayRows", "fromDefinition")
 
@@ -315,11 +318,19 @@ class ModelCheckpointMgr:
         store = store if store is not None else parent / name
         store.mkdir()
         if modelState is not None:
-            _write_durably(store / MODEL_FILE_NAME, modelState)
+            # empty state (a new model's first checkpoints: it is rebuilt from its
+            # definition) is no file at all, and so one fsync less
+            emptyModel = not modelState
+            if not emptyModel:
+                _write_durably(store / MODEL_FILE_NAME, modelState)
         else:
             assert reuseModelFrom is not None
-            os.link(reuseModelFrom / MODEL_FILE_NAME, store / MODEL_FILE_NAME)
+            emptyModel = bool(self._read_attributes(reuseModelFrom).get(EMPTY_MODEL_KEY))
+            if not emptyModel:
+                os.link(reuseModelFrom / MODEL_FILE_NAME, store / MODEL_FILE_NAME)
         payload = {**attributes, "generation": generation, "savedAt": time.time()}
+        if emptyModel:
+            payload[EMPTY_MODEL_KEY] = True
         _write_durably(store / ATTRIBUTES_FILE_NAME, json.dumps(payload).encode())
         _fsync_path(store, directory=True)
         return name
@@ -374,7 +385,8 @@ class ModelCheckpointMgr:
             return None
         attributes = self._read_attributes(store)
         try:
-            modelState = (store / MODEL_FILE_NAME).read_bytes()
+            modelState = (b"" if attributes.get(EMPTY_MODEL_KEY)
+                          else (store / MODEL_FILE_NAME).read_bytes())
         except OSError as exc:
             raise CheckpointCorruptError(f"Model state in {store} unreadable: {exc}") from exc
         return Checkpoint(int(attributes.get("generation", 0)), modelState, attributes)

@@ -139,6 +139,29 @@ def test_sigkill_during_saves_always_leaves_a_complete_checkpoint(tmp_path: Path
     assert list((root / cm.SCRATCH_DIR_NAME).iterdir()) == []
 
 
+def test_an_empty_state_is_stored_as_no_file_and_read_back_as_empty(
+        mgr: ModelCheckpointMgr) -> None:
+    mgr.define("m", DEFINITION)
+    mgr.save("m", b"", {"fromDefinition": True, "replayRows": [1]})
+
+    def store() -> Path:
+        return mgr.root / "m" / os.readlink(mgr.root / "m" / cm.CURRENT_LINK_NAME)
+
+    assert not (store() / cm.MODEL_FILE_NAME).exists()
+    assert mgr.load("m") == b""
+    mgr.save("m", None, {"fromDefinition": True, "replayRows": [1, 2]})   # incremental
+    assert not (store() / cm.MODEL_FILE_NAME).exists() and mgr.load("m") == b""
+    mgr.clone("m", "c")
+    assert mgr.load("c") == b""
+    assert mgr.loadCheckpointAttributes("c")["replayRows"] == [1, 2]
+    mgr.save("m", b"full", {})
+    assert mgr.load("m") == b"full" and mgr.load("c") == b""
+    # a model.bin lost from a store that had one is still reported
+    (store() / cm.MODEL_FILE_NAME).unlink()
+    with pytest.raises(CheckpointCorruptError):
+        mgr.load("m")
+
+
 def test_clone_copies_definition_and_state(mgr: ModelCheckpointMgr) -> None:
     mgr.define("src", DEFINITION)
     mgr.clone("src", "never-saved")
