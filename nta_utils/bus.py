@@ -35,6 +35,11 @@ class Bus(Protocol):
         """Incremented at every (re)connection; delivery tags of older generations are void."""
         ...
 
+    def socket_fileno(self) -> int | None:
+        """The broker connection's socket descriptor to wait on with `select` (None when
+        there is none: not connected, or an in-process bus)."""
+        ...
+
     def close(self) -> None:
         """Close the connection; unacknowledged deliveries go back to their queues."""
         ...
@@ -105,7 +110,8 @@ class Bus(Protocol):
         ...
 
     def get(self, queue: str) -> Message | None:
-        """Take one message (to be acked or nacked), or None if the queue is empty."""
+        """Take one message (to be acked or nacked), or None if the queue is empty; its
+        `remaining` counts the ready messages left (None if the broker does not say)."""
         ...
 
     def consume(self, queue: str, prefetch: int = 100,

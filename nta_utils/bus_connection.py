@@ -90,6 +90,17 @@ class BusConnection:
         """True while a broker connection is open."""
         return self._connection is not None and self._connection.is_open
 
+    def socket_fileno(self) -> int | None:
+        """The open connection's socket descriptor, to wait for broker input with `select`
+        together with other files (the consumer then reads it); None when not connected.
+        Data already read and buffered by TLS is not seen: wait with a timeout."""
+        connection = self._connection
+        if connection is None or not connection.is_open:
+            return None
+        transport = getattr(getattr(connection, "_impl", None), "_transport", None)
+        sock = getattr(transport, "_sock", None)
+        return sock.fileno() if sock is not None else None
+
     def _connect(self) -> pika.BlockingConnection:
         if self._closed:
             raise BusError("MessageBus is closed")

@@ -239,7 +239,8 @@ class MessageBus(BusConnection, Bus):
                         if getattr(properties, name, None) is not None})
 
     def get(self, queue: str) -> Message | None:
-        """Take one message (to be acked or nacked), or None if the queue is empty."""
+        """Take one message (to be acked or nacked), or None if the queue is empty; the
+        message's `remaining` is the count of ready messages the broker had left."""
         self._check_name("queue", queue)
 
         def action() -> Message | None:
@@ -247,7 +248,9 @@ class MessageBus(BusConnection, Bus):
                 queue=queue, auto_ack=False)
             if method is None:
                 return None
-            return self._to_message(method, properties, body)
+            message = self._to_message(method, properties, body)
+            message.remaining = method.message_count
+            return message
 
         return self._call(f"get from queue {queue!r}", action)
 

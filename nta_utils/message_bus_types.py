@@ -99,6 +99,9 @@ class Message:
     # The other AMQP basic properties that were set (pika names: content_type,
     # delivery_mode, correlation_id, message_id, timestamp, ...).
     properties: dict[str, Any] = field(default_factory=dict, compare=False)
+    # `get` only: ready messages left in the queue once this one was taken (basic.get-ok's
+    # message-count); None when unknown (consumed messages).
+    remaining: int | None = field(default=None, compare=False)
 
 
 @dataclass

@@ -95,6 +95,10 @@ class StubBus(Bus):
         """Incremented at every (re)connection; delivery tags of older generations are void."""
         return self._generation
 
+    def socket_fileno(self) -> int | None:
+        """None: the in-process broker has no socket to wait on."""
+        return None
+
     # ------------------------------------------------------------------ connection
 
     def _connect(self) -> None:
@@ -340,12 +344,17 @@ class StubBus(Bus):
         return to_message(envelope, tag, self._generation)
 
     def get(self, queue: str) -> Message | None:
-        """Take one message (to be acked or nacked), or None if the queue is empty."""
+        """Take one message (to be acked or nacked), or None if the queue is empty; the
+        message's `remaining` is the count of ready messages left."""
         _check_name("queue", queue)
         with self._broker.cond:
             self._connect()
             found = self._owned_queue(queue)
-            return self._deliver(found, False) if found.ready else None
+            if not found.ready:
+                return None
+            message = self._deliver(found, False)
+            message.remaining = len(found.ready)
+            return message
 
     def consume(self, queue: str, prefetch: int = 100,
                 inactivity_timeout: float | None = None,

@@ -10,7 +10,8 @@ Layout under the root (model-checkpoint.conf [storage] root)::
         store_<generation>_<token>/
             model.bin              the model's serialized state (HtmAnomalyModel.to_bytes());
                                    an incremental checkpoint (or a clone) hard-links the
-                                   previous (source) one's
+                                   previous (source) one's; absent when the state is empty
+                                   (attribute "emptyModel": a new model's first checkpoints)
             attributes.json        {"generation", "batchIds", "previousBatchIds",
                                     "replayRows" (rows to re-run after loading model.bin)}
 
@@ -56,6 +57,8 @@ CURRENT_LINK_NAME = "current"
 STORE_PREFIX = "store_"
 MODEL_FILE_NAME = "model.bin"
 ATTRIBUTES_FILE_NAME = "attributes.json"
+# attribute of a store whose model state is empty (b""): such a store has no model.bin
+EMPTY_MODEL_KEY = "emptyModel"
 # attributes describing the model state itself (kept by clone); the rest (batch ids) are not
 CLONED_ATTRIBUTES = ("replayRows", "fromDefinition")
 
@@ -153,6 +156,21 @@ class ModelCheckpointMgr:
         finally:
             shutil.rmtree(path, ignore_errors=True)
 
+    @contextmanager
+    def _scratch_path(self, name: str) -> Iterator[Path]:
+        """A fresh path in the scratch area (named after this pid) for one directory or link
+        that is then renamed into place; whatever is left there on an error is removed (a
+        crash's leftovers are swept as dead-pid scratch)."""
+        path = self._scratch / f"{os.getpid()}-{uuid.uuid4().hex[:12]}-{name}"
+        try:
+            yield path
+        except BaseException:
+            if path.is_symlink() or path.is_file():
+                path.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+            raise
+
     def _sweep_dead_scratch(self) -> None:
         """Remove scratch entries left by processes that no longer run."""
         for entry in self._scratch.iterdir():
@@ -209,12 +227,12 @@ class ModelCheckpointMgr:
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"model definition of {modelID!r} is not JSON-able: {exc}"
                                     ) from exc
-        with self._scratch_dir(modelID) as scratch:
-            entry = scratch / modelID
+        with self._scratch_path(modelID[:40]) as entry:
             entry.mkdir()
+            # each file and the entry are fsynced once, then the rename and its parent
             _write_durably(entry / VERSION_FILE_NAME, ENTRY_VERSION.encode())
             _write_durably(entry / DEFINITION_FILE_NAME, definitionBytes)
-            self._fsync_tree(entry)
+            _fsync_path(entry, directory=True)
             self._rename_into_place(entry, modelDir)
         _log.info("Defined checkpoint entry for model=%s", modelID)
 
@@ -292,16 +310,27 @@ class ModelCheckpointMgr:
     # -- checkpoints -----------------------------------------------------------------------
 
     def _write_store(self, parent: Path, generation: int, modelState: bytes | None,
-                     attributes: dict[str, Any], reuseModelFrom: Path | None = None) -> str:
+                     attributes: dict[str, Any], reuseModelFrom: Path | None = None,
+                     store: Path | None = None) -> str:
+        """Write and fsync a store directory (`parent`/its name, or `store` if given);
+        returns the store's name."""
         name = f"{STORE_PREFIX}{generation}_{uuid.uuid4().hex[:8]}"
-        store = parent / name
+        store = store if store is not None else parent / name
         store.mkdir()
         if modelState is not None:
-            _write_durably(store / MODEL_FILE_NAME, modelState)
+            # empty state (a new model's first checkpoints: it is rebuilt from its
+            # definition) is no file at all, and so one fsync less
+            emptyModel = not modelState
+            if not emptyModel:
+                _write_durably(store / MODEL_FILE_NAME, modelState)
         else:
             assert reuseModelFrom is not None
-            os.link(reuseModelFrom / MODEL_FILE_NAME, store / MODEL_FILE_NAME)
+            emptyModel = bool(self._read_attributes(reuseModelFrom).get(EMPTY_MODEL_KEY))
+            if not emptyModel:
+                os.link(reuseModelFrom / MODEL_FILE_NAME, store / MODEL_FILE_NAME)
         payload = {**attributes, "generation": generation, "savedAt": time.time()}
+        if emptyModel:
+            payload[EMPTY_MODEL_KEY] = True
         _write_durably(store / ATTRIBUTES_FILE_NAME, json.dumps(payload).encode())
         _fsync_path(store, directory=True)
         return name
@@ -322,15 +351,16 @@ class ModelCheckpointMgr:
         generation = 1
         if oldStore is not None:
             generation = int(self._read_attributes(oldStore).get("generation", 0)) + 1
-        with self._scratch_dir(modelID) as scratch:
+        with self._scratch_path("store") as scratchStore, \
+                self._scratch_path(CURRENT_LINK_NAME) as scratchLink:
             storeName = self._write_store(
-                scratch, generation, None if modelState is None else bytes(modelState),
-                attributes, reuseModelFrom=oldStore)
+                self._scratch, generation, None if modelState is None else bytes(modelState),
+                attributes, reuseModelFrom=oldStore, store=scratchStore)
             # 1. the new store joins the model directory (not yet current)
-            os.rename(scratch / storeName, modelDir / storeName)
+            os.rename(scratchStore, modelDir / storeName)
             # 2. a new link, made in scratch, atomically replaces `current`
-            os.symlink(storeName, scratch / CURRENT_LINK_NAME)
-            os.rename(scratch / CURRENT_LINK_NAME, modelDir / CURRENT_LINK_NAME)
+            os.symlink(storeName, scratchLink)
+            os.rename(scratchLink, modelDir / CURRENT_LINK_NAME)
             _fsync_path(modelDir, directory=True)
         # 3. only now is anything else (the previous store, orphans of crashes) deleted
         for entry in modelDir.iterdir():
@@ -355,7 +385,8 @@ class ModelCheckpointMgr:
             return None
         attributes = self._read_attributes(store)
         try:
-            modelState = (store / MODEL_FILE_NAME).read_bytes()
+            modelState = (b"" if attributes.get(EMPTY_MODEL_KEY)
+                          else (store / MODEL_FILE_NAME).read_bytes())
         except OSError as exc:
             raise CheckpointCorruptError(f"Model state in {store} unreadable: {exc}") from exc
         return Checkpoint(int(attributes.get("generation", 0)), modelState, attributes)

@@ -103,12 +103,15 @@ class ModelRunner(CheckpointingRunner):
         return self.stats
 
     def _loop(self) -> RunOutcome:
+        seenEmpty = False
         while True:
             if self._stopRequested():
                 self._commit()
                 return RunOutcome.STOPPED
             try:
-                batch = self._swapper.getRequestBatch(self._modelID)
+                # the broker said the last get left the queue empty: asking again would
+                # only cost a round trip (input published since comes with a notification)
+                batch = None if seenEmpty else self._swapper.getRequestBatch(self._modelID)
             except ModelNotFound:
                 self._commit()
                 return RunOutcome.NO_QUEUE
@@ -121,6 +124,7 @@ class ModelRunner(CheckpointingRunner):
                 self._commit()
                 return RunOutcome.DRAINED
             self._lastUnacked = batch
+            seenEmpty = batch.remaining == 0
             if batch.batchID in self._checkpointBatchIds or batch.batchID in self._runBatchIds:
                 _log.warning("%r: batch %s was already applied; skipping the redelivery",
                              self, batch.batchID)

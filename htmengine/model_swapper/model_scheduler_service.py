@@ -58,9 +58,13 @@ _log = logging.getLogger(__name__)
 MIN_SLOTS = 2
 BASE_RAM_BYTES = 1 << 30
 RAM_PER_SLOT_BYTES = 2 << 30
-# The notification consumer's wait; slot messages ("done") are read between two waits, so
-# this bounds how long a slot that finished a model stays idle unnoticed.
+# The scheduler's longest wait: once the notification consumer has nothing buffered (after
+# DRAIN_SECONDS without a message) it waits for the broker's socket or a slot's pipe to turn
+# readable, so a notification or a slot's "done" is handled at once; timers (retries, token
+# refresh) are checked at least this often. Without a socket to wait on (an in-process bus)
+# this bounds how long a notification waits.
 POLL_SECONDS = 0.01
+DRAIN_SECONDS = 0.001
 MAX_FAILURE_RETRY_SECONDS = 60.0
 LOCKED_RETRY_SECONDS = 1.0
 SHUTDOWN_TIMEOUT_SECONDS = 120.0
@@ -242,6 +246,15 @@ class ModelSchedulerService:
             # its unacked input is redelivered; run it again
             self._apply(self._controller.onModelDone(modelID, True, self._failed(modelID)))
 
+    def _waitForInput(self) -> None:
+        """Wait at most POLL_SECONDS for the broker's socket or a slot's pipe to be readable."""
+        assert self._swapper is not None
+        waitables: list[Any] = [slot.conn for slot in self._slots if not slot.conn.closed]
+        fileno = self._swapper.bus.socket_fileno()
+        if fileno is not None:
+            waitables.append(fileno)
+        wait(waitables, timeout=POLL_SECONDS)
+
     def _pollSlots(self, timeout: float) -> None:
         connections = {slot.conn: slot for slot in self._slots if not slot.conn.closed}
         for conn in wait(list(connections), timeout=timeout):
@@ -295,11 +308,13 @@ class ModelSchedulerService:
         """Consume notifications until the connection drops or a stop is requested."""
         assert self._swapper is not None
         with self._swapper.consumeModelSchedulerNotifications(
-                inactivity_timeout=POLL_SECONDS) as consumer:
+                inactivity_timeout=DRAIN_SECONDS) as consumer:
             for notification in consumer:
                 if notification is not None:
                     self._apply(self._controller.onNotification(notification.value,
                                                                 notification.deliveryTag))
+                else:
+                    self._waitForInput()
                 self._pollSlots(0)
                 self._apply(self._controller.tick())
                 self._refreshOldTokens()

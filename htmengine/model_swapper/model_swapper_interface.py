@@ -71,6 +71,8 @@ class ConsumedRequestBatch(NamedTuple):
     ack: Callable[..., None]
     deliveryTag: int
     connectionGeneration: int
+    # ready batches the broker had left in the queue when this one was taken (None: unknown)
+    remaining: int | None = None
 
 
 class ConsumedResultBatch(NamedTuple):
@@ -347,7 +349,8 @@ class ModelSwapperInterface:
         return ConsumedRequestBatch(
             batchID=batch.batchID, objects=batch.objects,
             ack=lambda multiple=False: bus.ack(tag, multiple=multiple),
-            deliveryTag=tag, connectionGeneration=message.connection_generation)
+            deliveryTag=tag, connectionGeneration=message.connection_generation,
+            remaining=message.remaining)
 
     def consumeRequests(self, modelID: str, blocking: bool = True) -> _MessageConsumer:
         """Iterable of the model's request batches (ConsumedRequestBatch); with

@@ -99,6 +99,16 @@ def test_publish_get_ack_keeps_body_headers_and_properties(bus: Bus, queue: str)
         bus.ack(message.delivery_tag)
 
 
+def test_get_tells_how_many_ready_messages_it_left(bus: Bus, queue: str) -> None:
+    for i in range(3):
+        bus.publish_to_queue(queue, f"m{i}".encode())
+    taken = [bus.get(queue) for _ in range(3)]
+    assert [(m.body, m.remaining) for m in taken if m is not None] == [
+        (b"m0", 2), (b"m1", 1), (b"m2", 0)]
+    assert bus.get(queue) is None
+    bus.ack_all()
+
+
 def test_transient_messages_are_marked(bus: Bus, queue: str) -> None:
     bus.publish_to_queue(queue, b"t", persistent=False)
     message = bus.get(queue)

@@ -77,10 +77,12 @@ def test_crash_between_scratch_write_and_rename_keeps_previous_checkpoint(
     with pytest.raises(OSError, match="simulated crash"):
         mgr.save("m", b"new-but-lost", {"batchIds": ["b"]})
     monkeypatch.setattr(cm.os, "rename", real_rename)
-    assert calls and Path(calls[0][0]).parent.parent == mgr.root / cm.SCRATCH_DIR_NAME
+    assert calls and Path(calls[0][0]).parent == mgr.root / cm.SCRATCH_DIR_NAME
     checkpoint = mgr.loadCheckpoint("m")
     assert checkpoint is not None and checkpoint.modelState == b"good"
     assert checkpoint.attributes["batchIds"] == ["a"]
+    # the failed write left nothing behind in the scratch area, nor did the good ones
+    assert list((mgr.root / cm.SCRATCH_DIR_NAME).iterdir()) == []
 
 
 def test_crash_between_store_rename_and_link_swap_keeps_previous_checkpoint(
@@ -135,6 +137,29 @@ def test_sigkill_during_saves_always_leaves_a_complete_checkpoint(tmp_path: Path
         assert checkpoint.modelState == (str(i).encode() + b":") * 20000
     # dead writers' scratch directories were swept by the next manager
     assert list((root / cm.SCRATCH_DIR_NAME).iterdir()) == []
+
+
+def test_an_empty_state_is_stored_as_no_file_and_read_back_as_empty(
+        mgr: ModelCheckpointMgr) -> None:
+    mgr.define("m", DEFINITION)
+    mgr.save("m", b"", {"fromDefinition": True, "replayRows": [1]})
+
+    def store() -> Path:
+        return mgr.root / "m" / os.readlink(mgr.root / "m" / cm.CURRENT_LINK_NAME)
+
+    assert not (store() / cm.MODEL_FILE_NAME).exists()
+    assert mgr.load("m") == b""
+    mgr.save("m", None, {"fromDefinition": True, "replayRows": [1, 2]})   # incremental
+    assert not (store() / cm.MODEL_FILE_NAME).exists() and mgr.load("m") == b""
+    mgr.clone("m", "c")
+    assert mgr.load("c") == b""
+    assert mgr.loadCheckpointAttributes("c")["replayRows"] == [1, 2]
+    mgr.save("m", b"full", {})
+    assert mgr.load("m") == b"full" and mgr.load("c") == b""
+    # a model.bin lost from a store that had one is still reported
+    (store() / cm.MODEL_FILE_NAME).unlink()
+    with pytest.raises(CheckpointCorruptError):
+        mgr.load("m")
 
 
 def test_clone_copies_definition_and_state(mgr: ModelCheckpointMgr) -> None:

@@ -57,11 +57,14 @@ class FakeSwapper:
         self.deletedQueues: list[str] = []
         self.log = log
         self._tag = 0
+        self.gets = 0
+        self.reportsRemaining = True   # as MessageBus.get does (basic.get-ok's message-count)
 
     def put(self, batchID: str, items: list) -> None:
         self.queue.append((batchID, tuple(items)))
 
     def getRequestBatch(self, modelID: str) -> ConsumedRequestBatch | None:
+        self.gets += 1
         if modelID in self.deletedQueues:
             raise ModelNotFound(modelID)
         if not self.queue:
@@ -71,7 +74,7 @@ class FakeSwapper:
         tag = self._tag
         self.unacked.append((tag, batchID, items))
         return ConsumedRequestBatch(batchID, items, lambda multiple=False: self._ack(tag, multiple),
-                                    tag, 1)
+                                    tag, 1, len(self.queue) if self.reportsRemaining else None)
 
     def _ack(self, tag: int, multiple: bool) -> None:
         self.log.append(f"ack {tag}{' multiple' if multiple else ''}")
@@ -641,3 +644,30 @@ def test_a_reloaded_model_carries_its_size_record_over(env) -> None:
         record = runner.sizeRecord()
     assert SizedHashModel.measured == 2                # at the first row and `every` later
     assert size == 1001 + every and record == (1001 + every, 0)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_get_that_left_the_queue_empty_ends_the_run_without_another_get(
+        env, tmp_path, lazy) -> None:
+    swapper, mgr, log = env
+    other = FakeSwapper([])
+    other.reportsRemaining = False
+    otherMgr = LoggingMgr(tmp_path / "other", other.log)
+    sources = [ListReplaySource() if lazy else None for _ in range(2)]
+    for fake, source in zip((swapper, other), sources, strict=True):
+        define(fake)
+        fake.put("b1", source.store(rows(0, 3)) if source else rows(0, 3))
+        fake.put("b2", source.store(rows(3, 2)) if source else rows(3, 2))
+    runs = [ModelRunner("m", fake, store, targetRequestsPerCheckpoint=4,
+                        modelFactory=HashModel, replaySource=source)
+            for fake, store, source in zip((swapper, other), (mgr, otherMgr), sources,
+                                           strict=True)]
+    assert [r.run().outcome for r in runs] == [RunOutcome.DRAINED] * 2
+    # the broker's count saves the final get; nothing else changes
+    assert (swapper.gets, other.gets) == (3, 4)
+    assert log == other.log and swapper.results == other.results
+    assert swapper.unacked == other.unacked == [] and swapper.queue == []
+    # input published after that get is the next run's (its notification schedules it)
+    swapper.put("b3", rows(5, 1))
+    assert runs[0].run().outcome is RunOutcome.DRAINED
+    assert swapper.gets == 4 and scores(swapper) == reference_scores(6)
