@@ -170,6 +170,17 @@ class CheckpointingRunner:
         return self.dirty and self._policy.due(self._uncheckpointedRows, self._dirtySince,
                                                self._clock())
 
+    def replayableWithoutCheckpoint(self) -> bool:
+        """True if the model may be dropped without a checkpoint: every row it applied since
+        its checkpoint is in the replay source (lazy mode; every taken batch acked, its
+        results published), and a load replays at most MAX_INCREMENTAL_CHECKPOINT_ROWS rows
+        (the checkpoint's replay rows and those stored after it). The next load replays
+        them, as after a crash; a model with more is checkpointed before it is dropped."""
+        return (self._model is not None and self._lazy() and self._lastUnacked is None
+                and not self._pendingResults
+                and (len(self._replayRows) + self._uncheckpointedRows
+                     <= MAX_INCREMENTAL_CHECKPOINT_ROWS))
+
     def checkpointIfDirty(self) -> bool:
         """Checkpoint the model if it has uncheckpointed rows (before eviction or exit, when
         every taken batch is acked already); returns True if it saved one."""

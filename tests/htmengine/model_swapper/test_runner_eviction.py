@@ -1,0 +1,125 @@
+"""Evicting a lazy model without a checkpoint: its rows since the checkpoint are replayed
+from the stored rows (the replay source) when it is next loaded, at most
+MAX_INCREMENTAL_CHECKPOINT_ROWS of them; with the in-memory queue and HashModel of
+test_model_runner."""
+
+from __future__ import annotations
+
+from test_model_runner import (
+    HashModel,
+    ListReplaySource,
+    ModelCommand,
+        ModelRunner,
+    define,
+    env,  # noqa: F401  (the fixture)
+    lazy_runner,
+    loaded,
+    reference_model,
+    reference_scores,
+    rows,
+    scores,
+)
+
+from htmengine.model_swapper.model_runner import MAX_INCREMENTAL_CHECKPOINT_ROWS
+
+
+def evict(runner: ModelRunner) -> bool:
+    """What the slot does with an evicted runner; True if it wrote a checkpoint."""
+    if runner.replayableWithoutCheckpoint():
+        return False
+    return runner.checkpointIfDirty()
+
+
+def test_an_evicted_lazy_model_is_dropped_until_a_load_would_replay_too_many_rows(
+        env) -> None:  # noqa: F811
+    swapper, mgr, log = env
+    source = ListReplaySource()
+    define(swapper)
+    swapper.put("b0", source.store(rows(0, 1)))
+    lazy_runner(swapper, mgr, source, everyRows=1000).run()   # first checkpoint (row 0)
+    log.clear()
+    samples = 3 * (MAX_INCREMENTAL_CHECKPOINT_ROWS + 1)
+    written, replayed = [], []
+    for i in range(1, 1 + samples):      # one sample per run, evicted after each run
+        swapper.put(f"b{i}", source.store(rows(i, 1)))
+        runner = lazy_runner(swapper, mgr, source, everyRows=1000)
+        stats = runner.run()
+        replayed.append(stats.extra.get("replayedRows", 0))
+        source.scored.update(range(i + 1))   # the anomaly service stored its results
+        written.append(evict(runner))
+    # a full checkpoint every MAX + 1 samples (the first one sooner: the new model's first
+    # checkpoint holds row 0 as a replay row), nothing written in between
+    saved = [i for i, wrote in enumerate(written) if wrote]
+    assert saved[0] == MAX_INCREMENTAL_CHECKPOINT_ROWS - 1
+    assert [b - a for a, b in zip(saved, saved[1:], strict=False)] == [
+        MAX_INCREMENTAL_CHECKPOINT_ROWS + 1] * 2
+    assert len([entry for entry in log if entry.startswith("checkpoint")]) == 3
+    assert mgr.loadCheckpointAttributes("m")["replayRows"] == []
+    # each load replays the dropped rows and the new one (stored before it was sent)
+    assert max(replayed) == MAX_INCREMENTAL_CHECKPOINT_ROWS + 1
+    assert scores(swapper) == reference_scores(1 + samples)
+    # the last sample was dropped: the checkpoint ends one row before it
+    assert mgr.loadCheckpointAttributes("m")["lastRowId"] == samples - 1
+    assert loaded(mgr, "m").digest == reference_model(samples).digest
+    assert not swapper.unacked and not swapper.queue
+
+
+def test_a_dropped_model_continues_exactly_from_the_stored_rows(env) -> None:  # noqa: F811
+    swapper, mgr, _ = env
+    source = ListReplaySource()
+    define(swapper)
+    swapper.put("b0", source.store(rows(0, 2)))
+    lazy_runner(swapper, mgr, source, everyRows=1000).run()   # checkpoint: rows 0, 1
+    swapper.put("b1", source.store(rows(2, 3)))
+    dropped = lazy_runner(swapper, mgr, source, everyRows=1000)
+    dropped.run()
+    assert dropped.dirty and dropped.replayableWithoutCheckpoint()
+    source.scored.update(range(4))        # row 4's result was not stored yet
+    swapper.results.clear()
+    swapper.put("b2", source.store(rows(5, 2)))
+    fresh = lazy_runner(swapper, mgr, source, everyRows=1000)
+    stats = fresh.run()
+    assert stats.extra["replayedRows"] == 5 and stats.duplicateRows == 2
+    # row 4 is published again (the anomaly service scores it once); 5 and 6 are new
+    assert [r.rowID for _, batch in swapper.results for r in batch] == [4, 5, 6]
+    assert fresh.model.digest == reference_model(7).digest
+    assert scores(swapper) == {k: v for k, v in reference_scores(7).items() if k >= 4}
+
+
+def test_models_whose_rows_cannot_be_replayed_are_checkpointed_on_eviction(
+        env) -> None:  # noqa: F811
+    swapper, mgr, _ = env
+    define(swapper)
+    swapper.put("b0", rows(0, 2))
+    plain = ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
+                        modelFactory=HashModel)              # no replay source
+    plain.run()
+    assert not plain.dirty and not plain.replayableWithoutCheckpoint()
+    # lazy, but a load would replay more than MAX rows: a full checkpoint first
+    source = ListReplaySource()
+    swapper.put("b1", source.store(rows(2, 1)))
+    lazy = lazy_runner(swapper, mgr, source, everyRows=1000)
+    lazy.run()
+    swapper.put("b2", source.store(rows(3, MAX_INCREMENTAL_CHECKPOINT_ROWS)))
+    lazy.run()
+    assert lazy.dirty and not lazy.replayableWithoutCheckpoint()
+    assert evict(lazy) and not lazy.dirty
+    assert mgr.loadCheckpointAttributes("m")["replayRows"] == []
+    assert loaded(mgr, "m").digest == reference_model(3 + MAX_INCREMENTAL_CHECKPOINT_ROWS).digest
+
+
+def test_a_clone_of_a_dropped_model_has_its_stored_rows(env) -> None:  # noqa: F811
+    swapper, mgr, _ = env
+    source = ListReplaySource()
+    define(swapper)
+    swapper.put("b0", source.store(rows(0, 2)))
+    lazy_runner(swapper, mgr, source, everyRows=1000).run()   # checkpoint: rows 0, 1
+    swapper.put("b1", source.store(rows(2, 3)))
+    dropped = lazy_runner(swapper, mgr, source, everyRows=1000)
+    dropped.run()
+    assert evict(dropped) is False
+    swapper.put("c", [ModelCommand("c1", "cloneModel", {"modelID": "copy"})])
+    lazy_runner(swapper, mgr, source, everyRows=1000).run()
+    assert swapper.results[-1][1][-1].status == 0
+    assert loaded(mgr, "copy").digest == reference_model(5).digest
+    assert loaded(mgr, "m").digest == reference_model(5).digest
