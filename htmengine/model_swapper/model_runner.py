@@ -290,7 +290,13 @@ class ModelRunner(CheckpointingRunner):
                                        f"model {self._modelID} is not defined") from None
             self._rowDecoder = InputRowDecoder(definition.get("inputRecordSchema"))
             self.stats.modelLoadSeconds += time.monotonic() - started
-            self._replayStoredRows()
+            try:
+                self._replayStoredRows()
+            except Exception:
+                # the stored rows could not be read (nothing was applied): a model without
+                # them must not go on, so the next attempt loads it again
+                self._model = self._rowDecoder = None
+                raise
         return self._model, self._rowDecoder
 
     def _replayStoredRows(self) -> None:

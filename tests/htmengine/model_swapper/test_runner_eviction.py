@@ -9,7 +9,8 @@ from test_model_runner import (
     HashModel,
     ListReplaySource,
     ModelCommand,
-        ModelRunner,
+    ModelInferenceResult,
+    ModelRunner,
     define,
     env,  # noqa: F401  (the fixture)
     lazy_runner,
@@ -123,3 +124,51 @@ def test_a_clone_of_a_dropped_model_has_its_stored_rows(env) -> None:  # noqa: F
     assert swapper.results[-1][1][-1].status == 0
     assert loaded(mgr, "copy").digest == reference_model(5).digest
     assert loaded(mgr, "m").digest == reference_model(5).digest
+
+
+class FailingReplaySource(ListReplaySource):
+    """A replay source whose next read fails (the database is away)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+
+    def rowsAfter(self, modelID: str, rowID: int):  # noqa: ANN201
+        if self.failures:
+            self.failures -= 1
+            raise OSError("the database is away")
+        return super().rowsAfter(modelID, rowID)
+
+
+def scores_ok(swapper) -> dict[int, float]:  # noqa: ANN001
+    """The scores of the successful results (a row may have an error result first)."""
+    out: dict[int, float] = {}
+    for _, results in swapper.results:
+        for result in results:
+            if isinstance(result, ModelInferenceResult) and result.status == 0:
+                score = out.setdefault(result.rowID, result.anomalyScore)
+                assert score == result.anomalyScore
+    return out
+
+
+def test_a_load_whose_stored_rows_cannot_be_read_is_not_run_without_them(
+        env) -> None:  # noqa: F811
+    swapper, mgr, _ = env
+    source = FailingReplaySource()
+    define(swapper)
+    swapper.put("b0", source.store(rows(0, 2)))
+    lazy_runner(swapper, mgr, source, everyRows=1000).run()   # checkpoint: rows 0, 1
+    swapper.put("b1", source.store(rows(2, 3)))
+    dropped = lazy_runner(swapper, mgr, source, everyRows=1000)
+    dropped.run()
+    assert evict(dropped) is False            # rows 2..4 are left to the replay
+    source.failures = 2                       # both load attempts of the next row fail
+    swapper.put("b2", source.store(rows(5, 1)))
+    failed = lazy_runner(swapper, mgr, source, everyRows=1000)
+    failed.run()
+    assert swapper.results[-1][1][0].status != 0 and failed.model is None
+    swapper.put("b3", source.store(rows(6, 1)))
+    failed.run()                              # loads again: rows 2..6 replayed in order
+    assert failed.model.digest == reference_model(7).digest
+    assert scores_ok(swapper) == reference_scores(7)
+
