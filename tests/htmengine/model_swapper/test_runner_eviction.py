@@ -172,3 +172,46 @@ def test_a_load_whose_stored_rows_cannot_be_read_is_not_run_without_them(
     assert failed.model.digest == reference_model(7).digest
     assert scores_ok(swapper) == reference_scores(7)
 
+
+
+def test_an_htm_model_evicted_at_every_sample_scores_as_an_uninterrupted_one(
+        env) -> None:  # noqa: F811
+    from datetime import timedelta
+
+    from htmengine.algorithms.model import HtmAnomalyModel
+    from htmengine.algorithms.model_params import getScalarMetricWithTimeOfDayAnomalyParams
+    from htmengine.model_swapper.checkpoint_policy import CheckpointPolicy
+    from htmengine.model_swapper.messages import ModelInputRow
+    from htmengine.model_swapper.model_runner import loadCheckpointedModel
+
+    swapper, mgr, log = env
+    config = getScalarMetricWithTimeOfDayAnomalyParams(minVal=0, maxVal=100)
+    definition = {key: config[key] for key in ("modelConfig", "inferenceArgs",
+                                                "inputRecordSchema")}
+    t0 = rows(0, 1)[0].data[0]
+    series = [ModelInputRow(i, (t0 + timedelta(minutes=5 * i), float((i * 37) % 100)))
+              for i in range(60)]
+    source = ListReplaySource()
+    define(swapper, definition)
+    swapper.put("b0", source.store(series[:20]))
+    writes = 0
+    for i in range(20, len(series) + 1):     # a backlog of 20 rows, then one row per run
+        runner = ModelRunner("m", swapper, mgr, targetRequestsPerCheckpoint=500,
+                             modelFactory=HtmAnomalyModel, replaySource=source,
+                             checkpointPolicy=CheckpointPolicy(1000, 3600.0))
+        runner.run()
+        source.scored.update(range(i))
+        writes += evict(runner)
+        if i < len(series):
+            swapper.put(f"b{i}", source.store(series[i:i + 1]))
+    # (the stored definition, whose keys are sorted as the model's header keeps them)
+    reference = HtmAnomalyModel.create(mgr.loadModelDefinition("m")["modelConfig"])
+    expected = {r.rowID: reference.run(*r.data) for r in series}
+    assert scores_ok(swapper) == expected
+    assert 3 <= writes <= 6                  # a full checkpoint every 9 samples only
+    # the checkpoint plus the stored rows after it is the uninterrupted model, bit for bit
+    model, _ = loadCheckpointedModel(mgr, "m", HtmAnomalyModel)
+    for row in series[mgr.loadCheckpointAttributes("m")["lastRowId"] + 1:]:
+        model.run(*row.data)
+    assert model.to_bytes() == reference.to_bytes()
+    assert len([entry for entry in log if entry.startswith("checkpoint")]) == writes + 1
