@@ -309,7 +309,9 @@ class ModelRunner(CheckpointingRunner):
             if self._lastRowId is not None and row.rowID <= self._lastRowId:
                 continue
             result = self._applyRow(row.rowID, row.timestamp, row.value)
-            if not row.scored:
+            published = (self._publishedThrough is not None
+                         and row.rowID <= self._publishedThrough)
+            if not row.scored and not published:
                 self._publish([result])
         if rows:
             self.stats.extra["replayedRows"] = len(rows)

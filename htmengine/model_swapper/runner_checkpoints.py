@@ -86,6 +86,7 @@ class CheckpointingRunner:
                  checkpointPolicy: CheckpointPolicy | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sizeRecord: tuple[int, int] | None = None,
+                 publishedThrough: int | None = None,
                  settings: SwapperSettings | None = None) -> None:
         self._modelID = modelID
         self._swapper = swapper
@@ -135,6 +136,9 @@ class CheckpointingRunner:
         self._measuredModel: AnomalyModel | None = None
         self._rowsSinceMeasured = 0
         self._sizeRecord = sizeRecord
+        # the rows up to this rowid had their results published by an earlier runner of the
+        # model (dropped without a checkpoint): replaying them publishes nothing again
+        self._publishedThrough = publishedThrough
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}<modelID={self._modelID}>"
@@ -172,6 +176,11 @@ class CheckpointingRunner:
         """True if the checkpoint policy asks for a checkpoint now."""
         return self.dirty and self._policy.due(self._uncheckpointedRows, self._dirtySince,
                                                self._clock())
+
+    @property
+    def lastRowId(self) -> int | None:
+        """The highest integer rowID applied (None before any)."""
+        return self._lastRowId
 
     def replayableWithoutCheckpoint(self) -> bool:
         """True if the model may be dropped without a checkpoint: every row it applied since

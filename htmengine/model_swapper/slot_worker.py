@@ -107,6 +107,9 @@ class _SlotWorker:
         # since when, oldest first; the idle sweep checkpoints those waiting longer than the
         # checkpoint policy's age limit, so stored rows are not relied on for long
         self._dropped: OrderedDict[str, float] = OrderedDict()
+        # the last row each dropped model applied and published the result of: its next
+        # runner replays rows up to there without publishing their results again
+        self._publishedThrough: dict[str, int] = {}
 
     def _onSigterm(self, _signum: int, _frame: Any) -> None:
         self._stop = True
@@ -164,6 +167,8 @@ class _SlotWorker:
                                      replaySource=self._replaySource,
                                      checkpointPolicy=self._policy,
                                      sizeRecord=self._sizeRecords.pop(modelID, None),
+                                     publishedThrough=self._publishedThrough.pop(modelID,
+                                                                                 None),
                                      settings=self._settings)
             else:
                 runner.rebind(self._swapper, self._stopRequested)
@@ -184,6 +189,7 @@ class _SlotWorker:
             if stats.outcome == RunOutcome.DELETED or not runner.dirty:
                 self._dropped.pop(modelID, None)     # deleted, or its checkpoint is current
             if stats.outcome == RunOutcome.DELETED:
+                self._publishedThrough.pop(modelID, None)
                 self._resident.forget(modelID)
             elif runner.model is None:
                 self._resident.pop(modelID)
@@ -232,6 +238,8 @@ class _SlotWorker:
         for modelID, runner in evicted:
             if runner.dirty and runner.replayableWithoutCheckpoint():
                 self.drops += 1
+                if runner.lastRowId is not None:
+                    self._publishedThrough[modelID] = runner.lastRowId
             elif runner.dirty:
                 self._checkpointResident(modelID, runner)
             if runner.dirty:
@@ -281,7 +289,10 @@ class _SlotWorker:
                 runner = ModelRunner(modelID, self._swapper, self._checkpointMgr,
                                      modelFactory=self._factory,
                                      replaySource=self._replaySource,
-                                     checkpointPolicy=self._policy, settings=self._settings)
+                                     checkpointPolicy=self._policy,
+                                     publishedThrough=self._publishedThrough.pop(modelID,
+                                                                                 None),
+                                     settings=self._settings)
                 saved = runner.checkpointStoredRows()
         except Exception:  # deleted meanwhile, or broken: its rows stay in the store
             _log.exception("slot %d: checkpointing dropped model %s failed", self._slot,
