@@ -19,7 +19,9 @@ Printed: samples/s sent and scored; latency p50 / p99 / max from sending a sampl
 anomaly service publishes to right after the commit); samples not scored by the end (counted
 in MySQL, after a grace of one period, at most 120 s); the largest total RSS of all engine
 processes (the services and the slot processes); CPU seconds per service during the measured
-phase; model loads (swaps), checkpoints and evictions per second. The last line is
+phase; model loads (swaps), checkpoints and evictions per second (and of those, the evictions
+that wrote no checkpoint: the model's few rows since its checkpoint are replayed from
+metric_data when it is loaded again). The last line is
 ``models=N period_s=S minutes=M sent=… scored=… p50_s=… p99_s=… max_s=… unscored=…
 rss_gb=…``.
 """
@@ -236,17 +238,19 @@ def engineProcesses(processes) -> list[psutil.Process]:  # noqa: ANN001
     return result
 
 
+SLOT_COUNTERS = ("slotLoads", "slotCheckpoints", "slotEvictions", "slotDrops")
+
+
 def slotCounters(env: BenchEnvironment) -> dict[str, int]:
-    """Cumulative loads / checkpoints / evictions of the slots, from the scheduler log."""
+    """Cumulative loads / checkpoints / evictions / drops (evictions that wrote no
+    checkpoint) of the slots, from the scheduler log (a counter it lacks counts 0)."""
     log = (env.tmp / "model_scheduler_service.log").read_text(errors="replace")
     latest: dict[str, dict[str, int]] = {}
     for match in re.finditer(r"slot (\d+): model=\S+ \w+ \(([^)]*)\)", log):
         fields = dict(kv.split("=", 1) for kv in match.group(2).split() if "=" in kv)
         if "slotLoads" in fields:
-            latest[match.group(1)] = {k: int(fields[k]) for k in
-                                      ("slotLoads", "slotCheckpoints", "slotEvictions")}
-    return {k: sum(c[k] for c in latest.values())
-            for k in ("slotLoads", "slotCheckpoints", "slotEvictions")}
+            latest[match.group(1)] = {k: int(fields.get(k, 0)) for k in SLOT_COUNTERS}
+    return {k: sum(c[k] for c in latest.values()) for k in SLOT_COUNTERS}
 
 
 class RssSampler(threading.Thread):
@@ -365,7 +369,9 @@ def run(args: argparse.Namespace) -> None:
                   f"checkpoints "
                   f"{(counters1['slotCheckpoints'] - counters0['slotCheckpoints']) / window:.2f}"
                   f", evictions "
-                  f"{(counters1['slotEvictions'] - counters0['slotEvictions']) / window:.2f}")
+                  f"{(counters1['slotEvictions'] - counters0['slotEvictions']) / window:.2f}"
+                  f" (without a checkpoint "
+                  f"{(counters1['slotDrops'] - counters0['slotDrops']) / window:.2f})")
             print(f"models={args.models} period_s={args.period:g} minutes={args.minutes:g} "
                   f"sent={sent} scored={scored} p50_s={p50:.2f} p99_s={p99:.2f} "
                   f"max_s={worst:.2f} unscored={unscored} rss_gb={rssGb:.2f}", flush=True)

@@ -1,7 +1,8 @@
 """When a resident model with uncheckpointed rows is checkpointed (model-swapper.conf
 ``[model_runner]``): after ``checkpoint_every_rows`` rows, when its oldest uncheckpointed row
-was applied ``checkpoint_max_age_seconds`` ago, and always before it is evicted or its slot
-exits (model_swapper.settings reads them). Between checkpoints its input is acked once the
+was applied ``checkpoint_max_age_seconds`` ago, before it is evicted (unless a load can replay
+its few rows from the stored rows) and when its slot exits (model_swapper.settings reads
+them). Between checkpoints its input is acked once the
 results are published, and a crash is repaired by replaying the stored rows after the
 checkpoint (replay_source)."""
 

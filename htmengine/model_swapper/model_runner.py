@@ -257,6 +257,10 @@ class ModelRunner(CheckpointingRunner):
             raise ModelRunnerError(ERR_INVALID_ARG,
                                    f"cloneModel args.modelID must be a model id, got "
                                    f"{destModelID!r}")
+        if self._model is None and self._replaySource is not None:
+            # an evicted model may have stored rows after its checkpoint (it was dropped
+            # without one, or its slot died): load it, which replays them
+            self._ensureModel()
         # clone what this runner has applied, not the (possibly older) saved checkpoint. A
         # loaded model whose checkpoint is behind it or holds replay rows gets one full
         # checkpoint (lazy mode, or nothing uncheckpointed to lose a batch id of), so every
@@ -286,7 +290,13 @@ class ModelRunner(CheckpointingRunner):
                                        f"model {self._modelID} is not defined") from None
             self._rowDecoder = InputRowDecoder(definition.get("inputRecordSchema"))
             self.stats.modelLoadSeconds += time.monotonic() - started
-            self._replayStoredRows()
+            try:
+                self._replayStoredRows()
+            except Exception:
+                # the stored rows could not be read (nothing was applied): a model without
+                # them must not go on, so the next attempt loads it again
+                self._model = self._rowDecoder = None
+                raise
         return self._model, self._rowDecoder
 
     def _replayStoredRows(self) -> None:
@@ -299,12 +309,26 @@ class ModelRunner(CheckpointingRunner):
             if self._lastRowId is not None and row.rowID <= self._lastRowId:
                 continue
             result = self._applyRow(row.rowID, row.timestamp, row.value)
-            if not row.scored:
+            published = (self._publishedThrough is not None
+                         and row.rowID <= self._publishedThrough)
+            if not row.scored and not published:
                 self._publish([result])
         if rows:
             self.stats.extra["replayedRows"] = len(rows)
             _log.info("%r: replayed %d stored rows after checkpoint row %s", self, len(rows),
                       self._baseRowId)
+
+    def checkpointStoredRows(self) -> bool:
+        """Load the model (its checkpoint, then the stored rows after it, publishing the
+        results of those not scored yet) and checkpoint it if it applied any: for a model
+        evicted without a checkpoint whose rows have waited long. True if it saved one."""
+        self._loadCheckpointBatchIds()
+        self._ensureModel()
+        self._flushResults()
+        if not self.dirty:
+            return False
+        self._checkpoint()
+        return True
 
     def _loadModel(self, definition: dict[str, Any]) -> AnomalyModel:
         model, checkpoint = loadCheckpointedModel(self._checkpointMgr, self._modelID,

@@ -2,9 +2,10 @@
 
 A slot keeps every model it runs resident after the run, so a model that gets one sample
 every few minutes pays neither a load nor a checkpoint per sample. Whenever the bytes held
-exceed the budget, models are evicted (the caller checkpoints each evicted model that has
-uncheckpointed rows, then drops it) in the order "furthest expected next use first" —
-Belady's rule, with the next use predicted from each model's arrival history:
+exceed the budget, models are evicted (the caller checkpoints an evicted model whose
+uncheckpointed rows cannot be replayed when it is loaded again, then drops it) in the order
+"furthest expected next use first" — Belady's rule, with the next use predicted from each
+model's arrival history:
 
 - the caller notes each arrival (``noteArrival(modelID, at)``: the time the slot ran the
   model for new input); the gaps between arrivals give an EWMA period and an EWMA of the

@@ -2,10 +2,12 @@
 scheduler (so imports and numba-compiled code stay warm across models) and keeps the models it
 owns resident between runs, within its share of the memory budget (resident_models): those
 whose next input is expected furthest in the future (from the times the slot ran them for new
-input) are checkpointed (if they have uncheckpointed rows) and dropped. While
-idle it checkpoints resident models the checkpoint policy says are due; before exiting it
-checkpoints as many dirty ones as it can in EXIT_CHECKPOINT_SECONDS (the rest are replayed
-from the stored rows when next loaded).
+input) are dropped — without a checkpoint while their rows since the checkpoint are replayable
+from the stored rows and few (ModelRunner.replayableWithoutCheckpoint), else checkpointed
+first. While idle it checkpoints resident models the checkpoint policy says are due, and
+models dropped with rows outside their checkpoint for longer than the policy's age limit;
+before exiting it checkpoints as many dirty resident ones as it can in EXIT_CHECKPOINT_SECONDS
+(the rest are replayed from the stored rows when next loaded).
 
 The pipe to the scheduler carries the typed messages of slot_messages.
 
@@ -22,6 +24,8 @@ import os
 import signal
 import sys
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -75,7 +79,8 @@ class _SlotWorker:
     """The worker's state and command loop."""
 
     def __init__(self, slot: int, conn: Connection, parentPid: int,
-                 budgetBytes: int, settings: SwapperSettings) -> None:
+                 budgetBytes: int, settings: SwapperSettings,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._slot = slot
         self._settings = settings
         self._conn = conn
@@ -88,13 +93,23 @@ class _SlotWorker:
         self._policy: Any = None
         self._factory: Any = None
         self._resident: ResidentModels[Any] = ResidentModels(budgetBytes)
-        self._lastSweep = time.monotonic()
+        self._clock = clock     # arrivals, evictions and the idle sweep
+        self._lastSweep = clock()
         # sizes of evicted models (ModelRunner.sizeRecord), so a model loaded again is not
         # measured again at once (measuring a model that just ran packs its whole state)
         self._sizeRecords: dict[str, tuple[int, int]] = {}
         self.evictions = 0      # cumulative counters, reported with every run
         self.loads = 0
         self.checkpoints = 0
+        self.drops = 0          # evictions of models with rows after their checkpoint that
+                                # wrote none (the rows are replayable)
+        # models dropped with rows after their checkpoint (replayable from the stored rows):
+        # since when, oldest first; the idle sweep checkpoints those waiting longer than the
+        # checkpoint policy's age limit, so stored rows are not relied on for long
+        self._dropped: OrderedDict[str, float] = OrderedDict()
+        # the last row each dropped model applied and published the result of: its next
+        # runner replays rows up to there without publishing their results again
+        self._publishedThrough: dict[str, int] = {}
 
     def _onSigterm(self, _signum: int, _frame: Any) -> None:
         self._stop = True
@@ -152,10 +167,12 @@ class _SlotWorker:
                                      replaySource=self._replaySource,
                                      checkpointPolicy=self._policy,
                                      sizeRecord=self._sizeRecords.pop(modelID, None),
+                                     publishedThrough=self._publishedThrough.pop(modelID,
+                                                                                 None),
                                      settings=self._settings)
             else:
                 runner.rebind(self._swapper, self._stopRequested)
-            started = time.monotonic()
+            started = self._clock()
             try:
                 stats = runner.run()
             except Exception:
@@ -169,7 +186,10 @@ class _SlotWorker:
             engine_metrics.CHECKPOINTS.inc(stats.checkpoints)
             if loaded:
                 engine_metrics.MODEL_LOADS.inc()
+            if stats.outcome == RunOutcome.DELETED or not runner.dirty:
+                self._dropped.pop(modelID, None)     # deleted, or its checkpoint is current
             if stats.outcome == RunOutcome.DELETED:
+                self._publishedThrough.pop(modelID, None)
                 self._resident.forget(modelID)
             elif runner.model is None:
                 self._resident.pop(modelID)
@@ -188,6 +208,7 @@ class _SlotWorker:
                                      f"slotLoads={self.loads} "
                                      f"slotCheckpoints={self.checkpoints} "
                                      f"slotEvictions={self.evictions} "
+                                     f"slotDrops={self.drops} "
                                      f"seconds={stats.seconds:.3f}")
 
     def _checkpointResident(self, modelID: str, runner: Any) -> bool:
@@ -209,11 +230,22 @@ class _SlotWorker:
             return False
 
     def _evictOverBudget(self) -> int:
-        """Checkpoint and drop the models whose next input is expected furthest in the
-        future until the slot fits its budget."""
-        evicted = self._resident.evictOverBudget(now=time.monotonic())
+        """Drop the models whose next input is expected furthest in the future until the
+        slot fits its budget; one whose rows since its checkpoint cannot all be replayed
+        from the stored rows (or too many) is checkpointed first."""
+        now = self._clock()
+        evicted = self._resident.evictOverBudget(now=now)
         for modelID, runner in evicted:
-            self._checkpointResident(modelID, runner)
+            if runner.dirty and runner.replayableWithoutCheckpoint():
+                self.drops += 1
+                if runner.lastRowId is not None:
+                    self._publishedThrough[modelID] = runner.lastRowId
+            elif runner.dirty:
+                self._checkpointResident(modelID, runner)
+            if runner.dirty:
+                self._dropped.setdefault(modelID, now)
+            else:
+                self._dropped.pop(modelID, None)
             record = runner.sizeRecord()
             if record is not None:
                 self._sizeRecords[modelID] = record
@@ -224,7 +256,7 @@ class _SlotWorker:
 
     def _sweep(self) -> None:
         """Idle housekeeping: checkpoint a few resident models whose checkpoint is due."""
-        now = time.monotonic()
+        now = self._clock()
         if now - self._lastSweep < SWEEP_INTERVAL_SECONDS or self._checkpointMgr is None:
             return
         self._lastSweep = now
@@ -234,6 +266,41 @@ class _SlotWorker:
                 break
             if runner.checkpointDue() and self._checkpointResident(modelID, runner):
                 saved += 1
+        while (self._dropped and saved < CHECKPOINTS_PER_SWEEP and not self._conn.poll()):
+            modelID, since = next(iter(self._dropped.items()))
+            if now - since < self._policy.maxAgeSeconds:
+                break
+            del self._dropped[modelID]
+            saved += self._checkpointDropped(modelID)
+
+    def _checkpointDropped(self, modelID: str) -> bool:
+        """Checkpoint a model dropped with rows after its checkpoint long ago: the resident
+        runner if it was loaded again since, else a runner that loads it (replaying its
+        stored rows) only for this checkpoint. False if nothing was saved."""
+        runner = self._resident.peek(modelID)
+        if runner is not None:
+            return self._checkpointResident(modelID, runner)
+        try:
+            self._ensureServices()
+            with modelLock(self._checkpointMgr.root, modelID,
+                           EVICTION_LOCK_TIMEOUT_SECONDS) as locked:
+                if not locked:
+                    return False
+                runner = ModelRunner(modelID, self._swapper, self._checkpointMgr,
+                                     modelFactory=self._factory,
+                                     replaySource=self._replaySource,
+                                     checkpointPolicy=self._policy,
+                                     publishedThrough=self._publishedThrough.pop(modelID,
+                                                                                 None),
+                                     settings=self._settings)
+                saved = runner.checkpointStoredRows()
+        except Exception:  # deleted meanwhile, or broken: its rows stay in the store
+            _log.exception("slot %d: checkpointing dropped model %s failed", self._slot,
+                           modelID)
+            return False
+        self.checkpoints += saved
+        engine_metrics.CHECKPOINTS.inc(int(saved))
+        return saved
 
     def _checkpointBeforeExit(self) -> None:
         if self._checkpointMgr is None:
