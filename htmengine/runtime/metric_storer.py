@@ -47,7 +47,13 @@ from htmengine.exceptions import (
     ObjectNotFoundError,
 )
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
-from htmengine.pipeline.metric_streamer import STREAMABLE_STATUSES, MetricStreamer
+from htmengine.pipeline.metric_streamer import (
+    STREAMABLE_STATUSES,
+    MetricStreamer,
+    SampleGroup,
+    StoredRow,
+    StoreResult,
+)
 from htmengine.pipeline.plaintext import decodeBatchMessage, parsePlaintext
 from htmengine.pipeline.sample_validation import (
     DEFAULT_FUTURE_HORIZON_SECONDS,
@@ -55,7 +61,7 @@ from htmengine.pipeline.sample_validation import (
     future_horizon_seconds,
     utc_now_naive,
 )
-from htmengine.repository import engineFactory
+from htmengine.repository import engineFactory, streaming_queries
 from htmengine.repository.queries import MetricStatus
 from htmengine.runtime.service_support import (
     StopFlag,
@@ -77,6 +83,9 @@ MAX_CACHED_METRICS = 15000
 # crash, so their rejection as duplicates is expected (see metric_streamer.scrubSamples).
 REDELIVERED_MARK = " (redelivered)"
 IDLE_FLUSH_SECONDS = 0.05
+# A batch's new rows are streamed in transactions of at most this many metrics: one commit
+# each, while the anomaly service waits for a metric row locked by it only that long.
+STREAM_GROUP_METRICS = 50
 
 
 @dataclass
@@ -114,6 +123,11 @@ class _MetricSamples:
             self.sources.append(source)
 
 
+def _describeSources(sources: list[str]) -> str:
+    """The first sources of a metric's samples, for log lines."""
+    return ", ".join(sources[:5]) + (" ..." if len(sources) > 5 else "")
+
+
 class StorerAdapter(Protocol):
     """What the storer uses of the datasource adapter (CustomDatasourceAdapter)."""
 
@@ -136,6 +150,7 @@ class MetricStorer:
                  maxMessageBytes: int = DEFAULT_MAX_BYTES,
                  maxJsonDepth: int = DEFAULT_MAX_DEPTH) -> None:
         self._adapter = adapter
+        self._engine = engine
         self.horizonSeconds = horizonSeconds
         self.maxMessageBytes = maxMessageBytes
         self.maxJsonDepth = maxJsonDepth
@@ -192,9 +207,14 @@ class MetricStorer:
             self._metricIds.popitem(last=False)
         return uid
 
+    def _sampleGroup(self, name: str, group: _MetricSamples) -> SampleGroup:
+        """The metric's samples of the batch with its uid (created if new) and sources."""
+        return SampleGroup(self._metricId(name), group.samples,
+                           _describeSources(group.sources), name)
+
     def _storeMetric(self, name: str, group: _MetricSamples, stats: BatchStats) -> None:
-        source = ", ".join(group.sources[:5]) + (" ..." if len(group.sources) > 5 else "")
-        uid = self._metricId(name)
+        sampleGroup = self._sampleGroup(name, group)
+        uid, source = sampleGroup.metricId, sampleGroup.source
         try:
             result = self.streamer.storeSamples(uid, group.samples, source, metricName=name)
         except ObjectNotFoundError:
@@ -208,8 +228,13 @@ class MetricStorer:
             return
         if result.status in STREAMABLE_STATUSES:
             stats.streamedRows += self.streamer.streamPendingRows(uid, knownRows=result.rows)
-        elif (result.status == MetricStatus.PENDING_DATA
-              and result.lastRowid >= self.minRowsForModel):
+        else:
+            self._activateIfReady(name, uid, result)
+
+    def _activateIfReady(self, name: str, uid: str, result: StoreResult) -> None:
+        """Start the model of a PENDING_DATA metric once it has enough rows."""
+        if (result.status == MetricStatus.PENDING_DATA
+                and result.lastRowid >= self.minRowsForModel):
             try:
                 if self._adapter.activateModel(uid):
                     _log.info("Started the model of metric %s (%s) at %d rows", name, uid,
@@ -217,6 +242,81 @@ class MetricStorer:
             except (MetricStatisticsNotReadyError, MetricStatusChangedError,
                     ObjectNotFoundError) as error:
                 _log.error("Could not start the model of metric %s (%s): %r", name, uid, error)
+
+    def _storeMetricSafely(self, name: str, group: _MetricSamples, stats: BatchStats) -> None:
+        """_storeMetric; an error other than an outage drops this metric's samples only."""
+        try:
+            self._storeMetric(name, group, stats)
+        except (DatabaseError, BusError, sa.exc.OperationalError):
+            raise
+        except (HTMEngineError, sa.exc.SQLAlchemyError, ValueError) as error:
+            stats.failedMetrics.append(name)
+            _log.exception("Dropping %d samples of metric %s (sources: %s): %r",
+                           len(group.samples), name, ", ".join(group.sources[:5]), error)
+
+    def _resolveMetricIds(self, names: list[str]) -> None:
+        """Cache the uids of the existing custom metrics among `names` with one query
+        (the others are created one by one when stored)."""
+        missing = [name for name in names if name not in self._metricIds]
+        if not missing:
+            return
+        with self._engine.connect() as conn:
+            found = streaming_queries.get_custom_metric_uids(conn, missing)
+        for name, uid in found.items():
+            self._metricIds[name] = uid
+        while len(self._metricIds) > MAX_CACHED_METRICS:
+            self._metricIds.popitem(last=False)
+
+    def _storeTogether(self, byMetric: OrderedDict[str, _MetricSamples],
+                       stats: BatchStats) -> bool:
+        """Store every metric of the batch in one transaction, then stream the new rows of
+        the streamable ones in transactions of STREAM_GROUP_METRICS metrics (one commit
+        each instead of two per metric). False, with nothing stored, when the batch must
+        go metric by metric instead (one metric alone, or an error other than an outage:
+        e.g. a metric deleted meanwhile; then each failing metric drops only its own
+        samples, as before)."""
+        if len(byMetric) < 2:
+            return False
+        names = list(byMetric)
+        try:
+            self._resolveMetricIds(names)
+            groups = [self._sampleGroup(name, byMetric[name]) for name in names]
+            results = self.streamer.storeSamplesMany(groups)
+        except (DatabaseError, BusError, sa.exc.OperationalError):
+            raise
+        except (HTMEngineError, sa.exc.SQLAlchemyError, ValueError) as error:
+            _log.info("Storing the batch's %d metrics together failed (%r); storing them one "
+                      "by one", len(names), error)
+            return False
+        toStream: list[tuple[str, list[StoredRow] | None]] = []
+        for name, group, result in zip(names, groups, results, strict=True):
+            stats.storedRows += len(result.rows)
+            stats.rowsByMetric[name] = len(result.rows)
+            stats.rejectedSamples += result.rejected
+            if not result.rows:
+                continue
+            if result.status in STREAMABLE_STATUSES:
+                toStream.append((group.metricId, result.rows))
+            else:
+                self._activateIfReady(name, group.metricId, result)
+        for start in range(0, len(toStream), STREAM_GROUP_METRICS):
+            part = toStream[start:start + STREAM_GROUP_METRICS]
+            try:
+                stats.streamedRows += self.streamer.streamPendingRowsMany(part)
+            except (DatabaseError, BusError, sa.exc.OperationalError):
+                raise
+            except (HTMEngineError, sa.exc.SQLAlchemyError, ValueError):
+                # stored already: stream each alone (a failing one keeps its rows for
+                # resumeStreaming, as before)
+                for metricId, rows in part:
+                    try:
+                        stats.streamedRows += self.streamer.streamPendingRows(metricId, rows)
+                    except (DatabaseError, BusError, sa.exc.OperationalError):
+                        raise
+                    except (HTMEngineError, sa.exc.SQLAlchemyError, ValueError) as error:
+                        _log.exception("Streaming the new rows of metric %s failed: %r",
+                                       metricId, error)
+        return True
 
     def processMessages(self, messages: list[tuple[bytes, str]]) -> BatchStats:
         """Store one batch of queue messages ((body, source) pairs) and feed the models.
@@ -226,15 +326,9 @@ class MetricStorer:
         stats = BatchStats()
         byMetric = self.parseMessages(messages, stats)
         stats.metrics = len(byMetric)
-        for name, group in byMetric.items():
-            try:
-                self._storeMetric(name, group, stats)
-            except (DatabaseError, BusError, sa.exc.OperationalError):
-                raise
-            except (HTMEngineError, sa.exc.SQLAlchemyError, ValueError) as error:
-                stats.failedMetrics.append(name)
-                _log.exception("Dropping %d samples of metric %s (sources: %s): %r",
-                               len(group.samples), name, ", ".join(group.sources[:5]), error)
+        if not self._storeTogether(byMetric, stats):
+            for name, group in byMetric.items():
+                self._storeMetricSafely(name, group, stats)
         _log.info("Stored %s; batch: messages=%d undecodable=%d lines=%d malformed=%d "
                   "metrics=%d rows=%d rejected=%d streamed=%d", stats.describeMetrics(),
                   stats.messages, len(stats.undecodable), stats.lines, stats.malformedLines,

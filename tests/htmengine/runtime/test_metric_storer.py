@@ -255,3 +255,65 @@ def test_storer_service_consumes_the_queue(start_service, custom_queue, bus, eng
     wait_for(lambda: bus.message_count(custom_queue) == 0, 10, what="acks")
     assert service.stop() == 0
     assert bus.message_count(custom_queue) == 0
+
+
+def test_a_batch_of_several_metrics_is_stored_and_streamed_together(storer, engine, adapter,
+                                                                    swapper) -> None:
+    active = [unique_name() for _ in range(3)]
+    uids = [adapter.monitorMetric({"datasource": "custom", "metricSpec": {"metric": name},
+                                   "modelParams": {"min": 0, "max": 10}}) for name in active]
+    for uid in uids:
+        _drainInput(swapper, uid)
+    pending = unique_name()
+    pendingUid = adapter.monitorMetric({"datasource": "custom", "metricSpec": {"metric": pending}})
+    broken = unique_name()
+    brokenUid = adapter.createMetric(broken)
+    with engine.connect() as conn:
+        queries.setMetricStatus(conn, brokenUid, MetricStatus.ERROR, "broken model")
+    plain = unique_name()
+    lines = [line for n in range(2) for name in [*active, pending, broken, plain]
+             for line in _lines(name, [n + 1], start=n)]
+    stats = storer.processMessages([_message(lines)])
+    assert (stats.metrics, stats.storedRows, stats.streamedRows) == (6, 10, 6)
+    for name, uid in zip(active, uids, strict=True):
+        assert [r[0] for r in _rows(engine, uid)] == [1, 2]
+        assert [(batchId, [(i.rowID, list(i.data)) for i in items])
+                for batchId, items in _drainInput(swapper, uid)] == [
+            (f"{uid}-1-2", [(1, [EPOCH + timedelta(seconds=T0), 1.0]),
+                            (2, [EPOCH + timedelta(seconds=T0 + 300), 2.0])])]
+        assert loadModelParams(_metric(engine, name).model_params)[STREAMED_ROWID_KEY] == 2
+    assert [r[0] for r in _rows(engine, pendingUid)] == [1, 2]
+    assert not swapper.modelInputPending(pendingUid)
+    assert _rows(engine, brokenUid) == []
+    assert [r[0] for r in _rows(engine, _metric(engine, plain).uid)] == [1, 2]
+
+
+def test_store_together_is_all_or_nothing(storer, engine) -> None:
+    from htmengine.exceptions import ObjectNotFoundError
+    from htmengine.pipeline.metric_streamer import SampleGroup
+
+    name = unique_name()
+    storer.processMessages([_message(_lines(name, [1]))])
+    uid = _metric(engine, name).uid
+    sample = [(EPOCH + timedelta(seconds=T0 + 300), 2.0)]
+    with pytest.raises(ObjectNotFoundError):
+        storer.streamer.storeSamplesMany([SampleGroup(uid, sample),
+                                          SampleGroup("no-such-metric-uid", sample)])
+    assert [r[0] for r in _rows(engine, uid)] == [1]
+
+
+def test_a_metric_deleted_since_its_uid_was_cached_is_created_again(storer, engine,
+                                                                    adapter) -> None:
+    # the batch's metrics are stored together; the stale uid fails that transaction, and
+    # the batch is then stored metric by metric, the deleted one under a new uid
+    gone, kept = unique_name(), unique_name()
+    storer.processMessages([_message(_lines(gone, [1]) + _lines(kept, [1]))])
+    oldUid = _metric(engine, gone).uid
+    adapter.deleteMetricByName(gone)
+    stats = storer.processMessages([_message(_lines(gone, [5], start=1)
+                                             + _lines(kept, [2], start=1))])
+    assert (stats.storedRows, stats.failedMetrics) == (2, [])
+    newUid = _metric(engine, gone).uid
+    assert newUid != oldUid
+    assert [r[2] for r in _rows(engine, newUid)] == [5.0]
+    assert [r[2] for r in _rows(engine, _metric(engine, kept).uid)] == [1.0, 2.0]
