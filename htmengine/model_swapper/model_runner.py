@@ -71,8 +71,10 @@ __all__ = ["MAX_INCREMENTAL_CHECKPOINT_ROWS", "MODEL_FACTORY_ENV",
 
 _log = logging.getLogger(__name__)
 
-# Lazy mode: results of consecutive rows of several batches go out in one message of at most
-# this many rows (below the 240 rows from which the likelihood's refresh depends on batching).
+# Results of consecutive rows of several batches go out in one message of at most this many
+# rows (below the 240 rows from which the likelihood's refresh depends on batching): in lazy
+# mode until the batches are acked, else until the checkpoint (a new model's definition
+# result and its first rows: one message).
 RESULT_BATCH_ROWS = 200
 DEFINITION_KEYS = ("modelConfig", "inferenceArgs", "inputRecordSchema")
 
@@ -144,7 +146,10 @@ class ModelRunner(CheckpointingRunner):
                 if self.checkpointDue():
                     self._checkpoint()
             else:
-                self._flushResults()
+                # results wait for the checkpoint (published just before it, in one message
+                # with those of the batches before) unless they fill a message
+                if len(self._pendingResults) >= RESULT_BATCH_ROWS:
+                    self._flushResults()
                 if self._runRequests >= self._target:
                     self._commit()
 
@@ -152,6 +157,11 @@ class ModelRunner(CheckpointingRunner):
         """Queue results for one result message per run of consecutive rows (lazy mode:
         across batches, up to RESULT_BATCH_ROWS, so a backlog costs few round trips)."""
         for result in results:
+            if isinstance(result, ModelCommandResult) and any(
+                    isinstance(r, ModelInferenceResult) for r in self._pendingResults):
+                # the anomaly service applies a message's command results before its rows:
+                # a command after rows starts a new message
+                self._flushResults()
             if isinstance(result, ModelInferenceResult) and isinstance(result.rowID, int):
                 last = self._lastPendingRowId
                 if last is not None and result.rowID != last + 1:

@@ -253,6 +253,7 @@ class CheckpointingRunner:
     def _checkpoint(self) -> None:
         """Save the model's checkpoint with the batch ids and rows applied since the last."""
         assert self._model is not None
+        self._flushResults()   # a row inside a checkpoint is never replayed: publish first
         previousRunIds = self._lastCheckpointRunIds
         replayRows = self._replayRows + self._runRows
         incremental = ((self._checkpointId is not None or self._fromDefinition
