@@ -96,28 +96,32 @@ class AnomalyService:
         """Apply a command result to the metric; returns the metric row (None if unknown)."""
         if result.method == "deleteModel":
             _log.info("Model=%s deleted (status=%s)", modelId, result.status)
-        try:
-            with self._engine.connect() as conn:
+        # one pooled connection (one checkout and ping) for the read and the status change
+        with self._engine.connect() as conn:
+            try:
                 metric = queries.getMetric(conn, modelId)
-        except ObjectNotFoundError:
-            _log.warning("Command result %r for unknown model=%s (deleted?)", result, modelId)
-            return None
+            except ObjectNotFoundError:
+                _log.warning("Command result %r for unknown model=%s (deleted?)", result,
+                             modelId)
+                return None
+            conn.commit()   # ends the read's transaction: a status change commits its own
+            return self._applyCommandResult(conn, modelId, result, metric)
+
+    def _applyCommandResult(self, conn: sa.Connection, modelId: str,
+                            result: ModelCommandResult, metric: Any) -> Any:
         if result.method == "deleteModel":
             return metric
         if result.status != 0:
             _log.error("Model=%s command %s failed: %s", modelId, result.method,
                        result.errorMessage)
             if metric.status != MetricStatus.ERROR:
-                with self._engine.connect() as conn:
-                    queries.setMetricStatus(conn, modelId, MetricStatus.ERROR,
-                                            result.errorMessage)
+                queries.setMetricStatus(conn, modelId, MetricStatus.ERROR, result.errorMessage)
             return metric
         if result.method == "defineModel":
             if metric.status == MetricStatus.CREATE_PENDING:
                 try:
-                    with self._engine.connect() as conn:
-                        queries.setMetricStatus(conn, modelId, MetricStatus.ACTIVE,
-                                                refStatus=MetricStatus.CREATE_PENDING)
+                    queries.setMetricStatus(conn, modelId, MetricStatus.ACTIVE,
+                                            refStatus=MetricStatus.CREATE_PENDING)
                     _log.info("Model=%s (%s) is ACTIVE", modelId, metric.name)
                 except MetricStatusChangedError as error:
                     _log.warning("Model=%s changed status meanwhile: %r", modelId, error)
