@@ -2,9 +2,10 @@
 to stop. A slot keeps the runner (with its model) resident between runs (resident_models).
 
 Per request batch, in queue order: skip it if its batch id was already applied (in this run
-or recorded in the checkpoint), else process its items (commands, input rows) and publish one
-result message. After >= target_requests_per_checkpoint requests, when the queue is empty,
-and before stopping: save the model's checkpoint (with the batch ids applied since the
+or recorded in the checkpoint), else process its items (commands, input rows) and queue their
+results. After >= target_requests_per_checkpoint requests, when the queue is empty,
+and before stopping: publish the queued results (one message per run of consecutive rows,
+at most RESULT_BATCH_ROWS), save the model's checkpoint (with the batch ids applied since the
 previous one), and only then ack the batches (multiple). A crash anywhere redelivers the
 unacked batches; those already inside the checkpoint are skipped, the rest are recomputed
 from the checkpoint's state — so the model applies every row exactly once, and a result

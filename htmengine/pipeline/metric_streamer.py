@@ -1,6 +1,7 @@
 """Storing samples of one metric and streaming its stored rows to its model, crash-safely.
 
-Two steps, two transactions:
+Two steps, two transactions (for one metric, or for a batch of metrics: `storeSamplesMany`,
+`streamPendingRowsMany`):
 
 1. `storeSamples`: under the metric row lock (SELECT ... FOR UPDATE) reject samples older than
    or equal to the last stored one, append the rest as rows with contiguous rowids, commit.

@@ -6,9 +6,10 @@ Run with ``python -m htmengine.runtime.metric_storer``.
 For each batch (up to ``[metric_storer] batch_size`` messages, or fewer after a short pause):
 parse every line (a malformed line, a value outside the range the model can encode or a
 timestamp beyond the horizon, see `sample_validation`, is logged once with its source and
-skipped; the rest of the batch is kept), create unknown metrics as UNMONITORED custom metrics, store each metric's samples in
-one transaction (out-of-order and duplicate timestamps rejected), then by the metric's status:
-stream the new rows to its model (ACTIVE, CREATE_PENDING) or start its model once it has
+skipped; the rest of the batch is kept), create unknown metrics as UNMONITORED custom metrics, store the batch's samples in
+one transaction (out-of-order and duplicate timestamps rejected; metric by metric when that
+fails), then by each metric's status: stream the new rows to its model (ACTIVE,
+CREATE_PENDING; a transaction per STREAM_GROUP_METRICS metrics) or start its model once it has
 ``min_rows_for_model`` rows (PENDING_DATA). The batch is acked only after all that. At start-up
 rows committed but never sent to a model (a crash in between) are sent first.
 
