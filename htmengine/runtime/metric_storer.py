@@ -84,8 +84,10 @@ MAX_CACHED_METRICS = 15000
 # crash, so their rejection as duplicates is expected (see metric_streamer.scrubSamples).
 REDELIVERED_MARK = " (redelivered)"
 IDLE_FLUSH_SECONDS = 0.05
-# A batch's new rows are streamed in transactions of at most this many metrics: one commit
-# each, while the anomaly service waits for a metric row locked by it only that long.
+# A batch's metrics are stored in transactions of at most this many metrics, and their new
+# rows streamed in transactions of at most STREAM_GROUP_METRICS: one commit each, while the
+# anomaly service (and the API) wait for a metric row locked by them only that long.
+STORE_GROUP_METRICS = 200
 STREAM_GROUP_METRICS = 50
 
 
@@ -268,26 +270,24 @@ class MetricStorer:
         while len(self._metricIds) > MAX_CACHED_METRICS:
             self._metricIds.popitem(last=False)
 
-    def _storeTogether(self, byMetric: OrderedDict[str, _MetricSamples],
+    def _storeTogether(self, names: list[str], byMetric: OrderedDict[str, _MetricSamples],
                        stats: BatchStats) -> bool:
-        """Store every metric of the batch in one transaction, then stream the new rows of
-        the streamable ones in transactions of STREAM_GROUP_METRICS metrics (one commit
-        each instead of two per metric). False, with nothing stored, when the batch must
+        """Store the metrics `names` of the batch in one transaction, then stream the new
+        rows of the streamable ones in transactions of STREAM_GROUP_METRICS metrics (one
+        commit each instead of two per metric). False, with nothing stored, when they must
         go metric by metric instead (one metric alone, or an error other than an outage:
         e.g. a metric deleted meanwhile; then each failing metric drops only its own
         samples, as before)."""
-        if len(byMetric) < 2:
+        if len(names) < 2:
             return False
-        names = list(byMetric)
         try:
-            self._resolveMetricIds(names)
             groups = [self._sampleGroup(name, byMetric[name]) for name in names]
             results = self.streamer.storeSamplesMany(groups)
         except (DatabaseError, BusError, sa.exc.OperationalError):
             raise
         except (HTMEngineError, sa.exc.SQLAlchemyError, ValueError) as error:
-            _log.info("Storing the batch's %d metrics together failed (%r); storing them one "
-                      "by one", len(names), error)
+            _log.info("Storing %d metrics together failed (%r); storing them one by one",
+                      len(names), error)
             return False
         toStream: list[tuple[str, list[StoredRow] | None]] = []
         for name, group, result in zip(names, groups, results, strict=True):
@@ -301,23 +301,30 @@ class MetricStorer:
             else:
                 self._activateIfReady(name, group.metricId, result)
         for start in range(0, len(toStream), STREAM_GROUP_METRICS):
-            part = toStream[start:start + STREAM_GROUP_METRICS]
+            self._streamTogether(toStream[start:start + STREAM_GROUP_METRICS], stats)
+        return True
+
+    def _streamTogether(self, part: list[tuple[str, list[StoredRow] | None]],
+                        stats: BatchStats) -> None:
+        """Stream the stored rows of several metrics in one transaction; each alone when
+        that fails for another reason than an outage (a failing one keeps its rows for
+        resumeStreaming, as before)."""
+        try:
+            stats.streamedRows += self.streamer.streamPendingRowsMany(part)
+            return
+        except (DatabaseError, BusError, sa.exc.OperationalError):
+            raise
+        except (HTMEngineError, sa.exc.SQLAlchemyError, ValueError):
+            _log.info("Streaming %d metrics together failed; streaming them one by one",
+                      len(part), exc_info=True)
+        for metricId, rows in part:
             try:
-                stats.streamedRows += self.streamer.streamPendingRowsMany(part)
+                stats.streamedRows += self.streamer.streamPendingRows(metricId, rows)
             except (DatabaseError, BusError, sa.exc.OperationalError):
                 raise
-            except (HTMEngineError, sa.exc.SQLAlchemyError, ValueError):
-                # stored already: stream each alone (a failing one keeps its rows for
-                # resumeStreaming, as before)
-                for metricId, rows in part:
-                    try:
-                        stats.streamedRows += self.streamer.streamPendingRows(metricId, rows)
-                    except (DatabaseError, BusError, sa.exc.OperationalError):
-                        raise
-                    except (HTMEngineError, sa.exc.SQLAlchemyError, ValueError) as error:
-                        _log.exception("Streaming the new rows of metric %s failed: %r",
-                                       metricId, error)
-        return True
+            except (HTMEngineError, sa.exc.SQLAlchemyError, ValueError) as error:
+                _log.exception("Streaming the new rows of metric %s failed: %r", metricId,
+                               error)
 
     def processMessages(self, messages: list[tuple[bytes, str]]) -> BatchStats:
         """Store one batch of queue messages ((body, source) pairs) and feed the models.
@@ -327,9 +334,16 @@ class MetricStorer:
         stats = BatchStats()
         byMetric = self.parseMessages(messages, stats)
         stats.metrics = len(byMetric)
-        if not self._storeTogether(byMetric, stats):
-            for name, group in byMetric.items():
-                self._storeMetricSafely(name, group, stats)
+        names = list(byMetric)
+        if len(names) > 1:
+            self._resolveMetricIds(names)
+        # groups of metrics: bounded lock hold times, and the first models get their input
+        # while the rest of a large batch is stored
+        for start in range(0, len(names), STORE_GROUP_METRICS):
+            group = names[start:start + STORE_GROUP_METRICS]
+            if not self._storeTogether(group, byMetric, stats):
+                for name in group:
+                    self._storeMetricSafely(name, byMetric[name], stats)
         _log.info("Stored %s; batch: messages=%d undecodable=%d lines=%d malformed=%d "
                   "metrics=%d rows=%d rejected=%d streamed=%d", stats.describeMetrics(),
                   stats.messages, len(stats.undecodable), stats.lines, stats.malformedLines,

@@ -257,8 +257,13 @@ def test_storer_service_consumes_the_queue(start_service, custom_queue, bus, eng
     assert bus.message_count(custom_queue) == 0
 
 
-def test_a_batch_of_several_metrics_is_stored_and_streamed_together(storer, engine, adapter,
-                                                                    swapper) -> None:
+@pytest.mark.parametrize("storeGroup,streamGroup", [(200, 50), (2, 1)])
+def test_a_batch_of_several_metrics_is_stored_and_streamed_together(
+        storer, engine, adapter, swapper, monkeypatch, storeGroup, streamGroup) -> None:
+    from htmengine.runtime import metric_storer
+
+    monkeypatch.setattr(metric_storer, "STORE_GROUP_METRICS", storeGroup)
+    monkeypatch.setattr(metric_storer, "STREAM_GROUP_METRICS", streamGroup)
     active = [unique_name() for _ in range(3)]
     uids = [adapter.monitorMetric({"datasource": "custom", "metricSpec": {"metric": name},
                                    "modelParams": {"min": 0, "max": 10}}) for name in active]
