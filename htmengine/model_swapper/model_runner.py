@@ -61,6 +61,7 @@ from htmengine.model_swapper.runner_support import (
     MODEL_FACTORY_ENV,
     AnomalyModel,
     InputRowDecoder,
+    defaultModelFactory,
     errorMessage,
     loadCheckpointedModel,
     modelLock,
@@ -91,6 +92,7 @@ class ModelRunner(CheckpointingRunner):
         deleted; every processed batch is checkpointed and acked before returning."""
         started = time.monotonic()
         self.stats = RunStats()
+        self._definedInRun = None
         if self._model is None:
             self._loadCheckpointBatchIds()
         else:
@@ -233,7 +235,11 @@ class ModelRunner(CheckpointingRunner):
             raise ModelRunnerError(ERR_INVALID_ARG, f"defineModel args lack {missing}")
         definition = json.loads(json.dumps({key: args[key] for key in DEFINITION_KEYS}))
         try:
-            self._checkpointMgr.define(self._modelID, definition)
+            # written and fsynced while the model is created and runs its first rows: the
+            # first checkpoint, and any ack, wait for it (a define lost in a crash before
+            # that is redelivered and applied again)
+            self._checkpointMgr.define(self._modelID, definition, background=True)
+            self._definedInRun = definition
         except ModelAlreadyExists:
             existing = self._checkpointMgr.loadModelDefinition(self._modelID)
             if existing != definition:
@@ -290,8 +296,14 @@ class ModelRunner(CheckpointingRunner):
         if self._model is None or self._rowDecoder is None:
             started = time.monotonic()
             try:
-                definition = self._checkpointMgr.loadModelDefinition(self._modelID)
-                self._model = self._loadModel(definition)
+                if self._definedInRun is not None:
+                    # defined by this run, never saved: a new model, without waiting for
+                    # the definition to be durable
+                    definition = self._definedInRun
+                    self._model = self._newModel(definition)
+                else:
+                    definition = self._checkpointMgr.loadModelDefinition(self._modelID)
+                    self._model = self._loadModel(definition)
             except ModelNotFound:
                 raise ModelRunnerError(ERR_NO_SUCH_MODEL,
                                        f"model {self._modelID} is not defined") from None
@@ -316,6 +328,12 @@ class ModelRunner(CheckpointingRunner):
             self.stats.extra["replayedRows"] = len(rows)
             _log.info("%r: replayed %d stored rows after checkpoint row %s", self, len(rows),
                       self._baseRowId)
+
+    def _newModel(self, definition: dict[str, Any]) -> AnomalyModel:
+        """A new model from its definition (as loadCheckpointedModel makes one)."""
+        factory = self._modelFactory or defaultModelFactory()
+        self._fromDefinition = True
+        return factory.create(definition["modelConfig"])
 
     def _loadModel(self, definition: dict[str, Any]) -> AnomalyModel:
         model, checkpoint = loadCheckpointedModel(self._checkpointMgr, self._modelID,

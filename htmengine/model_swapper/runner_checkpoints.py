@@ -125,6 +125,8 @@ class CheckpointingRunner:
         self._lastUnacked: ConsumedRequestBatch | None = None
         self._pendingResults: list[ResultItem] = []
         self._lastPendingRowId: int | None = None
+        # the definition this runner's defineModel wrote (in the background), until saved
+        self._definedInRun: dict[str, Any] | None = None
         self.stats = RunStats()
         # the model's size and the rows applied since it was measured; `sizeRecord` carries
         # them over from an earlier runner of the model (evicted, now loaded again)
@@ -297,6 +299,7 @@ class CheckpointingRunner:
         batch, self._lastUnacked = self._lastUnacked, None
         if batch is None:
             return
+        self._checkpointMgr.settle(self._modelID)   # an acked define is durable
         if batch.connectionGeneration != self._swapper.bus.connection_generation:
             _log.warning("%r: connection was lost since batch %s was taken; the broker "
                          "redelivers it and its id is in the checkpoint", self, batch.batchID)

@@ -4,6 +4,7 @@ HtmAnomalyModel versions of these properties are in test_model_scheduler_service
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -680,3 +681,33 @@ def test_a_get_that_left_the_queue_empty_ends_the_run_without_another_get(
     swapper.put("b3", rows(5, 1))
     assert runs[0].run().outcome is RunOutcome.DRAINED
     assert swapper.gets == 4 and scores(swapper) == reference_scores(6)
+
+
+def test_a_define_is_durable_before_its_batch_is_acked(env, monkeypatch) -> None:
+    # the definition is written and fsynced by a worker thread while the runner goes on;
+    # the ack (and the first checkpoint) wait for it
+    from htmengine.model_swapper import checkpoint_manager as cm
+
+    swapper, mgr, log = env
+    written = cm.ModelCheckpointMgr._write_entry
+
+    def slowWrite(self, modelID, modelDir, definitionBytes):  # noqa: ANN001, ANN202
+        time.sleep(0.3)
+        written(self, modelID, modelDir, definitionBytes)
+        log.append(f"defined {modelID}")
+
+    monkeypatch.setattr(cm.ModelCheckpointMgr, "_write_entry", slowWrite)
+    define(swapper)
+    assert runner(swapper, mgr).run().outcome is RunOutcome.DRAINED
+    assert log == ["defined m", "ack 1 multiple"]
+    log.clear()
+    swapper.results.clear()
+    other = FakeSwapper(log)
+    define(other)
+    other.put("b1", rows(0, 3))
+    stats = ModelRunner("n", other, mgr, modelFactory=HashModel).run()
+    assert stats.outcome is RunOutcome.DRAINED
+    assert log == ["defined n", "checkpoint ['def', 'b1']", "ack 2 multiple"]
+    assert scores(other) == reference_scores(3)
+    assert loaded(mgr, "n").count == 3
+
