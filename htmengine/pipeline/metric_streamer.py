@@ -150,22 +150,24 @@ class MetricStreamer:
         """
         return retry_on_transient_error(self._storeOnce)(metricId, samples, source, metricName)
 
-    def storeSamplesMany(self, groups: list[SampleGroup]) -> list[StoreResult]:
-        """storeSamples for several metrics in one transaction (one commit for a whole
-        batch; the metric rows are locked in uid order), results in the order of `groups`.
-        All or nothing: any error (e.g. ObjectNotFoundError for a metric deleted meanwhile)
-        rolls every metric back; retried as a whole on transient errors."""
+    def storeSamplesMany(self, groups: list[SampleGroup]) -> list[StoreResult | None]:
+        """storeSamples for several metrics in one transaction (one commit for them all),
+        results in the order of `groups`. The metric rows another transaction holds (or
+        that are missing) are skipped, not waited for: their result is None, for the caller
+        to store them alone. All or nothing otherwise: any error (e.g. ObjectNotFoundError
+        for a metric deleted meanwhile) rolls every metric back; retried as a whole on
+        transient errors."""
         return retry_on_transient_error(self._storeManyOnce)(groups)
 
-    def _storeManyOnce(self, groups: list[SampleGroup]) -> list[StoreResult]:
-        order = sorted(range(len(groups)), key=lambda index: groups[index].metricId)
+    def _storeManyOnce(self, groups: list[SampleGroup]) -> list[StoreResult | None]:
         results: list[StoreResult | None] = [None] * len(groups)
         with self._engine.begin() as conn:
-            for index in order:
-                group = groups[index]
-                results[index] = self._storeIn(conn, group.metricId, group.samples,
-                                               group.source, group.metricName)
-        return [result for result in results if result is not None]
+            locked = streaming_queries.lock_free_metrics(conn, (g.metricId for g in groups))
+            for index, group in enumerate(groups):
+                if group.metricId in locked:
+                    results[index] = self._storeIn(conn, group.metricId, group.samples,
+                                                   group.source, group.metricName)
+        return results
 
     def _storeOnce(self, metricId: str, samples: list[tuple[datetime, float]],
                    source: str, metricName: str | None) -> StoreResult:

@@ -60,6 +60,18 @@ def get_custom_metric_uids(conn: sa.Connection, names: Iterable[str]) -> dict[st
     return {row.name: row.uid for row in rows}
 
 
+def lock_free_metrics(conn: sa.Connection, metricIds: Iterable[str]) -> set[str]:
+    """Lock the rows of those of `metricIds` that no other transaction holds (SELECT ... FOR
+    UPDATE SKIP LOCKED, in uid order) until the caller's transaction ends; returns their
+    uids (a missing metric is not returned either)."""
+    wanted = sorted(set(metricIds))
+    if not wanted:
+        return set()
+    rows = conn.execute(sa.select(_metric.c.uid).where(_metric.c.uid.in_(wanted))
+                        .order_by(_metric.c.uid).with_for_update(skip_locked=True))
+    return {row.uid for row in rows}
+
+
 def get_metric_ids_with_status(conn: sa.Connection, statuses: Iterable[int]) -> list[str]:
     """The uids of the metrics whose status is one of `statuses`."""
     wanted = [int(status) for status in statuses]

@@ -274,7 +274,9 @@ class MetricStorer:
                        stats: BatchStats) -> bool:
         """Store the metrics `names` of the batch in one transaction, then stream the new
         rows of the streamable ones in transactions of STREAM_GROUP_METRICS metrics (one
-        commit each instead of two per metric). False, with nothing stored, when they must
+        commit each instead of two per metric); a metric whose row another transaction
+        holds is not waited for there but stored alone afterwards (the others do not wait
+        for it). False, with nothing stored, when they must
         go metric by metric instead (one metric alone, or an error other than an outage:
         e.g. a metric deleted meanwhile; then each failing metric drops only its own
         samples, as before)."""
@@ -290,7 +292,11 @@ class MetricStorer:
                       len(names), error)
             return False
         toStream: list[tuple[str, list[StoredRow] | None]] = []
+        skipped: list[str] = []
         for name, group, result in zip(names, groups, results, strict=True):
+            if result is None:          # its row was locked elsewhere: stored alone below
+                skipped.append(name)
+                continue
             stats.storedRows += len(result.rows)
             stats.rowsByMetric[name] = len(result.rows)
             stats.rejectedSamples += result.rejected
@@ -302,6 +308,8 @@ class MetricStorer:
                 self._activateIfReady(name, group.metricId, result)
         for start in range(0, len(toStream), STREAM_GROUP_METRICS):
             self._streamTogether(toStream[start:start + STREAM_GROUP_METRICS], stats)
+        for name in skipped:
+            self._storeMetricSafely(name, byMetric[name], stats)
         return True
 
     def _streamTogether(self, part: list[tuple[str, list[StoredRow] | None]],

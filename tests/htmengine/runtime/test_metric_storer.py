@@ -294,17 +294,47 @@ def test_a_batch_of_several_metrics_is_stored_and_streamed_together(
 
 
 def test_store_together_is_all_or_nothing(storer, engine) -> None:
-    from htmengine.exceptions import ObjectNotFoundError
+    from htmengine.exceptions import InvalidInputError
     from htmengine.pipeline.metric_streamer import SampleGroup
 
     name = unique_name()
     storer.processMessages([_message(_lines(name, [1]))])
     uid = _metric(engine, name).uid
     sample = [(EPOCH + timedelta(seconds=T0 + 300), 2.0)]
-    with pytest.raises(ObjectNotFoundError):
+    other = unique_name()
+    storer.processMessages([_message(_lines(other, [1]))])
+    otherUid = _metric(engine, other).uid
+    malformed = [(EPOCH + timedelta(seconds=T0 + 300), "not a number")]
+    with pytest.raises(InvalidInputError):
         storer.streamer.storeSamplesMany([SampleGroup(uid, sample),
-                                          SampleGroup("no-such-metric-uid", sample)])
+                                          SampleGroup(otherUid, malformed)])
     assert [r[0] for r in _rows(engine, uid)] == [1]
+    # a missing metric is skipped (None), for the caller to store alone
+    assert [r is None for r in storer.streamer.storeSamplesMany(
+        [SampleGroup(uid, sample), SampleGroup("no-such-metric-uid", sample)])] == [False, True]
+    assert [r[0] for r in _rows(engine, uid)] == [1, 2]
+
+
+def test_a_metric_locked_elsewhere_does_not_hold_up_the_others(storer, engine) -> None:
+    import threading
+
+    free, held = unique_name(), unique_name()
+    storer.processMessages([_message(_lines(free, [1]) + _lines(held, [1]))])
+    blocker = engine.connect()
+    blockerTx = blocker.begin()
+    queries.getMetricWithUpdateLock(blocker, _metric(engine, held).uid)
+    thread = threading.Thread(target=storer.processMessages, args=(
+        [_message(_lines(free, [2], start=1) + _lines(held, [2], start=1))],))
+    thread.start()
+    try:
+        wait_for(lambda: len(_rows(engine, _metric(engine, free).uid)) == 2, 20,
+                 what="the free metric's row, while the other one is locked")
+        assert len(_rows(engine, _metric(engine, held).uid)) == 1
+    finally:
+        blockerTx.rollback()
+        blocker.close()
+    thread.join(30)
+    assert [r[2] for r in _rows(engine, _metric(engine, held).uid)] == [1.0, 2.0]
 
 
 def test_a_metric_deleted_since_its_uid_was_cached_is_created_again(storer, engine,
