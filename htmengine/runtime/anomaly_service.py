@@ -96,15 +96,20 @@ class AnomalyService:
         """Apply a command result to the metric; returns the metric row (None if unknown)."""
         if result.method == "deleteModel":
             _log.info("Model=%s deleted (status=%s)", modelId, result.status)
-        # one pooled connection (one checkout and ping) for the read and the status change
-        with self._engine.connect() as conn:
+        return retry_on_transient_error(self._commandResultOnce)(modelId, result)
+
+    def _commandResultOnce(self, modelId: str, result: ModelCommandResult) -> Any | None:
+        # one transaction under the metric row lock: the result of a defineModel can arrive
+        # before the transaction that set CREATE_PENDING and sent the command has committed
+        # (defineModelLocked); the lock waits for that commit instead of reading the status
+        # before it
+        with self._engine.begin() as conn:
             try:
-                metric = queries.getMetric(conn, modelId)
+                metric = queries.getMetricWithUpdateLock(conn, modelId)
             except ObjectNotFoundError:
                 _log.warning("Command result %r for unknown model=%s (deleted?)", result,
                              modelId)
                 return None
-            conn.commit()   # ends the read's transaction: a status change commits its own
             return self._applyCommandResult(conn, modelId, result, metric)
 
     def _applyCommandResult(self, conn: sa.Connection, modelId: str,

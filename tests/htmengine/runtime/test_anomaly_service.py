@@ -188,6 +188,31 @@ def test_mismatched_or_failed_batches_are_rejected(engine, service) -> None:
     assert service.processBatch(uid, _results(1, 2)) == []
 
 
+def test_a_define_result_before_its_request_commits_waits_for_it(engine, service) -> None:
+    # defineModelLocked sends the command inside the transaction that sets CREATE_PENDING:
+    # a fast runner's result can be processed before that commit
+    import threading
+    import time
+
+    adapter = createDatasourceAdapter("custom", engine=engine, swapperFactory=_NoSwapper)
+    uid = adapter.createMetric(unique_name())
+    requester = engine.connect()
+    transaction = requester.begin()
+    queries.getMetricWithUpdateLock(requester, uid)
+    queries.updateMetricColumns(requester, uid, {"status": int(MetricStatus.CREATE_PENDING)})
+    published: list = []
+    thread = threading.Thread(target=lambda: published.extend(service.processBatch(
+        uid, (ModelCommandResult("c1", "defineModel", 0, args={}),))))
+    thread.start()
+    time.sleep(0.5)
+    transaction.commit()
+    requester.close()
+    thread.join(30)
+    assert [m.message["method"] for m in published] == ["defineModel"]
+    with engine.connect() as conn:
+        assert queries.getMetric(conn, uid).status == MetricStatus.ACTIVE
+
+
 def test_definition_result_and_first_rows_in_one_message_as_in_two(engine, service) -> None:
     # a new model's runner sends its definition's result and its first rows together: the
     # metric becomes ACTIVE and the rows are scored as when they come one after the other
