@@ -34,6 +34,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,17 @@ class ModelCheckpointMgr:
         self._scratch = self._root / SCRATCH_DIR_NAME
         self._scratch.mkdir(parents=True, exist_ok=True)
         self._sweep_dead_scratch()
+        # background defines (define(..., background=True)) not yet in place and durable
+        self._defining: dict[str, Future[None]] = {}
+        self._executor: ThreadPoolExecutor | None = None
+
+    def settle(self, modelID: str | None = None) -> None:
+        """Wait until a background define of the model (of every model: None) is in place
+        and durable; raises the error it failed with (the entry is then absent)."""
+        for pending in ([modelID] if modelID is not None else list(self._defining)):
+            future = self._defining.pop(pending, None)
+            if future is not None:
+                future.result()
 
     @property
     def root(self) -> Path:
@@ -139,7 +151,9 @@ class ModelCheckpointMgr:
     # -- helpers ---------------------------------------------------------------------------
 
     def _model_dir(self, modelID: str) -> Path:
-        return self._root / validateModelId(modelID)
+        path = self._root / validateModelId(modelID)
+        self.settle(modelID)    # every use of a model's entry waits for its define
+        return path
 
     def _existing_model_dir(self, modelID: str) -> Path:
         path = self._model_dir(modelID)
@@ -214,10 +228,14 @@ class ModelCheckpointMgr:
 
     # -- model entries ---------------------------------------------------------------------
 
-    def define(self, modelID: str, definition: dict[str, Any]) -> None:
+    def define(self, modelID: str, definition: dict[str, Any], *,
+               background: bool = False) -> None:
         """Create the entry of a new model with its definition (a JSON-able dict).
 
-        Raises ModelAlreadyExists if the model id already has an entry."""
+        Raises ModelAlreadyExists if the model id already has an entry. With `background`
+        the entry is written, made durable and renamed into place by a worker thread (its
+        fsyncs overlap the caller's work); any later call about the model, and settle(),
+        wait for it first (settle() raises its error)."""
         modelDir = self._model_dir(modelID)
         if modelDir.exists():
             raise ModelAlreadyExists(f"Model {modelID!r} already has a checkpoint entry",
@@ -227,6 +245,17 @@ class ModelCheckpointMgr:
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"model definition of {modelID!r} is not JSON-able: {exc}"
                                     ) from exc
+        if not background:
+            self._write_entry(modelID, modelDir, definitionBytes)
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1,
+                                                thread_name_prefix="checkpoint-define")
+        self._defining[modelID] = self._executor.submit(self._write_entry, modelID, modelDir,
+                                                        definitionBytes)
+
+    def _write_entry(self, modelID: str, modelDir: Path, definitionBytes: bytes) -> None:
+        """Build a new model's entry in scratch, fsync it, rename it to `modelDir`."""
         with self._scratch_path(modelID[:40]) as entry:
             entry.mkdir()
             # each file and the entry are fsynced once, then the rename and its parent
@@ -253,6 +282,7 @@ class ModelCheckpointMgr:
 
     def getModelIDs(self) -> list[str]:
         """Ids of every model with an entry, sorted."""
+        self.settle()
         if not self._root.is_dir():
             return []
         return sorted(entry.name for entry in self._root.iterdir()

@@ -20,8 +20,14 @@ class CheckpointStore(Protocol):
         """Local directory for per-model lock files (`runner_support.modelLock`)."""
         ...
 
-    def define(self, modelID: str, definition: dict[str, Any]) -> None:
-        """Create the model's entry with its definition."""
+    def define(self, modelID: str, definition: dict[str, Any], *,
+               background: bool = False) -> None:
+        """Create the model's entry with its definition (`background`: made durable while
+        the caller goes on; every later call about the model waits for it)."""
+        ...
+
+    def settle(self, modelID: str | None = None) -> None:
+        """Wait until a background define of the model (None: of all) is durable; its error."""
         ...
 
     def loadModelDefinition(self, modelID: str) -> dict[str, Any]:

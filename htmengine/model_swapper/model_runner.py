@@ -2,9 +2,10 @@
 to stop. A slot keeps the runner (with its model) resident between runs (resident_models).
 
 Per request batch, in queue order: skip it if its batch id was already applied (in this run
-or recorded in the checkpoint), else process its items (commands, input rows) and publish one
-result message. After >= target_requests_per_checkpoint requests, when the queue is empty,
-and before stopping: save the model's checkpoint (with the batch ids applied since the
+or recorded in the checkpoint), else process its items (commands, input rows) and queue their
+results. After >= target_requests_per_checkpoint requests, when the queue is empty,
+and before stopping: publish the queued results (one message per run of consecutive rows,
+at most RESULT_BATCH_ROWS), save the model's checkpoint (with the batch ids applied since the
 previous one), and only then ack the batches (multiple). A crash anywhere redelivers the
 unacked batches; those already inside the checkpoint are skipped, the rest are recomputed
 from the checkpoint's state — so the model applies every row exactly once, and a result
@@ -60,6 +61,7 @@ from htmengine.model_swapper.runner_support import (
     MODEL_FACTORY_ENV,
     AnomalyModel,
     InputRowDecoder,
+    defaultModelFactory,
     errorMessage,
     loadCheckpointedModel,
     modelLock,
@@ -71,8 +73,10 @@ __all__ = ["MAX_INCREMENTAL_CHECKPOINT_ROWS", "MODEL_FACTORY_ENV",
 
 _log = logging.getLogger(__name__)
 
-# Lazy mode: results of consecutive rows of several batches go out in one message of at most
-# this many rows (below the 240 rows from which the likelihood's refresh depends on batching).
+# Results of consecutive rows of several batches go out in one message of at most this many
+# rows (below the 240 rows from which the likelihood's refresh depends on batching): in lazy
+# mode until the batches are acked, else until the checkpoint (a new model's definition
+# result and its first rows: one message).
 RESULT_BATCH_ROWS = 200
 DEFINITION_KEYS = ("modelConfig", "inferenceArgs", "inputRecordSchema")
 
@@ -88,6 +92,7 @@ class ModelRunner(CheckpointingRunner):
         deleted; every processed batch is checkpointed and acked before returning."""
         started = time.monotonic()
         self.stats = RunStats()
+        self._definedInRun = None
         if self._model is None:
             self._loadCheckpointBatchIds()
         else:
@@ -144,7 +149,10 @@ class ModelRunner(CheckpointingRunner):
                 if self.checkpointDue():
                     self._checkpoint()
             else:
-                self._flushResults()
+                # results wait for the checkpoint (published just before it, in one message
+                # with those of the batches before) unless they fill a message
+                if len(self._pendingResults) >= RESULT_BATCH_ROWS:
+                    self._flushResults()
                 if self._runRequests >= self._target:
                     self._commit()
 
@@ -152,6 +160,11 @@ class ModelRunner(CheckpointingRunner):
         """Queue results for one result message per run of consecutive rows (lazy mode:
         across batches, up to RESULT_BATCH_ROWS, so a backlog costs few round trips)."""
         for result in results:
+            if isinstance(result, ModelCommandResult) and any(
+                    isinstance(r, ModelInferenceResult) for r in self._pendingResults):
+                # the anomaly service applies a message's command results before its rows:
+                # a command after rows starts a new message
+                self._flushResults()
             if isinstance(result, ModelInferenceResult) and isinstance(result.rowID, int):
                 last = self._lastPendingRowId
                 if last is not None and result.rowID != last + 1:
@@ -222,7 +235,11 @@ class ModelRunner(CheckpointingRunner):
             raise ModelRunnerError(ERR_INVALID_ARG, f"defineModel args lack {missing}")
         definition = json.loads(json.dumps({key: args[key] for key in DEFINITION_KEYS}))
         try:
-            self._checkpointMgr.define(self._modelID, definition)
+            # written and fsynced while the model is created and runs its first rows: the
+            # first checkpoint, and any ack, wait for it (a define lost in a crash before
+            # that is redelivered and applied again)
+            self._checkpointMgr.define(self._modelID, definition, background=True)
+            self._definedInRun = definition
         except ModelAlreadyExists:
             existing = self._checkpointMgr.loadModelDefinition(self._modelID)
             if existing != definition:
@@ -283,8 +300,14 @@ class ModelRunner(CheckpointingRunner):
         if self._model is None or self._rowDecoder is None:
             started = time.monotonic()
             try:
-                definition = self._checkpointMgr.loadModelDefinition(self._modelID)
-                self._model = self._loadModel(definition)
+                if self._definedInRun is not None:
+                    # defined by this run, never saved: a new model, without waiting for
+                    # the definition to be durable
+                    definition = self._definedInRun
+                    self._model = self._newModel(definition)
+                else:
+                    definition = self._checkpointMgr.loadModelDefinition(self._modelID)
+                    self._model = self._loadModel(definition)
             except ModelNotFound:
                 raise ModelRunnerError(ERR_NO_SUCH_MODEL,
                                        f"model {self._modelID} is not defined") from None
@@ -329,6 +352,12 @@ class ModelRunner(CheckpointingRunner):
             return False
         self._checkpoint()
         return True
+
+    def _newModel(self, definition: dict[str, Any]) -> AnomalyModel:
+        """A new model from its definition (as loadCheckpointedModel makes one)."""
+        factory = self._modelFactory or defaultModelFactory()
+        self._fromDefinition = True
+        return factory.create(definition["modelConfig"])
 
     def _loadModel(self, definition: dict[str, Any]) -> AnomalyModel:
         model, checkpoint = loadCheckpointedModel(self._checkpointMgr, self._modelID,

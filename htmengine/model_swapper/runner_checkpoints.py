@@ -129,6 +129,8 @@ class CheckpointingRunner:
         self._lastUnacked: ConsumedRequestBatch | None = None
         self._pendingResults: list[ResultItem] = []
         self._lastPendingRowId: int | None = None
+        # the definition this runner's defineModel wrote (in the background), until saved
+        self._definedInRun: dict[str, Any] | None = None
         self.stats = RunStats()
         # the model's size and the rows applied since it was measured; `sizeRecord` carries
         # them over from an earlier runner of the model (evicted, now loaded again)
@@ -276,6 +278,7 @@ class CheckpointingRunner:
     def _checkpoint(self) -> None:
         """Save the model's checkpoint with the batch ids and rows applied since the last."""
         assert self._model is not None
+        self._flushResults()   # a row inside a checkpoint is never replayed: publish first
         previousRunIds = self._lastCheckpointRunIds
         replayRows = self._replayRows + self._runRows
         incremental = ((self._checkpointId is not None or self._fromDefinition
@@ -319,6 +322,7 @@ class CheckpointingRunner:
         batch, self._lastUnacked = self._lastUnacked, None
         if batch is None:
             return
+        self._checkpointMgr.settle(self._modelID)   # an acked define is durable
         if batch.connectionGeneration != self._swapper.bus.connection_generation:
             _log.warning("%r: connection was lost since batch %s was taken; the broker "
                          "redelivers it and its id is in the checkpoint", self, batch.batchID)

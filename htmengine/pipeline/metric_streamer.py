@@ -1,6 +1,7 @@
 """Storing samples of one metric and streaming its stored rows to its model, crash-safely.
 
-Two steps, two transactions:
+Two steps, two transactions (for one metric, or for a batch of metrics: `storeSamplesMany`,
+`streamPendingRowsMany`):
 
 1. `storeSamples`: under the metric row lock (SELECT ... FOR UPDATE) reject samples older than
    or equal to the last stored one, append the rest as rows with contiguous rowids, commit.
@@ -66,6 +67,16 @@ class StoreResult:
     rows: list[StoredRow]
     rejected: int
     dropped: bool = False   # nothing stored because of the metric's status (e.g. ERROR)
+
+
+@dataclass(frozen=True)
+class SampleGroup:
+    """One metric's samples of a batch, for MetricStreamer.storeSamplesMany."""
+
+    metricId: str
+    samples: list[tuple[datetime, float]]
+    source: str = "?"
+    metricName: str | None = None
 
 
 def loadModelParams(raw: str | None) -> dict[str, Any]:
@@ -139,30 +150,54 @@ class MetricStreamer:
         """
         return retry_on_transient_error(self._storeOnce)(metricId, samples, source, metricName)
 
+    def storeSamplesMany(self, groups: list[SampleGroup]) -> list[StoreResult | None]:
+        """storeSamples for several metrics in one transaction (one commit for them all),
+        results in the order of `groups`. The metric rows another transaction holds (or
+        that are missing) are skipped, not waited for: their result is None, for the caller
+        to store them alone. All or nothing otherwise: any error (e.g. ObjectNotFoundError
+        for a metric deleted meanwhile) rolls every metric back; retried as a whole on
+        transient errors."""
+        return retry_on_transient_error(self._storeManyOnce)(groups)
+
+    def _storeManyOnce(self, groups: list[SampleGroup]) -> list[StoreResult | None]:
+        results: list[StoreResult | None] = [None] * len(groups)
+        with self._engine.begin() as conn:
+            locked = streaming_queries.lock_free_metrics(conn, (g.metricId for g in groups))
+            for index, group in enumerate(groups):
+                if group.metricId in locked:
+                    results[index] = self._storeIn(conn, group.metricId, group.samples,
+                                                   group.source, group.metricName)
+        return results
+
     def _storeOnce(self, metricId: str, samples: list[tuple[datetime, float]],
                    source: str, metricName: str | None) -> StoreResult:
         with self._engine.begin() as conn:
-            metric = queries.getMetricWithUpdateLock(
-                conn, metricId, fields=[schema.metric.c.status, schema.metric.c.last_rowid,
-                                        schema.metric.c.datasource])
-            lastRowid = metric.last_rowid or 0
-            if metric.status not in STORABLE_STATUSES:
-                name = metricId if metricName is None else f"{metricName} ({metricId})"
-                for timestamp, value in samples:
-                    _log.error("Rejected sample of a metric in status %s: metric=%s ts=%s (%d) "
-                               "value=%r source=%s", metric.status, name, timestamp,
-                               _epoch(timestamp), value, source)
-                engine_metrics.SAMPLES_REJECTED.labels("metric_status").inc(len(samples))
-                return StoreResult(metric.status, metric.datasource, lastRowid, [], 0, True)
-            lastTimestamp = (streaming_queries.get_data_timestamp(conn, metricId, lastRowid)
-                             if lastRowid else None)
-            kept, rejected = scrubSamples(samples, lastTimestamp, metricId, source, metricName)
-            rows: list[StoredRow] = []
-            if kept:
-                added = queries.addMetricData(conn, metricId, [(v, ts) for ts, v in kept])
-                rows = [StoredRow(r["rowid"], r["timestamp"], r["metric_value"]) for r in added]
-                engine_metrics.SAMPLES_STORED.inc(len(rows))
-                lastRowid = rows[-1].rowid
+            return self._storeIn(conn, metricId, samples, source, metricName)
+
+    def _storeIn(self, conn: sa.Connection, metricId: str,
+                 samples: list[tuple[datetime, float]], source: str,
+                 metricName: str | None) -> StoreResult:
+        metric = queries.getMetricWithUpdateLock(
+            conn, metricId, fields=[schema.metric.c.status, schema.metric.c.last_rowid,
+                                    schema.metric.c.datasource])
+        lastRowid = metric.last_rowid or 0
+        if metric.status not in STORABLE_STATUSES:
+            name = metricId if metricName is None else f"{metricName} ({metricId})"
+            for timestamp, value in samples:
+                _log.error("Rejected sample of a metric in status %s: metric=%s ts=%s (%d) "
+                           "value=%r source=%s", metric.status, name, timestamp,
+                           _epoch(timestamp), value, source)
+            engine_metrics.SAMPLES_REJECTED.labels("metric_status").inc(len(samples))
+            return StoreResult(metric.status, metric.datasource, lastRowid, [], 0, True)
+        lastTimestamp = (streaming_queries.get_data_timestamp(conn, metricId, lastRowid)
+                         if lastRowid else None)
+        kept, rejected = scrubSamples(samples, lastTimestamp, metricId, source, metricName)
+        rows: list[StoredRow] = []
+        if kept:
+            added = queries.addMetricData(conn, metricId, [(v, ts) for ts, v in kept])
+            rows = [StoredRow(r["rowid"], r["timestamp"], r["metric_value"]) for r in added]
+            engine_metrics.SAMPLES_STORED.inc(len(rows))
+            lastRowid = rows[-1].rowid
         return StoreResult(metric.status, metric.datasource, lastRowid, rows, rejected)
 
     # ------------------------------------------------------------------ streaming
@@ -175,35 +210,54 @@ class MetricStreamer:
         the unsent ones. Retried as a whole on transient database errors."""
         return retry_on_transient_error(self._streamOnce)(metricId, knownRows)
 
+    def streamPendingRowsMany(self, pending: list[tuple[str, list[StoredRow] | None]]
+                              ) -> int:
+        """streamPendingRows for several (metricId, knownRows) in one transaction (one
+        commit; the metric rows are locked in uid order; every mark moves only after its rows'
+        confirmed publish, all in that commit); returns the rows sent. Retried as a whole on
+        transient database errors (chunks sent again keep their batch ids)."""
+        return retry_on_transient_error(self._streamManyOnce)(pending)
+
+    def _streamManyOnce(self, pending: list[tuple[str, list[StoredRow] | None]]) -> int:
+        sent = 0
+        with self._engine.begin() as conn:
+            for metricId, knownRows in sorted(pending, key=lambda item: item[0]):
+                sent += self._streamIn(conn, metricId, knownRows)
+        return sent
+
     def _streamOnce(self, metricId: str, knownRows: list[StoredRow] | None) -> int:
         with self._engine.begin() as conn:
-            metric = queries.getMetricWithUpdateLock(
-                conn, metricId, fields=[schema.metric.c.status, schema.metric.c.last_rowid,
-                                        schema.metric.c.model_params])
-            if metric.status not in STREAMABLE_STATUSES:
-                return 0
-            modelParams = loadModelParams(metric.model_params)
-            mark = int(modelParams.get(STREAMED_ROWID_KEY, 0))
-            lastRowid = metric.last_rowid or 0
-            if lastRowid <= mark:
-                return 0
-            if (knownRows and knownRows[0].rowid == mark + 1
-                    and knownRows[-1].rowid == lastRowid):
-                rows = knownRows
-            else:
-                rows = [StoredRow(r.rowid, r.timestamp, r.metric_value) for r in
-                        streaming_queries.get_data_rows_after(conn, metricId, mark, lastRowid)]
-            if not rows:
-                _log.error("Model=%s: rows (%d..%d] are missing from metric_data", metricId,
-                           mark, lastRowid)
-                return 0
-            lastSent = self._submit(metricId, rows)
-            if lastSent <= mark:
-                return 0
-            modelParams[STREAMED_ROWID_KEY] = lastSent
-            engine_metrics.record_streamed(modelParams, lastSent)
-            queries.updateMetricColumns(conn, metricId,
-                                        {"model_params": json.dumps(modelParams)})
+            return self._streamIn(conn, metricId, knownRows)
+
+    def _streamIn(self, conn: sa.Connection, metricId: str,
+                  knownRows: list[StoredRow] | None) -> int:
+        metric = queries.getMetricWithUpdateLock(
+            conn, metricId, fields=[schema.metric.c.status, schema.metric.c.last_rowid,
+                                    schema.metric.c.model_params])
+        if metric.status not in STREAMABLE_STATUSES:
+            return 0
+        modelParams = loadModelParams(metric.model_params)
+        mark = int(modelParams.get(STREAMED_ROWID_KEY, 0))
+        lastRowid = metric.last_rowid or 0
+        if lastRowid <= mark:
+            return 0
+        if (knownRows and knownRows[0].rowid == mark + 1
+                and knownRows[-1].rowid == lastRowid):
+            rows = knownRows
+        else:
+            rows = [StoredRow(r.rowid, r.timestamp, r.metric_value) for r in
+                    streaming_queries.get_data_rows_after(conn, metricId, mark, lastRowid)]
+        if not rows:
+            _log.error("Model=%s: rows (%d..%d] are missing from metric_data", metricId,
+                       mark, lastRowid)
+            return 0
+        lastSent = self._submit(metricId, rows)
+        if lastSent <= mark:
+            return 0
+        modelParams[STREAMED_ROWID_KEY] = lastSent
+        engine_metrics.record_streamed(modelParams, lastSent)
+        queries.updateMetricColumns(conn, metricId,
+                                    {"model_params": json.dumps(modelParams)})
         return lastSent - mark
 
     def _submit(self, metricId: str, rows: list[StoredRow]) -> int:

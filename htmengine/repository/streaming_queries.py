@@ -1,5 +1,6 @@
-"""Queries of the metric streamer and the anomaly service: the rows a model has not been sent
-yet, the metrics to resume streaming to, and the scores a model's results write back."""
+"""Queries of the metric storer and streamer and of the anomaly service: the uids of a
+batch's metric names, the rows a model has not been sent yet, the metrics to resume streaming
+to, and the scores a model's results write back."""
 
 from __future__ import annotations
 
@@ -45,6 +46,30 @@ def get_data_rows_after(conn: sa.Connection, metricId: str, afterRowid: int,
                           .where(_data.c.rowid <= lastRowid)
                           .order_by(_data.c.rowid))
     return list(result.all())  # noqa: C416
+
+
+def get_custom_metric_uids(conn: sa.Connection, names: Iterable[str]) -> dict[str, str]:
+    """name -> uid of the custom metrics among `names` (one statement; names that are not
+    custom metrics are left out)."""
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return {}
+    rows = conn.execute(sa.select(_metric.c.name, _metric.c.uid)
+                        .where(_metric.c.datasource == "custom")
+                        .where(_metric.c.name.in_(wanted)))
+    return {row.name: row.uid for row in rows}
+
+
+def lock_free_metrics(conn: sa.Connection, metricIds: Iterable[str]) -> set[str]:
+    """Lock the rows of those of `metricIds` that no other transaction holds (SELECT ... FOR
+    UPDATE SKIP LOCKED, in uid order) until the caller's transaction ends; returns their
+    uids (a missing metric is not returned either)."""
+    wanted = sorted(set(metricIds))
+    if not wanted:
+        return set()
+    rows = conn.execute(sa.select(_metric.c.uid).where(_metric.c.uid.in_(wanted))
+                        .order_by(_metric.c.uid).with_for_update(skip_locked=True))
+    return {row.uid for row in rows}
 
 
 def get_metric_ids_with_status(conn: sa.Connection, statuses: Iterable[int]) -> list[str]:

@@ -96,28 +96,37 @@ class AnomalyService:
         """Apply a command result to the metric; returns the metric row (None if unknown)."""
         if result.method == "deleteModel":
             _log.info("Model=%s deleted (status=%s)", modelId, result.status)
-        try:
-            with self._engine.connect() as conn:
-                metric = queries.getMetric(conn, modelId)
-        except ObjectNotFoundError:
-            _log.warning("Command result %r for unknown model=%s (deleted?)", result, modelId)
-            return None
+        return retry_on_transient_error(self._commandResultOnce)(modelId, result)
+
+    def _commandResultOnce(self, modelId: str, result: ModelCommandResult) -> Any | None:
+        # one transaction under the metric row lock: the result of a defineModel can arrive
+        # before the transaction that set CREATE_PENDING and sent the command has committed
+        # (defineModelLocked); the lock waits for that commit instead of reading the status
+        # before it
+        with self._engine.begin() as conn:
+            try:
+                metric = queries.getMetricWithUpdateLock(conn, modelId)
+            except ObjectNotFoundError:
+                _log.warning("Command result %r for unknown model=%s (deleted?)", result,
+                             modelId)
+                return None
+            return self._applyCommandResult(conn, modelId, result, metric)
+
+    def _applyCommandResult(self, conn: sa.Connection, modelId: str,
+                            result: ModelCommandResult, metric: Any) -> Any:
         if result.method == "deleteModel":
             return metric
         if result.status != 0:
             _log.error("Model=%s command %s failed: %s", modelId, result.method,
                        result.errorMessage)
             if metric.status != MetricStatus.ERROR:
-                with self._engine.connect() as conn:
-                    queries.setMetricStatus(conn, modelId, MetricStatus.ERROR,
-                                            result.errorMessage)
+                queries.setMetricStatus(conn, modelId, MetricStatus.ERROR, result.errorMessage)
             return metric
         if result.method == "defineModel":
             if metric.status == MetricStatus.CREATE_PENDING:
                 try:
-                    with self._engine.connect() as conn:
-                        queries.setMetricStatus(conn, modelId, MetricStatus.ACTIVE,
-                                                refStatus=MetricStatus.CREATE_PENDING)
+                    queries.setMetricStatus(conn, modelId, MetricStatus.ACTIVE,
+                                            refStatus=MetricStatus.CREATE_PENDING)
                     _log.info("Model=%s (%s) is ACTIVE", modelId, metric.name)
                 except MetricStatusChangedError as error:
                     _log.warning("Model=%s changed status meanwhile: %r", modelId, error)
@@ -144,56 +153,81 @@ class AnomalyService:
                              "dropped rows [%s..%s]", modelId, metric.status,
                              results[0].rowID, results[-1].rowID)
                 return None
-            first, last = results[0].rowID, results[-1].rowID
-            if not isinstance(first, int) or not isinstance(last, int):
-                raise RejectedInferenceResultBatch(
-                    f"model={modelId}: result rowids must be metric_data rowids (integers), "
-                    f"got {first!r}..{last!r}")
-            rows = list(queries.getMetricData(conn, modelId, start=first, stop=last))
-            self._checkRowsMatch(modelId, results, rows)
-            failed = next((r for r in results if r.status not in (0, ERR_ROW_FAILED)), None)
-            if failed is not None:
-                _log.error("Model=%s failed on row %s; placing it in ERROR: %s", modelId,
-                           failed.rowID, failed.errorMessage)
-                queries.setMetricStatus(conn, modelId, MetricStatus.ERROR, failed.errorMessage)
+            published = self._scoreLocked(conn, modelId, metric, results)
+        return None if published is None else (metric, published)
+
+    def _activateAndScore(self, modelId: str, results: list[ModelInferenceResult]
+                          ) -> tuple[Any, list[Any] | None] | None:
+        """A successful defineModel result followed by its model's first rows (one result
+        message): the metric goes from CREATE_PENDING to ACTIVE and the rows are scored in
+        one transaction. None (nothing done) unless the metric is CREATE_PENDING."""
+        with self._engine.begin() as conn:
+            try:
+                metric = queries.getMetricWithUpdateLock(conn, modelId)
+            except ObjectNotFoundError:
                 return None
-            toScore: list[ScoredRow] = []
-            published: list[Any] = []
-            failedRows: list[int] = []
-            for result, row in zip(results, rows, strict=True):
-                if row.raw_anomaly_score is not None:
-                    published.append(_storedRow(row))
-                    continue
-                if result.status == ERR_ROW_FAILED:
-                    _log.error("Model=%s failed on row %s only; the row is marked failed, the "
-                               "metric stays ACTIVE: %s", modelId, row.rowid,
-                               result.errorMessage)
-                    failedRows.append(row.rowid)
-                    continue
-                if result.anomalyScore is None:
-                    raise RejectedInferenceResultBatch(
-                        f"model={modelId}: result of row {row.rowid} has status "
-                        f"{result.status} and no anomaly score")
-                scored = ScoredRow(row.rowid, row.timestamp, row.metric_value,
-                                   result.anomalyScore,
-                                   multi_step_best_predictions=result.multiStepBestPredictions)
-                toScore.append(scored)
-                published.append(scored)
-            if len(toScore) < len(rows):
-                _log.info("Model=%s: %d of %d rows in [%s..%s] were scored already (redelivered "
-                          "batch); keeping their stored values", modelId,
-                          len(rows) - len(toScore), len(rows), rows[0].rowid, rows[-1].rowid)
-            queries.markMetricDataRowsFailed(conn, modelId, failedRows)
-            if toScore:
-                modelParams = loadModelParams(metric.model_params)
-                state = self.likelihoodHelper.updateModelAnomalyScores(
-                    conn, modelId, modelParams.get(LIKELIHOOD_PARAMS_KEY), toScore)
-                streaming_queries.write_unscored_results(conn, modelId, toScore)
-                engine_metrics.observe_scored(modelParams, [r.rowid for r in toScore])
-                modelParams[LIKELIHOOD_PARAMS_KEY] = state
-                queries.updateMetricColumns(conn, modelId,
-                                            {"model_params": json.dumps(modelParams)})
+            if metric.status != MetricStatus.CREATE_PENDING:
+                return None
+            queries.setMetricStatus(conn, modelId, MetricStatus.ACTIVE,
+                                    refStatus=MetricStatus.CREATE_PENDING)
+            published = self._scoreLocked(conn, modelId, metric, results)
+        _log.info("Model=%s (%s) is ACTIVE", modelId, metric.name)
         return metric, published
+
+    def _scoreLocked(self, conn: sa.Connection, modelId: str, metric: Any,
+                     results: list[ModelInferenceResult]) -> list[Any] | None:
+        """Score `results` of the ACTIVE metric locked by the caller's transaction; returns
+        the rows to publish (None: the metric went to ERROR)."""
+        first, last = results[0].rowID, results[-1].rowID
+        if not isinstance(first, int) or not isinstance(last, int):
+            raise RejectedInferenceResultBatch(
+                f"model={modelId}: result rowids must be metric_data rowids (integers), "
+                f"got {first!r}..{last!r}")
+        rows = list(queries.getMetricData(conn, modelId, start=first, stop=last))
+        self._checkRowsMatch(modelId, results, rows)
+        failed = next((r for r in results if r.status not in (0, ERR_ROW_FAILED)), None)
+        if failed is not None:
+            _log.error("Model=%s failed on row %s; placing it in ERROR: %s", modelId,
+                       failed.rowID, failed.errorMessage)
+            queries.setMetricStatus(conn, modelId, MetricStatus.ERROR, failed.errorMessage)
+            return None
+        toScore: list[ScoredRow] = []
+        published: list[Any] = []
+        failedRows: list[int] = []
+        for result, row in zip(results, rows, strict=True):
+            if row.raw_anomaly_score is not None:
+                published.append(_storedRow(row))
+                continue
+            if result.status == ERR_ROW_FAILED:
+                _log.error("Model=%s failed on row %s only; the row is marked failed, the "
+                           "metric stays ACTIVE: %s", modelId, row.rowid,
+                           result.errorMessage)
+                failedRows.append(row.rowid)
+                continue
+            if result.anomalyScore is None:
+                raise RejectedInferenceResultBatch(
+                    f"model={modelId}: result of row {row.rowid} has status "
+                    f"{result.status} and no anomaly score")
+            scored = ScoredRow(row.rowid, row.timestamp, row.metric_value,
+                               result.anomalyScore,
+                               multi_step_best_predictions=result.multiStepBestPredictions)
+            toScore.append(scored)
+            published.append(scored)
+        if len(toScore) < len(rows):
+            _log.info("Model=%s: %d of %d rows in [%s..%s] were scored already (redelivered "
+                      "batch); keeping their stored values", modelId,
+                      len(rows) - len(toScore), len(rows), rows[0].rowid, rows[-1].rowid)
+        queries.markMetricDataRowsFailed(conn, modelId, failedRows)
+        if toScore:
+            modelParams = loadModelParams(metric.model_params)
+            state = self.likelihoodHelper.updateModelAnomalyScores(
+                conn, modelId, modelParams.get(LIKELIHOOD_PARAMS_KEY), toScore)
+            streaming_queries.write_unscored_results(conn, modelId, toScore)
+            engine_metrics.observe_scored(modelParams, [r.rowid for r in toScore])
+            modelParams[LIKELIHOOD_PARAMS_KEY] = state
+            queries.updateMetricColumns(conn, modelId,
+                                        {"model_params": json.dumps(modelParams)})
+        return published
 
     @staticmethod
     def _checkRowsMatch(modelId: str, results: list[ModelInferenceResult],
@@ -222,9 +256,43 @@ class AnomalyService:
 
     # ------------------------------------------------------------------ batches
 
+    def _processDefinedAndScored(self, modelId: str, objects: tuple[ResultItem, ...]
+                                 ) -> list[PublishedMessage] | None:
+        """A new model's usual first result message, a successful defineModel result and
+        then rows, in one transaction (_activateAndScore); None to process it item by item
+        (another shape, the metric not CREATE_PENDING, or a rejected result batch)."""
+        define, rows = objects[0], objects[1:]
+        if not (isinstance(define, ModelCommandResult) and define.method == "defineModel"
+                and define.status == 0 and rows):
+            return None
+        results = [item for item in rows if isinstance(item, ModelInferenceResult)]
+        if len(results) != len(rows):
+            return None
+        try:
+            outcome = retry_on_transient_error(self._activateAndScore)(modelId, results)
+        except RejectedInferenceResultBatch:
+            return None   # item by item: the metric becomes ACTIVE, the rows are rejected
+        if outcome is None:
+            return None
+        metric, published = outcome
+        outgoing: list[PublishedMessage] = []
+        message = composeCommandResultMessage(modelId, define, metric)
+        if _conforms(message, COMMAND_RESULT_SCHEMA):
+            outgoing.append(PublishedMessage(message, dict(COMMAND_RESULT_HEADERS)))
+        if published:
+            _log.info("Scored %d row(s) of %s (model=%s, rows %s..%s)", len(published),
+                      metric.name, modelId, results[0].rowID, results[-1].rowID)
+            inference = composeInferenceResultsMessage(metric, published)
+            if _conforms(inference, INFERENCE_RESULTS_SCHEMA):
+                outgoing.append(PublishedMessage(inference))
+        return outgoing
+
     def processBatch(self, modelId: str, objects: tuple[ResultItem, ...]
                      ) -> list[PublishedMessage]:
         """Apply one result batch to the database; returns the messages to publish."""
+        combined = self._processDefinedAndScored(modelId, objects)
+        if combined is not None:
+            return combined
         outgoing: list[PublishedMessage] = []
         inference: list[ModelInferenceResult] = []
         for item in objects:

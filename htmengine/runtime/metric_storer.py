@@ -6,9 +6,10 @@ Run with ``python -m htmengine.runtime.metric_storer``.
 For each batch (up to ``[metric_storer] batch_size`` messages, or fewer after a short pause):
 parse every line (a malformed line, a value outside the range the model can encode or a
 timestamp beyond the horizon, see `sample_validation`, is logged once with its source and
-skipped; the rest of the batch is kept), create unknown metrics as UNMONITORED custom metrics, store each metric's samples in
-one transaction (out-of-order and duplicate timestamps rejected), then by the metric's status:
-stream the new rows to its model (ACTIVE, CREATE_PENDING) or start its model once it has
+skipped; the rest of the batch is kept), create unknown metrics as UNMONITORED custom metrics, store the batch's samples in
+one transaction (out-of-order and duplicate timestamps rejected; metric by metric when that
+fails), then by each metric's status: stream the new rows to its model (ACTIVE,
+CREATE_PENDING; a transaction per STREAM_GROUP_METRICS metrics) or start its model once it has
 ``min_rows_for_model`` rows (PENDING_DATA). The batch is acked only after all that. At start-up
 rows committed but never sent to a model (a crash in between) are sent first.
 
@@ -47,7 +48,13 @@ from htmengine.exceptions import (
     ObjectNotFoundError,
 )
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
-from htmengine.pipeline.metric_streamer import STREAMABLE_STATUSES, MetricStreamer
+from htmengine.pipeline.metric_streamer import (
+    STREAMABLE_STATUSES,
+    MetricStreamer,
+    SampleGroup,
+    StoredRow,
+    StoreResult,
+)
 from htmengine.pipeline.plaintext import decodeBatchMessage, parsePlaintext
 from htmengine.pipeline.sample_validation import (
     DEFAULT_FUTURE_HORIZON_SECONDS,
@@ -55,7 +62,7 @@ from htmengine.pipeline.sample_validation import (
     future_horizon_seconds,
     utc_now_naive,
 )
-from htmengine.repository import engineFactory
+from htmengine.repository import engineFactory, streaming_queries
 from htmengine.repository.queries import MetricStatus
 from htmengine.runtime.service_support import (
     StopFlag,
@@ -77,6 +84,11 @@ MAX_CACHED_METRICS = 15000
 # crash, so their rejection as duplicates is expected (see metric_streamer.scrubSamples).
 REDELIVERED_MARK = " (redelivered)"
 IDLE_FLUSH_SECONDS = 0.05
+# A batch's metrics are stored in transactions of at most this many metrics, and their new
+# rows streamed in transactions of at most STREAM_GROUP_METRICS: one commit each, while the
+# anomaly service (and the API) wait for a metric row locked by them only that long.
+STORE_GROUP_METRICS = 200
+STREAM_GROUP_METRICS = 50
 
 
 @dataclass
@@ -114,6 +126,11 @@ class _MetricSamples:
             self.sources.append(source)
 
 
+def _describeSources(sources: list[str]) -> str:
+    """The first sources of a metric's samples, for log lines."""
+    return ", ".join(sources[:5]) + (" ..." if len(sources) > 5 else "")
+
+
 class StorerAdapter(Protocol):
     """What the storer uses of the datasource adapter (CustomDatasourceAdapter)."""
 
@@ -136,6 +153,7 @@ class MetricStorer:
                  maxMessageBytes: int = DEFAULT_MAX_BYTES,
                  maxJsonDepth: int = DEFAULT_MAX_DEPTH) -> None:
         self._adapter = adapter
+        self._engine = engine
         self.horizonSeconds = horizonSeconds
         self.maxMessageBytes = maxMessageBytes
         self.maxJsonDepth = maxJsonDepth
@@ -192,9 +210,14 @@ class MetricStorer:
             self._metricIds.popitem(last=False)
         return uid
 
+    def _sampleGroup(self, name: str, group: _MetricSamples) -> SampleGroup:
+        """The metric's samples of the batch with its uid (created if new) and sources."""
+        return SampleGroup(self._metricId(name), group.samples,
+                           _describeSources(group.sources), name)
+
     def _storeMetric(self, name: str, group: _MetricSamples, stats: BatchStats) -> None:
-        source = ", ".join(group.sources[:5]) + (" ..." if len(group.sources) > 5 else "")
-        uid = self._metricId(name)
+        sampleGroup = self._sampleGroup(name, group)
+        uid, source = sampleGroup.metricId, sampleGroup.source
         try:
             result = self.streamer.storeSamples(uid, group.samples, source, metricName=name)
         except ObjectNotFoundError:
@@ -208,8 +231,13 @@ class MetricStorer:
             return
         if result.status in STREAMABLE_STATUSES:
             stats.streamedRows += self.streamer.streamPendingRows(uid, knownRows=result.rows)
-        elif (result.status == MetricStatus.PENDING_DATA
-              and result.lastRowid >= self.minRowsForModel):
+        else:
+            self._activateIfReady(name, uid, result)
+
+    def _activateIfReady(self, name: str, uid: str, result: StoreResult) -> None:
+        """Start the model of a PENDING_DATA metric once it has enough rows."""
+        if (result.status == MetricStatus.PENDING_DATA
+                and result.lastRowid >= self.minRowsForModel):
             try:
                 if self._adapter.activateModel(uid):
                     _log.info("Started the model of metric %s (%s) at %d rows", name, uid,
@@ -217,6 +245,94 @@ class MetricStorer:
             except (MetricStatisticsNotReadyError, MetricStatusChangedError,
                     ObjectNotFoundError) as error:
                 _log.error("Could not start the model of metric %s (%s): %r", name, uid, error)
+
+    def _storeMetricSafely(self, name: str, group: _MetricSamples, stats: BatchStats) -> None:
+        """_storeMetric; an error other than an outage drops this metric's samples only."""
+        try:
+            self._storeMetric(name, group, stats)
+        except (DatabaseError, BusError, sa.exc.OperationalError):
+            raise
+        except (HTMEngineError, sa.exc.SQLAlchemyError, ValueError) as error:
+            stats.failedMetrics.append(name)
+            _log.exception("Dropping %d samples of metric %s (sources: %s): %r",
+                           len(group.samples), name, ", ".join(group.sources[:5]), error)
+
+    def _resolveMetricIds(self, names: list[str]) -> None:
+        """Cache the uids of the existing custom metrics among `names` with one query
+        (the others are created one by one when stored)."""
+        missing = [name for name in names if name not in self._metricIds]
+        if not missing:
+            return
+        with self._engine.connect() as conn:
+            found = streaming_queries.get_custom_metric_uids(conn, missing)
+        for name, uid in found.items():
+            self._metricIds[name] = uid
+        while len(self._metricIds) > MAX_CACHED_METRICS:
+            self._metricIds.popitem(last=False)
+
+    def _storeTogether(self, names: list[str], byMetric: OrderedDict[str, _MetricSamples],
+                       stats: BatchStats) -> bool:
+        """Store the metrics `names` of the batch in one transaction, then stream the new
+        rows of the streamable ones in transactions of STREAM_GROUP_METRICS metrics (one
+        commit each instead of two per metric); a metric whose row another transaction
+        holds is not waited for there but stored alone afterwards (the others do not wait
+        for it). False, with nothing stored, when they must
+        go metric by metric instead (one metric alone, or an error other than an outage:
+        e.g. a metric deleted meanwhile; then each failing metric drops only its own
+        samples, as before)."""
+        if len(names) < 2:
+            return False
+        try:
+            groups = [self._sampleGroup(name, byMetric[name]) for name in names]
+            results = self.streamer.storeSamplesMany(groups)
+        except (DatabaseError, BusError, sa.exc.OperationalError):
+            raise
+        except (HTMEngineError, sa.exc.SQLAlchemyError, ValueError) as error:
+            _log.info("Storing %d metrics together failed (%r); storing them one by one",
+                      len(names), error)
+            return False
+        toStream: list[tuple[str, list[StoredRow] | None]] = []
+        skipped: list[str] = []
+        for name, group, result in zip(names, groups, results, strict=True):
+            if result is None:          # its row was locked elsewhere: stored alone below
+                skipped.append(name)
+                continue
+            stats.storedRows += len(result.rows)
+            stats.rowsByMetric[name] = len(result.rows)
+            stats.rejectedSamples += result.rejected
+            if not result.rows:
+                continue
+            if result.status in STREAMABLE_STATUSES:
+                toStream.append((group.metricId, result.rows))
+            else:
+                self._activateIfReady(name, group.metricId, result)
+        for start in range(0, len(toStream), STREAM_GROUP_METRICS):
+            self._streamTogether(toStream[start:start + STREAM_GROUP_METRICS], stats)
+        for name in skipped:
+            self._storeMetricSafely(name, byMetric[name], stats)
+        return True
+
+    def _streamTogether(self, part: list[tuple[str, list[StoredRow] | None]],
+                        stats: BatchStats) -> None:
+        """Stream the stored rows of several metrics in one transaction; each alone when
+        that fails for another reason than an outage (a failing one keeps its rows for
+        resumeStreaming, as before)."""
+        try:
+            stats.streamedRows += self.streamer.streamPendingRowsMany(part)
+            return
+        except (DatabaseError, BusError, sa.exc.OperationalError):
+            raise
+        except (HTMEngineError, sa.exc.SQLAlchemyError, ValueError):
+            _log.info("Streaming %d metrics together failed; streaming them one by one",
+                      len(part), exc_info=True)
+        for metricId, rows in part:
+            try:
+                stats.streamedRows += self.streamer.streamPendingRows(metricId, rows)
+            except (DatabaseError, BusError, sa.exc.OperationalError):
+                raise
+            except (HTMEngineError, sa.exc.SQLAlchemyError, ValueError) as error:
+                _log.exception("Streaming the new rows of metric %s failed: %r", metricId,
+                               error)
 
     def processMessages(self, messages: list[tuple[bytes, str]]) -> BatchStats:
         """Store one batch of queue messages ((body, source) pairs) and feed the models.
@@ -226,15 +342,16 @@ class MetricStorer:
         stats = BatchStats()
         byMetric = self.parseMessages(messages, stats)
         stats.metrics = len(byMetric)
-        for name, group in byMetric.items():
-            try:
-                self._storeMetric(name, group, stats)
-            except (DatabaseError, BusError, sa.exc.OperationalError):
-                raise
-            except (HTMEngineError, sa.exc.SQLAlchemyError, ValueError) as error:
-                stats.failedMetrics.append(name)
-                _log.exception("Dropping %d samples of metric %s (sources: %s): %r",
-                               len(group.samples), name, ", ".join(group.sources[:5]), error)
+        names = list(byMetric)
+        if len(names) > 1:
+            self._resolveMetricIds(names)
+        # groups of metrics: bounded lock hold times, and the first models get their input
+        # while the rest of a large batch is stored
+        for start in range(0, len(names), STORE_GROUP_METRICS):
+            group = names[start:start + STORE_GROUP_METRICS]
+            if not self._storeTogether(group, byMetric, stats):
+                for name in group:
+                    self._storeMetricSafely(name, byMetric[name], stats)
         _log.info("Stored %s; batch: messages=%d undecodable=%d lines=%d malformed=%d "
                   "metrics=%d rows=%d rejected=%d streamed=%d", stats.describeMetrics(),
                   stats.messages, len(stats.undecodable), stats.lines, stats.malformedLines,

@@ -248,3 +248,45 @@ def test_definition_or_attributes_that_are_not_json_objects_are_corrupt(
     (mgr.root / "m" / cm.CURRENT_LINK_NAME / cm.ATTRIBUTES_FILE_NAME).write_text('"text"')
     with pytest.raises(CheckpointCorruptError, match="expected a JSON object, got str"):
         mgr.loadCheckpointAttributes("m")
+
+
+def test_a_background_define_is_waited_for_by_every_later_call(
+        mgr: ModelCheckpointMgr, monkeypatch) -> None:
+    written = cm.ModelCheckpointMgr._write_entry
+
+    def slowWrite(self, modelID, modelDir, definitionBytes):  # noqa: ANN001, ANN202
+        time.sleep(0.3)
+        written(self, modelID, modelDir, definitionBytes)
+
+    monkeypatch.setattr(cm.ModelCheckpointMgr, "_write_entry", slowWrite)
+    mgr.define("m1", DEFINITION, background=True)
+    assert not (mgr.root / "m1").exists()            # still being written
+    assert mgr.loadModelDefinition("m1") == DEFINITION   # waits for it
+    mgr.define("m2", DEFINITION, background=True)
+    with pytest.raises(ModelAlreadyExists):
+        mgr.define("m2", DEFINITION, background=True)
+    mgr.define("m3", DEFINITION, background=True)
+    assert mgr.getModelIDs() == ["m1", "m2", "m3"]
+    mgr.define("m4", DEFINITION, background=True)
+    mgr.save("m4", b"state", {"k": 1})
+    assert mgr.load("m4") == b"state"
+    mgr.define("m5", DEFINITION, background=True)
+    mgr.settle("m5")
+    assert (mgr.root / "m5" / cm.DEFINITION_FILE_NAME).is_file()
+
+
+def test_a_failed_background_define_raises_on_settle_and_leaves_no_entry(
+        mgr: ModelCheckpointMgr, monkeypatch) -> None:
+    def failingFsync(fd: int) -> None:
+        raise OSError(5, "I/O error")
+
+    monkeypatch.setattr(cm.os, "fsync", failingFsync)
+    mgr.define("m1", DEFINITION, background=True)
+    with pytest.raises(OSError, match="I/O error"):
+        mgr.settle("m1")
+    monkeypatch.undo()
+    assert not mgr.hasModel("m1")
+    assert list((mgr.root / cm.SCRATCH_DIR_NAME).iterdir()) == []
+    mgr.define("m1", DEFINITION, background=True)   # a redelivered define succeeds
+    mgr.settle()
+    assert mgr.loadModelDefinition("m1") == DEFINITION

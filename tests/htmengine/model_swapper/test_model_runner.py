@@ -4,6 +4,7 @@ HtmAnomalyModel versions of these properties are in test_model_scheduler_service
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ class FakeSwapper:
         self.results: list[tuple[str, list]] = []
         self.deletedQueues: list[str] = []
         self.log = log
+        self.resultsAt: list[int] = []
         self._tag = 0
         self.gets = 0
         self.reportsRemaining = True   # as MessageBus.get does (basic.get-ok's message-count)
@@ -87,6 +89,7 @@ class FakeSwapper:
 
     def submitResults(self, modelID: str, results: list) -> None:
         self.results.append((modelID, results))
+        self.resultsAt.append(len(self.log))   # log entries (checkpoints, acks) before it
 
     def cleanUpAfterModelDeletion(self, modelID: str) -> bool:
         if self.queue:            # like RabbitMQ's queue.delete if-empty (ready messages)
@@ -155,19 +158,23 @@ def define(swapper: FakeSwapper, definition=DEFINITION, batchID="def") -> None:
     swapper.put(batchID, [ModelCommand("c-def", "defineModel", definition)])
 
 
-def test_rows_scored_in_order_checkpoint_before_ack_one_result_message_per_batch(env) -> None:
+def test_rows_scored_in_order_checkpoint_before_ack_one_result_message_per_checkpoint(
+        env) -> None:
     swapper, mgr, log = env
     define(swapper)
     swapper.put("b1", rows(0, 3))
     swapper.put("b2", rows(3, 2))
     stats = runner(swapper, mgr, target=4).run()
     assert stats.outcome is RunOutcome.DRAINED
-    assert len(swapper.results) == 3
-    assert [r.rowID for r in swapper.results[1][1]] == [0, 1, 2]
+    # the definition's result and b1's rows in one message, published before the
+    # checkpoint that contains them; b2's before its own
+    assert [[getattr(r, "rowID", "define") for r in results]
+            for _, results in swapper.results] == [["define", 0, 1, 2], [3, 4]]
     assert scores(swapper) == reference_scores(5)
     # after 4 requests (define + b1): checkpoint, then ack; then b2 at the idle point
     assert log == ["checkpoint ['def', 'b1']", "ack 2 multiple",
                    "checkpoint ['b2']", "ack 3 multiple"]
+    assert swapper.resultsAt == [0, 2]
     assert swapper.unacked == [] and swapper.queue == []
     assert loaded(mgr, "m").count == 5
 
@@ -224,11 +231,12 @@ def test_define_is_idempotent_and_conflicts_are_reported(env) -> None:
     swapper.put("d4", [ModelCommand("c", "defineModel", {"modelConfig": {}})])
     swapper.put("d5", [ModelCommand("c", "reticulateSplines")])
     runner(swapper, mgr).run()
-    statuses = [r[1][0].status for r in swapper.results]
-    assert statuses == [errors.SUCCESS, errors.SUCCESS, errors.ERR_MODEL_ALREADY_EXISTS,
-                        errors.ERR_INVALID_ARG, errors.ERR_INVALID_ARG]
-    assert "different definition" in swapper.results[2][1][0].errorMessage
-    assert "inferenceArgs" in swapper.results[3][1][0].errorMessage
+    published = [item for _, results in swapper.results for item in results]
+    assert [item.status for item in published] == [
+        errors.SUCCESS, errors.SUCCESS, errors.ERR_MODEL_ALREADY_EXISTS,
+        errors.ERR_INVALID_ARG, errors.ERR_INVALID_ARG]
+    assert "different definition" in published[2].errorMessage
+    assert "inferenceArgs" in published[3].errorMessage
     assert mgr.loadModelDefinition("m") == DEFINITION
 
 
@@ -266,7 +274,7 @@ def test_a_model_defined_again_behind_its_delete_keeps_its_queue_and_starts_afre
     assert not first.isCurrent()
     swapper.results.clear()
     assert runner(swapper, mgr).run().outcome is RunOutcome.DRAINED
-    assert swapper.results[0][1] == [ModelCommandResult("c-def2", "defineModel", 0)]
+    assert swapper.results[0][1][0] == ModelCommandResult("c-def2", "defineModel", 0)
     model = HashModel.create(other["modelConfig"])
     assert scores(swapper) == {r.rowID: model.run(*r.data) for r in rows(0, 4)}
     assert mgr.loadModelDefinition("m") == other
@@ -297,7 +305,9 @@ def test_inference_errors_become_error_results_and_the_run_continues(env) -> Non
     runner(swapper, mgr).run()
     early = swapper.results[0][1][0]
     assert early.status == errors.ERR_NO_SUCH_MODEL
-    boom, badTime, ok = swapper.results[2][1]
+    # rows before a command go out before it; the definition's result with the rows after it
+    definedResult, boom, badTime, ok = swapper.results[1][1]
+    assert definedResult.method == "defineModel"
     assert boom.status == errors.ERR_ROW_FAILED and boom.anomalyScore is None   # this row only
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", boom.errorMessage)
     assert "the model chokes on 666" in boom.errorMessage and "(tb: ..." in boom.errorMessage
@@ -671,3 +681,33 @@ def test_a_get_that_left_the_queue_empty_ends_the_run_without_another_get(
     swapper.put("b3", rows(5, 1))
     assert runs[0].run().outcome is RunOutcome.DRAINED
     assert swapper.gets == 4 and scores(swapper) == reference_scores(6)
+
+
+def test_a_define_is_durable_before_its_batch_is_acked(env, monkeypatch) -> None:
+    # the definition is written and fsynced by a worker thread while the runner goes on;
+    # the ack (and the first checkpoint) wait for it
+    from htmengine.model_swapper import checkpoint_manager as cm
+
+    swapper, mgr, log = env
+    written = cm.ModelCheckpointMgr._write_entry
+
+    def slowWrite(self, modelID, modelDir, definitionBytes):  # noqa: ANN001, ANN202
+        time.sleep(0.3)
+        written(self, modelID, modelDir, definitionBytes)
+        log.append(f"defined {modelID}")
+
+    monkeypatch.setattr(cm.ModelCheckpointMgr, "_write_entry", slowWrite)
+    define(swapper)
+    assert runner(swapper, mgr).run().outcome is RunOutcome.DRAINED
+    assert log == ["defined m", "ack 1 multiple"]
+    log.clear()
+    swapper.results.clear()
+    other = FakeSwapper(log)
+    define(other)
+    other.put("b1", rows(0, 3))
+    stats = ModelRunner("n", other, mgr, modelFactory=HashModel).run()
+    assert stats.outcome is RunOutcome.DRAINED
+    assert log == ["defined n", "checkpoint ['def', 'b1']", "ack 2 multiple"]
+    assert scores(other) == reference_scores(3)
+    assert loaded(mgr, "n").count == 3
+

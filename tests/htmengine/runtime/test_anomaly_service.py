@@ -53,7 +53,7 @@ class _NoSwapper:
         self._real.close()
 
 
-def _activeMetric(engine, service, numRows: int, seed: int = 5) -> str:
+def _activeMetric(engine, service, numRows: int, seed: int = 5, activate: bool = True) -> str:
     adapter = createDatasourceAdapter("custom", engine=engine, swapperFactory=_NoSwapper,
                                       chunkSize=1440)
     name = unique_name()
@@ -67,6 +67,8 @@ def _activeMetric(engine, service, numRows: int, seed: int = 5) -> str:
         modelParams = json.loads(queries.getMetric(conn, uid).model_params)
         modelParams[STREAMED_ROWID_KEY] = numRows
         queries.updateMetricColumns(conn, uid, {"model_params": json.dumps(modelParams)})
+    if not activate:
+        return uid
     service.processBatch(uid, (ModelCommandResult("c1", "defineModel", 0, args={}),))
     with engine.connect() as conn:
         assert queries.getMetric(conn, uid).status == MetricStatus.ACTIVE
@@ -184,6 +186,67 @@ def test_mismatched_or_failed_batches_are_rejected(engine, service) -> None:
     assert all(r.raw_anomaly_score is None for r in _dbRows(engine, uid))
     # results for a metric that is no longer ACTIVE are dropped
     assert service.processBatch(uid, _results(1, 2)) == []
+
+
+def test_a_define_result_before_its_request_commits_waits_for_it(engine, service) -> None:
+    # defineModelLocked sends the command inside the transaction that sets CREATE_PENDING:
+    # a fast runner's result can be processed before that commit
+    import threading
+    import time
+
+    adapter = createDatasourceAdapter("custom", engine=engine, swapperFactory=_NoSwapper)
+    uid = adapter.createMetric(unique_name())
+    requester = engine.connect()
+    transaction = requester.begin()
+    queries.getMetricWithUpdateLock(requester, uid)
+    queries.updateMetricColumns(requester, uid, {"status": int(MetricStatus.CREATE_PENDING)})
+    published: list = []
+    thread = threading.Thread(target=lambda: published.extend(service.processBatch(
+        uid, (ModelCommandResult("c1", "defineModel", 0, args={}),))))
+    thread.start()
+    time.sleep(0.5)
+    transaction.commit()
+    requester.close()
+    thread.join(30)
+    assert [m.message["method"] for m in published] == ["defineModel"]
+    with engine.connect() as conn:
+        assert queries.getMetric(conn, uid).status == MetricStatus.ACTIVE
+
+
+def test_definition_result_and_first_rows_in_one_message_as_in_two(engine, service) -> None:
+    # a new model's runner sends its definition's result and its first rows together: the
+    # metric becomes ACTIVE and the rows are scored as when they come one after the other
+    together = _activeMetric(engine, service, 150, activate=False)
+    apart = _activeMetric(engine, service, 150, activate=False)
+    with engine.connect() as conn:
+        assert queries.getMetric(conn, together).status == MetricStatus.CREATE_PENDING
+    define = ModelCommandResult("c1", "defineModel", 0, args={})
+    command, scored = service.processBatch(together, (define, *_results(1, 120)))
+    [commandApart] = service.processBatch(apart, (define,))
+    [scoredApart] = service.processBatch(apart, _results(1, 120))
+    with engine.connect() as conn:
+        assert queries.getMetric(conn, together).status == MetricStatus.ACTIVE
+    assert command.headers == commandApart.headers == {"dataType": "model-cmd-result"}
+    assert ({k: v for k, v in command.message.items() if k not in ("modelId", "modelInfo")}
+            == {k: v for k, v in commandApart.message.items()
+                if k not in ("modelId", "modelInfo")})
+    assert command.message["modelInfo"]["modelSpec"]["metricSpec"]["metric"] == (
+        scored.message["metric"]["name"])
+    assert scored.message["results"] == scoredApart.message["results"]
+    assert [tuple(r)[1:] for r in _dbRows(engine, together)] == [
+        tuple(r)[1:] for r in _dbRows(engine, apart)]
+    assert (_modelParams(engine, together)[LIKELIHOOD_PARAMS_KEY]
+            == _modelParams(engine, apart)[LIKELIHOOD_PARAMS_KEY])
+
+
+def test_definition_result_with_rejected_rows_still_activates(engine, service) -> None:
+    uid = _activeMetric(engine, service, 10, activate=False)
+    define = ModelCommandResult("c1", "defineModel", 0, args={})
+    [command] = service.processBatch(uid, (define, *_results(5, 12)))   # 11, 12 missing
+    assert command.message["method"] == "defineModel"
+    with engine.connect() as conn:
+        assert queries.getMetric(conn, uid).status == MetricStatus.ACTIVE
+    assert all(r.raw_anomaly_score is None for r in _dbRows(engine, uid))
 
 
 def test_service_process_publishes_to_the_results_exchange(engine, service, start_service,

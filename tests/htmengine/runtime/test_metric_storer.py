@@ -255,3 +255,100 @@ def test_storer_service_consumes_the_queue(start_service, custom_queue, bus, eng
     wait_for(lambda: bus.message_count(custom_queue) == 0, 10, what="acks")
     assert service.stop() == 0
     assert bus.message_count(custom_queue) == 0
+
+
+@pytest.mark.parametrize("storeGroup,streamGroup", [(200, 50), (2, 1)])
+def test_a_batch_of_several_metrics_is_stored_and_streamed_together(
+        storer, engine, adapter, swapper, monkeypatch, storeGroup, streamGroup) -> None:
+    from htmengine.runtime import metric_storer
+
+    monkeypatch.setattr(metric_storer, "STORE_GROUP_METRICS", storeGroup)
+    monkeypatch.setattr(metric_storer, "STREAM_GROUP_METRICS", streamGroup)
+    active = [unique_name() for _ in range(3)]
+    uids = [adapter.monitorMetric({"datasource": "custom", "metricSpec": {"metric": name},
+                                   "modelParams": {"min": 0, "max": 10}}) for name in active]
+    for uid in uids:
+        _drainInput(swapper, uid)
+    pending = unique_name()
+    pendingUid = adapter.monitorMetric({"datasource": "custom", "metricSpec": {"metric": pending}})
+    broken = unique_name()
+    brokenUid = adapter.createMetric(broken)
+    with engine.connect() as conn:
+        queries.setMetricStatus(conn, brokenUid, MetricStatus.ERROR, "broken model")
+    plain = unique_name()
+    lines = [line for n in range(2) for name in [*active, pending, broken, plain]
+             for line in _lines(name, [n + 1], start=n)]
+    stats = storer.processMessages([_message(lines)])
+    assert (stats.metrics, stats.storedRows, stats.streamedRows) == (6, 10, 6)
+    for name, uid in zip(active, uids, strict=True):
+        assert [r[0] for r in _rows(engine, uid)] == [1, 2]
+        assert [(batchId, [(i.rowID, list(i.data)) for i in items])
+                for batchId, items in _drainInput(swapper, uid)] == [
+            (f"{uid}-1-2", [(1, [EPOCH + timedelta(seconds=T0), 1.0]),
+                            (2, [EPOCH + timedelta(seconds=T0 + 300), 2.0])])]
+        assert loadModelParams(_metric(engine, name).model_params)[STREAMED_ROWID_KEY] == 2
+    assert [r[0] for r in _rows(engine, pendingUid)] == [1, 2]
+    assert not swapper.modelInputPending(pendingUid)
+    assert _rows(engine, brokenUid) == []
+    assert [r[0] for r in _rows(engine, _metric(engine, plain).uid)] == [1, 2]
+
+
+def test_store_together_is_all_or_nothing(storer, engine) -> None:
+    from htmengine.exceptions import InvalidInputError
+    from htmengine.pipeline.metric_streamer import SampleGroup
+
+    name = unique_name()
+    storer.processMessages([_message(_lines(name, [1]))])
+    uid = _metric(engine, name).uid
+    sample = [(EPOCH + timedelta(seconds=T0 + 300), 2.0)]
+    other = unique_name()
+    storer.processMessages([_message(_lines(other, [1]))])
+    otherUid = _metric(engine, other).uid
+    malformed = [(EPOCH + timedelta(seconds=T0 + 300), "not a number")]
+    with pytest.raises(InvalidInputError):
+        storer.streamer.storeSamplesMany([SampleGroup(uid, sample),
+                                          SampleGroup(otherUid, malformed)])
+    assert [r[0] for r in _rows(engine, uid)] == [1]
+    # a missing metric is skipped (None), for the caller to store alone
+    assert [r is None for r in storer.streamer.storeSamplesMany(
+        [SampleGroup(uid, sample), SampleGroup("no-such-metric-uid", sample)])] == [False, True]
+    assert [r[0] for r in _rows(engine, uid)] == [1, 2]
+
+
+def test_a_metric_locked_elsewhere_does_not_hold_up_the_others(storer, engine) -> None:
+    import threading
+
+    free, held = unique_name(), unique_name()
+    storer.processMessages([_message(_lines(free, [1]) + _lines(held, [1]))])
+    blocker = engine.connect()
+    blockerTx = blocker.begin()
+    queries.getMetricWithUpdateLock(blocker, _metric(engine, held).uid)
+    thread = threading.Thread(target=storer.processMessages, args=(
+        [_message(_lines(free, [2], start=1) + _lines(held, [2], start=1))],))
+    thread.start()
+    try:
+        wait_for(lambda: len(_rows(engine, _metric(engine, free).uid)) == 2, 20,
+                 what="the free metric's row, while the other one is locked")
+        assert len(_rows(engine, _metric(engine, held).uid)) == 1
+    finally:
+        blockerTx.rollback()
+        blocker.close()
+    thread.join(30)
+    assert [r[2] for r in _rows(engine, _metric(engine, held).uid)] == [1.0, 2.0]
+
+
+def test_a_metric_deleted_since_its_uid_was_cached_is_created_again(storer, engine,
+                                                                    adapter) -> None:
+    # the batch's metrics are stored together; the stale uid fails that transaction, and
+    # the batch is then stored metric by metric, the deleted one under a new uid
+    gone, kept = unique_name(), unique_name()
+    storer.processMessages([_message(_lines(gone, [1]) + _lines(kept, [1]))])
+    oldUid = _metric(engine, gone).uid
+    adapter.deleteMetricByName(gone)
+    stats = storer.processMessages([_message(_lines(gone, [5], start=1)
+                                             + _lines(kept, [2], start=1))])
+    assert (stats.storedRows, stats.failedMetrics) == (2, [])
+    newUid = _metric(engine, gone).uid
+    assert newUid != oldUid
+    assert [r[2] for r in _rows(engine, newUid)] == [5.0]
+    assert [r[2] for r in _rows(engine, _metric(engine, kept).uid)] == [1.0, 2.0]

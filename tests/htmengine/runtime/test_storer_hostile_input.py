@@ -159,11 +159,11 @@ class _FailingStorer(MetricStorer):
 
     calls = 0
 
-    def _storeMetric(self, name, group, stats) -> None:  # noqa: ANN001
+    def _sampleGroup(self, name, group):  # noqa: ANN001, ANN202
         if name.startswith("poison."):
             _FailingStorer.calls += 1
             raise RecursionError("maximum recursion depth exceeded")
-        super()._storeMetric(name, group, stats)
+        return super()._sampleGroup(name, group)
 
 
 def test_processing_failure_retried_boundedly_then_dead_lettered(engine, bus, custom_queue,
