@@ -233,7 +233,10 @@ class ModelRunner(CheckpointingRunner):
         missing = [key for key in DEFINITION_KEYS if key not in args]
         if missing:
             raise ModelRunnerError(ERR_INVALID_ARG, f"defineModel args lack {missing}")
-        definition = json.loads(json.dumps({key: args[key] for key in DEFINITION_KEYS}))
+        # in the form the checkpoint store keeps it (keys sorted), so a model created now
+        # is the same, header included, as one created later from the stored definition
+        definition = json.loads(json.dumps({key: args[key] for key in DEFINITION_KEYS},
+                                           sort_keys=True))
         try:
             # written and fsynced while the model is created and runs its first rows: the
             # first checkpoint, and any ack, wait for it (a define lost in a crash before
