@@ -14,8 +14,11 @@
   ``m`` and the exact distance in float32 bit patterns from the prediction, which is a few
   units. Decoding recomputes the same prediction and adds the distance: bit-exact.
   Written now (:func:`encode_rows_packed`): the codes two per byte (``perm_nib``), the
-  distances as int8 (``perm_r8``, -128 escaping to the int32 list) — half the bytes of the
-  first layout (uint8 ``perm_code``, int16 ``perm_r``), which is still read.
+  distances as int8 (``perm_r8``, -128 escaping to the int32 list), ``m`` as its change from
+  the previous predicted entry (``perm_dm8``, int8, -128 escaping to the int16 list
+  ``perm_mx`` of the m themselves: a column's synapses mostly learnt the same steps, four
+  changes in five are 0). The first layout (uint8 ``perm_code``, int16 ``perm_m`` and
+  ``perm_r``) and the second (``perm_nib``, int16 ``perm_m``, ``perm_r8``) are still read.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from numba import njit
 ZERO, ONE, FROM_INITIAL, FROM_ZERO, RAW = 0, 1, 2, 3, 4
 R_ESCAPE = -32768  # perm_r entry whose distance is in the int32 exception list
 R8_ESCAPE = -128  # the same for perm_r8
+M8_ESCAPE = -128  # perm_dm8 entry whose m is the next of perm_mx
 _GOOD_ENOUGH = 16  # a distance from the initial value this small is kept without trying 0
 _M_MAX = 32767
 
@@ -43,11 +47,11 @@ def rows_state(rows: np.ndarray, initial: np.ndarray, step: float,
     if row_index is None:
         row_index = np.arange(rows.shape[0], dtype=np.int64)
         initial = np.reshape(initial, rows.shape)
-    nib, m, r, x = encode_rows_packed(rows, np.ascontiguousarray(initial, dtype=np.float32),
-                                      np.ascontiguousarray(row_index, dtype=np.int64),
-                                      float(step))
-    return {"perm_step": float(step), "perm_nib": nib, "perm_m": m, "perm_r8": r,
-            "perm_x": x}
+    nib, dm, r, x, mx = encode_rows_packed(
+        rows, np.ascontiguousarray(initial, dtype=np.float32),
+        np.ascontiguousarray(row_index, dtype=np.int64), float(step))
+    return {"perm_step": float(step), "perm_nib": nib, "perm_dm8": dm, "perm_mx": mx,
+            "perm_r8": r, "perm_x": x}
 
 
 def rows_from_state(d: dict[str, Any], initial: np.ndarray) -> np.ndarray:
@@ -56,8 +60,9 @@ def rows_from_state(d: dict[str, Any], initial: np.ndarray) -> np.ndarray:
     packed = "perm_nib" in d
     try:
         code = np.ascontiguousarray(d["perm_nib" if packed else "perm_code"])
-        arrays = [np.ascontiguousarray(d[f"perm_{name}"])
-                  for name in (("m", "r8", "x") if packed else ("m", "r", "x"))]
+        m = _m_of(d) if "perm_dm8" in d else np.ascontiguousarray(d["perm_m"])
+        arrays = [m, *(np.ascontiguousarray(d[f"perm_{name}"])
+                       for name in (("r8", "x") if packed else ("r", "x")))]
         step = float(d["perm_step"])
     except KeyError as exc:
         raise ValueError(f"missing {exc.args[0]!r}") from exc
@@ -76,6 +81,19 @@ def rows_from_state(d: dict[str, Any], initial: np.ndarray) -> np.ndarray:
                   np.ascontiguousarray(initial, dtype=np.float32), step, rows):
         raise ValueError("permanence arrays do not fit together")
     return rows
+
+
+def _m_of(d: dict[str, Any]) -> np.ndarray:
+    """The int16 m per predicted entry of the state fields ``perm_dm8``/``perm_mx``
+    (ValueError if they are not int8/int16 lists that fit together)."""
+    changes, escaped = np.asarray(d["perm_dm8"]), np.asarray(d["perm_mx"])
+    if changes.ndim != 1 or changes.dtype != np.int8 or escaped.ndim != 1 \
+            or escaped.dtype != np.int16:
+        raise ValueError("bad permanence arrays")
+    m, ok = undelta_m(np.ascontiguousarray(changes), np.ascontiguousarray(escaped))
+    if not ok:
+        raise ValueError("permanence arrays do not fit together")
+    return m
 
 
 def index_small(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -271,20 +289,26 @@ def decode_rows(code: np.ndarray, ms: np.ndarray, rs: np.ndarray, xs: np.ndarray
 
 @njit(cache=True)
 def encode_rows_packed(rows: np.ndarray, initial: np.ndarray, row_index: np.ndarray,
-                       step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(codes two per byte, m int16 and distance int8 per predicted entry, int32 exceptions)
+                       step: float,
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(codes two per byte, m's change from the previous predicted entry as int8 and the
+    distance as int8 per predicted entry, int32 exceptions, int16 m of the escaped changes)
     of float32 ``rows`` (2-D), row ``k`` against row ``row_index[k]`` of ``initial``; a
     distance from the initial value of at most ``_GOOD_ENOUGH`` units is kept without trying
-    the prediction from 0. The m and distance arrays returned are views of larger buffers."""
+    the prediction from 0. The change and distance arrays returned are views of larger
+    buffers."""
     n_rows, width = rows.shape
     n = n_rows * width
     bits = rows.view(np.int32)
     packed = np.empty((n + 1) // 2, dtype=np.uint8)
-    ms = np.empty(n, dtype=np.int16)
+    dms = np.empty(n, dtype=np.int8)
     rs = np.empty(n, dtype=np.int8)
     xs = np.empty(n, dtype=np.int32)
+    mx = np.empty(n, dtype=np.int16)
     nm = 0
     nx = 0
+    nmx = 0
+    previous_m = np.int64(0)
     tmp = np.ones(1, dtype=np.float32)
     tmp_bits = tmp.view(np.int32)
     one = tmp_bits[0]
@@ -322,7 +346,14 @@ def encode_rows_packed(rows: np.ndarray, initial: np.ndarray, row_index: np.ndar
                     xs[nx] = b
                     nx += 1
                 else:
-                    ms[nm] = best_m
+                    dm = best_m - previous_m
+                    previous_m = best_m
+                    if M8_ESCAPE < dm <= 127:
+                        dms[nm] = dm
+                    else:
+                        dms[nm] = M8_ESCAPE
+                        mx[nmx] = best_m
+                        nmx += 1
                     if R8_ESCAPE < best_r <= 127:
                         rs[nm] = best_r
                     else:
@@ -336,7 +367,29 @@ def encode_rows_packed(rows: np.ndarray, initial: np.ndarray, row_index: np.ndar
                 low = code
     if n & 1:
         packed[n >> 1] = low
-    return packed, ms[:nm], rs[:nm], xs[:nx].copy()
+    return packed, dms[:nm], rs[:nm], xs[:nx].copy(), mx[:nmx].copy()
+
+
+@njit(cache=True)
+def undelta_m(dms: np.ndarray, mx: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The int16 m of every predicted entry from :func:`encode_rows_packed`'s changes ``dms``
+    and escaped values ``mx``; False when they do not fit together (corrupt state)."""
+    ms = np.empty(dms.shape[0], dtype=np.int16)
+    m = np.int64(0)
+    j = 0
+    for i in range(dms.shape[0]):
+        d = np.int64(dms[i])
+        if d == M8_ESCAPE:
+            if j >= mx.shape[0]:
+                return ms, False
+            m = np.int64(mx[j])
+            j += 1
+        else:
+            m += d
+            if abs(m) > _M_MAX:
+                return ms, False
+        ms[i] = m
+    return ms, j == mx.shape[0]
 
 
 @njit(cache=True)

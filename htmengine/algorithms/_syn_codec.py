@@ -29,6 +29,7 @@ GAP_NIBBLE_ESCAPE = 15  # gap nibble: the gap is 15 + the next byte escape
 WIDE_GAP = 255  # gaps from here on are in the wide list
 GAP_BYTE_ESCAPE = WIDE_GAP - GAP_NIBBLE_ESCAPE  # byte escape: the gap is the next wide one
 NIBBLE_ESCAPE = 15
+_ORDER_SAMPLE = 8
 
 
 def transpose_sources(index: np.ndarray, seg_n: np.ndarray, n_cells: int,
@@ -170,11 +171,14 @@ def nibble_index(index: np.ndarray, n_values: int,
     """(order of the value table, most frequent first; 4-bit codes two per byte, low nibble
     first, into the reordered table; indices in it of the escaped synapses) of the value
     indices ``index`` (below ``n_values``)."""
-    counts = _count(np.ascontiguousarray(index), n_values)
+    index = np.ascontiguousarray(index)
+    # the order from every _ORDER_SAMPLE-th synapse: a tenth of the time of counting them all,
+    # the same commonest permanences (any order is exact, the escapes list what it misses)
+    counts = _count(index[::_ORDER_SAMPLE].copy(), n_values)
     order = np.argsort(-counts, kind="stable")
     rank = np.empty(n_values, dtype=np.int64)
     rank[order] = np.arange(n_values)
-    packed, escapes, n_escapes = _pack_nibbles(np.ascontiguousarray(index), rank)
+    packed, escapes, n_escapes = _pack_nibbles(index, rank)
     return order, packed, escapes[:n_escapes].astype(np.uint8 if n_values <= 256
                                                       else np.uint16)
 

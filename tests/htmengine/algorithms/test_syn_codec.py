@@ -106,9 +106,25 @@ def test_packed_rows_round_trip_bit_exactly_and_refuse_bad_arrays():
         assert np.array_equal(by_index[name], value), name
     assert state["perm_nib"].shape == ((rows.size + 1) // 2,)
     assert state["perm_r8"].dtype == np.int8 and state["perm_x"].size
+    assert state["perm_dm8"].dtype == np.int8 and state["perm_mx"].dtype == np.int16
+    assert state["perm_mx"].size and (state["perm_dm8"] == 0).any()  # escapes and repeats
     out = _codec.rows_from_state(state, initial)
     assert np.array_equal(out.view(np.int32), rows.view(np.int32))
-    for name, value in (("perm_m", state["perm_m"][:-1]), ("perm_r8", state["perm_r8"][:-1]),
+    # the second layout (m as int16 per predicted entry) is still read
+    m, previous = [], 0
+    escaped = iter(state["perm_mx"].tolist())
+    for change in state["perm_dm8"].tolist():
+        previous = next(escaped) if change == -128 else previous + change
+        m.append(previous)
+    second = {k: v for k, v in state.items() if k not in ("perm_dm8", "perm_mx")}
+    second["perm_m"] = np.array(m, dtype=np.int16)
+    assert np.array_equal(_codec.rows_from_state(second, initial).view(np.int32),
+                          rows.view(np.int32))
+    for name, value in (("perm_dm8", state["perm_dm8"][:-1]),
+                        ("perm_dm8", state["perm_dm8"].astype(np.int16)),
+                        ("perm_mx", state["perm_mx"][:-1]),
+                        ("perm_mx", np.r_[state["perm_mx"], 5].astype(np.int16)),
+                        ("perm_r8", state["perm_r8"][:-1]),
                         ("perm_x", state["perm_x"][:-1]), ("perm_nib", state["perm_nib"][:-1]),
                         ("perm_nib", np.full_like(state["perm_nib"], 0x99)),
                         ("perm_r8", state["perm_r8"].astype(np.int16))):
