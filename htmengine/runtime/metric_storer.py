@@ -224,15 +224,22 @@ class MetricStorer:
             # Deleted (and maybe re-created) since we cached its uid.
             uid = self._metricId(name, refresh=True)
             result = self.streamer.storeSamples(uid, group.samples, source, metricName=name)
+        if self._countStored(name, uid, result, stats):
+            stats.streamedRows += self.streamer.streamPendingRows(uid, knownRows=result.rows)
+
+    def _countStored(self, name: str, uid: str, result: StoreResult,
+                     stats: BatchStats) -> bool:
+        """Count a metric's stored samples in `stats`; True if it has new rows to stream,
+        else (a metric not streamable yet) start its model if it has enough rows now."""
         stats.storedRows += len(result.rows)
         stats.rowsByMetric[name] = len(result.rows)
         stats.rejectedSamples += result.rejected
         if not result.rows:
-            return
+            return False
         if result.status in STREAMABLE_STATUSES:
-            stats.streamedRows += self.streamer.streamPendingRows(uid, knownRows=result.rows)
-        else:
-            self._activateIfReady(name, uid, result)
+            return True
+        self._activateIfReady(name, uid, result)
+        return False
 
     def _activateIfReady(self, name: str, uid: str, result: StoreResult) -> None:
         """Start the model of a PENDING_DATA metric once it has enough rows."""
@@ -297,15 +304,8 @@ class MetricStorer:
             if result is None:          # its row was locked elsewhere: stored alone below
                 skipped.append(name)
                 continue
-            stats.storedRows += len(result.rows)
-            stats.rowsByMetric[name] = len(result.rows)
-            stats.rejectedSamples += result.rejected
-            if not result.rows:
-                continue
-            if result.status in STREAMABLE_STATUSES:
+            if self._countStored(name, group.metricId, result, stats):
                 toStream.append((group.metricId, result.rows))
-            else:
-                self._activateIfReady(name, group.metricId, result)
         for start in range(0, len(toStream), STREAM_GROUP_METRICS):
             self._streamTogether(toStream[start:start + STREAM_GROUP_METRICS], stats)
         for name in skipped:

@@ -31,6 +31,19 @@ def evict(runner: ModelRunner) -> bool:
     return runner.checkpointIfDirty()
 
 
+def checkpoint_two_then_run_three(swapper, mgr, source: ListReplaySource  # noqa: ANN001
+                                  ) -> ModelRunner:
+    """Define the model, run rows 0-1 to a checkpoint, then rows 2-4 in a runner left
+    dirty (lazy, nothing checkpointed since): the runner."""
+    define(swapper)
+    swapper.put("b0", source.store(rows(0, 2)))
+    lazy_runner(swapper, mgr, source, everyRows=1000).run()   # checkpoint: rows 0, 1
+    swapper.put("b1", source.store(rows(2, 3)))
+    dropped = lazy_runner(swapper, mgr, source, everyRows=1000)
+    dropped.run()
+    return dropped
+
+
 def test_an_evicted_lazy_model_is_dropped_until_a_load_would_replay_too_many_rows(
         env) -> None:  # noqa: F811
     swapper, mgr, log = env
@@ -68,12 +81,7 @@ def test_an_evicted_lazy_model_is_dropped_until_a_load_would_replay_too_many_row
 def test_a_dropped_model_continues_exactly_from_the_stored_rows(env) -> None:  # noqa: F811
     swapper, mgr, _ = env
     source = ListReplaySource()
-    define(swapper)
-    swapper.put("b0", source.store(rows(0, 2)))
-    lazy_runner(swapper, mgr, source, everyRows=1000).run()   # checkpoint: rows 0, 1
-    swapper.put("b1", source.store(rows(2, 3)))
-    dropped = lazy_runner(swapper, mgr, source, everyRows=1000)
-    dropped.run()
+    dropped = checkpoint_two_then_run_three(swapper, mgr, source)
     assert dropped.dirty and dropped.replayableWithoutCheckpoint()
     source.scored.update(range(4))        # row 4's result was not stored yet
     swapper.results.clear()
@@ -112,12 +120,7 @@ def test_models_whose_rows_cannot_be_replayed_are_checkpointed_on_eviction(
 def test_a_clone_of_a_dropped_model_has_its_stored_rows(env) -> None:  # noqa: F811
     swapper, mgr, _ = env
     source = ListReplaySource()
-    define(swapper)
-    swapper.put("b0", source.store(rows(0, 2)))
-    lazy_runner(swapper, mgr, source, everyRows=1000).run()   # checkpoint: rows 0, 1
-    swapper.put("b1", source.store(rows(2, 3)))
-    dropped = lazy_runner(swapper, mgr, source, everyRows=1000)
-    dropped.run()
+    dropped = checkpoint_two_then_run_three(swapper, mgr, source)
     assert evict(dropped) is False
     swapper.put("c", [ModelCommand("c1", "cloneModel", {"modelID": "copy"})])
     lazy_runner(swapper, mgr, source, everyRows=1000).run()
@@ -155,12 +158,7 @@ def test_a_load_whose_stored_rows_cannot_be_read_is_not_run_without_them(
         env) -> None:  # noqa: F811
     swapper, mgr, _ = env
     source = FailingReplaySource()
-    define(swapper)
-    swapper.put("b0", source.store(rows(0, 2)))
-    lazy_runner(swapper, mgr, source, everyRows=1000).run()   # checkpoint: rows 0, 1
-    swapper.put("b1", source.store(rows(2, 3)))
-    dropped = lazy_runner(swapper, mgr, source, everyRows=1000)
-    dropped.run()
+    dropped = checkpoint_two_then_run_three(swapper, mgr, source)
     assert evict(dropped) is False            # rows 2..4 are left to the replay
     source.failures = 2                       # both load attempts of the next row fail
     swapper.put("b2", source.store(rows(5, 1)))
