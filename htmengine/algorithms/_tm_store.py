@@ -143,30 +143,90 @@ def count_synapses(a: TMArrays) -> int:
 
 
 def list_orphans(a: TMArrays) -> Int32s:
-    """(source cell, segment) of every orphan synapse (see ``out_mark_orphan``)."""
-    return _list_orphans(a.out_cnt, a.out_head, a.blk, a.blk_next)
+    """(source cell, segment) of every orphan synapse (see ``out_mark_orphan``), by source
+    cell and then in chain order."""
+    return _list_orphans(a.out_cnt, a.out_head, a.blk, a.blk_next, a.blk_prev,
+                         a.sc[SC_BLK_HIGH], a.seg_src, a.seg_n)
 
 
 @njit(cache=True)
-def _list_orphans(out_cnt: Int32s, out_head: Int32s, blk: Int32s, blk_next: Int32s) -> Int32s:
-    """:func:`list_orphans` on the out-synapse chains (``a``'s arrays of the same names)."""
-    total = 0
-    for src in range(out_cnt.shape[0]):
-        total += out_cnt[src]
-    out = np.empty((total, 2), dtype=np.int32)
+def _list_orphans(out_cnt: Int32s, out_head: Int32s, blk: Int32s, blk_next: Int32s,
+                  blk_prev: Int32s, blk_high: Int, seg_src: Int32s, seg_n: Int32s) -> Int32s:
+    """:func:`list_orphans` on the arrays it reads (``a``'s of the same names). Orphans are
+    rare and walking every chain is slow (a cache miss per block): the used blocks are scanned
+    in memory order for flagged entries (free blocks and the unused ends of blocks may hold
+    stale ones), and the chain holding a flagged block is looked for among the chains of the
+    sources of the entry's segment (all chains are walked only if it is not there)."""
+    n_flagged = 0
+    for b in range(blk_high):
+        for j in range(BLOCK):
+            if blk[b, j] & 2:
+                n_flagged += 1
+    keys = np.empty(n_flagged, dtype=np.int64)
+    entries = np.empty(n_flagged, dtype=np.int32)
+    k = 0
+    for b in range(blk_high):
+        for j in range(BLOCK):
+            e = blk[b, j]
+            if e & 2:
+                src, pos = _chain_of(b, e >> 2, out_cnt, out_head, blk_next, blk_prev,
+                                     seg_src, seg_n)
+                if src < 0:
+                    return _list_flagged(out_cnt, out_head, blk, blk_next, blk_high)
+                if pos + j < out_cnt[src]:
+                    keys[k] = np.int64(src) * (np.int64(1) << 32) + pos + j
+                    entries[k] = e
+                    k += 1
+    order = np.argsort(keys[:k])
+    out = np.empty((k, 2), dtype=np.int32)
+    for i in range(k):
+        out[i, 0] = keys[order[i]] >> 32
+        out[i, 1] = entries[order[i]] >> 2
+    return out
+
+
+@njit(cache=True)
+def _chain_of(b: Int, p: Int, out_cnt: Int32s, out_head: Int32s, blk_next: Int32s,
+              blk_prev: Int32s, seg_src: Int32s, seg_n: Int32s) -> tuple[Int, Int]:
+    """(source cell, chain position of its first entry) of block ``b`` if it is in the chain
+    of a source of segment ``p``, else (-1, 0): back to the first block of its chain, then
+    forward from the chain head of a source whose head it is, to check the way back."""
+    if p < 0 or p >= seg_n.shape[0]:
+        return -1, 0
+    head = b
+    steps = 0
+    while blk_prev[head] >= 0 and steps < blk_prev.shape[0]:
+        head = blk_prev[head]
+        steps += 1
+    for i in range(seg_n[p]):
+        src = seg_src[p, i]
+        if out_head[src] != head or out_cnt[src] <= steps * BLOCK:
+            continue
+        c = head
+        for _ in range(steps):
+            c = blk_next[c]
+        if c == b:
+            return src, steps * BLOCK
+    return -1, 0
+
+
+@njit(cache=True)
+def _list_flagged(out_cnt: Int32s, out_head: Int32s, blk: Int32s, blk_next: Int32s,
+                  blk_high: Int) -> Int32s:
+    """:func:`list_orphans` walking every entry of every chain."""
+    out = np.empty((blk_high * BLOCK, 2), dtype=np.int32)
     k = 0
     for src in range(out_cnt.shape[0]):
         remaining = out_cnt[src]
         b = out_head[src]
         while remaining > 0:
-            m = min(BLOCK, remaining)
-            for j in range(m):
+            for j in range(min(BLOCK, remaining)):
                 e = blk[b, j]
                 if e & 2:
                     out[k, 0] = src
                     out[k, 1] = e >> 2
                     k += 1
-            remaining -= m
+            remaining -= BLOCK
             b = blk_next[b]
     return out[:k]
 
