@@ -250,9 +250,24 @@ class AnomalyService:
         if outcome is None or not outcome[1]:
             return None
         metric, rows = outcome
+        return self._scoredMessage(modelId, metric, rows, results)
+
+    @staticmethod
+    def _scoredMessage(modelId: str, metric: Any, rows: list[Any],
+                       results: list[ModelInferenceResult]) -> dict[str, Any]:
+        """The exchange message of the scored `rows` of `results` (logged)."""
         _log.info("Scored %d row(s) of %s (model=%s, rows %s..%s)", len(rows), metric.name,
                   modelId, results[0].rowID, results[-1].rowID)
         return composeInferenceResultsMessage(metric, rows)
+
+    @staticmethod
+    def _commandResultMessages(modelId: str, result: ModelCommandResult,
+                               metric: Any) -> list[PublishedMessage]:
+        """The exchange message of a command result, if it conforms to its schema."""
+        message = composeCommandResultMessage(modelId, result, metric)
+        if _conforms(message, COMMAND_RESULT_SCHEMA):
+            return [PublishedMessage(message, dict(COMMAND_RESULT_HEADERS))]
+        return []
 
     # ------------------------------------------------------------------ batches
 
@@ -275,14 +290,9 @@ class AnomalyService:
         if outcome is None:
             return None
         metric, published = outcome
-        outgoing: list[PublishedMessage] = []
-        message = composeCommandResultMessage(modelId, define, metric)
-        if _conforms(message, COMMAND_RESULT_SCHEMA):
-            outgoing.append(PublishedMessage(message, dict(COMMAND_RESULT_HEADERS)))
+        outgoing = self._commandResultMessages(modelId, define, metric)
         if published:
-            _log.info("Scored %d row(s) of %s (model=%s, rows %s..%s)", len(published),
-                      metric.name, modelId, results[0].rowID, results[-1].rowID)
-            inference = composeInferenceResultsMessage(metric, published)
+            inference = self._scoredMessage(modelId, metric, published, results)
             if _conforms(inference, INFERENCE_RESULTS_SCHEMA):
                 outgoing.append(PublishedMessage(inference))
         return outgoing
@@ -298,9 +308,7 @@ class AnomalyService:
         for item in objects:
             if isinstance(item, ModelCommandResult):
                 metric = self._processCommandResult(modelId, item)
-                message = composeCommandResultMessage(modelId, item, metric)
-                if _conforms(message, COMMAND_RESULT_SCHEMA):
-                    outgoing.append(PublishedMessage(message, dict(COMMAND_RESULT_HEADERS)))
+                outgoing += self._commandResultMessages(modelId, item, metric)
             elif isinstance(item, ModelInferenceResult):
                 inference.append(item)
             else:
