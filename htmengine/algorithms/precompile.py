@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
+import shutil
 import sys
 import threading
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
+from htmengine.algorithms import CACHE_PREFIX, kernel_cache_dir
 from htmengine.algorithms.anomaly_likelihood import AnomalyLikelihood
 from htmengine.algorithms.backtracking_tm import BacktrackingTM
 from htmengine.algorithms.model import HtmAnomalyModel
@@ -92,11 +96,30 @@ def precompile(records: int = 20, progress: tqdm[Any] | None = None,
     return time.perf_counter() - started
 
 
+def remove_stale_caches() -> list[Path]:
+    """Remove the kernel caches of other source versions (``numba-<digest>`` directories
+    beside the current one, and the files of the cache's old place in ``__pycache__``);
+    returns what was removed. Does nothing when ``NUMBA_CACHE_DIR`` is set."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return []
+    current = kernel_cache_dir()
+    removed: list[Path] = []
+    for path in sorted(current.parent.glob("*")):
+        if path.is_dir() and path.name.startswith(CACHE_PREFIX) and path != current:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        elif path.is_file() and path.suffix in (".nbi", ".nbc"):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line: compile with a progress bar, then print the time it took."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.parse_args(argv)
+    remove_stale_caches()
     print("Compiling the HTM model's numba kernels (15-30 s with an empty cache on an idle "
           "machine, about a second when cached)...", flush=True)
     with tqdm(total=len(STAGES), unit="stage", file=sys.stderr,
