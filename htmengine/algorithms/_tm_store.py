@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from htmengine.algorithms._tm_outsyn import out_mark_orphan
+from htmengine.algorithms._tm_outsyn import out_add, out_mark_orphan
 from htmengine.algorithms._tm_state import (
     BLOCK,
     FP_CONN,
@@ -61,42 +61,68 @@ def compact_slots(slot_off: Int64s, slot_cap: Int32s, nslots: Int32s, slots: Int
 
 def rebuild_out_synapses(a: TMArrays) -> None:
     """Rebuild every source cell's list of fed segments from the segment pool."""
-    a.sc[SC_BLK_HIGH] = _rebuild_chains(a.seg_src, a.seg_perm, a.seg_n, a.sc[SC_SEG_HIGH],
-                                        a.fp[FP_CONN], a.out_head, a.out_tail, a.out_cnt,
-                                        a.blk, a.blk_next, a.blk_prev)
+    a.sc[SC_BLK_HIGH] = 0
     a.sc[SC_BLK_NFREE] = 0
+    _rebuild_chains(a.seg_src, a.seg_perm, a.seg_n, a.sc[SC_SEG_HIGH], a.fp[FP_CONN], a.sc,
+                    a.out_head, a.out_tail, a.out_cnt, a.blk, a.blk_next, a.blk_prev, a.blk_free)
 
 
 @njit(cache=True)
 def _rebuild_chains(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s, high: Int, conn: Real,
-                    out_head: Int32s, out_tail: Int32s, out_cnt: Int32s, blk: Int32s,
-                    blk_next: Int32s, blk_prev: Int32s) -> int:
+                    sc: Int64s, out_head: Int32s, out_tail: Int32s, out_cnt: Int32s, blk: Int32s,
+                    blk_next: Int32s, blk_prev: Int32s, blk_free: Int32s) -> None:
     """The chains ``out_add`` builds for the synapses of segments ``0..high`` added in pool
-    order (same entries, order and block numbers); returns the number of blocks used. Works on
-    the arrays themselves: a kernel taking the whole TMArrays per synapse is ~100x slower."""
+    order, in blocks ``0..`` (``sc``'s block counters must be zero). Works on the arrays
+    themselves: a kernel taking the whole TMArrays per synapse is ~100x slower."""
+    _clear_chains(out_head, out_tail, out_cnt)
+    for p in range(high):
+        for i in range(seg_n[p]):
+            out_add(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_free,
+                    seg_src[p, i], p, seg_perm[p, i] >= conn)
+    _clear_block_ends(out_tail, out_cnt, blk)
+
+
+@njit(cache=True)
+def load_pool(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s, high: Int,
+              cells: npt.NDArray[np.integer[Any]], cell_index: npt.NDArray[np.integer[Any]],
+              values: Float32s, value_index: npt.NDArray[np.integer[Any]], conn: Real,
+              sc: Int64s, out_head: Int32s, out_tail: Int32s, out_cnt: Int32s, blk: Int32s,
+              blk_next: Int32s, blk_prev: Int32s, blk_free: Int32s) -> None:
+    """Write the synapses of the rows ``0..high`` of the segment pool from indexed synapses
+    (source ``cells[cell_index[k]]``, permanence ``values[value_index[k]]``, in pool order)
+    and build the out-synapse chains as :func:`_rebuild_chains` does, in one pass. The
+    entries of a row past its segment's end are left as they are: no kernel reads them."""
+    _clear_chains(out_head, out_tail, out_cnt)
+    k = 0
+    for p in range(high):
+        for i in range(seg_n[p]):
+            src = cells[cell_index[k]]
+            perm = values[value_index[k]]
+            seg_src[p, i] = src
+            seg_perm[p, i] = perm
+            k += 1
+            out_add(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_free,
+                    src, p, perm >= conn)
+    _clear_block_ends(out_tail, out_cnt, blk)
+
+
+@njit(cache=True)
+def _clear_chains(out_head: Int32s, out_tail: Int32s, out_cnt: Int32s) -> None:
+    """Empty every source cell's chain."""
     out_head[:] = -1
     out_tail[:] = -1
     out_cnt[:] = 0
-    n_blocks = 0
-    for p in range(high):
-        for i in range(seg_n[p]):
-            src = seg_src[p, i]
-            n = out_cnt[src]
-            tail = out_tail[src]
-            if n % BLOCK == 0:
-                b = n_blocks
-                n_blocks += 1
-                blk_next[b] = -1
-                blk_prev[b] = tail
-                if tail >= 0:
-                    blk_next[tail] = b
-                else:
-                    out_head[src] = b
-                out_tail[src] = b
-                tail = b
-            blk[tail, n % BLOCK] = 4 * p + (1 if seg_perm[p, i] >= conn else 0)
-            out_cnt[src] = n + 1
-    return n_blocks
+
+
+@njit(cache=True)
+def _clear_block_ends(out_tail: Int32s, out_cnt: Int32s, blk: Int32s) -> None:
+    """Zero the unused entries of each chain's last block (they may hold stale entries)."""
+    for c in range(out_cnt.shape[0]):
+        used = out_cnt[c] % BLOCK
+        if used:
+            tail = out_tail[c]
+            for j in range(used, BLOCK):
+                blk[tail, j] = 0
 
 
 def room_check(a: TMArrays, n_active: int) -> tuple[int, int]:
@@ -282,27 +308,3 @@ def gather_synapses(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s,
             perm[k] = seg_perm[p, i]
             k += 1
     return src, perm
-
-
-@njit(cache=True)
-def load_synapses(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s, high: Int, clear_to: Int,
-                  cells: npt.NDArray[np.integer[Any]], cell_index: npt.NDArray[np.integer[Any]],
-                  values: Float32s, value_index: npt.NDArray[np.integer[Any]]) -> None:
-    """Write the rows ``0..high`` of the segment pool from indexed synapses (source
-    ``cells[cell_index[k]]``, permanence ``values[value_index[k]]``, in pool order; zeros past
-    each segment's end) and zero the rows ``high..clear_to``."""
-    width = seg_src.shape[1]
-    k = 0
-    for p in range(high):
-        n = seg_n[p]
-        for i in range(n):
-            seg_src[p, i] = cells[cell_index[k]]
-            seg_perm[p, i] = values[value_index[k]]
-            k += 1
-        for i in range(n, width):
-            seg_src[p, i] = 0
-            seg_perm[p, i] = 0.0
-    for p in range(high, clear_to):
-        for i in range(width):
-            seg_src[p, i] = 0
-            seg_perm[p, i] = 0.0
