@@ -36,6 +36,7 @@ from htmengine.algorithms._syn_codec import (
 from htmengine.algorithms._tm_store import (
     compact_slots,
     gather_synapses,
+    index_pool,
     list_orphans,
     load_pool,
     mark_orphans,
@@ -96,8 +97,14 @@ def pack_state(params: dict[str, Any], a: S.TMArrays) -> dict[str, Any]:
     d: dict[str, Any] = {"tm_version": TM_STATE_VERSION, **pack_params(params)}
     high = int(a.sc[S.SC_SEG_HIGH])
     nfree = int(a.sc[S.SC_SEG_NFREE])
-    src, perm = gather_synapses(a.seg_src, a.seg_perm, a.seg_n, high)
-    d.update(_indexed_synapses(src, perm, a.nslots.shape[0]))
+    indexed = index_pool(a)
+    if indexed is None:
+        src, perm = gather_synapses(a.seg_src, a.seg_perm, a.seg_n, high)
+        d.update(_indexed_synapses(src, perm, a.nslots.shape[0]))
+    else:
+        cells, index, values, value_index = indexed
+        d.update(syn_src_cells=cells, syn_src_index=index, syn_perm_values=values,
+                 syn_perm_index=value_index)
     for name in _SEG_STORED:
         d[name] = narrow(getattr(a, name)[:high].copy())
     d["seg_free"] = narrow(a.seg_free[:nfree].copy())

@@ -308,3 +308,94 @@ def gather_synapses(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s,
             perm[k] = seg_perm[p, i]
             k += 1
     return src, perm
+
+
+def index_pool(a: TMArrays) -> tuple[npt.NDArray[Any], npt.NDArray[Any], Float32s,
+                                     npt.NDArray[np.uint8]] | None:
+    """(distinct sources, source index, distinct permanences, permanence index) of the
+    synapses of the live segments in pool order, as ``_codec.index_cells`` and
+    ``_codec.index_small`` give them for the gathered synapses, in two passes over the pool;
+    None when the synapses have more than 256 distinct permanences."""
+    high = a.sc[SC_SEG_HIGH]
+    n_cells = a.nslots.shape[0]
+    rank = np.full(n_cells, -1, dtype=np.int32)
+    n_syn = count_synapses(a)
+    perm_index = np.empty(n_syn, dtype=np.uint8)
+    table = np.empty(256, dtype=np.int32)
+    n_values, n_used = _mark_pool(a.seg_src, a.seg_perm.view(np.int32), a.seg_n, high, rank,
+                                  table, perm_index)
+    if n_values < 0:
+        return None
+    values = table[:n_values].view(np.float32)
+    order = np.argsort(values, kind="mergesort")  # as _codec.index_small
+    remap = np.empty(n_values, dtype=np.uint8)
+    remap[order] = np.arange(n_values, dtype=np.uint8)
+    cells = np.empty(n_used, dtype=_uint_for(n_cells))
+    index = np.empty(n_syn, dtype=_uint_for(n_used))
+    _write_index(a.seg_src, a.seg_n, high, rank, cells, index, remap, perm_index)
+    return cells, index, values[order].copy(), perm_index
+
+
+def _uint_for(count: int) -> type:
+    """The smallest unsigned type holding values below ``count`` (as ``_codec``'s)."""
+    return np.uint8 if count <= 256 else np.uint16 if count <= 65536 else np.uint32
+
+
+@njit(cache=True)
+def _mark_pool(seg_src: Int32s, perm_bits: Int32s, seg_n: Int32s, high: Int, rank: Int32s,
+               table: Int32s, perm_index: npt.NDArray[np.uint8]) -> tuple[int, int]:
+    """First pass of :func:`index_pool`: flag the used sources in ``rank`` and rank them;
+    collect the distinct permanence bit patterns in ``table`` in order of appearance and
+    write each synapse's position there. Returns (distinct permanences or -1 beyond
+    ``table``'s size, distinct sources)."""
+    size = 4 * table.shape[0]
+    slots = np.full(size, -1, dtype=np.int32)
+    count = 0
+    last_bits = np.int32(0)
+    last_k = -1
+    k = 0
+    for p in range(high):
+        for i in range(seg_n[p]):
+            rank[seg_src[p, i]] = 0
+            b = perm_bits[p, i]
+            if b != last_bits or last_k < 0:
+                h = (np.int64(b) * np.int64(2654435761)) & (size - 1)
+                while True:
+                    j = slots[h]
+                    if j < 0:
+                        if count == table.shape[0]:
+                            return -1, 0
+                        table[count] = b
+                        slots[h] = count
+                        j = count
+                        count += 1
+                        break
+                    if table[j] == b:
+                        break
+                    h = (h + 1) & (size - 1)
+                last_bits, last_k = b, j
+            perm_index[k] = last_k
+            k += 1
+    used = 0
+    for c in range(rank.shape[0]):
+        if rank[c] == 0:
+            rank[c] = used
+            used += 1
+    return count, used
+
+
+@njit(cache=True)
+def _write_index(seg_src: Int32s, seg_n: Int32s, high: Int, rank: Int32s,
+                 cells: npt.NDArray[np.integer[Any]], index: npt.NDArray[np.integer[Any]],
+                 remap: npt.NDArray[np.uint8], perm_index: npt.NDArray[np.uint8]) -> None:
+    """Second pass of :func:`index_pool`: the used sources, each synapse's source rank and
+    its permanence's rank in the sorted table."""
+    for c in range(rank.shape[0]):
+        if rank[c] >= 0:
+            cells[rank[c]] = c
+    k = 0
+    for p in range(high):
+        for i in range(seg_n[p]):
+            index[k] = rank[seg_src[p, i]]
+            perm_index[k] = remap[perm_index[k]]
+            k += 1
