@@ -39,6 +39,7 @@ from htmengine.algorithms._tm_store import (
     index_pool,
     list_orphans,
     load_pool,
+    load_slots,
     mark_orphans,
     segment_owners,
 )
@@ -369,16 +370,9 @@ def arrays_from_state(ip: S.Int64s, fp: S.Float32s, d: dict[str, Any],
                    rng_ptrs=np.asarray(d["rng_ptrs"], dtype=np.int64).copy())
     for name in _SEG_STORED:
         getattr(a, name)[:high] = d[name]
-    nslots = d["nslots"]
-    slots = d["slots"]
-    a.seg_cell[:high], a.seg_slot[:high], _ = segment_owners(
-        nslots.astype(np.int64), slots.astype(np.int64), high)
+    load_slots(d["nslots"], d["slots"], high, a.slot_off, a.slot_cap, a.nslots, a.slots,
+               a.seg_cell, a.seg_slot)
     a.seg_free[:d["seg_free"].shape[0]] = d["seg_free"]
-    a.nslots[:] = nslots
-    offsets = np.concatenate([[0], np.cumsum(nslots, dtype=np.int64)[:-1]])
-    a.slot_off[:] = np.where(nslots > 0, offsets, -1)
-    a.slot_cap[:] = nslots
-    a.slots[:n_slots] = slots
     a.sc[:] = sc
     a.sc[S.SC_SLOT_TOP] = n_slots
     for index in _STORAGE_ONLY_SC[1:]:

@@ -293,6 +293,32 @@ def segment_owners(nslots: Int64s, slots: Int64s, high: Int) -> tuple[Int32s, In
 
 
 @njit(cache=True)
+def load_slots(saved_nslots: npt.NDArray[np.integer[Any]],
+               saved_slots: npt.NDArray[np.integer[Any]], high: Int, slot_off: Int64s,
+               slot_cap: Int32s, nslots: Int32s, slots: Int64s, seg_cell: Int32s,
+               seg_slot: Int32s) -> None:
+    """Write the cells' slot lists (compact: each list's capacity is its length) and every
+    segment's cell and slot (-1 for a free segment among ``0..high``) from the saved slot
+    counts and entries (see :func:`segment_owners`)."""
+    for p in range(high):
+        seg_cell[p] = -1
+        seg_slot[p] = -1
+    pos = 0
+    for c in range(saved_nslots.shape[0]):
+        n = saved_nslots[c]
+        nslots[c] = n
+        slot_cap[c] = n
+        slot_off[c] = pos if n > 0 else -1
+        for j in range(n):
+            p = saved_slots[pos + j]
+            slots[pos + j] = p
+            if p >= 0:
+                seg_cell[p] = c
+                seg_slot[p] = j
+        pos += n
+
+
+@njit(cache=True)
 def gather_synapses(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s,
                     high: Int) -> tuple[Int32s, Float32s]:
     """(sources, permanences) of the synapses of segments ``0..high`` in pool order."""
