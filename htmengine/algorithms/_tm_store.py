@@ -356,8 +356,8 @@ def index_pool(a: TMArrays) -> tuple[npt.NDArray[Any], npt.NDArray[Any], Float32
     order = np.argsort(values, kind="mergesort")  # as _codec.index_small
     remap = np.empty(n_values, dtype=np.uint8)
     remap[order] = np.arange(n_values, dtype=np.uint8)
-    cells = np.empty(n_used, dtype=_uint_for(n_cells))
-    index = np.empty(n_syn, dtype=_uint_for(n_used))
+    cells: npt.NDArray[Any] = np.empty(n_used, dtype=_uint_for(n_cells))
+    index: npt.NDArray[Any] = np.empty(n_syn, dtype=_uint_for(n_used))
     _write_index(a.seg_src, a.seg_n, high, rank, cells, index, remap, perm_index)
     return cells, index, values[order].copy(), perm_index
 
