@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from htmengine.algorithms._codec import find_bits
 from htmengine.algorithms._tm_outsyn import out_add, out_mark_orphan
 from htmengine.algorithms._tm_state import (
     BLOCK,
@@ -374,8 +375,7 @@ def _mark_pool(seg_src: Int32s, perm_bits: Int32s, seg_n: Int32s, high: Int, ran
     collect the distinct permanence bit patterns in ``table`` in order of appearance and
     write each synapse's position there. Returns (distinct permanences or -1 beyond
     ``table``'s size, distinct sources)."""
-    size = 4 * table.shape[0]
-    slots = np.full(size, -1, dtype=np.int32)
+    slots = np.full(4 * table.shape[0], -1, dtype=np.int32)  # hash of the table (find_bits)
     count = 0
     last_bits = np.int32(0)
     last_k = -1
@@ -385,20 +385,9 @@ def _mark_pool(seg_src: Int32s, perm_bits: Int32s, seg_n: Int32s, high: Int, ran
             rank[seg_src[p, i]] = 0
             b = perm_bits[p, i]
             if b != last_bits or last_k < 0:
-                h = (np.int64(b) * np.int64(2654435761)) & (size - 1)
-                while True:
-                    j = slots[h]
-                    if j < 0:
-                        if count == table.shape[0]:
-                            return -1, 0
-                        table[count] = b
-                        slots[h] = count
-                        j = count
-                        count += 1
-                        break
-                    if table[j] == b:
-                        break
-                    h = (h + 1) & (size - 1)
+                j, count = find_bits(b, slots, table, count)
+                if j < 0:
+                    return -1, 0
                 last_bits, last_k = b, j
             perm_index[k] = last_k
             k += 1
