@@ -363,6 +363,9 @@ def index_pool(a: TMArrays) -> tuple[npt.NDArray[Any], npt.NDArray[Any], Float32
     return cells, index, values[order].copy(), perm_index
 
 
+_MEMO = 4096  # entries of _mark_pool's memo (a power of two)
+
+
 def _uint_for(count: int) -> type:
     """The smallest unsigned type holding values below ``count`` (as ``_codec``'s)."""
     return np.uint8 if count <= 256 else np.uint16 if count <= 65536 else np.uint32
@@ -376,20 +379,22 @@ def _mark_pool(seg_src: Int32s, perm_bits: Int32s, seg_n: Int32s, high: Int, ran
     write each synapse's position there. Returns (distinct permanences or -1 beyond
     ``table``'s size, distinct sources)."""
     slots = np.full(4 * table.shape[0], -1, dtype=np.int32)  # hash of the table (find_bits)
+    # a direct-mapped memo by the low bits: consecutive synapses seldom share a permanence, a
+    # lookup without a hard-to-predict branch on most synapses
+    memo = np.zeros(_MEMO, dtype=np.int32)
     count = 0
-    last_bits = np.int32(0)
-    last_k = -1
     k = 0
     for p in range(high):
         for i in range(seg_n[p]):
             rank[seg_src[p, i]] = 0
             b = perm_bits[p, i]
-            if b != last_bits or last_k < 0:
+            j = memo[b & (_MEMO - 1)]
+            if j >= count or table[j] != b:
                 j, count = find_bits(b, slots, table, count)
                 if j < 0:
                     return -1, 0
-                last_bits, last_k = b, j
-            perm_index[k] = last_k
+                memo[b & (_MEMO - 1)] = j
+            perm_index[k] = j
             k += 1
     used = 0
     for c in range(rank.shape[0]):
