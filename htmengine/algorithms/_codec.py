@@ -119,21 +119,9 @@ def _index_bits(bits: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray, i
     count = 0
     index = np.empty(bits.shape[0], dtype=np.int32)
     for i in range(bits.shape[0]):
-        b = bits[i]
-        h = (np.int64(b) * np.int64(2654435761)) & (size - 1)
-        while True:
-            k = slots[h]
-            if k < 0:
-                if count == limit:
-                    return table, index, -1
-                table[count] = b
-                slots[h] = count
-                k = count
-                count += 1
-                break
-            if table[k] == b:
-                break
-            h = (h + 1) & (size - 1)
+        k, count = find_bits(bits[i], slots, table, count)
+        if k < 0:
+            return table, index, -1
         index[i] = k
     # sort the table by float value and remap the indices
     order = np.argsort(table[:count].view(np.float32), kind="mergesort")
@@ -146,6 +134,26 @@ def _index_bits(bits: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray, i
     for i in range(index.shape[0]):
         index[i] = rank[index[i]]
     return sorted_table, index, count
+
+
+@njit(cache=True)
+def find_bits(b: np.int32, slots: np.ndarray, table: np.ndarray, count: int) -> tuple[int, int]:
+    """(position of the bit pattern ``b`` in ``table[:count]``, new count), found through the
+    open-addressing hash ``slots`` (a power of two, at least twice the table's size) and
+    added if absent; position -1 when it is absent and the table is full."""
+    size = slots.shape[0]
+    h = (np.int64(b) * np.int64(2654435761)) & (size - 1)
+    while True:
+        k = slots[h]
+        if k < 0:
+            if count == table.shape[0]:
+                return -1, count
+            table[count] = b
+            slots[h] = count
+            return count, count + 1
+        if table[k] == b:
+            return k, count
+        h = (h + 1) & (size - 1)
 
 
 def index_cells(cells: np.ndarray, n_cells: int) -> tuple[np.ndarray, np.ndarray]:

@@ -110,25 +110,30 @@ def untranspose_sources(counts: np.ndarray, nibbles: np.ndarray, small: np.ndarr
     if nibbles.dtype != np.uint8 or small.dtype != np.uint8 \
             or min(counts.size and counts.min(), wide.size and wide.min()) < 0:
         return None
-    out, ok = _untranspose(np.ascontiguousarray(counts, dtype=np.int64),
-                           np.ascontiguousarray(nibbles), np.ascontiguousarray(small),
-                           np.ascontiguousarray(wide, dtype=np.int64),
-                           np.ascontiguousarray(seg_n, dtype=np.int64))
+    seg_n = np.ascontiguousarray(seg_n, dtype=np.int64)
+    if seg_n.size and seg_n.min() < 0:
+        return None
+    # written in the smallest type holding every index (what the caller narrows it to)
+    dtype = np.uint8 if counts.shape[0] <= 256 else np.uint16 if counts.shape[0] <= 65536 \
+        else np.int32
+    out = np.empty(int(seg_n.sum()), dtype=dtype)
+    ok = _untranspose(np.ascontiguousarray(counts, dtype=np.int64),
+                      np.ascontiguousarray(nibbles), np.ascontiguousarray(small),
+                      np.ascontiguousarray(wide, dtype=np.int64), seg_n, out)
     return out if ok else None
 
 
 @njit(cache=True)
 def _untranspose(counts: np.ndarray, nibbles: np.ndarray, small: np.ndarray, wide: np.ndarray,
-                 seg_n: np.ndarray) -> tuple[np.ndarray, bool]:
+                 seg_n: np.ndarray, out: np.ndarray) -> bool:
     high = seg_n.shape[0]
     offsets = np.empty(high + 1, dtype=np.int64)
     offsets[0] = 0
     for p in range(high):
         offsets[p + 1] = offsets[p] + seg_n[p]
     n_syn = offsets[high]
-    out = np.empty(n_syn, dtype=np.int32)
-    if nibbles.shape[0] != (n_syn + 1) // 2:
-        return out, False
+    if nibbles.shape[0] != (n_syn + 1) // 2 or out.shape[0] != n_syn:
+        return False
     fill = np.zeros(high, dtype=np.int64)
     pos = 0
     i_small = 0
@@ -137,33 +142,33 @@ def _untranspose(counts: np.ndarray, nibbles: np.ndarray, small: np.ndarray, wid
         seg = np.int64(0)
         n = counts[u]
         if pos + n > n_syn:
-            return out, False
+            return False
         for _ in range(n):
             d = np.int64((nibbles[pos >> 1] >> ((pos & 1) * 4)) & 15)
             if d == GAP_NIBBLE_ESCAPE:
                 if i_small >= small.shape[0]:
-                    return out, False
+                    return False
                 e = np.int64(small[i_small])
                 i_small += 1
                 if e > GAP_BYTE_ESCAPE:
-                    return out, False
+                    return False
                 if e == GAP_BYTE_ESCAPE:
                     if i_wide >= wide.shape[0]:
-                        return out, False
+                        return False
                     d = wide[i_wide]
                     i_wide += 1
                     if d < WIDE_GAP:
-                        return out, False
+                        return False
                 else:
                     d += e
             seg += d
             if seg >= high or fill[seg] >= seg_n[seg]:
-                return out, False
+                return False
             out[offsets[seg] + fill[seg]] = u
             fill[seg] += 1
             pos += 1
-    return out, (pos == n_syn and i_small == small.shape[0] and i_wide == wide.shape[0]
-                 and (n_syn % 2 == 0 or nibbles[n_syn >> 1] >> 4 == 0))
+    return (pos == n_syn and i_small == small.shape[0] and i_wide == wide.shape[0]
+            and (n_syn % 2 == 0 or nibbles[n_syn >> 1] >> 4 == 0))
 
 
 def nibble_index(index: np.ndarray, n_values: int,

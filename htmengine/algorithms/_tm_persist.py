@@ -36,10 +36,11 @@ from htmengine.algorithms._syn_codec import (
 from htmengine.algorithms._tm_store import (
     compact_slots,
     gather_synapses,
+    index_pool,
     list_orphans,
-    load_synapses,
+    load_pool,
+    load_slots,
     mark_orphans,
-    rebuild_out_synapses,
     segment_owners,
 )
 from htmengine.algorithms.nupic_random import STATE_SIZE
@@ -97,8 +98,14 @@ def pack_state(params: dict[str, Any], a: S.TMArrays) -> dict[str, Any]:
     d: dict[str, Any] = {"tm_version": TM_STATE_VERSION, **pack_params(params)}
     high = int(a.sc[S.SC_SEG_HIGH])
     nfree = int(a.sc[S.SC_SEG_NFREE])
-    src, perm = gather_synapses(a.seg_src, a.seg_perm, a.seg_n, high)
-    d.update(_indexed_synapses(src, perm, a.nslots.shape[0]))
+    indexed = index_pool(a)
+    if indexed is None:
+        src, perm = gather_synapses(a.seg_src, a.seg_perm, a.seg_n, high)
+        d.update(_indexed_synapses(src, perm, a.nslots.shape[0]))
+    else:
+        cells, index, values, value_index = indexed
+        d.update(syn_src_cells=cells, syn_src_index=index, syn_perm_values=values,
+                 syn_perm_index=value_index)
     for name in _SEG_STORED:
         d[name] = narrow(getattr(a, name)[:high].copy())
     d["seg_free"] = narrow(a.seg_free[:nfree].copy())
@@ -119,7 +126,11 @@ def pack_state(params: dict[str, Any], a: S.TMArrays) -> dict[str, Any]:
     d["colconf"] = a.colconf.copy()
     qlen = int(a.sc[S.SC_QLEN])
     for name in _QUEUE:
-        d[name] = narrow(getattr(a, name)[:qlen].copy())
+        d[name] = getattr(a, name)[:qlen].copy()
+    # past its count an update's row holds whatever the working arrays held (not read)
+    d["q_syn"][np.arange(d["q_syn"].shape[1]) >= d["q_n"][:, None]] = 0
+    for name in _QUEUE:
+        d[name] = narrow(d[name])
     for hist, lens, count in (("inf_hist", "inf_len", S.SC_INF_HN),
                               ("lrn_hist", "lrn_len", S.SC_LRN_HN)):
         n = int(a.sc[count])
@@ -341,71 +352,34 @@ def arrays_from_state(ip: S.Int64s, fp: S.Float32s, d: dict[str, Any],
                       spare: S.TMArrays | None = None) -> S.TMArrays:
     """Working arrays holding the state ``d`` (as returned by :func:`check_state`).
 
-    ``spare``, the working arrays another TM of the same parameters dropped, lends its segment
-    pool and block arrays when they are large enough: only the rows it used are rewritten or
-    cleared (the rows past a pool's high-water mark are never written), which spares
-    allocating and faulting in megabytes per model switch."""
-    a = S.allocate(ip, fp, np.asarray(d["rng_state"], dtype=np.uint32).copy(),
-                   np.asarray(d["rng_ptrs"], dtype=np.int64).copy())
+    ``spare``, the working arrays another TM of the same parameters dropped, is reused when
+    its pools are large enough: only what this state uses is rewritten, and what the kernels
+    read without a count (activity flags, cell states, the pools' rows past their high-water
+    marks) is cleared, which spares allocating and faulting in megabytes per model switch."""
     sc = d["sc"]
     high = int(sc[S.SC_SEG_HIGH])
-    cap = a.seg_n.shape[0]
-    while cap < high + 1:
-        cap *= 2
     n_syn = int(d["syn_src_index"].shape[0])
-    n_blocks = max(n_syn + 64, a.blk.shape[0])
-    if spare is not None and (spare.seg_n.shape[0] < cap or spare.blk.shape[0] < n_blocks
-                              or not np.array_equal(spare.ip, ip)):
-        spare = None
-    updates: dict[str, np.ndarray] = {}
-    if spare is None:
-        clear_to = high
-        for name in S.SEG_FIELDS + ("seg_free",):
-            arr = getattr(a, name)
-            fill = -1 if name in ("seg_cell", "seg_slot") else 0
-            updates[name] = np.full((cap,) + arr.shape[1:], fill, dtype=arr.dtype)
-        updates["act"] = np.zeros((2, cap), dtype=np.uint8)
-        updates["act_conn"] = np.zeros((2, cap), dtype=np.uint8)
-        updates["touched_segs"] = np.zeros((2, cap), dtype=np.int32)
-        if a.blk.shape[0] < n_blocks:
-            updates.update(blk=np.zeros((n_blocks, S.BLOCK), dtype=np.int32),
-                           blk_next=np.full(n_blocks, -1, dtype=np.int32),
-                           blk_prev=np.full(n_blocks, -1, dtype=np.int32),
-                           blk_free=np.zeros(n_blocks, dtype=np.int32))
-    else:
-        clear_to = max(high, int(spare.sc[S.SC_SEG_HIGH]))
-        for name in S.SEG_FIELDS + ("seg_free", "act", "act_conn", "touched_segs", "blk",
-                                    "blk_next", "blk_prev", "blk_free"):
-            updates[name] = getattr(spare, name)
-        for name in _SEG_SCALARS:
-            updates[name][high:clear_to] = -1 if name in ("seg_cell", "seg_slot") else 0
-        updates["seg_free"][:clear_to] = 0
-        for name in ("act", "act_conn", "touched_segs"):
-            updates[name][:] = 0
-        used = int(spare.sc[S.SC_BLK_HIGH])
-        updates["blk"][:used] = 0
-        updates["blk_next"][:used] = -1
-        updates["blk_prev"][:used] = -1
-        updates["blk_free"][:used] = 0
+    n_slots = int(d["slots"].shape[0])
+    a = _reused(spare, ip, high, n_syn) if spare is not None else None
+    old_blocks = 0 if a is None else int(a.sc[S.SC_BLK_HIGH])
+    if a is None:
+        a = _fresh(ip, high, n_syn)
+    if a.slots.shape[0] < n_slots + S.SLOT_ROOM:
+        a = a._replace(slots=np.zeros(n_slots + S.SLOT_ROOM, dtype=np.int64))
+    a = a._replace(fp=fp, rng_state=np.asarray(d["rng_state"], dtype=np.uint32).copy(),
+                   rng_ptrs=np.asarray(d["rng_ptrs"], dtype=np.int64).copy())
     for name in _SEG_STORED:
-        updates[name][:high] = d[name]
-    nslots = d["nslots"]
-    slots = d["slots"]
-    updates["seg_cell"][:high], updates["seg_slot"][:high], _ = segment_owners(
-        nslots.astype(np.int64), slots.astype(np.int64), high)
-    updates["seg_free"][:d["seg_free"].shape[0]] = d["seg_free"]
-    load_synapses(updates["seg_src"], updates["seg_perm"], updates["seg_n"], high, clear_to,
-                  *_synapse_tables(d))
-    a.nslots[:] = nslots
-    offsets = np.concatenate([[0], np.cumsum(nslots, dtype=np.int64)[:-1]])
-    a.slot_off[:] = np.where(nslots > 0, offsets, -1)
-    a.slot_cap[:] = nslots
-    updates["slots"] = np.concatenate([slots.astype(np.int64), np.zeros(8192, dtype=np.int64)])
-    a = a._replace(**updates)
+        getattr(a, name)[:high] = d[name]
+    load_slots(d["nslots"], d["slots"], high, a.slot_off, a.slot_cap, a.nslots, a.slots,
+               a.seg_cell, a.seg_slot)
+    a.seg_free[:d["seg_free"].shape[0]] = d["seg_free"]
     a.sc[:] = sc
-    a.sc[S.SC_SLOT_TOP] = slots.shape[0]
+    a.sc[S.SC_SLOT_TOP] = n_slots
     for index in _STORAGE_ONLY_SC[1:]:
         a.sc[index] = 0
+    load_pool(a.seg_src, a.seg_perm, a.seg_n, high, *_synapse_tables(d), a.fp[S.FP_CONN], a.sc,
+              a.out_head, a.out_tail, a.out_cnt, a.blk, a.blk_next, a.blk_prev, a.blk_free)
+    a.blk[int(a.sc[S.SC_BLK_HIGH]):old_blocks] = 0  # as a fresh pool (see _reused)
     a.fs[:] = d["fs"]
     counts = d["state_counts"].astype(np.int64)
     cells = d["state_cells"]
@@ -431,9 +405,43 @@ def arrays_from_state(ip: S.Int64s, fp: S.Float32s, d: dict[str, Any],
             getattr(a, hist)[r, :m] = flat[pos:pos + m]
             getattr(a, lens)[r] = m
             pos += int(m)
-    rebuild_out_synapses(a)
     mark_orphans(a, d["orphans"].astype(np.int32))
     return S.reserve(a, 0)
+
+
+def _pool_sizes(high: int, n_syn: int) -> tuple[int, int]:
+    """(segment rows, blocks) the working arrays of a state with ``high`` segment rows and
+    ``n_syn`` synapses need."""
+    cap = S.SEG_CAP
+    while cap < high + 1:
+        cap *= 2
+    return cap, max(n_syn + 64, S.BLK_CAP)
+
+
+def _fresh(ip: S.Int64s, high: int, n_syn: int) -> S.TMArrays:
+    """New working arrays (parameters ``ip``) sized for a state of ``high`` segment rows and
+    ``n_syn`` synapses; the parameters and RNG are set by the caller."""
+    cap, n_blocks = _pool_sizes(high, n_syn)
+    return S.allocate(ip, np.zeros(S.N_FP, dtype=np.float32), np.zeros(0, dtype=np.uint32),
+                      np.zeros(2, dtype=np.int64), seg_cap=cap, blk_cap=n_blocks)
+
+
+def _reused(spare: S.TMArrays, ip: S.Int64s, high: int, n_syn: int) -> S.TMArrays | None:
+    """``spare`` cleared for a state of ``high`` segment rows and ``n_syn`` synapses (its
+    scalars still the previous TM's), or None if its pools are too small or its parameters
+    differ."""
+    cap, n_blocks = _pool_sizes(high, n_syn)
+    if (spare.seg_n.shape[0] < cap or spare.blk.shape[0] < n_blocks
+            or not np.array_equal(spare.ip, ip)):
+        return None
+    clear_to = max(high, int(spare.sc[S.SC_SEG_HIGH]))
+    for name in _SEG_SCALARS:
+        getattr(spare, name)[high:clear_to] = -1 if name in ("seg_cell", "seg_slot") else 0
+    # the activity flags are cleared lazily through the touched lists, whose counts restart
+    for name in ("act", "act_conn", "cell_act", "st_flags", "st_cnt", "inf_len", "lrn_len",
+                 "col_flags", "scratch_cells"):
+        getattr(spare, name)[:] = 0
+    return spare
 
 
 def _plain(value: Any) -> Any:

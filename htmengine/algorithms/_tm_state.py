@@ -24,6 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 BLOCK = 16  # out-synapse entries per block
+SEG_CAP, BLK_CAP = 1024, 4096  # initial segment rows and out-synapse blocks
+SLOT_ROOM = 8192  # free segment slots at the end of the slot pool of a fresh working set
 # The indices below are numpy scalars, not Python ints: numba types a Python int (or bool)
 # constant passed to a jitted function as a literal and compiles one specialization per
 # value; numpy scalars are plain int64/bool, so each kernel is compiled once.
@@ -161,14 +163,14 @@ def _seg_arrays(capacity: int, width: int) -> dict[str, npt.NDArray[Any]]:
     }
 
 
-def allocate(ip: Int64s, fp: Float32s, rng_state: UInt32s, rng_ptrs: Int64s) -> TMArrays:
-    """Fresh arrays for a TM with parameters ``ip``/``fp`` and the given RNG state."""
+def allocate(ip: Int64s, fp: Float32s, rng_state: UInt32s, rng_ptrs: Int64s,
+             seg_cap: int = SEG_CAP, blk_cap: int = BLK_CAP,
+             slot_cap: int = SLOT_ROOM) -> TMArrays:
+    """Fresh arrays for a TM with parameters ``ip``/``fp`` and the given RNG state, with room
+    for ``seg_cap`` segments, ``blk_cap`` out-synapse blocks and ``slot_cap`` segment slots."""
     n_cols = int(ip[IP_NCOLS])
     n_cells = n_cols * int(ip[IP_CPC])
     width = int(ip[IP_W])
-    seg_cap = 1024
-    blk_cap = 4096
-    slot_cap = 8192
     q_cap = (int(ip[IP_MAX_LRN_BT]) + 3 + int(ip[IP_SEG_UPD_VALID]) * int(ip[IP_DO_POOLING])) \
         * n_cols + 64
     sc = np.zeros(N_SC, dtype=np.int64)

@@ -9,7 +9,8 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from htmengine.algorithms._tm_outsyn import out_mark_orphan
+from htmengine.algorithms._codec import find_bits
+from htmengine.algorithms._tm_outsyn import out_add, out_mark_orphan
 from htmengine.algorithms._tm_state import (
     BLOCK,
     FP_CONN,
@@ -61,42 +62,68 @@ def compact_slots(slot_off: Int64s, slot_cap: Int32s, nslots: Int32s, slots: Int
 
 def rebuild_out_synapses(a: TMArrays) -> None:
     """Rebuild every source cell's list of fed segments from the segment pool."""
-    a.sc[SC_BLK_HIGH] = _rebuild_chains(a.seg_src, a.seg_perm, a.seg_n, a.sc[SC_SEG_HIGH],
-                                        a.fp[FP_CONN], a.out_head, a.out_tail, a.out_cnt,
-                                        a.blk, a.blk_next, a.blk_prev)
+    a.sc[SC_BLK_HIGH] = 0
     a.sc[SC_BLK_NFREE] = 0
+    _rebuild_chains(a.seg_src, a.seg_perm, a.seg_n, a.sc[SC_SEG_HIGH], a.fp[FP_CONN], a.sc,
+                    a.out_head, a.out_tail, a.out_cnt, a.blk, a.blk_next, a.blk_prev, a.blk_free)
 
 
 @njit(cache=True)
 def _rebuild_chains(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s, high: Int, conn: Real,
-                    out_head: Int32s, out_tail: Int32s, out_cnt: Int32s, blk: Int32s,
-                    blk_next: Int32s, blk_prev: Int32s) -> int:
+                    sc: Int64s, out_head: Int32s, out_tail: Int32s, out_cnt: Int32s, blk: Int32s,
+                    blk_next: Int32s, blk_prev: Int32s, blk_free: Int32s) -> None:
     """The chains ``out_add`` builds for the synapses of segments ``0..high`` added in pool
-    order (same entries, order and block numbers); returns the number of blocks used. Works on
-    the arrays themselves: a kernel taking the whole TMArrays per synapse is ~100x slower."""
+    order, in blocks ``0..`` (``sc``'s block counters must be zero). Works on the arrays
+    themselves: a kernel taking the whole TMArrays per synapse is ~100x slower."""
+    _clear_chains(out_head, out_tail, out_cnt)
+    for p in range(high):
+        for i in range(seg_n[p]):
+            out_add(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_free,
+                    seg_src[p, i], p, seg_perm[p, i] >= conn)
+    _clear_block_ends(out_tail, out_cnt, blk)
+
+
+@njit(cache=True)
+def load_pool(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s, high: Int,
+              cells: npt.NDArray[np.integer[Any]], cell_index: npt.NDArray[np.integer[Any]],
+              values: Float32s, value_index: npt.NDArray[np.integer[Any]], conn: Real,
+              sc: Int64s, out_head: Int32s, out_tail: Int32s, out_cnt: Int32s, blk: Int32s,
+              blk_next: Int32s, blk_prev: Int32s, blk_free: Int32s) -> None:
+    """Write the synapses of the rows ``0..high`` of the segment pool from indexed synapses
+    (source ``cells[cell_index[k]]``, permanence ``values[value_index[k]]``, in pool order)
+    and build the out-synapse chains as :func:`_rebuild_chains` does, in one pass. The
+    entries of a row past its segment's end are left as they are: no kernel reads them."""
+    _clear_chains(out_head, out_tail, out_cnt)
+    k = 0
+    for p in range(high):
+        for i in range(seg_n[p]):
+            src = cells[cell_index[k]]
+            perm = values[value_index[k]]
+            seg_src[p, i] = src
+            seg_perm[p, i] = perm
+            k += 1
+            out_add(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_free,
+                    src, p, perm >= conn)
+    _clear_block_ends(out_tail, out_cnt, blk)
+
+
+@njit(cache=True)
+def _clear_chains(out_head: Int32s, out_tail: Int32s, out_cnt: Int32s) -> None:
+    """Empty every source cell's chain."""
     out_head[:] = -1
     out_tail[:] = -1
     out_cnt[:] = 0
-    n_blocks = 0
-    for p in range(high):
-        for i in range(seg_n[p]):
-            src = seg_src[p, i]
-            n = out_cnt[src]
-            tail = out_tail[src]
-            if n % BLOCK == 0:
-                b = n_blocks
-                n_blocks += 1
-                blk_next[b] = -1
-                blk_prev[b] = tail
-                if tail >= 0:
-                    blk_next[tail] = b
-                else:
-                    out_head[src] = b
-                out_tail[src] = b
-                tail = b
-            blk[tail, n % BLOCK] = 4 * p + (1 if seg_perm[p, i] >= conn else 0)
-            out_cnt[src] = n + 1
-    return n_blocks
+
+
+@njit(cache=True)
+def _clear_block_ends(out_tail: Int32s, out_cnt: Int32s, blk: Int32s) -> None:
+    """Zero the unused entries of each chain's last block (they may hold stale entries)."""
+    for c in range(out_cnt.shape[0]):
+        used = out_cnt[c] % BLOCK
+        if used:
+            tail = out_tail[c]
+            for j in range(used, BLOCK):
+                blk[tail, j] = 0
 
 
 def room_check(a: TMArrays, n_active: int) -> tuple[int, int]:
@@ -267,6 +294,32 @@ def segment_owners(nslots: Int64s, slots: Int64s, high: Int) -> tuple[Int32s, In
 
 
 @njit(cache=True)
+def load_slots(saved_nslots: npt.NDArray[np.integer[Any]],
+               saved_slots: npt.NDArray[np.integer[Any]], high: Int, slot_off: Int64s,
+               slot_cap: Int32s, nslots: Int32s, slots: Int64s, seg_cell: Int32s,
+               seg_slot: Int32s) -> None:
+    """Write the cells' slot lists (compact: each list's capacity is its length) and every
+    segment's cell and slot (-1 for a free segment among ``0..high``) from the saved slot
+    counts and entries (see :func:`segment_owners`)."""
+    for p in range(high):
+        seg_cell[p] = -1
+        seg_slot[p] = -1
+    pos = 0
+    for c in range(saved_nslots.shape[0]):
+        n = saved_nslots[c]
+        nslots[c] = n
+        slot_cap[c] = n
+        slot_off[c] = pos if n > 0 else -1
+        for j in range(n):
+            p = saved_slots[pos + j]
+            slots[pos + j] = p
+            if p >= 0:
+                seg_cell[p] = c
+                seg_slot[p] = j
+        pos += n
+
+
+@njit(cache=True)
 def gather_synapses(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s,
                     high: Int) -> tuple[Int32s, Float32s]:
     """(sources, permanences) of the synapses of segments ``0..high`` in pool order."""
@@ -284,25 +337,85 @@ def gather_synapses(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s,
     return src, perm
 
 
+def index_pool(a: TMArrays) -> tuple[npt.NDArray[Any], npt.NDArray[Any], Float32s,
+                                     npt.NDArray[np.uint8]] | None:
+    """(distinct sources, source index, distinct permanences, permanence index) of the
+    synapses of the live segments in pool order, as ``_codec.index_cells`` and
+    ``_codec.index_small`` give them for the gathered synapses, in two passes over the pool;
+    None when the synapses have more than 256 distinct permanences."""
+    high = a.sc[SC_SEG_HIGH]
+    n_cells = a.nslots.shape[0]
+    rank = np.full(n_cells, -1, dtype=np.int32)
+    n_syn = count_synapses(a)
+    perm_index = np.empty(n_syn, dtype=np.uint8)
+    table = np.empty(256, dtype=np.int32)
+    n_values, n_used = _mark_pool(a.seg_src, a.seg_perm.view(np.int32), a.seg_n, high, rank,
+                                  table, perm_index)
+    if n_values < 0:
+        return None
+    values = table[:n_values].view(np.float32)
+    order = np.argsort(values, kind="mergesort")  # as _codec.index_small
+    remap = np.empty(n_values, dtype=np.uint8)
+    remap[order] = np.arange(n_values, dtype=np.uint8)
+    cells: npt.NDArray[Any] = np.empty(n_used, dtype=_uint_for(n_cells))
+    index: npt.NDArray[Any] = np.empty(n_syn, dtype=_uint_for(n_used))
+    _write_index(a.seg_src, a.seg_n, high, rank, cells, index, remap, perm_index)
+    return cells, index, values[order].copy(), perm_index
+
+
+_MEMO = 4096  # entries of _mark_pool's memo (a power of two)
+
+
+def _uint_for(count: int) -> type:
+    """The smallest unsigned type holding values below ``count`` (as ``_codec``'s)."""
+    return np.uint8 if count <= 256 else np.uint16 if count <= 65536 else np.uint32
+
+
 @njit(cache=True)
-def load_synapses(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s, high: Int, clear_to: Int,
-                  cells: npt.NDArray[np.integer[Any]], cell_index: npt.NDArray[np.integer[Any]],
-                  values: Float32s, value_index: npt.NDArray[np.integer[Any]]) -> None:
-    """Write the rows ``0..high`` of the segment pool from indexed synapses (source
-    ``cells[cell_index[k]]``, permanence ``values[value_index[k]]``, in pool order; zeros past
-    each segment's end) and zero the rows ``high..clear_to``."""
-    width = seg_src.shape[1]
+def _mark_pool(seg_src: Int32s, perm_bits: Int32s, seg_n: Int32s, high: Int, rank: Int32s,
+               table: Int32s, perm_index: npt.NDArray[np.uint8]) -> tuple[int, int]:
+    """First pass of :func:`index_pool`: flag the used sources in ``rank`` and rank them;
+    collect the distinct permanence bit patterns in ``table`` in order of appearance and
+    write each synapse's position there. Returns (distinct permanences or -1 beyond
+    ``table``'s size, distinct sources)."""
+    slots = np.full(4 * table.shape[0], -1, dtype=np.int32)  # hash of the table (find_bits)
+    # a direct-mapped memo by the low bits: consecutive synapses seldom share a permanence, a
+    # lookup without a hard-to-predict branch on most synapses
+    memo = np.zeros(_MEMO, dtype=np.int32)
+    count = 0
     k = 0
     for p in range(high):
-        n = seg_n[p]
-        for i in range(n):
-            seg_src[p, i] = cells[cell_index[k]]
-            seg_perm[p, i] = values[value_index[k]]
+        for i in range(seg_n[p]):
+            rank[seg_src[p, i]] = 0
+            b = perm_bits[p, i]
+            j = memo[b & (_MEMO - 1)]
+            if j >= count or table[j] != b:
+                j, count = find_bits(b, slots, table, count)
+                if j < 0:
+                    return -1, 0
+                memo[b & (_MEMO - 1)] = j
+            perm_index[k] = j
             k += 1
-        for i in range(n, width):
-            seg_src[p, i] = 0
-            seg_perm[p, i] = 0.0
-    for p in range(high, clear_to):
-        for i in range(width):
-            seg_src[p, i] = 0
-            seg_perm[p, i] = 0.0
+    used = 0
+    for c in range(rank.shape[0]):
+        if rank[c] == 0:
+            rank[c] = used
+            used += 1
+    return count, used
+
+
+@njit(cache=True)
+def _write_index(seg_src: Int32s, seg_n: Int32s, high: Int, rank: Int32s,
+                 cells: npt.NDArray[np.integer[Any]], index: npt.NDArray[np.integer[Any]],
+                 remap: npt.NDArray[np.uint8], perm_index: npt.NDArray[np.uint8]) -> None:
+    """Second pass of :func:`index_pool`: the used sources, each synapse's source rank and
+    its permanence's rank in the sorted table."""
+    for c in range(rank.shape[0]):
+        if rank[c] >= 0:
+            cells[rank[c]] = c
+    k = 0
+    for p in range(high):
+        for i in range(seg_n[p]):
+            index[k] = rank[seg_src[p, i]]
+            perm_index[k] = remap[perm_index[k]]
+            k += 1

@@ -173,6 +173,13 @@ class BacktrackingTM:
             _SPARE[self._arrays.ip.tobytes()] = self._arrays
             self._arrays = None
 
+    def __del__(self) -> None:
+        """A TM dropped while it holds the working arrays leaves them to the next TM (a
+        model evicted after it ran, the usual case in a busy process)."""
+        arrays = self.__dict__.get("_arrays")
+        if arrays is not None:
+            _SPARE[arrays.ip.tobytes()] = arrays
+
     def state_nbytes(self) -> int:
         """Bytes of the state this TM holds at rest (its packed arrays)."""
         if self._rest is None:

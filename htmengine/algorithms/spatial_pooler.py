@@ -232,6 +232,14 @@ class SpatialPooler:
         _SPARE[self._init_key()] = (dense.permanences, dense.connected_t,
                                     dense.connected_counts, touched)
 
+    def __del__(self) -> None:
+        """A pooler dropped while it holds the dense arrays leaves them to the next pooler
+        (a model evicted after it ran, the usual case in a busy process)."""
+        dense = self.__dict__.get("_dense")
+        if dense is not None:
+            _SPARE[self._init_key()] = (dense.permanences, dense.connected_t,
+                                        dense.connected_counts, np.flatnonzero(self.touched))
+
     def state_nbytes(self) -> int:
         """Bytes of the state this pooler holds at rest."""
         rows = int(self.touched.sum()) * self.numInputs * 4

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from htmengine.algorithms import checkpoint
+from htmengine.algorithms import backtracking_tm, checkpoint
 from htmengine.algorithms import model as model_module
 from htmengine.algorithms._tm_persist import TM_STATE_VERSION
 from htmengine.algorithms.model import HtmAnomalyModel, ModelStateError
@@ -320,3 +320,25 @@ def test_state_nbytes_is_the_state_at_rest(nab_run):
     assert 0.5 * raw <= nbytes <= 2 * raw < 2_000_000
     fresh = HtmAnomalyModel.from_range(0.0, 1.0)
     assert fresh.state_nbytes() < nbytes
+
+
+def test_a_model_dropped_while_it_computes_leaves_its_arrays_to_the_next_exactly(nab_run):
+    """A model evicted right after it ran (dropped while it holds the working arrays) leaves
+    them to the next model, which hydrates into them (larger pools, stale rows): that model
+    scores as it does alone and saves the same checkpoint bytes."""
+    rows, low, high, _, _ = nab_run
+    young = HtmAnomalyModel.from_range(low, high)
+    for row in rows[:100]:
+        young.run(*row)
+    young_blob = young.to_bytes()
+    expected = [young.run(*row) for row in rows[100:160]]
+    expected_blob = young.to_bytes()
+    del young
+    old = HtmAnomalyModel.from_range(low, high)
+    for row in rows[:300]:
+        old.run(*row)
+    resumed = HtmAnomalyModel.from_bytes(young_blob)
+    del old
+    assert backtracking_tm._SPARE, "the dropped model's working arrays were not kept"
+    assert [resumed.run(*row) for row in rows[100:160]] == expected
+    assert resumed.to_bytes() == expected_blob
