@@ -6,7 +6,7 @@ or recorded in the checkpoint), else process its items (commands, input rows) an
 results. After >= target_requests_per_checkpoint requests, when the queue is empty,
 and before stopping: publish the queued results (one message per run of consecutive rows,
 at most RESULT_BATCH_ROWS), save the model's checkpoint (with the batch ids applied since the
-previous one), and only then ack the batches (multiple). A crash anywhere redelivers the
+previous one), and only then ack the batches. A crash anywhere redelivers the
 unacked batches; those already inside the checkpoint are skipped, the rest are recomputed
 from the checkpoint's state — so the model applies every row exactly once, and a result
 message published before a crash may be published again with identical content.
@@ -92,8 +92,10 @@ class ModelRunner(CheckpointingRunner):
         deleted; every processed batch is checkpointed and acked before returning."""
         started = time.monotonic()
         self.stats = RunStats()
-        self._definedInRun = None
-        if self._model is None:
+        held, self._heldSince = self._heldSince is not None, None
+        if not held:            # else: the definition it holds is this run's to go on with
+            self._definedInRun = None
+        if self._model is None and not held:
             self._loadCheckpointBatchIds()
         else:
             self.stats.extra["resident"] = True
@@ -121,14 +123,16 @@ class ModelRunner(CheckpointingRunner):
                 self._commit()
                 return RunOutcome.NO_QUEUE
             if batch is None:
+                if self._holdDefinition():
+                    return RunOutcome.DRAINED
                 self._flushResults()
-                if self._lastUnacked is None:
+                if not self._unacked:
                     return RunOutcome.DRAINED
                 # idle: checkpoint (unless lazy) and ack; input published from now on comes
                 # with a scheduler notification, so there is no need to look once more
                 self._commit()
                 return RunOutcome.DRAINED
-            self._lastUnacked = batch
+            self._unacked.append(batch)
             seenEmpty = batch.remaining == 0
             if batch.batchID in self._checkpointBatchIds or batch.batchID in self._runBatchIds:
                 _log.warning("%r: batch %s was already applied; skipping the redelivery",
