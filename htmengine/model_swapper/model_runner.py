@@ -19,6 +19,10 @@ first replays the stored rows after ``lastRowId`` (publishing the results of tho
 yet), so acked rows that were not in the checkpoint are applied again, exactly once; their
 redelivered or re-sent input is then skipped by rowid. Before that first checkpoint, and after
 a model error, the runner checkpoints before acking as above.
+
+A run that only defined a new model holds the define's result and batch, unpublished and
+unacked, for the model's first rows (CheckpointingRunner.heldSince / releaseHeld, kept by the
+slot): they then go out in one message and are acked together.
 """
 
 from __future__ import annotations
