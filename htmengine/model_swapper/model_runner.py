@@ -91,10 +91,13 @@ class ModelRunner(CheckpointingRunner):
 
     # -- main loop -------------------------------------------------------------------------
 
-    def run(self) -> RunStats:
+    def run(self, othersUnacked: bool = False) -> RunStats:
         """Process input until the queue is empty, a stop is requested, or the model is
-        deleted; every processed batch is checkpointed and acked before returning."""
+        deleted; every processed batch is checkpointed and acked before returning (one by
+        one if `othersUnacked`: the connection holds other runners' unacked batches, which
+        a multiple ack would ack too)."""
         started = time.monotonic()
+        self._ackOneByOne = othersUnacked
         self.stats = RunStats()
         held, self._heldSince = self._heldSince is not None, None
         if not held:            # else: the definition it holds is this run's to go on with

@@ -126,9 +126,11 @@ class CheckpointingRunner:
         # this run (since the last checkpoint)
         self._runBatchIds: list[str] = []
         self._runRequests = 0
-        # the batches taken and not acked yet, oldest first (acked one by one: the slot's
-        # channel may hold other models' unacked batches, see holdingDefinition)
+        # the batches taken and not acked yet, oldest first; acked with one multiple ack
+        # unless the connection holds other runners' unacked batches (a slot's held
+        # definitions, see heldSince): then one by one
         self._unacked: list[ConsumedRequestBatch] = []
+        self._ackOneByOne = False
         # since when a run's only work, a new model's definition, waits unpublished and
         # unacked for the model's first rows (holdingDefinition)
         self._heldSince: float | None = None
@@ -328,6 +330,8 @@ class CheckpointingRunner:
         if not batches:
             return
         self._checkpointMgr.settle(self._modelID)   # an acked define is durable
+        if not self._ackOneByOne:
+            batches = batches[-1:]
         for batch in batches:
             if batch.connectionGeneration != self._swapper.bus.connection_generation:
                 _log.warning("%r: connection was lost since batch %s was taken; the broker "
@@ -335,7 +339,7 @@ class CheckpointingRunner:
                              batch.batchID)
                 continue
             try:
-                batch.ack()
+                batch.ack(multiple=not self._ackOneByOne)
             except BusError:
                 if not self._deleted:
                     _log.warning("%r: ack of batch %s failed; it will be redelivered and "
@@ -370,4 +374,5 @@ class CheckpointingRunner:
         first), as the run that held it would have."""
         if self._heldSince is not None:
             self._heldSince = None
+            self._ackOneByOne = True
             self._commit()

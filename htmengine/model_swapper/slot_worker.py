@@ -182,7 +182,7 @@ class _SlotWorker:
                 runner.rebind(self._swapper, self._stopRequested)
             started = self._clock()
             try:
-                stats = runner.run()
+                stats = runner.run(othersUnacked=bool(self._holding))
             except Exception:
                 self._resident.pop(modelID)   # its state may be half-updated
                 raise
