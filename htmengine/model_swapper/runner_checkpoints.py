@@ -132,7 +132,7 @@ class CheckpointingRunner:
         self._unacked: list[ConsumedRequestBatch] = []
         self._ackOneByOne = False
         # since when a run's only work, a new model's definition, waits unpublished and
-        # unacked for the model's first rows (holdingDefinition)
+        # unacked for the model's first rows (_holdDefinition)
         self._heldSince: float | None = None
         self._pendingResults: list[ResultItem] = []
         self._lastPendingRowId: int | None = None
