@@ -6,7 +6,7 @@ or recorded in the checkpoint), else process its items (commands, input rows) an
 results. After >= target_requests_per_checkpoint requests, when the queue is empty,
 and before stopping: publish the queued results (one message per run of consecutive rows,
 at most RESULT_BATCH_ROWS), save the model's checkpoint (with the batch ids applied since the
-previous one), and only then ack the batches. A crash anywhere redelivers the
+previous one), and only then ack the batches (multiple). A crash anywhere redelivers the
 unacked batches; those already inside the checkpoint are skipped, the rest are recomputed
 from the checkpoint's state — so the model applies every row exactly once, and a result
 message published before a crash may be published again with identical content.
@@ -19,10 +19,6 @@ first replays the stored rows after ``lastRowId`` (publishing the results of tho
 yet), so acked rows that were not in the checkpoint are applied again, exactly once; their
 redelivered or re-sent input is then skipped by rowid. Before that first checkpoint, and after
 a model error, the runner checkpoints before acking as above.
-
-A run that only defined a new model holds the define's result and batch, unpublished and
-unacked, for the model's first rows (CheckpointingRunner.heldSince / releaseHeld, kept by the
-slot): they then go out in one message and are acked together.
 """
 
 from __future__ import annotations
@@ -91,18 +87,13 @@ class ModelRunner(CheckpointingRunner):
 
     # -- main loop -------------------------------------------------------------------------
 
-    def run(self, othersUnacked: bool = False) -> RunStats:
+    def run(self) -> RunStats:
         """Process input until the queue is empty, a stop is requested, or the model is
-        deleted; every processed batch is checkpointed and acked before returning (one by
-        one if `othersUnacked`: the connection holds other runners' unacked batches, which
-        a multiple ack would ack too)."""
+        deleted; every processed batch is checkpointed and acked before returning."""
         started = time.monotonic()
-        self._ackOneByOne = othersUnacked
         self.stats = RunStats()
-        held, self._heldSince = self._heldSince is not None, None
-        if not held:            # else: the definition it holds is this run's to go on with
-            self._definedInRun = None
-        if self._model is None and not held:
+        self._definedInRun = None
+        if self._model is None:
             self._loadCheckpointBatchIds()
         else:
             self.stats.extra["resident"] = True
@@ -130,16 +121,14 @@ class ModelRunner(CheckpointingRunner):
                 self._commit()
                 return RunOutcome.NO_QUEUE
             if batch is None:
-                if self._holdDefinition():
-                    return RunOutcome.DRAINED
                 self._flushResults()
-                if not self._unacked:
+                if self._lastUnacked is None:
                     return RunOutcome.DRAINED
                 # idle: checkpoint (unless lazy) and ack; input published from now on comes
                 # with a scheduler notification, so there is no need to look once more
                 self._commit()
                 return RunOutcome.DRAINED
-            self._unacked.append(batch)
+            self._lastUnacked = batch
             seenEmpty = batch.remaining == 0
             if batch.batchID in self._checkpointBatchIds or batch.batchID in self._runBatchIds:
                 _log.warning("%r: batch %s was already applied; skipping the redelivery",

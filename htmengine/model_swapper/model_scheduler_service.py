@@ -245,11 +245,6 @@ class ModelSchedulerService:
         if modelID is not None:
             # its unacked input is redelivered; run it again
             self._apply(self._controller.onModelDone(modelID, True, self._failed(modelID)))
-        # so is the definition a model of the slot held for its first rows (its queue's
-        # notification was acked when the run that held it drained): schedule those again
-        for other, owner in self._controller.owners().items():
-            if owner == slot.index and other != modelID and self._inputPending(other):
-                self._apply(self._controller.onNotification(other))
 
     def _waitForInput(self) -> None:
         """Wait at most POLL_SECONDS for the broker's socket or a slot's pipe to be readable."""

@@ -18,8 +18,8 @@ from typing import Any
 
 from htmengine.model_swapper.checkpoint_policy import CheckpointPolicy
 from htmengine.model_swapper.checkpoint_store import CheckpointStore
-from htmengine.model_swapper.errors import SUCCESS, InvalidSwapperSettingError, ModelNotFound
-from htmengine.model_swapper.messages import ModelCommandResult, ResultItem
+from htmengine.model_swapper.errors import InvalidSwapperSettingError, ModelNotFound
+from htmengine.model_swapper.messages import ResultItem
 from htmengine.model_swapper.model_swapper_interface import (
     ConsumedRequestBatch,
     ModelSwapperInterface,
@@ -126,14 +126,7 @@ class CheckpointingRunner:
         # this run (since the last checkpoint)
         self._runBatchIds: list[str] = []
         self._runRequests = 0
-        # the batches taken and not acked yet, oldest first; acked with one multiple ack
-        # unless the connection holds other runners' unacked batches (a slot's held
-        # definitions, see heldSince): then one by one
-        self._unacked: list[ConsumedRequestBatch] = []
-        self._ackOneByOne = False
-        # since when a run's only work, a new model's definition, waits unpublished and
-        # unacked for the model's first rows (_holdDefinition)
-        self._heldSince: float | None = None
+        self._lastUnacked: ConsumedRequestBatch | None = None
         self._pendingResults: list[ResultItem] = []
         self._lastPendingRowId: int | None = None
         # the definition this runner's defineModel wrote (in the background), until saved
@@ -197,7 +190,7 @@ class CheckpointingRunner:
         results published), and a load replays at most MAX_INCREMENTAL_CHECKPOINT_ROWS rows
         (the checkpoint's replay rows and those stored after it). The next load replays
         them, as after a crash; a model with more is checkpointed before it is dropped."""
-        return (self._model is not None and self._lazy() and not self._unacked
+        return (self._model is not None and self._lazy() and self._lastUnacked is None
                 and not self._pendingResults
                 and (len(self._replayRows) + self._uncheckpointedRows
                      <= MAX_INCREMENTAL_CHECKPOINT_ROWS))
@@ -205,7 +198,7 @@ class CheckpointingRunner:
     def checkpointIfDirty(self) -> bool:
         """Checkpoint the model if it has uncheckpointed rows (before eviction or exit, when
         every taken batch is acked already); returns True if it saved one."""
-        if not self.dirty or self._unacked:
+        if not self.dirty or self._lastUnacked is not None:
             return False
         self._checkpoint()
         return True
@@ -326,53 +319,17 @@ class CheckpointingRunner:
 
     def _ack(self) -> None:
         self._flushResults()
-        batches, self._unacked = self._unacked, []
-        if not batches:
+        batch, self._lastUnacked = self._lastUnacked, None
+        if batch is None:
             return
         self._checkpointMgr.settle(self._modelID)   # an acked define is durable
-        if not self._ackOneByOne:
-            batches = batches[-1:]
-        for batch in batches:
-            if batch.connectionGeneration != self._swapper.bus.connection_generation:
-                _log.warning("%r: connection was lost since batch %s was taken; the broker "
-                             "redelivers it and its id is in the checkpoint", self,
-                             batch.batchID)
-                continue
-            try:
-                batch.ack(multiple=not self._ackOneByOne)
-            except BusError:
-                if not self._deleted:
-                    _log.warning("%r: ack of batch %s failed; it will be redelivered and "
-                                 "skipped", self, batch.batchID, exc_info=True)
-                return
-
-    # -- a new model's definition held for its first rows ---------------------------------
-
-    def _holdDefinition(self) -> bool:
-        """At a drained queue: True (nothing published or acked) when this run defined a new
-        model and did nothing else. Its defineModel result then waits for the model's first
-        rows, to go out in one message with theirs (which the anomaly service applies in
-        one transaction), and its batch stays unacked (the definition is applied again
-        after a crash, as a redelivered define); releaseHeld() publishes and acks it."""
-        results = self._pendingResults
-        hold = (self._definedInRun is not None and self._model is None and bool(self._unacked)
-                and not self._deleted and len(results) == 1
-                and isinstance(results[0], ModelCommandResult)
-                and results[0].method == "defineModel" and results[0].status == SUCCESS)
-        if hold:
-            self._heldSince = self._clock()
-        return hold
-
-    @property
-    def heldSince(self) -> float | None:
-        """Since when this runner holds a new model's definition (None: it holds nothing);
-        the slot keeps such a runner for its next run or calls releaseHeld()."""
-        return self._heldSince
-
-    def releaseHeld(self) -> None:
-        """Publish the held defineModel result and ack its batch (the definition durable
-        first), as the run that held it would have."""
-        if self._heldSince is not None:
-            self._heldSince = None
-            self._ackOneByOne = True
-            self._commit()
+        if batch.connectionGeneration != self._swapper.bus.connection_generation:
+            _log.warning("%r: connection was lost since batch %s was taken; the broker "
+                         "redelivers it and its id is in the checkpoint", self, batch.batchID)
+            return
+        try:
+            batch.ack(multiple=True)
+        except BusError:
+            if not self._deleted:
+                _log.warning("%r: ack of batch %s failed; it will be redelivered and skipped",
+                             self, batch.batchID, exc_info=True)

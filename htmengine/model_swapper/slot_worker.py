@@ -64,9 +64,6 @@ EVICTION_LOCK_TIMEOUT_SECONDS = 5.0
 SWEEP_INTERVAL_SECONDS = 5.0
 CHECKPOINTS_PER_SWEEP = 4
 EXIT_CHECKPOINT_SECONDS = 8.0
-# A run that only defined a new model holds the define's result and batch for the model's
-# first rows (ModelRunner.heldSince) at most this long, then publishes and acks it.
-HOLD_DEFINITION_SECONDS = 10.0
 
 
 def dieWithParent() -> None:
@@ -113,9 +110,6 @@ class _SlotWorker:
         # the last row each dropped model applied and published the result of: its next
         # runner replays rows up to there without publishing their results again
         self._publishedThrough: dict[str, int] = {}
-        # runners holding a new model's definition for its first rows (no model yet, so
-        # not resident), oldest first
-        self._holding: OrderedDict[str, Any] = OrderedDict()
 
     def _onSigterm(self, _signum: int, _frame: Any) -> None:
         self._stop = True
@@ -160,14 +154,12 @@ class _SlotWorker:
         with modelLock(self._checkpointMgr.root, modelID, LOCK_TIMEOUT_SECONDS) as locked:
             if not locked:
                 return LOCKED, f"model {modelID} is locked by another process"
-            runner = self._holding.pop(modelID, None)   # holding a definition: no model
-            if runner is None:
-                runner = self._resident.get(modelID)
-                if runner is not None and not runner.isCurrent():
-                    _log.warning("slot %d: resident model %s is stale (its checkpoint "
-                                 "changed elsewhere); loading it again", self._slot, modelID)
-                    self._resident.pop(modelID)
-                    runner = None
+            runner = self._resident.get(modelID)
+            if runner is not None and not runner.isCurrent():
+                _log.warning("slot %d: resident model %s is stale (its checkpoint changed "
+                             "elsewhere); loading it again", self._slot, modelID)
+                self._resident.pop(modelID)
+                runner = None
             if runner is None:
                 runner = ModelRunner(modelID, self._swapper, self._checkpointMgr,
                                      stopRequested=self._stopRequested,
@@ -182,7 +174,7 @@ class _SlotWorker:
                 runner.rebind(self._swapper, self._stopRequested)
             started = self._clock()
             try:
-                stats = runner.run(othersUnacked=bool(self._holding))
+                stats = runner.run()
             except Exception:
                 self._resident.pop(modelID)   # its state may be half-updated
                 raise
@@ -201,12 +193,9 @@ class _SlotWorker:
                 self._resident.forget(modelID)
             elif runner.model is None:
                 self._resident.pop(modelID)
-                if runner.heldSince is not None:
-                    self._holding[modelID] = runner
             else:
                 self._resident.put(modelID, runner, runner.residentBytes())
         evicted = self._evictOverBudget()
-        self._releaseHeld(HOLD_DEFINITION_SECONDS)
         return stats.outcome.value, (f"batches={stats.batches} requests={stats.requests} "
                                      f"duplicates={stats.duplicateBatches} "
                                      f"duplicateRows={stats.duplicateRows} "
@@ -265,32 +254,9 @@ class _SlotWorker:
         engine_metrics.MODEL_EVICTIONS.inc(len(evicted))
         return len(evicted)
 
-    def _releaseHeld(self, olderThan: float) -> None:
-        """Publish and ack the definitions held longer than `olderThan` seconds."""
-        now = self._clock()
-        while self._holding:
-            modelID, runner = next(iter(self._holding.items()))
-            if runner.heldSince is None or now - runner.heldSince < olderThan:
-                break
-            del self._holding[modelID]
-            try:
-                with modelLock(self._checkpointMgr.root, modelID,
-                               EVICTION_LOCK_TIMEOUT_SECONDS) as locked:
-                    if locked:
-                        runner.releaseHeld()
-                        continue
-                _log.warning("slot %d: model %s is locked elsewhere; its held definition "
-                             "is left to redelivery", self._slot, modelID)
-            except Exception:  # the broker redelivers the define; applied again
-                _log.exception("slot %d: releasing the held definition of model %s failed",
-                               self._slot, modelID)
-
     def _sweep(self) -> None:
-        """Idle housekeeping: release held definitions that waited long enough; checkpoint
-        a few resident models whose checkpoint is due."""
+        """Idle housekeeping: checkpoint a few resident models whose checkpoint is due."""
         now = self._clock()
-        if self._checkpointMgr is not None:
-            self._releaseHeld(HOLD_DEFINITION_SECONDS)
         if now - self._lastSweep < SWEEP_INTERVAL_SECONDS or self._checkpointMgr is None:
             return
         self._lastSweep = now
@@ -339,7 +305,6 @@ class _SlotWorker:
     def _checkpointBeforeExit(self) -> None:
         if self._checkpointMgr is None:
             return
-        self._releaseHeld(0.0)
         deadline = time.monotonic() + EXIT_CHECKPOINT_SECONDS
         dirty = [(m, r) for m, r in self._resident.items() if r.dirty]
         saved = 0
@@ -353,7 +318,6 @@ class _SlotWorker:
                       self._slot, saved, len(dirty))
 
     def _dropConnection(self) -> None:
-        self._holding.clear()    # their batches are redelivered with the connection gone
         swapper, self._swapper = self._swapper, None
         if swapper is not None:
             try:

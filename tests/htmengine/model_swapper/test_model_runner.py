@@ -698,11 +698,8 @@ def test_a_define_is_durable_before_its_batch_is_acked(env, monkeypatch) -> None
 
     monkeypatch.setattr(cm.ModelCheckpointMgr, "_write_entry", slowWrite)
     define(swapper)
-    held = runner(swapper, mgr)
-    assert held.run().outcome is RunOutcome.DRAINED
-    assert held.heldSince is not None        # a define alone waits for the first rows
-    held.releaseHeld()
-    assert log == ["defined m", "ack 1"]
+    assert runner(swapper, mgr).run().outcome is RunOutcome.DRAINED
+    assert log == ["defined m", "ack 1 multiple"]
     log.clear()
     swapper.results.clear()
     other = FakeSwapper(log)
@@ -714,37 +711,3 @@ def test_a_define_is_durable_before_its_batch_is_acked(env, monkeypatch) -> None
     assert scores(other) == reference_scores(3)
     assert loaded(mgr, "n").count == 3
 
-def test_a_define_alone_is_held_for_the_first_rows_then_published_with_them(env) -> None:
-    """A run that only defines a new model publishes and acks nothing: the next run sends
-    the define's result and the first rows' in one message and acks both batches; a held
-    define not followed by rows is published and acked by releaseHeld."""
-    swapper, mgr, log = env
-    define(swapper)
-    resident = runner(swapper, mgr)
-    assert resident.run().outcome is RunOutcome.DRAINED
-    assert resident.heldSince is not None
-    assert swapper.results == [] and [u[0] for u in swapper.unacked] == [1] and log == []
-    swapper.put("b1", rows(0, 3))
-    assert resident.run().outcome is RunOutcome.DRAINED
-    assert resident.heldSince is None
-    assert [[getattr(r, "rowID", "define") for r in results]
-            for _, results in swapper.results] == [["define", 0, 1, 2]]
-    assert log == ["checkpoint ['def', 'b1']", "ack 2 multiple"] and swapper.unacked == []
-    assert scores(swapper) == reference_scores(3)
-    other = FakeSwapper(log)
-    define(other)
-    alone = ModelRunner("n", other, mgr, modelFactory=HashModel)
-    alone.run()
-    log.clear()
-    alone.releaseHeld()
-    assert alone.heldSince is None and log == ["ack 1"] and other.unacked == []
-    assert [[r.method for r in results] for _, results in other.results] == [["defineModel"]]
-
-
-def test_batches_are_acked_one_by_one_when_the_connection_holds_others(env) -> None:
-    """run(othersUnacked=True): no multiple ack, which would ack other runners' batches."""
-    swapper, mgr, log = env
-    define(swapper)
-    swapper.put("b1", rows(0, 2))
-    runner(swapper, mgr).run(othersUnacked=True)
-    assert log == ["checkpoint ['def', 'b1']", "ack 1", "ack 2"] and swapper.unacked == []
