@@ -1,7 +1,7 @@
 """Throughput and latency of the whole engine: graphite socket -> scored rows.
 
     python bench/engine.py [--models 1 100 1000] [--rows N] [--rate SAMPLES_PER_S]
-                           [--slots N] [--timeout S] [--ingest-only]
+                           [--slots N] [--timeout S] [--ingest-only] [--keep-logs DIR]
 
 For each model count, in a throw-away environment (own database, RabbitMQ virtual host,
 checkpoint root and port; removed afterwards) the four services are started as processes, the
@@ -14,12 +14,15 @@ and likelihood scores in ``metric_data``), and the end-to-end latency p50/p99 fr
 sample to receiving its scored result on the results exchange. With full-speed sending the
 latency includes the queueing behind the backlog; pace with ``--rate`` to see the latency of an
 engine that keeps up. ``--ingest-only`` runs just the listener and the storer (metrics not
-monitored) and prints the samples/s stored. Figures are printed, never asserted.
+monitored) and prints the samples/s stored. ``--keep-logs DIR`` copies the services' logs of
+each run to ``DIR/<models>-<n>/`` before the environment is removed. Figures are printed, never
+asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import socket
 import statistics
 import subprocess
@@ -70,8 +73,22 @@ def runIngestOnly(numMetrics: int, rowsPerMetric: int, timeout: float) -> None:
             stopServices(processes)
 
 
+def _keepLogs(env: BenchEnvironment, keepLogs: Path | None, numModels: int) -> None:
+    """Copy the run's service logs to a new folder of `keepLogs` (if given)."""
+    if keepLogs is None:
+        return
+    run = 1
+    while (keepLogs / f"{numModels}-{run}").exists():
+        run += 1
+    target = keepLogs / f"{numModels}-{run}"
+    target.mkdir(parents=True)
+    for log in env.tmp.glob("*.log"):
+        shutil.copy(log, target / log.name)
+    print(f"  logs kept in {target}", flush=True)
+
+
 def runOnce(numModels: int, rowsPerModel: int, rate: float | None, slots: int,
-            timeout: float) -> None:
+            timeout: float, keepLogs: Path | None = None) -> None:
     """One measurement; prints one line of figures."""
     with BenchEnvironment() as env:
         from htmengine.adapters.datasource import createDatasourceAdapter
@@ -120,6 +137,7 @@ def runOnce(numModels: int, rowsPerModel: int, rate: float | None, slots: int,
             collector.stop.set()
             stopServices(processes)
             collector.join(10)
+            _keepLogs(env, keepLogs, numModels)
 
 
 def _send(port: int, names: list[str], uids: list[str], rows: int, rate: float | None,
@@ -169,6 +187,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--ingest-only", action="store_true",
                         help="only listener + storer, metrics not monitored")
+    parser.add_argument("--keep-logs", type=Path, default=None, metavar="DIR",
+                        help="copy each run's service logs to DIR/<models>-<n>/")
     args = parser.parse_args(argv)
     for numModels in args.models:
         if args.ingest_only:
@@ -178,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
             continue
         rows = args.rows or {1: 2000, 100: 20}.get(numModels, 5)
         print(f"run: {numModels} models x {rows} rows", flush=True)
-        runOnce(numModels, rows, args.rate, args.slots, args.timeout)
+        runOnce(numModels, rows, args.rate, args.slots, args.timeout, args.keep_logs)
 
 
 if __name__ == "__main__":

@@ -81,21 +81,25 @@ def get_metric_ids_with_status(conn: sa.Connection, statuses: Iterable[int]) -> 
 
 def write_unscored_results(conn: sa.Connection, metricId: str,
                            scores: Sequence[RowScores]) -> None:
-    """One executemany UPDATE setting the scores of the metric's rows that have no raw
-    anomaly score yet (a result delivered twice is scored once)."""
+    """Set the scores of the metric's rows that have no raw anomaly score yet (a result
+    delivered twice is scored once): one UPDATE joining the rows to a derived table of the
+    new values (one round trip, not one per row; the numbers are cast to DOUBLE, as the
+    columns are, so each is stored exactly)."""
     if not scores:
         return
-    statement = (
-        _data.update()
-        .where(_data.c.uid == sa.bindparam("b_uid"))
-        .where(_data.c.rowid == sa.bindparam("b_rowid"))
-        .where(_data.c.raw_anomaly_score.is_(None))
-        .values(raw_anomaly_score=sa.bindparam("b_raw"), anomaly_score=sa.bindparam("b_score"),
-                display_value=sa.bindparam("b_display"),
-                multi_step_best_predictions=sa.bindparam("b_predictions")))
-    conn.execute(statement, [
-        {"b_uid": metricId, "b_rowid": s.rowid, "b_raw": s.raw_anomaly_score,
-         "b_score": s.anomaly_score, "b_display": s.display_value,
-         "b_predictions": (json.dumps(s.multi_step_best_predictions)
-                           if s.multi_step_best_predictions is not None else None)}
-        for s in scores])
+    selects = " UNION ALL ".join(
+        f"SELECT :r{i} AS rowid, CAST(:a{i} AS DOUBLE) AS raw, CAST(:s{i} AS DOUBLE) AS score, "
+        f":d{i} AS display, :p{i} AS predictions" for i in range(len(scores)))
+    params: dict[str, Any] = {"uid": metricId}
+    for i, row in enumerate(scores):
+        params.update({
+            f"r{i}": row.rowid, f"a{i}": row.raw_anomaly_score, f"s{i}": row.anomaly_score,
+            f"d{i}": row.display_value,
+            f"p{i}": (json.dumps(row.multi_step_best_predictions)
+                      if row.multi_step_best_predictions is not None else None)})
+    conn.execute(sa.text(
+        f"UPDATE {_data.name} AS d JOIN ({selects}) AS v "
+        "ON d.uid = :uid AND d.rowid = v.rowid "
+        "SET d.anomaly_score = v.score, d.display_value = v.display, "
+        "d.multi_step_best_predictions = v.predictions, d.raw_anomaly_score = v.raw "
+        "WHERE d.raw_anomaly_score IS NULL"), params)

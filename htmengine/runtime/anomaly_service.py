@@ -27,8 +27,9 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -57,6 +58,7 @@ from htmengine.pipeline.results_serialization import (
 from htmengine.repository import engineFactory, queries, streaming_queries
 from htmengine.repository.queries import MetricStatus
 from htmengine.runtime.anomaly_likelihood_helper import AnomalyLikelihoodHelper, ScoredRow
+from htmengine.runtime.result_groups import result_groups
 from htmengine.runtime.service_support import (
     StopFlag,
     configureServiceLogging,
@@ -71,6 +73,16 @@ from nta_utils.message_bus import MessageBus
 _log = logging.getLogger("htmengine.runtime.anomaly_service")
 
 LIKELIHOOD_PARAMS_KEY = "anomalyLikelihoodParams"
+
+
+class _Steps(NamedTuple):
+    """How a result batch's parts are applied: each in a transaction of its own, or all in
+    the caller's (AnomalyService._applyBatch)."""
+
+    activate: Callable[[str, list[ModelInferenceResult]],
+                       tuple[Any, list[Any] | None] | None]
+    command: Callable[[str, ModelCommandResult], Any | None]
+    score: Callable[[str, list[ModelInferenceResult]], tuple[Any, list[Any]] | None]
 
 
 @dataclass
@@ -94,23 +106,26 @@ class AnomalyService:
 
     def _processCommandResult(self, modelId: str, result: ModelCommandResult) -> Any | None:
         """Apply a command result to the metric; returns the metric row (None if unknown)."""
-        if result.method == "deleteModel":
-            _log.info("Model=%s deleted (status=%s)", modelId, result.status)
         return retry_on_transient_error(self._commandResultOnce)(modelId, result)
 
     def _commandResultOnce(self, modelId: str, result: ModelCommandResult) -> Any | None:
-        # one transaction under the metric row lock: the result of a defineModel can arrive
-        # before the transaction that set CREATE_PENDING and sent the command has committed
-        # (defineModelLocked); the lock waits for that commit instead of reading the status
-        # before it
         with self._engine.begin() as conn:
-            try:
-                metric = queries.getMetricWithUpdateLock(conn, modelId)
-            except ObjectNotFoundError:
-                _log.warning("Command result %r for unknown model=%s (deleted?)", result,
-                             modelId)
-                return None
-            return self._applyCommandResult(conn, modelId, result, metric)
+            return self._commandResultIn(conn, modelId, result)
+
+    def _commandResultIn(self, conn: sa.Connection, modelId: str,
+                         result: ModelCommandResult) -> Any | None:
+        """Apply a command result in the caller's transaction, under the metric row lock:
+        the result of a defineModel can arrive before the transaction that set
+        CREATE_PENDING and sent the command has committed (defineModelLocked); the lock
+        waits for that commit instead of reading the status before it."""
+        if result.method == "deleteModel":
+            _log.info("Model=%s deleted (status=%s)", modelId, result.status)
+        try:
+            metric = queries.getMetricWithUpdateLock(conn, modelId)
+        except ObjectNotFoundError:
+            _log.warning("Command result %r for unknown model=%s (deleted?)", result, modelId)
+            return None
+        return self._applyCommandResult(conn, modelId, result, metric)
 
     def _applyCommandResult(self, conn: sa.Connection, modelId: str,
                             result: ModelCommandResult, metric: Any) -> Any:
@@ -142,18 +157,23 @@ class AnomalyService:
     def _scoreInTransaction(self, modelId: str, results: list[ModelInferenceResult]
                             ) -> tuple[Any, list[Any]] | None:
         with self._engine.begin() as conn:
-            try:
-                metric = queries.getMetricWithUpdateLock(conn, modelId)
-            except ObjectNotFoundError:
-                _log.warning("Inference results for unknown model=%s (deleted?); dropped",
-                             modelId)
-                return None
-            if metric.status != MetricStatus.ACTIVE:
-                _log.warning("Inference results for model=%s in status %s (not ACTIVE); "
-                             "dropped rows [%s..%s]", modelId, metric.status,
-                             results[0].rowID, results[-1].rowID)
-                return None
-            published = self._scoreLocked(conn, modelId, metric, results)
+            return self._scoreIn(conn, modelId, results)
+
+    def _scoreIn(self, conn: sa.Connection, modelId: str,
+                 results: list[ModelInferenceResult]) -> tuple[Any, list[Any]] | None:
+        """Score `results` in the caller's transaction: (metric, rows to publish), or None
+        if they were dropped (metric unknown or not ACTIVE) or the metric went to ERROR."""
+        try:
+            metric = queries.getMetricWithUpdateLock(conn, modelId)
+        except ObjectNotFoundError:
+            _log.warning("Inference results for unknown model=%s (deleted?); dropped", modelId)
+            return None
+        if metric.status != MetricStatus.ACTIVE:
+            _log.warning("Inference results for model=%s in status %s (not ACTIVE); "
+                         "dropped rows [%s..%s]", modelId, metric.status,
+                         results[0].rowID, results[-1].rowID)
+            return None
+        published = self._scoreLocked(conn, modelId, metric, results)
         return None if published is None else (metric, published)
 
     def _activateAndScore(self, modelId: str, results: list[ModelInferenceResult]
@@ -162,15 +182,21 @@ class AnomalyService:
         message): the metric goes from CREATE_PENDING to ACTIVE and the rows are scored in
         one transaction. None (nothing done) unless the metric is CREATE_PENDING."""
         with self._engine.begin() as conn:
-            try:
-                metric = queries.getMetricWithUpdateLock(conn, modelId)
-            except ObjectNotFoundError:
-                return None
-            if metric.status != MetricStatus.CREATE_PENDING:
-                return None
-            queries.setMetricStatus(conn, modelId, MetricStatus.ACTIVE,
-                                    refStatus=MetricStatus.CREATE_PENDING)
-            published = self._scoreLocked(conn, modelId, metric, results)
+            return self._activateAndScoreIn(conn, modelId, results)
+
+    def _activateAndScoreIn(self, conn: sa.Connection, modelId: str,
+                            results: list[ModelInferenceResult]
+                            ) -> tuple[Any, list[Any] | None] | None:
+        """_activateAndScore in the caller's transaction."""
+        try:
+            metric = queries.getMetricWithUpdateLock(conn, modelId)
+        except ObjectNotFoundError:
+            return None
+        if metric.status != MetricStatus.CREATE_PENDING:
+            return None
+        queries.setMetricStatus(conn, modelId, MetricStatus.ACTIVE,
+                                refStatus=MetricStatus.CREATE_PENDING)
+        published = self._scoreLocked(conn, modelId, metric, results)
         _log.info("Model=%s (%s) is ACTIVE", modelId, metric.name)
         return metric, published
 
@@ -239,18 +265,24 @@ class AnomalyService:
                 f"model={modelId}: result rowids {_span(resultIds)} do not match metric_data "
                 f"rowids {_span(rowIds)}")
 
-    def _processInferenceResults(self, modelId: str, results: list[ModelInferenceResult]
-                                 ) -> dict[str, Any] | None:
-        """Score and store a batch; returns the exchange message (None if dropped)."""
+    def _scoreAlone(self, modelId: str, results: list[ModelInferenceResult]
+                    ) -> tuple[Any, list[Any]] | None:
+        """Score and store a batch's rows in a transaction of their own; None if dropped
+        (a rejected batch is logged and dropped)."""
         try:
-            outcome = retry_on_transient_error(self._scoreInTransaction)(modelId, results)
+            return retry_on_transient_error(self._scoreInTransaction)(modelId, results)
         except RejectedInferenceResultBatch as error:
             _log.error("Rejected inference result batch: %s", error)
             return None
-        if outcome is None or not outcome[1]:
+
+    def _activateAlone(self, modelId: str, results: list[ModelInferenceResult]
+                       ) -> tuple[Any, list[Any] | None] | None:
+        """_activateAndScore in a transaction of its own; None if it did nothing (the batch
+        is then processed item by item: the metric becomes ACTIVE, rejected rows dropped)."""
+        try:
+            return retry_on_transient_error(self._activateAndScore)(modelId, results)
+        except RejectedInferenceResultBatch:
             return None
-        metric, rows = outcome
-        return self._scoredMessage(modelId, metric, rows, results)
 
     @staticmethod
     def _scoredMessage(modelId: str, metric: Any, rows: list[Any],
@@ -271,8 +303,8 @@ class AnomalyService:
 
     # ------------------------------------------------------------------ batches
 
-    def _processDefinedAndScored(self, modelId: str, objects: tuple[ResultItem, ...]
-                                 ) -> list[PublishedMessage] | None:
+    def _definedAndScored(self, modelId: str, objects: tuple[ResultItem, ...],
+                          steps: _Steps) -> list[PublishedMessage] | None:
         """A new model's usual first result message, a successful defineModel result and
         then rows, in one transaction (_activateAndScore); None to process it item by item
         (another shape, the metric not CREATE_PENDING, or a rejected result batch)."""
@@ -283,40 +315,78 @@ class AnomalyService:
         results = [item for item in rows if isinstance(item, ModelInferenceResult)]
         if len(results) != len(rows):
             return None
-        try:
-            outcome = retry_on_transient_error(self._activateAndScore)(modelId, results)
-        except RejectedInferenceResultBatch:
-            return None   # item by item: the metric becomes ACTIVE, the rows are rejected
+        outcome = steps.activate(modelId, results)
         if outcome is None:
             return None
         metric, published = outcome
         outgoing = self._commandResultMessages(modelId, define, metric)
         if published:
-            inference = self._scoredMessage(modelId, metric, published, results)
-            if _conforms(inference, INFERENCE_RESULTS_SCHEMA):
-                outgoing.append(PublishedMessage(inference))
+            self._appendScored(outgoing, modelId, metric, published, results)
         return outgoing
 
-    def processBatch(self, modelId: str, objects: tuple[ResultItem, ...]
-                     ) -> list[PublishedMessage]:
-        """Apply one result batch to the database; returns the messages to publish."""
-        combined = self._processDefinedAndScored(modelId, objects)
+    def _appendScored(self, outgoing: list[PublishedMessage], modelId: str, metric: Any,
+                      rows: list[Any], results: list[ModelInferenceResult]) -> None:
+        """Add the exchange message of scored `rows` to `outgoing` if it conforms."""
+        inference = self._scoredMessage(modelId, metric, rows, results)
+        if _conforms(inference, INFERENCE_RESULTS_SCHEMA):
+            outgoing.append(PublishedMessage(inference))
+
+    def _applyBatch(self, modelId: str, objects: tuple[ResultItem, ...],
+                    steps: _Steps) -> list[PublishedMessage]:
+        """Apply one result batch with `steps` (transactions of their own, or the caller's);
+        returns the messages to publish."""
+        combined = self._definedAndScored(modelId, objects, steps)
         if combined is not None:
             return combined
         outgoing: list[PublishedMessage] = []
         inference: list[ModelInferenceResult] = []
         for item in objects:
             if isinstance(item, ModelCommandResult):
-                metric = self._processCommandResult(modelId, item)
+                metric = steps.command(modelId, item)
                 outgoing += self._commandResultMessages(modelId, item, metric)
             elif isinstance(item, ModelInferenceResult):
                 inference.append(item)
             else:
                 _log.error("Unsupported result item %r from model=%s", item, modelId)
         if inference:
-            results = self._processInferenceResults(modelId, inference)
-            if results is not None and _conforms(results, INFERENCE_RESULTS_SCHEMA):
-                outgoing.append(PublishedMessage(results))
+            outcome = steps.score(modelId, inference)
+            if outcome is not None and outcome[1]:
+                self._appendScored(outgoing, modelId, outcome[0], outcome[1], inference)
+        return outgoing
+
+    def processBatch(self, modelId: str, objects: tuple[ResultItem, ...]
+                     ) -> list[PublishedMessage]:
+        """Apply one result batch to the database (a transaction per command result and
+        one for the rows); returns the messages to publish."""
+        return self._applyBatch(modelId, objects, _Steps(
+            self._activateAlone, self._processCommandResult, self._scoreAlone))
+
+    def processGroup(self, batches: list[tuple[str, tuple[ResultItem, ...]]]
+                     ) -> list[list[PublishedMessage]] | None:
+        """Apply several result batches, (model id, items) each, in one transaction (one
+        commit instead of one or more per batch; the metric rows are locked in model id
+        order); returns each batch's messages to publish, or None when one of them is
+        rejected or fails for another reason than a database outage: nothing is applied
+        then and the caller processes the batches one by one (processBatch)."""
+        try:
+            return retry_on_transient_error(self._groupOnce)(batches)
+        except (DatabaseError, sa.exc.OperationalError, sa.exc.InterfaceError):
+            raise
+        except Exception as error:  # noqa: BLE001 - each batch is tried again on its own
+            _log.info("A group of %d result batches failed (%r); processing them one by one",
+                      len(batches), error)
+            return None
+
+    def _groupOnce(self, batches: list[tuple[str, tuple[ResultItem, ...]]]
+                   ) -> list[list[PublishedMessage]]:
+        outgoing: list[list[PublishedMessage]] = [[] for _ in batches]
+        with self._engine.begin() as conn:
+            steps = _Steps(functools.partial(self._activateAndScoreIn, conn),
+                           functools.partial(self._commandResultIn, conn),
+                           functools.partial(self._scoreIn, conn))
+            # stable: a model's batches keep their order
+            for index in sorted(range(len(batches)), key=lambda i: batches[i][0]):
+                outgoing[index] = self._applyBatch(*batches[index], steps)
         return outgoing
 
     def _processSafely(self, batch: Any) -> list[PublishedMessage] | None:
@@ -340,31 +410,47 @@ class AnomalyService:
 
     def run(self, swapper: ModelSwapperInterface, bus: Bus, exchange: str,
             stop: StopFlag) -> None:
-        """Consume results until `stop` is set: process, publish, then ack each batch."""
+        """Consume results until `stop` is set: process the batches at hand (result_groups:
+        several in one transaction), publish, then ack each batch."""
         bus.declare_fanout_exchange(exchange, durable=True)
         _log.info("Consuming model results; publishing to exchange %s", exchange)
         while not stop.isSet:
             try:
-                with swapper.consumeResults(inactivity_timeout=0.5) as consumer:
-                    for batch in consumer:
-                        outgoingMessages = None
-                        if batch is not None:
-                            done, outgoingMessages = untilDatabaseAnswers(
-                                functools.partial(self._processSafely, batch), stop)
-                            if not done:  # stopping during a database outage: not acked
-                                break
-                        if outgoingMessages is not None:
-                            for outgoing in outgoingMessages:
-                                bus.publish(exchange, "", serializeModelResult(outgoing.message),
-                                            persistent=True, headers=outgoing.headers,
-                                            mandatory=False)
-                            batch.ack()
-                        if stop.isSet:
-                            break
+                for group in result_groups(swapper, stop):
+                    if not self._applyGroup(group, bus, exchange, stop):
+                        break      # stopping during a database outage: not acked
             except BusConnectionError as error:
                 _log.debug("Lost the broker connection (%r); unacked results will be "
                            "redelivered; reconnecting", error)
                 time.sleep(1.0)
+
+    def _applyGroup(self, group: list[Any], bus: Bus, exchange: str, stop: StopFlag) -> bool:
+        """Process the batches of `group` (in one transaction when there are several and
+        none fails, else one by one), then publish each one's messages and ack it. False
+        when stopped during a database outage (the unacked batches are redelivered)."""
+        outcomes: list[list[PublishedMessage] | None] | None = None
+        if len(group) > 1:
+            done, grouped = untilDatabaseAnswers(functools.partial(
+                self.processGroup, [(batch.modelID, batch.objects) for batch in group]), stop)
+            if not done:
+                return False
+            outcomes = list(grouped) if grouped is not None else None
+        if outcomes is None:
+            outcomes = []
+            for batch in group:
+                done, processed = untilDatabaseAnswers(
+                    functools.partial(self._processSafely, batch), stop)
+                if not done:
+                    return False
+                outcomes.append(processed)
+        for batch, outgoingMessages in zip(group, outcomes, strict=True):
+            if outgoingMessages is None:   # dead-lettered (and acked) already
+                continue
+            for outgoing in outgoingMessages:
+                bus.publish(exchange, "", serializeModelResult(outgoing.message),
+                            persistent=True, headers=outgoing.headers, mandatory=False)
+            batch.ack()
+        return True
 
 
 def _conforms(message: dict[str, Any], schemaName: str) -> bool:

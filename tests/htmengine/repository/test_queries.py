@@ -386,3 +386,34 @@ def test_metric_listings_and_display_value_ranking(conn: sa.Connection) -> None:
     assert int(ranking[other.uid]) == 2
     with pytest.raises(ValueError, match="period"):
         queries.getMetricIdsSortedByDisplayValue(conn, "24; DROP TABLE metric")
+
+
+def test_write_unscored_results_stores_exact_values_once(conn: sa.Connection,
+                                                          metric: sa.Row) -> None:
+    """One statement scores the rows without a raw score, each double exactly as given
+    (awkward decimals, tiny and huge exponents), predictions as JSON or NULL; a row scored
+    already keeps its values."""
+    from dataclasses import dataclass
+
+    from htmengine.repository.streaming_queries import write_unscored_results
+
+    @dataclass
+    class Scores:
+        rowid: int
+        raw_anomaly_score: float
+        anomaly_score: float
+        display_value: int
+        multi_step_best_predictions: dict | None
+
+    _add_samples(conn, metric.uid, [1.0, 2.0, 3.0, 4.0])
+    awkward = [0.1 + 0.2, 1e-05, 1.2345678901234567e-300, 0.9999999999999999]
+    write_unscored_results(conn, metric.uid, [Scores(1, 0.5, 0.25, 1, None)])
+    write_unscored_results(conn, metric.uid, [
+        Scores(rowid, raw, 1 / 3 + rowid, rowid * 10, {"1": rowid} if rowid % 2 else None)
+        for rowid, raw in zip(range(1, 5), awkward, strict=True)])
+    rows = list(queries.getMetricData(conn, metric.uid))
+    assert [(r.raw_anomaly_score, r.anomaly_score, r.display_value)
+            for r in rows] == [(0.5, 0.25, 1)] + [
+        (raw, 1 / 3 + rowid, rowid * 10) for rowid, raw in zip(range(2, 5), awkward[1:],
+                                                              strict=True)]
+    assert [r.multi_step_best_predictions for r in rows] == [None, None, '{"1": 3}', None]

@@ -362,3 +362,48 @@ def test_poison_result_messages_are_dead_lettered_and_the_rest_flows(engine, ser
     assert bus.message_count(dlq) == 1
     assert anomaly.stop() == 0
     bus.purge_queue(dlq)
+
+
+def _dbScores(engine, uid) -> list:
+    return [(r.rowid, r.raw_anomaly_score, r.anomaly_score, r.display_value)
+            for r in _dbRows(engine, uid)]
+
+
+def test_a_group_of_batches_equals_the_batches_one_by_one(engine, service) -> None:
+    """processGroup applies several models' batches (a define with its first rows, later
+    rows of the same model, another model's rows) in one transaction with the same stored
+    scores, likelihood states and published messages as processBatch one by one."""
+    def scenario(alone: bool) -> tuple[list, list, list]:
+        fresh = _activeMetric(engine, service, 40, seed=3, activate=False)
+        active = _activeMetric(engine, service, 40, seed=4)
+        batches = [(fresh, (ModelCommandResult("c1", "defineModel", 0, args={}),
+                            *_results(1, 10))),
+                   (active, _results(1, 20)), (fresh, _results(11, 40)),
+                   (active, _results(21, 40))]
+        if alone:
+            published = [service.processBatch(uid, items) for uid, items in batches]
+        else:
+            published = service.processGroup(batches)
+        assert published is not None
+        messages = [[(m.headers, {k: v for k, v in m.message.items() if k != "metric"})
+                     for m in batch] for batch in published]
+        return ([_dbScores(engine, uid) for uid in (fresh, active)],
+                [_modelParams(engine, uid)[LIKELIHOOD_PARAMS_KEY] for uid in (fresh, active)],
+                messages)
+
+    grouped, alone = scenario(alone=False), scenario(alone=True)
+    assert grouped[0] == alone[0] and grouped[1] == alone[1]
+    assert len(grouped[2]) == 4 and [len(m) for m in grouped[2]] == [2, 1, 1, 1]
+    assert [[h for h, _ in m] for m in grouped[2]] == [[h for h, _ in m] for m in alone[2]]
+    assert all(r[1] is not None for r in grouped[0][0] + grouped[0][1])
+
+
+def test_a_group_with_a_rejected_batch_applies_nothing(engine, service) -> None:
+    """A rejected batch (rowids not matching the stored rows) rolls the whole group back:
+    processGroup returns None and the caller applies the batches one by one."""
+    good = _activeMetric(engine, service, 20)
+    bad = _activeMetric(engine, service, 20, seed=6)
+    assert service.processGroup([(good, _results(1, 10)), (bad, _results(15, 30))]) is None
+    assert all(r.raw_anomaly_score is None for r in _dbRows(engine, good))
+    assert service.processBatch(bad, _results(15, 30)) == []
+    assert len(service.processBatch(good, _results(1, 10))) == 1
