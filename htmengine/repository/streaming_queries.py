@@ -82,11 +82,18 @@ def get_metric_ids_with_status(conn: sa.Connection, statuses: Iterable[int]) -> 
 def write_unscored_results(conn: sa.Connection, metricId: str,
                            scores: Sequence[RowScores]) -> None:
     """Set the scores of the metric's rows that have no raw anomaly score yet (a result
-    delivered twice is scored once): one UPDATE joining the rows to a derived table of the
-    new values (one round trip, not one per row; the numbers are cast to DOUBLE, as the
-    columns are, so each is stored exactly)."""
-    if not scores:
-        return
+    delivered twice is scored once): one UPDATE per 500 rows, joining the rows to a derived
+    table of the new values (not one round trip per row; the numbers are cast to DOUBLE, as
+    the columns are, so each is stored exactly)."""
+    for start in range(0, len(scores), _UNSCORED_CHUNK):
+        _write_unscored_chunk(conn, metricId, scores[start:start + _UNSCORED_CHUNK])
+
+
+_UNSCORED_CHUNK = 500  # rows per UPDATE: a long backlog batch stays a modest statement
+
+
+def _write_unscored_chunk(conn: sa.Connection, metricId: str,
+                          scores: Sequence[RowScores]) -> None:
     selects = " UNION ALL ".join(
         f"SELECT :r{i} AS rowid, CAST(:a{i} AS DOUBLE) AS raw, CAST(:s{i} AS DOUBLE) AS score, "
         f":d{i} AS display, :p{i} AS predictions" for i in range(len(scores)))

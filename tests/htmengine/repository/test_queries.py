@@ -417,3 +417,28 @@ def test_write_unscored_results_stores_exact_values_once(conn: sa.Connection,
         (raw, 1 / 3 + rowid, rowid * 10) for rowid, raw in zip(range(2, 5), awkward[1:],
                                                               strict=True)]
     assert [r.multi_step_best_predictions for r in rows] == [None, None, '{"1": 3}', None]
+
+
+def test_write_unscored_results_scores_a_batch_longer_than_one_statement(
+        conn: sa.Connection, metric: sa.Row) -> None:
+    """A backlog batch of more rows than one UPDATE carries is stored whole, each row its own
+    values."""
+    from dataclasses import dataclass
+
+    from htmengine.repository.streaming_queries import _UNSCORED_CHUNK, write_unscored_results
+
+    @dataclass
+    class Scores:
+        rowid: int
+        raw_anomaly_score: float
+        anomaly_score: float
+        display_value: int
+        multi_step_best_predictions: dict | None
+
+    count = _UNSCORED_CHUNK * 2 + 7
+    _add_samples(conn, metric.uid, [float(i) for i in range(count)])
+    write_unscored_results(conn, metric.uid, [
+        Scores(rowid, rowid / count, 1 / rowid, rowid, None) for rowid in range(1, count + 1)])
+    rows = list(queries.getMetricData(conn, metric.uid))
+    assert [(r.rowid, r.raw_anomaly_score, r.anomaly_score, r.display_value) for r in rows] == [
+        (rowid, rowid / count, 1 / rowid, rowid) for rowid in range(1, count + 1)]
