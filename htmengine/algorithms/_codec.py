@@ -189,61 +189,29 @@ def _predict(base: np.float32, m: np.int64, step: float, tmp: np.ndarray,
     return np.int64(tmp_bits[0])
 
 
-@njit(cache=True)
 def encode_rows(rows: np.ndarray, initial: np.ndarray, step: float,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(code uint8 per entry, m int16 and distance int16 per predicted entry, int32
-    exceptions) of float32 ``rows`` against the ``initial`` rows (see the module doc)."""
+    exceptions) of float32 ``rows`` against the ``initial`` rows of the same shape: the first
+    layout (still read, no longer written), converted from :func:`encode_rows_packed`'s."""
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
     n = rows.size
-    flat = rows.ravel()
-    init = initial.ravel()
-    bits = flat.view(np.int32)
-    code = np.empty(n, dtype=np.uint8)
-    ms = np.empty(n, dtype=np.int16)
-    rs = np.empty(n, dtype=np.int16)
-    xs = np.empty(n, dtype=np.int32)
-    nm = 0
-    nx = 0
-    tmp = np.ones(1, dtype=np.float32)
-    tmp_bits = tmp.view(np.int32)
-    one = tmp_bits[0]
-    for i in range(n):
-        b = bits[i]
-        if b == 0:
-            code[i] = ZERO
-            continue
-        if b == one:
-            code[i] = ONE
-            continue
-        value = np.float64(flat[i])
-        best_code = RAW
-        best_m = np.int64(0)
-        best_r = np.int64(0)
-        if np.isfinite(value) and step > 0:
-            for c in (FROM_INITIAL, FROM_ZERO):
-                base = np.float64(init[i]) if c == FROM_INITIAL else 0.0
-                m = np.rint((value - base) / step)
-                if abs(m) > _M_MAX:
-                    continue
-                r = np.int64(b) - _predict(np.float32(base), np.int64(m), step, tmp, tmp_bits)
-                if abs(r) > 2 ** 31 - 1:
-                    continue
-                if best_code == RAW or abs(r) < abs(best_r):
-                    best_code, best_m, best_r = c, np.int64(m), r
-        code[i] = best_code
-        if best_code == RAW:
-            xs[nx] = b
-            nx += 1
-            continue
-        ms[nm] = best_m
-        if -32768 < best_r <= 32767:
-            rs[nm] = best_r
-        else:
-            rs[nm] = R_ESCAPE
-            xs[nx] = best_r
-            nx += 1
-        nm += 1
-    return code.reshape(rows.shape), ms[:nm].copy(), rs[:nm].copy(), xs[:nx].copy()
+    packed, dms, rs, xs, mx = encode_rows_packed(
+        rows.reshape(1, n), np.ascontiguousarray(initial, dtype=np.float32).reshape(1, n),
+        np.zeros(1, dtype=np.int64), float(step))
+    code = np.stack([packed & 15, packed >> 4], axis=1).ravel()[:n]
+    m, _ = undelta_m(np.ascontiguousarray(dms), mx)
+    # xs holds, in entry order, the bits of the raw entries and the escaped distances
+    escaped = np.zeros(n, dtype=np.bool_)
+    escaped[(code == FROM_INITIAL) | (code == FROM_ZERO)] = rs == R8_ESCAPE
+    of_escaped = escaped[escaped | (code == RAW)]  # which of xs are distances
+    distances = xs[of_escaped]
+    in_int16 = (distances > R_ESCAPE) & (distances <= 32767)
+    r = rs.astype(np.int16)
+    r[rs == R8_ESCAPE] = np.where(in_int16, distances, R_ESCAPE)
+    keep = np.ones(xs.shape[0], dtype=np.bool_)
+    keep[np.flatnonzero(of_escaped)[in_int16]] = False
+    return code.reshape(rows.shape), m, r, xs[keep]
 
 
 @njit(cache=True)
