@@ -46,8 +46,8 @@ _PREFIXES = ("enc.", "sp.", "tm.", "model.")
 # segment whose sources are not ascending; the usual form is _syn_codec's transposed gaps)
 _THOROUGH = frozenset({"tm.syn_src_index"})
 # arrays whose literals zstd's entropy coding shrinks little for its time, compressed without it
-# (checkpoint._PLAIN_PARAMS): escapes, permanence codes and segment fields of the TM, the SP's
-# distances and escaped steps. On a model after 10,000 records the entropy coding costs 3-5 us
+# (checkpoint._PLAIN_PARAMS): wide gap escapes and segment fields of the TM, the SP's escaped
+# steps (and _QUICK's arrays). On a model after 10,000 records the entropy coding costs 3-5 us
 # of save time per KB it saves on these (on the TM's gap nibbles, which keep it, 2.7 us).
 _PLAIN = frozenset({"tm.slots", "tm.seg_dc", "tm.seg_last_active", "tm.syn_src_gap_x",
                     "tm.seg_total", "tm.seg_pos", "sp.perm_mx"})
