@@ -215,11 +215,11 @@ def encode_rows(rows: np.ndarray, initial: np.ndarray, step: float,
 
 
 @njit(cache=True)
-def decode_rows(code: np.ndarray, ms: np.ndarray, rs: np.ndarray, xs: np.ndarray,
-                initial: np.ndarray, step: float, out: np.ndarray) -> bool:
-    """Fill float32 ``out`` (shape of ``code``) from :func:`encode_rows`'s arrays; returns
-    False when the arrays do not fit together (corrupt state)."""
-    flat_code = code.ravel()
+def _decode_codes(flat_code: np.ndarray, ms: np.ndarray, rs: np.ndarray, xs: np.ndarray,
+                  initial: np.ndarray, step: float, out: np.ndarray, escape: int) -> bool:
+    """Fill float32 ``out`` from a code per entry (flat), the m and distances (``escape``: the
+    distance is the next exception) of the predicted entries and the exceptions; False when
+    they do not fit together (corrupt state)."""
     init = initial.ravel()
     bits = out.ravel().view(np.int32)
     tmp = np.ones(1, dtype=np.float32)
@@ -243,7 +243,7 @@ def decode_rows(code: np.ndarray, ms: np.ndarray, rs: np.ndarray, xs: np.ndarray
                 return False
             base = init[i] if c == FROM_INITIAL else np.float32(0.0)
             r = np.int64(rs[nm])
-            if r == R_ESCAPE:
+            if r == escape:
                 if nx >= xs.shape[0]:
                     return False
                 r = np.int64(xs[nx])
@@ -253,6 +253,14 @@ def decode_rows(code: np.ndarray, ms: np.ndarray, rs: np.ndarray, xs: np.ndarray
         else:
             return False
     return bool(nm == ms.shape[0] and nx == xs.shape[0])
+
+
+@njit(cache=True)
+def decode_rows(code: np.ndarray, ms: np.ndarray, rs: np.ndarray, xs: np.ndarray,
+                initial: np.ndarray, step: float, out: np.ndarray) -> bool:
+    """Fill float32 ``out`` (shape of ``code``) from :func:`encode_rows`'s arrays; returns
+    False when the arrays do not fit together (corrupt state)."""
+    return _decode_codes(code.ravel(), ms, rs, xs, initial, step, out, R_ESCAPE)
 
 
 @njit(cache=True)
@@ -428,39 +436,10 @@ def decode_rows_packed(packed: np.ndarray, ms: np.ndarray, rs: np.ndarray, xs: n
                        initial: np.ndarray, step: float, out: np.ndarray) -> bool:
     """Fill float32 ``out`` (shape of ``initial``) from :func:`encode_rows_packed`'s arrays;
     returns False when the arrays do not fit together (corrupt state)."""
-    init = initial.ravel()
-    bits = out.ravel().view(np.int32)
-    tmp = np.ones(1, dtype=np.float32)
-    tmp_bits = tmp.view(np.int32)
-    one = tmp_bits[0]
-    nm = 0
-    nx = 0
-    n = init.shape[0]
-    for i in range(n):
-        c = (packed[i >> 1] >> ((i & 1) * 4)) & 15
-        if c == ZERO:
-            bits[i] = 0
-        elif c == ONE:
-            bits[i] = one
-        elif c == RAW:
-            if nx >= xs.shape[0]:
-                return False
-            bits[i] = xs[nx]
-            nx += 1
-        elif c == FROM_INITIAL or c == FROM_ZERO:
-            if nm >= ms.shape[0]:
-                return False
-            base = init[i] if c == FROM_INITIAL else np.float32(0.0)
-            r = np.int64(rs[nm])
-            if r == R8_ESCAPE:
-                if nx >= xs.shape[0]:
-                    return False
-                r = np.int64(xs[nx])
-                nx += 1
-            bits[i] = np.int32(_predict(base, np.int64(ms[nm]), step, tmp, tmp_bits) + r)
-            nm += 1
-        else:
-            return False
+    n = initial.size
     if n % 2 and packed[n >> 1] >> 4:
         return False
-    return bool(nm == ms.shape[0] and nx == xs.shape[0])
+    codes = np.empty(n, dtype=np.uint8)
+    for i in range(n):
+        codes[i] = (packed[i >> 1] >> ((i & 1) * 4)) & 15
+    return _decode_codes(codes, ms, rs, xs, initial, step, out, R8_ESCAPE)
