@@ -1,4 +1,4 @@
-"""Exact compact encodings of the model's largest state arrays (numba, one pass each).
+"""Exact compact encodings of the model's largest state arrays (numba).
 
 * :func:`index_small` — a float32 array taking few distinct values (the TM's synapse
   permanences: a few dozen values) as the sorted distinct values and a uint8 index per element
@@ -197,69 +197,37 @@ def _predict(base: np.float32, m: np.int64, step: float, tmp: np.ndarray,
     return np.int64(tmp_bits[0])
 
 
-@njit(cache=True)
 def encode_rows(rows: np.ndarray, initial: np.ndarray, step: float,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(code uint8 per entry, m int16 and distance int16 per predicted entry, int32
-    exceptions) of float32 ``rows`` against the ``initial`` rows (see the module doc)."""
+    exceptions) of float32 ``rows`` against the ``initial`` rows of the same shape: the first
+    layout (still read, no longer written), converted from :func:`encode_rows_packed`'s."""
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
     n = rows.size
-    flat = rows.ravel()
-    init = initial.ravel()
-    bits = flat.view(np.int32)
-    code = np.empty(n, dtype=np.uint8)
-    ms = np.empty(n, dtype=np.int16)
-    rs = np.empty(n, dtype=np.int16)
-    xs = np.empty(n, dtype=np.int32)
-    nm = 0
-    nx = 0
-    tmp = np.ones(1, dtype=np.float32)
-    tmp_bits = tmp.view(np.int32)
-    one = tmp_bits[0]
-    for i in range(n):
-        b = bits[i]
-        if b == 0:
-            code[i] = ZERO
-            continue
-        if b == one:
-            code[i] = ONE
-            continue
-        value = np.float64(flat[i])
-        best_code = RAW
-        best_m = np.int64(0)
-        best_r = np.int64(0)
-        if np.isfinite(value) and step > 0:
-            for c in (FROM_INITIAL, FROM_ZERO):
-                base = np.float64(init[i]) if c == FROM_INITIAL else 0.0
-                m = np.rint((value - base) / step)
-                if abs(m) > _M_MAX:
-                    continue
-                r = np.int64(b) - _predict(np.float32(base), np.int64(m), step, tmp, tmp_bits)
-                if abs(r) > 2 ** 31 - 1:
-                    continue
-                if best_code == RAW or abs(r) < abs(best_r):
-                    best_code, best_m, best_r = c, np.int64(m), r
-        code[i] = best_code
-        if best_code == RAW:
-            xs[nx] = b
-            nx += 1
-            continue
-        ms[nm] = best_m
-        if -32768 < best_r <= 32767:
-            rs[nm] = best_r
-        else:
-            rs[nm] = R_ESCAPE
-            xs[nx] = best_r
-            nx += 1
-        nm += 1
-    return code.reshape(rows.shape), ms[:nm].copy(), rs[:nm].copy(), xs[:nx].copy()
+    packed, dms, rs, xs, mx = encode_rows_packed(
+        rows.reshape(1, n), np.ascontiguousarray(initial, dtype=np.float32).reshape(1, n),
+        np.zeros(1, dtype=np.int64), float(step))
+    code = np.stack([packed & 15, packed >> 4], axis=1).ravel()[:n]
+    m, _ = undelta_m(np.ascontiguousarray(dms), mx)
+    # xs holds, in entry order, the bits of the raw entries and the escaped distances
+    escaped = np.zeros(n, dtype=np.bool_)
+    escaped[(code == FROM_INITIAL) | (code == FROM_ZERO)] = rs == R8_ESCAPE
+    of_escaped = escaped[escaped | (code == RAW)]  # which of xs are distances
+    distances = xs[of_escaped]
+    in_int16 = (distances > R_ESCAPE) & (distances <= 32767)
+    r = rs.astype(np.int16)
+    r[rs == R8_ESCAPE] = np.where(in_int16, distances, R_ESCAPE)
+    keep = np.ones(xs.shape[0], dtype=np.bool_)
+    keep[np.flatnonzero(of_escaped)[in_int16]] = False
+    return code.reshape(rows.shape), m, r, xs[keep]
 
 
 @njit(cache=True)
-def decode_rows(code: np.ndarray, ms: np.ndarray, rs: np.ndarray, xs: np.ndarray,
-                initial: np.ndarray, step: float, out: np.ndarray) -> bool:
-    """Fill float32 ``out`` (shape of ``code``) from :func:`encode_rows`'s arrays; returns
-    False when the arrays do not fit together (corrupt state)."""
-    flat_code = code.ravel()
+def _decode_codes(flat_code: np.ndarray, ms: np.ndarray, rs: np.ndarray, xs: np.ndarray,
+                  initial: np.ndarray, step: float, out: np.ndarray, escape: int) -> bool:
+    """Fill float32 ``out`` from a code per entry (flat), the m and distances (``escape``: the
+    distance is the next exception) of the predicted entries and the exceptions; False when
+    they do not fit together (corrupt state)."""
     init = initial.ravel()
     bits = out.ravel().view(np.int32)
     tmp = np.ones(1, dtype=np.float32)
@@ -283,7 +251,7 @@ def decode_rows(code: np.ndarray, ms: np.ndarray, rs: np.ndarray, xs: np.ndarray
                 return False
             base = init[i] if c == FROM_INITIAL else np.float32(0.0)
             r = np.int64(rs[nm])
-            if r == R_ESCAPE:
+            if r == escape:
                 if nx >= xs.shape[0]:
                     return False
                 r = np.int64(xs[nx])
@@ -296,6 +264,63 @@ def decode_rows(code: np.ndarray, ms: np.ndarray, rs: np.ndarray, xs: np.ndarray
 
 
 @njit(cache=True)
+def decode_rows(code: np.ndarray, ms: np.ndarray, rs: np.ndarray, xs: np.ndarray,
+                initial: np.ndarray, step: float, out: np.ndarray) -> bool:
+    """Fill float32 ``out`` (shape of ``code``) from :func:`encode_rows`'s arrays; returns
+    False when the arrays do not fit together (corrupt state)."""
+    return _decode_codes(code.ravel(), ms, rs, xs, initial, step, out, R_ESCAPE)
+
+
+@njit(cache=True)
+def _best_code(value: float, b: np.int64, init_value: float, step: float,
+               tmp: np.ndarray, tmp_bits: np.ndarray) -> tuple[int, np.int64, np.int64]:
+    """(code, m, distance) of the entry of float64 ``value`` and int32 bit pattern ``b`` whose
+    initial value is ``init_value``: the prediction (from the initial value, then from 0) of
+    the smallest distance, RAW when neither fits; a distance from the initial value of at
+    most ``_GOOD_ENOUGH`` units is kept without trying 0."""
+    best_code = RAW
+    best_m = np.int64(0)
+    best_r = np.int64(0)
+    if np.isfinite(value) and step > 0:
+        for c in (FROM_INITIAL, FROM_ZERO):
+            base = init_value if c == FROM_INITIAL else 0.0
+            m = np.rint((value - base) / step)
+            if abs(m) > _M_MAX:
+                continue
+            r = np.int64(b) - _predict(np.float32(base), np.int64(m), step, tmp, tmp_bits)
+            if abs(r) > 2 ** 31 - 1:
+                continue
+            if best_code == RAW or abs(r) < abs(best_r):
+                best_code, best_m, best_r = c, np.int64(m), r
+            if best_code == FROM_INITIAL and abs(best_r) <= _GOOD_ENOUGH:
+                break
+    return best_code, best_m, best_r
+
+
+@njit(cache=True, error_model="numpy")
+def _predict_row(values: np.ndarray, init: np.ndarray, step: float, m_i: np.ndarray,
+                 m_0: np.ndarray, pred_i: np.ndarray, pred_0: np.ndarray,
+                 fits: np.ndarray) -> None:
+    """Both predictions of every entry of the float32 row ``values`` (``step`` > 0): from
+    ``init`` (``m_i``, ``pred_i``) and from 0 (``m_0``, ``pred_0``), m 0 where either does not
+    fit in int16 (``fits`` False). No branches: the compiler vectorises the loop (the numpy
+    error model spares the division's zero check)."""
+    for j in range(values.shape[0]):
+        value = np.float64(values[j])
+        base = np.float64(init[j])
+        mi = np.rint((value - base) / step)
+        m0 = np.rint(value / step)
+        ok = (abs(mi) <= _M_MAX) & (abs(m0) <= _M_MAX)  # false for nan and inf
+        mi = (mi if ok else 0.0) + 0.0  # (+ 0.0: never -0.0, as an integer m)
+        m0 = (m0 if ok else 0.0) + 0.0
+        pred_i[j] = np.float32(base + mi * step)  # as _predict
+        pred_0[j] = np.float32(0.0 + m0 * step)
+        m_i[j] = np.int32(mi)
+        m_0[j] = np.int32(m0)
+        fits[j] = ok
+
+
+@njit(cache=True)
 def encode_rows_packed(rows: np.ndarray, initial: np.ndarray, row_index: np.ndarray,
                        step: float,
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -303,79 +328,93 @@ def encode_rows_packed(rows: np.ndarray, initial: np.ndarray, row_index: np.ndar
     distance as int8 per predicted entry, int32 exceptions, int16 m of the escaped changes)
     of float32 ``rows`` (2-D), row ``k`` against row ``row_index[k]`` of ``initial``; a
     distance from the initial value of at most ``_GOOD_ENOUGH`` units is kept without trying
-    the prediction from 0. The change and distance arrays returned are views of larger
-    buffers."""
+    the prediction from 0.
+
+    A row takes three passes, the first two without branches (a third of the entries are
+    0.0, in no order a branch could predict; scalar code with branches took twice the time):
+    both predictions of every entry (:func:`_predict_row`), each entry's code, m and distance
+    (an entry whose predictions do not fit takes :func:`_best_code`'s search), then the
+    predicted entries' m and distances and the exceptions listed in entry order. Last, the
+    codes are packed and the m changes and int8 distances written."""
     n_rows, width = rows.shape
     n = n_rows * width
     bits = rows.view(np.int32)
-    packed = np.empty((n + 1) // 2, dtype=np.uint8)
-    dms = np.empty(n, dtype=np.int8)
-    rs = np.empty(n, dtype=np.int8)
-    xs = np.empty(n, dtype=np.int32)
-    mx = np.empty(n, dtype=np.int16)
-    nm = 0
-    nx = 0
-    nmx = 0
-    previous_m = np.int64(0)
+    codes = np.empty(n + 1, dtype=np.uint8)
+    mr = np.empty(n + 1, dtype=np.int64)  # m << 32 | r of the predicted entries
+    xs = np.empty(n + 1, dtype=np.int32)
+    pred_i = np.empty(width, dtype=np.float32)
+    pred_0 = np.empty(width, dtype=np.float32)
+    bits_i = pred_i.view(np.int32)
+    bits_0 = pred_0.view(np.int32)
+    m_i = np.zeros(width, dtype=np.int32)
+    m_0 = np.zeros(width, dtype=np.int32)
+    fits = np.zeros(width, dtype=np.bool_)
+    row_m = np.empty(width, dtype=np.int32)
+    row_r = np.empty(width, dtype=np.int32)
+    row_odd = np.empty(width, dtype=np.bool_)  # the entries _best_code codes
     tmp = np.ones(1, dtype=np.float32)
     tmp_bits = tmp.view(np.int32)
     one = tmp_bits[0]
-    low = 0  # the code of the previous (even) entry, to write a byte per pair
+    wide = np.int64(2 ** 31 - 1)
+    nm = 0
+    nx = 0
     for row in range(n_rows):
         init = initial[row_index[row]]
-        for j in range(width):
-            i = row * width + j
-            b = bits[row, j]
-            if b == 0:
-                code = ZERO
-            elif b == one:
-                code = ONE
-            else:
-                value = np.float64(rows[row, j])
-                best_code = RAW
-                best_m = np.int64(0)
-                best_r = np.int64(0)
-                if np.isfinite(value) and step > 0:
-                    for c in (FROM_INITIAL, FROM_ZERO):
-                        base = np.float64(init[j]) if c == FROM_INITIAL else 0.0
-                        m = np.rint((value - base) / step)
-                        if abs(m) > _M_MAX:
-                            continue
-                        r = np.int64(b) - _predict(np.float32(base), np.int64(m), step, tmp,
-                                                   tmp_bits)
-                        if abs(r) > 2 ** 31 - 1:
-                            continue
-                        if best_code == RAW or abs(r) < abs(best_r):
-                            best_code, best_m, best_r = c, np.int64(m), r
-                        if best_code == FROM_INITIAL and abs(best_r) <= _GOOD_ENOUGH:
-                            break
-                code = best_code
-                if best_code == RAW:
-                    xs[nx] = b
-                    nx += 1
-                else:
-                    dm = best_m - previous_m
-                    previous_m = best_m
-                    if M8_ESCAPE < dm <= 127:
-                        dms[nm] = dm
-                    else:
-                        dms[nm] = M8_ESCAPE
-                        mx[nmx] = best_m
-                        nmx += 1
-                    if R8_ESCAPE < best_r <= 127:
-                        rs[nm] = best_r
-                    else:
-                        rs[nm] = R8_ESCAPE
-                        xs[nx] = best_r
-                        nx += 1
-                    nm += 1
-            if i & 1:
-                packed[i >> 1] = low | (code << 4)
-            else:
-                low = code
-    if n & 1:
-        packed[n >> 1] = low
-    return packed, dms[:nm], rs[:nm], xs[:nx].copy(), mx[:nmx].copy()
+        values = rows[row]
+        if step > 0:
+            _predict_row(values, init, step, m_i, m_0, pred_i, pred_0, fits)
+        first = row * width
+        odd_any = False
+        for j in range(width):  # (selections as arithmetic on 0/1: no branches)
+            b = np.int64(bits[row, j])
+            coded = (b != 0) & (b != one)
+            r_i = b - bits_i[j]
+            r_0 = b - bits_0[j]
+            zero = np.int64((abs(r_i) > _GOOD_ENOUGH) & (abs(r_0) < abs(r_i)))
+            mi = np.int64(m_i[j])
+            row_m[j] = mi + zero * (np.int64(m_0[j]) - mi)
+            row_r[j] = r_i + zero * (r_0 - r_i)
+            codes[first + j] = np.int64(coded) * (FROM_INITIAL + zero) + np.int64(b == one)
+            odd = coded & ((not fits[j]) | (abs(r_i) > wide) | (abs(r_0) > wide))
+            row_odd[j] = odd
+            odd_any |= odd
+        if odd_any:
+            for j in range(width):
+                if row_odd[j]:
+                    code, m, r = _best_code(np.float64(values[j]), np.int64(bits[row, j]),
+                                            np.float64(init[j]), step, tmp, tmp_bits)
+                    codes[first + j] = code
+                    row_m[j] = m
+                    row_r[j] = r
+        for j in range(width):  # the predicted entries' m and r, the exceptions, in order
+            code = codes[first + j]
+            predicted = (code == FROM_INITIAL) | (code == FROM_ZERO)
+            r = row_r[j]
+            mr[nm] = (np.int64(row_m[j]) << 32) | (np.int64(r) & 0xFFFFFFFF)
+            nm += predicted
+            if (code == RAW) | (predicted & ((r <= R8_ESCAPE) | (r > 127))):
+                xs[nx] = bits[row, j] if code == RAW else r
+                nx += 1
+    packed = np.empty((n + 1) // 2, dtype=np.uint8)
+    codes[n] = 0
+    for k in range(packed.shape[0]):
+        packed[k] = codes[2 * k] | (codes[2 * k + 1] << 4)
+    dms = np.empty(nm, dtype=np.int8)
+    rs = np.empty(nm, dtype=np.int8)
+    mx = np.empty(nm + 1, dtype=np.int16)
+    nmx = 0
+    previous = np.int64(0)
+    for k in range(nm):
+        m = mr[k] >> 32
+        dm = m - previous
+        previous = m
+        dm_escape = (dm <= M8_ESCAPE) | (dm > 127)
+        dms[k] = M8_ESCAPE if dm_escape else dm
+        distance = np.int32(mr[k] & 0xFFFFFFFF)
+        rs[k] = R8_ESCAPE if (distance <= R8_ESCAPE) | (distance > 127) else distance
+        mx[nmx] = m
+        nmx += dm_escape
+    return packed, dms, rs, xs[:nx].copy(), mx[:nmx].copy()
 
 
 @njit(cache=True)
@@ -405,39 +444,10 @@ def decode_rows_packed(packed: np.ndarray, ms: np.ndarray, rs: np.ndarray, xs: n
                        initial: np.ndarray, step: float, out: np.ndarray) -> bool:
     """Fill float32 ``out`` (shape of ``initial``) from :func:`encode_rows_packed`'s arrays;
     returns False when the arrays do not fit together (corrupt state)."""
-    init = initial.ravel()
-    bits = out.ravel().view(np.int32)
-    tmp = np.ones(1, dtype=np.float32)
-    tmp_bits = tmp.view(np.int32)
-    one = tmp_bits[0]
-    nm = 0
-    nx = 0
-    n = init.shape[0]
-    for i in range(n):
-        c = (packed[i >> 1] >> ((i & 1) * 4)) & 15
-        if c == ZERO:
-            bits[i] = 0
-        elif c == ONE:
-            bits[i] = one
-        elif c == RAW:
-            if nx >= xs.shape[0]:
-                return False
-            bits[i] = xs[nx]
-            nx += 1
-        elif c == FROM_INITIAL or c == FROM_ZERO:
-            if nm >= ms.shape[0]:
-                return False
-            base = init[i] if c == FROM_INITIAL else np.float32(0.0)
-            r = np.int64(rs[nm])
-            if r == R8_ESCAPE:
-                if nx >= xs.shape[0]:
-                    return False
-                r = np.int64(xs[nx])
-                nx += 1
-            bits[i] = np.int32(_predict(base, np.int64(ms[nm]), step, tmp, tmp_bits) + r)
-            nm += 1
-        else:
-            return False
+    n = initial.size
     if n % 2 and packed[n >> 1] >> 4:
         return False
-    return bool(nm == ms.shape[0] and nx == xs.shape[0])
+    codes = np.empty(n, dtype=np.uint8)
+    for i in range(n):
+        codes[i] = (packed[i >> 1] >> ((i & 1) * 4)) & 15
+    return _decode_codes(codes, ms, rs, xs, initial, step, out, R8_ESCAPE)

@@ -389,8 +389,9 @@ class SpatialPooler:
         """Full state: parameters, counters, duty cycles, RNG and the permanence rows of the
         columns changed since initialisation (the rest is regenerated from the seed)."""
         d: StateDict = {f"{prefix}format": STATE_FORMAT}
-        for name in self._PARAMS:
-            d[f"{prefix}param.{name}"] = np.array(getattr(self, name))
+        for name in self._PARAMS:  # scalars as they are (a checkpoint's header holds them)
+            value = getattr(self, name)
+            d[f"{prefix}param.{name}"] = np.array(value) if isinstance(value, tuple) else value
         d[f"{prefix}iterationNum"] = self.iterationNum
         d[f"{prefix}iterationLearnNum"] = self.iterationLearnNum
         d[f"{prefix}initChecksum"] = self.initChecksum

@@ -219,17 +219,20 @@ def test_v3_checkpoint_is_raw_buffers_and_rejects_corruption(nab_run):
     header, arrays = checkpoint.decode(blob)
     assert header["format_version"] == 3 and header["records_seen"] == RECORDS
     # a frame for each array of _OWN_FRAME bytes and more (each read in place), then one for
-    # the smaller ones of each kind: the fast frame, then the plain one (no entropy coding)
+    # the smaller ones of each kind: the fast frame, the plain one (no entropy coding), the
+    # quick one (no entropy coding, fewer match attempts)
     def padded(name: str) -> int:
         return -(-arrays[name].nbytes // 8) * 8
 
     big = [name for name in arrays if arrays[name].nbytes >= checkpoint._OWN_FRAME]
     assert "tm.nslots" in big  # a uint8 per cell
     small_plain = [name for name in arrays if name in model_module._PLAIN and name not in big]
-    assert small_plain and len(big) < len(arrays) - len(small_plain)
+    small_quick = [name for name in arrays if name in model_module._QUICK and name not in big]
+    assert small_plain and small_quick and len(big) < len(arrays) - len(small_plain)
+    small_fast = [name for name in arrays
+                  if name not in big and name not in small_plain and name not in small_quick]
     assert [raw for raw, _ in header["frames"]] == [padded(name) for name in big] + [
-        sum(padded(name) for name in arrays if name not in big and name not in small_plain),
-        sum(padded(name) for name in small_plain)]
+        sum(padded(name) for name in small) for small in (small_fast, small_plain, small_quick)]
     assert arrays["tm.syn_src_cells"].dtype == np.uint16  # 65,536 cells
     # sources transposed (gap codes two per byte), permanences as 4-bit codes
     n_syn = int(arrays["tm.seg_n"].astype(np.int64).sum())
