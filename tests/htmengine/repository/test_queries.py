@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -388,22 +389,22 @@ def test_metric_listings_and_display_value_ranking(conn: sa.Connection) -> None:
         queries.getMetricIdsSortedByDisplayValue(conn, "24; DROP TABLE metric")
 
 
+@dataclass
+class Scores:
+    """The fields of a runner's row result that write_unscored_results reads."""
+    rowid: int
+    raw_anomaly_score: float
+    anomaly_score: float
+    display_value: int
+    multi_step_best_predictions: dict | None
+
+
 def test_write_unscored_results_stores_exact_values_once(conn: sa.Connection,
                                                           metric: sa.Row) -> None:
     """One statement scores the rows without a raw score, each double exactly as given
     (awkward decimals, tiny and huge exponents), predictions as JSON or NULL; a row scored
     already keeps its values."""
-    from dataclasses import dataclass
-
     from htmengine.repository.streaming_queries import write_unscored_results
-
-    @dataclass
-    class Scores:
-        rowid: int
-        raw_anomaly_score: float
-        anomaly_score: float
-        display_value: int
-        multi_step_best_predictions: dict | None
 
     _add_samples(conn, metric.uid, [1.0, 2.0, 3.0, 4.0])
     awkward = [0.1 + 0.2, 1e-05, 1.2345678901234567e-300, 0.9999999999999999]
@@ -423,17 +424,7 @@ def test_write_unscored_results_scores_a_batch_longer_than_one_statement(
         conn: sa.Connection, metric: sa.Row) -> None:
     """A backlog batch of more rows than one UPDATE carries is stored whole, each row its own
     values."""
-    from dataclasses import dataclass
-
     from htmengine.repository.streaming_queries import _UNSCORED_CHUNK, write_unscored_results
-
-    @dataclass
-    class Scores:
-        rowid: int
-        raw_anomaly_score: float
-        anomaly_score: float
-        display_value: int
-        multi_step_best_predictions: dict | None
 
     count = _UNSCORED_CHUNK * 2 + 7
     _add_samples(conn, metric.uid, [float(i) for i in range(count)])
