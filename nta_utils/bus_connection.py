@@ -16,7 +16,13 @@ import pika
 import pika.exceptions as pex
 from pika.adapters.blocking_connection import BlockingChannel
 
-from nta_utils.errors import BusConnectionError, BusError, InvalidArgumentError, QueueNotFoundError
+from nta_utils.errors import (
+    BrokerAccessError,
+    BusConnectionError,
+    BusError,
+    InvalidArgumentError,
+    QueueNotFoundError,
+)
 from nta_utils.message_bus_types import AmqpConnectionParams, BrokerChannelError
 from nta_utils.outage import Outage, outage
 
@@ -159,7 +165,7 @@ class BusConnection:
                 raise self._translate_channel_closed(exc, what) from exc
             except _PERMANENT_CONNECTION_ERRORS as exc:
                 self._reset_connection()
-                raise BusConnectionError(
+                raise BrokerAccessError(
                     f"{what}: cannot connect to {self._params.describe()} (bad credentials "
                     f"or missing virtual host?): {exc!r}") from exc
             except CONNECTION_LOST_ERRORS as exc:

@@ -17,6 +17,11 @@ class BusConnectionError(BusError):
     """The broker could not be reached, or the connection was lost and retries ran out."""
 
 
+class BrokerAccessError(BusConnectionError):
+    """The broker answered but refused the connection (credentials, virtual host, protocol):
+    waiting does not help."""
+
+
 class UnroutableMessageError(BusError):
     """A mandatory publish was returned by the broker: no queue is bound to take it."""
 

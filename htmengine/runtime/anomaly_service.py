@@ -63,6 +63,7 @@ from htmengine.runtime.service_support import (
     StopFlag,
     configureServiceLogging,
     service_argument_parser,
+    untilBrokerAnswers,
     untilDatabaseAnswers,
 )
 from nta_utils.bus import Bus
@@ -412,7 +413,10 @@ class AnomalyService:
             stop: StopFlag) -> None:
         """Consume results until `stop` is set: process the batches at hand (result_groups:
         several in one transaction), publish, then ack each batch."""
-        bus.declare_fanout_exchange(exchange, durable=True)
+        declared, _ = untilBrokerAnswers(
+            lambda: bus.declare_fanout_exchange(exchange, durable=True), stop)
+        if not declared:
+            return
         _log.info("Consuming model results; publishing to exchange %s", exchange)
         while not stop.isSet:
             try:

@@ -68,6 +68,7 @@ from htmengine.runtime.service_support import (
     StopFlag,
     configureServiceLogging,
     service_argument_parser,
+    untilBrokerAnswers,
     untilDatabaseAnswers,
 )
 from nta_utils.bounded_json import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH
@@ -404,9 +405,15 @@ class MetricStorer:
             maxAttempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
         """Consume `queueName` until `stop` is set; ack each batch after it is stored and its
         poison messages are in the dead-letter queue."""
-        bus.declare_queue(queueName, durable=True)
         dlq = DeadLetterQueue(bus, queueName, maxAttempts, _log)
-        dlq.declare()
+
+        def declare() -> None:
+            bus.declare_queue(queueName, durable=True)
+            dlq.declare()
+
+        declared, _ = untilBrokerAnswers(declare, stop)
+        if not declared:
+            return
         done, resumed = untilDatabaseAnswers(self.streamer.resumeStreaming, stop)
         if not done:
             return

@@ -1,5 +1,5 @@
 """Small helpers shared by the runtime services: logging set-up, stop-on-signal, waiting out a
-database outage."""
+database or broker outage."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from typing import TypeVar
 import sqlalchemy as sa
 
 from nta_utils.db import database_outage, is_transient_error
-from nta_utils.errors import DatabaseError
+from nta_utils.errors import BrokerAccessError, BusConnectionError, DatabaseError
 
 _T = TypeVar("_T")
 DATABASE_RETRY_SECONDS = 1.0
+BROKER_RETRY_SECONDS = 1.0
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [pid=%(process)d] %(message)s"
 
@@ -98,3 +99,19 @@ def untilDatabaseAnswers(action: Callable[[], _T], stop: StopFlag,
             continue
         database_outage().restored()
         return True, result
+
+
+def untilBrokerAnswers(action: Callable[[], _T], stop: StopFlag,
+                       retrySeconds: float = BROKER_RETRY_SECONDS) -> tuple[bool, _T | None]:
+    """Run `action` (idempotent broker set-up, such as declaring queues), waiting out a broker
+    outage: the bus logs the outage once when it starts and once when it ends, and `action` is
+    tried again every `retrySeconds`. A refused connection (credentials, virtual host) is
+    raised at once. Returns (True, its result), or (False, None) when `stop` was set."""
+    while True:
+        try:
+            return True, action()
+        except BrokerAccessError:
+            raise
+        except BusConnectionError:
+            if stop.wait(retrySeconds):
+                return False, None

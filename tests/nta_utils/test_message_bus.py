@@ -12,6 +12,7 @@ import pika
 import pytest
 
 from nta_utils.errors import (
+    BrokerAccessError,
     BusConnectionError,
     BusError,
     MessageNackedError,
@@ -341,7 +342,7 @@ def test_retries_run_out_into_bus_connection_error(engine_env) -> None:
 def test_missing_vhost_fails_fast(engine_env) -> None:
     bus = MessageBus(AmqpConnectionParams(virtual_host=f"{engine_env.vhost}_absent"))
     started = time.monotonic()
-    with pytest.raises(BusConnectionError, match="virtual host"):
+    with pytest.raises(BrokerAccessError, match="virtual host"):
         bus.declare_queue("q")
     assert time.monotonic() - started < 2.0
 

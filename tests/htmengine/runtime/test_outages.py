@@ -125,7 +125,9 @@ def test_services_log_a_broker_outage_once_and_lose_nothing(
         for service in services:
             assert service.process.poll() is None, service.output()
 
-    wait_for(lambda: "Consuming" in services[0].output(), 60, what="the storer consuming")
+    for service in services:
+        wait_for(lambda service=service: "Consuming" in service.output(), 60,
+                 what=f"{service.module} consuming")
     publish(0)
     wait_for(lambda: alive() or _storedRows(sql_engine, name) == 10, 60, what="10 rows stored")
 
@@ -143,6 +145,47 @@ def test_services_log_a_broker_outage_once_and_lose_nothing(
         log = service.output()
         wait_for(lambda service=service: len(_outageLines(service.output(), what)[1]) == 1,
                  60, what=f"{service.module} to log the broker back")
+        log = service.output()
+        lost, back = _outageLines(log, what)
+        assert len(lost) == 1 and "WARNING" in lost[0], log
+        assert len(back) == 1 and "WARNING" in back[0], log
+        assert "Traceback" not in log and " ERROR " not in log, log
+        assert service.stop() == 0, service.output()
+
+
+def test_services_started_during_a_broker_outage_wait_for_the_broker(
+        engine_env, migrated_db, start_service, sql_engine, private_broker) -> None:
+    """A storer and an anomaly service started while the broker is down (a host booting with
+    RabbitMQ still starting) wait for it instead of exiting, then consume what arrives."""
+    env = {_override("rabbitmq", "connection", "port"): str(private_broker.port),
+           _override("rabbitmq", "connection", "virtual_host"): "/"}
+    queue = engine_env.env[_override("application", "metric_listener", "queue_name")]
+    name = unique_name("test.outage.start")
+    private_broker.stop()
+    services = [start_service("htmengine.runtime.metric_storer", extraEnv=env),
+                start_service("htmengine.runtime.anomaly_service", extraEnv=env)]
+    what = f"the broker amqp://guest@127.0.0.1:{private_broker.port}//"
+    for service in services:
+        wait_for(lambda service=service: _outageLines(service.output(), what)[0], 60,
+                 what=f"{service.module} to log the broker lost")
+    deadline = time.monotonic() + OUTAGE_SECONDS
+    while time.monotonic() < deadline:
+        for service in services:
+            assert service.process.poll() is None, service.output()
+        time.sleep(0.5)
+    private_broker.start()
+    for service in services:
+        wait_for(lambda service=service: "Consuming" in service.output(), 90,
+                 what=f"{service.module} consuming after the broker came back")
+    connection = pika.BlockingConnection(
+        pika.ConnectionParameters("127.0.0.1", private_broker.port))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.basic_publish("", queue, encodeBatchMessage(_lines(name, 0, 10)),
+                          pika.BasicProperties(delivery_mode=2))
+    connection.close()
+    wait_for(lambda: _storedRows(sql_engine, name) == 10, 60, what="10 rows stored")
+    for service in services:
         log = service.output()
         lost, back = _outageLines(log, what)
         assert len(lost) == 1 and "WARNING" in lost[0], log
