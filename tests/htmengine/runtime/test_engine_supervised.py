@@ -378,8 +378,15 @@ def test_kill9_services_mid_stream_under_supervisord(engine_env, supervised, pro
     # 3. the anomaly service in the middle of a backlog of results
     with supervised.frozen("anomaly_service"):
         stream(240, 320)
-        waitFor(lambda: checkpointedThrough(320), SCORING_TIMEOUT, interval=0.1,
-                what="the models to run rows up to 320")
+        try:
+            waitFor(lambda: checkpointedThrough(320), SCORING_TIMEOUT, interval=0.1,
+                    what="the models to run rows up to 320")
+        except AssertionError as error:
+            manager = ModelCheckpointMgr()
+            state = {uid: (manager.loadCheckpointAttributes(uid).get("lastRowId"),
+                           _storedCount(engine, uid)) for uid in uids}
+            raise AssertionError(f"{error}; (checkpoint lastRowId, stored rows) per model: "
+                                 f"{state}\n{supervised.logTails(80)}") from error
     whenProgressed(scoredNow, 241, "scoring under way")
     killed = supervised.kill9("anomaly_service")
     supervised.waitRestarted("anomaly_service", killed)
