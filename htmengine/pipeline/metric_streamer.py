@@ -7,8 +7,9 @@ Two steps, two transactions (for one metric, or for a batch of metrics: `storeSa
    or equal to the last stored one, append the rest as rows with contiguous rowids, commit.
 2. `streamPendingRows`: under the metric row lock again, send every stored row the model has
    not been sent yet — rowids after the durable high-water mark ``lastStreamedRowid`` kept in
-   the metric's ``model_params`` JSON — in chunks of ``chunk_size``, then advance the mark in
-   the same transaction. A batch id derived from (model, first rowid, last rowid) names each
+   the metric's ``model_params`` JSON — in chunks of ``chunk_size`` (every chunk of the
+   transaction's metrics in one batched publish, `ModelSwapperInterface.submitRequestBatches`),
+   then advance the marks in the same transaction. A batch id derived from (model, first rowid, last rowid) names each
    chunk, so a chunk sent again after a crash between send and commit is recognisable.
 
 Because step 2 starts from the durable mark rather than from what step 1 returned, a crash
@@ -31,7 +32,6 @@ import sqlalchemy as sa
 
 from htmengine import engine_metrics
 from htmengine.exceptions import InvalidInputError
-from htmengine.model_swapper.errors import ModelNotFound
 from htmengine.model_swapper.messages import ModelInputRow
 from htmengine.repository import queries, schema, streaming_queries
 from htmengine.repository.queries import MetricStatus
@@ -67,6 +67,16 @@ class StoreResult:
     rows: list[StoredRow]
     rejected: int
     dropped: bool = False   # nothing stored because of the metric's status (e.g. ERROR)
+
+
+@dataclass
+class _PendingStream:
+    """A metric's rows not sent to its model yet (its row locked by the transaction)."""
+
+    metricId: str
+    modelParams: dict[str, Any]
+    mark: int
+    rows: list[StoredRow]
 
 
 @dataclass(frozen=True)
@@ -219,28 +229,29 @@ class MetricStreamer:
         return retry_on_transient_error(self._streamManyOnce)(pending)
 
     def _streamManyOnce(self, pending: list[tuple[str, list[StoredRow] | None]]) -> int:
-        sent = 0
         with self._engine.begin() as conn:
-            for metricId, knownRows in sorted(pending, key=lambda item: item[0]):
-                sent += self._streamIn(conn, metricId, knownRows)
-        return sent
+            streams = [stream for metricId, knownRows in sorted(pending, key=lambda item: item[0])
+                       if (stream := self._pendingIn(conn, metricId, knownRows)) is not None]
+            return self._sendAndAdvance(conn, streams)
 
     def _streamOnce(self, metricId: str, knownRows: list[StoredRow] | None) -> int:
         with self._engine.begin() as conn:
-            return self._streamIn(conn, metricId, knownRows)
+            stream = self._pendingIn(conn, metricId, knownRows)
+            return 0 if stream is None else self._sendAndAdvance(conn, [stream])
 
-    def _streamIn(self, conn: sa.Connection, metricId: str,
-                  knownRows: list[StoredRow] | None) -> int:
+    def _pendingIn(self, conn: sa.Connection, metricId: str,
+                   knownRows: list[StoredRow] | None) -> _PendingStream | None:
+        """Lock the metric row; its unsent rows (None: none, or not streamable)."""
         metric = queries.getMetricWithUpdateLock(
             conn, metricId, fields=[schema.metric.c.status, schema.metric.c.last_rowid,
                                     schema.metric.c.model_params])
         if metric.status not in STREAMABLE_STATUSES:
-            return 0
+            return None
         modelParams = loadModelParams(metric.model_params)
         mark = int(modelParams.get(STREAMED_ROWID_KEY, 0))
         lastRowid = metric.last_rowid or 0
         if lastRowid <= mark:
-            return 0
+            return None
         if (knownRows and knownRows[0].rowid == mark + 1
                 and knownRows[-1].rowid == lastRowid):
             rows = knownRows
@@ -250,34 +261,43 @@ class MetricStreamer:
         if not rows:
             _log.error("Model=%s: rows (%d..%d] are missing from metric_data", metricId,
                        mark, lastRowid)
-            return 0
-        lastSent = self._submit(metricId, rows)
-        if lastSent <= mark:
-            return 0
-        modelParams[STREAMED_ROWID_KEY] = lastSent
-        engine_metrics.record_streamed(modelParams, lastSent)
-        queries.updateMetricColumns(conn, metricId,
-                                    {"model_params": json.dumps(modelParams)})
-        return lastSent - mark
+            return None
+        return _PendingStream(metricId, modelParams, mark, rows)
 
-    def _submit(self, metricId: str, rows: list[StoredRow]) -> int:
-        """Send `rows` in chunks; returns the last rowid sent (the mark), which is short of
-        the end only when the model's input queue has vanished (model deleted meanwhile)."""
-        lastSent = rows[0].rowid - 1 if rows else 0
-        for start in range(0, len(rows), self.chunkSize):
-            chunk = rows[start:start + self.chunkSize]
-            requests = [ModelInputRow(rowID=r.rowid, data=(r.timestamp, r.value))
-                        for r in chunk]
-            try:
-                self._swapper.submitRequestBatch(
-                    metricId, makeBatchId(metricId, chunk[0].rowid, chunk[-1].rowid), requests)
-            except ModelNotFound as error:
+    def _sendAndAdvance(self, conn: sa.Connection, streams: list[_PendingStream]) -> int:
+        """Send the rows of `streams` in chunks (one wait for the broker for them all), then
+        advance each metric's mark in the caller's transaction; returns the rows sent."""
+        chunks = [(stream, stream.rows[start:start + self.chunkSize])
+                  for stream in streams
+                  for start in range(0, len(stream.rows), self.chunkSize)]
+        sent = self._swapper.submitRequestBatches([
+            (stream.metricId, makeBatchId(stream.metricId, chunk[0].rowid, chunk[-1].rowid),
+             [ModelInputRow(rowID=r.rowid, data=(r.timestamp, r.value)) for r in chunk])
+            for stream, chunk in chunks])
+        lastSent = {stream.metricId: stream.mark for stream in streams}
+        stopped: set[str] = set()
+        for (stream, chunk), ok in zip(chunks, sent, strict=True):
+            if stream.metricId in stopped:
+                continue
+            if not ok:
                 _log.warning("Model=%s has no input queue (deleted meanwhile?); rows from "
-                             "%d stay unsent: %r", metricId, chunk[0].rowid, error)
-                break
-            lastSent = chunk[-1].rowid
-            _log.debug("Sent rows [%d..%d] to model=%s", chunk[0].rowid, lastSent, metricId)
-        return lastSent
+                             "%d stay unsent", stream.metricId, chunk[0].rowid)
+                stopped.add(stream.metricId)
+                continue
+            lastSent[stream.metricId] = chunk[-1].rowid
+            _log.debug("Sent rows [%d..%d] to model=%s", chunk[0].rowid, chunk[-1].rowid,
+                       stream.metricId)
+        total = 0
+        for stream in streams:
+            last = lastSent[stream.metricId]
+            if last <= stream.mark:
+                continue
+            stream.modelParams[STREAMED_ROWID_KEY] = last
+            engine_metrics.record_streamed(stream.modelParams, last)
+            queries.updateMetricColumns(conn, stream.metricId,
+                                        {"model_params": json.dumps(stream.modelParams)})
+            total += last - stream.mark
+        return total
 
     def resumeStreaming(self) -> int:
         """Send every model the rows stored but not yet sent (after a crash or a model start
