@@ -303,7 +303,8 @@ class MetricStreamer:
         """Send every model the rows stored but not yet sent (after a crash or a model start
         whose backlog was not sent); returns the number of rows sent."""
         with self._engine.connect() as conn:
-            metricIds = streaming_queries.get_metric_ids_with_status(conn, STREAMABLE_STATUSES)
+            metricIds = streaming_queries.get_metric_ids_with_unsent_rows(
+                conn, STREAMABLE_STATUSES, STREAMED_ROWID_KEY)
         total = 0
         for metricId in metricIds:
             sent = self.streamPendingRows(metricId)

@@ -72,11 +72,18 @@ def lock_free_metrics(conn: sa.Connection, metricIds: Iterable[str]) -> set[str]
     return {row.uid for row in rows}
 
 
-def get_metric_ids_with_status(conn: sa.Connection, statuses: Iterable[int]) -> list[str]:
-    """The uids of the metrics whose status is one of `statuses`."""
+def get_metric_ids_with_unsent_rows(conn: sa.Connection, statuses: Iterable[int],
+                                    mark_key: str) -> list[str]:
+    """The uids of the metrics whose status is one of `statuses` and whose last rowid is past
+    the streaming mark kept under `mark_key` in their ``model_params`` JSON (a missing or
+    unreadable mark counts as 0): one statement, no lock (the caller re-checks each under
+    its row lock)."""
     wanted = [int(status) for status in statuses]
-    return [row.uid for row in conn.execute(sa.select(_metric.c.uid)
-                                            .where(_metric.c.status.in_(wanted)))]
+    mark = sa.func.coalesce(sa.cast(sa.func.json_value(_metric.c.model_params,
+                                                       f"$.{mark_key}"), sa.BigInteger), 0)
+    return [row.uid for row in conn.execute(
+        sa.select(_metric.c.uid).where(_metric.c.status.in_(wanted),
+                                       sa.func.coalesce(_metric.c.last_rowid, 0) > mark))]
 
 
 def write_unscored_results(conn: sa.Connection, metricId: str,
