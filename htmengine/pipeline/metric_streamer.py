@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from htmengine import engine_metrics
 from htmengine.exceptions import InvalidInputError
 from htmengine.model_swapper.messages import ModelInputRow
-from htmengine.repository import queries, schema, streaming_queries
+from htmengine.repository import metric_data_queries, queries, schema, streaming_queries
 from htmengine.repository.queries import MetricStatus
 from nta_utils.db import retry_on_transient_error
 
@@ -173,11 +173,51 @@ class MetricStreamer:
         results: list[StoreResult | None] = [None] * len(groups)
         with self._engine.begin() as conn:
             locked = streaming_queries.lock_free_metrics(conn, (g.metricId for g in groups))
+            lastTimestamps = streaming_queries.get_data_timestamps(
+                conn, {uid: row.last_rowid for uid, row in locked.items() if row.last_rowid})
+            # each metric's (last rowid, last timestamp) as its samples are appended
+            positions = {uid: (row.last_rowid or 0, lastTimestamps.get(uid))
+                         for uid, row in locked.items()}
+            appended: dict[str, list[tuple[float, datetime]]] = {}
+            firstRowids: dict[str, int] = {}
             for index, group in enumerate(groups):
-                if group.metricId in locked:
-                    results[index] = self._storeIn(conn, group.metricId, group.samples,
-                                                   group.source, group.metricName)
+                metric = locked.get(group.metricId)
+                if metric is None:
+                    continue
+                lastRowid, lastTimestamp = positions[group.metricId]
+                if metric.status not in STORABLE_STATUSES:
+                    self._dropSamples(group.metricId, group.metricName, metric.status,
+                                      group.samples, group.source)
+                    results[index] = StoreResult(metric.status, metric.datasource, lastRowid,
+                                                 [], 0, True)
+                    continue
+                kept, rejected = scrubSamples(group.samples, lastTimestamp, group.metricId,
+                                              group.source, group.metricName)
+                rows = [StoredRow(rowid, timestamp, value)
+                        for rowid, (timestamp, value) in enumerate(kept, lastRowid + 1)]
+                if rows:
+                    firstRowids.setdefault(group.metricId, lastRowid + 1)
+                    appended.setdefault(group.metricId, []).extend(
+                        (value, timestamp) for timestamp, value in kept)
+                    positions[group.metricId] = (rows[-1].rowid, rows[-1].timestamp)
+                results[index] = StoreResult(metric.status, metric.datasource,
+                                             positions[group.metricId][0], rows, rejected)
+            added = metric_data_queries.append_metric_data_many(
+                conn, {uid: (firstRowids[uid] - 1, samples)
+                       for uid, samples in appended.items()})
+            engine_metrics.SAMPLES_STORED.inc(sum(len(rows) for rows in added.values()))
         return results
+
+    @staticmethod
+    def _dropSamples(metricId: str, metricName: str | None, status: int,
+                     samples: list[tuple[datetime, float]], source: str) -> None:
+        """Log and count the samples of a metric whose status does not store them."""
+        name = metricId if metricName is None else f"{metricName} ({metricId})"
+        for timestamp, value in samples:
+            _log.error("Rejected sample of a metric in status %s: metric=%s ts=%s (%d) "
+                       "value=%r source=%s", status, name, timestamp, _epoch(timestamp),
+                       value, source)
+        engine_metrics.SAMPLES_REJECTED.labels("metric_status").inc(len(samples))
 
     def _storeOnce(self, metricId: str, samples: list[tuple[datetime, float]],
                    source: str, metricName: str | None) -> StoreResult:
@@ -192,12 +232,7 @@ class MetricStreamer:
                                     schema.metric.c.datasource])
         lastRowid = metric.last_rowid or 0
         if metric.status not in STORABLE_STATUSES:
-            name = metricId if metricName is None else f"{metricName} ({metricId})"
-            for timestamp, value in samples:
-                _log.error("Rejected sample of a metric in status %s: metric=%s ts=%s (%d) "
-                           "value=%r source=%s", metric.status, name, timestamp,
-                           _epoch(timestamp), value, source)
-            engine_metrics.SAMPLES_REJECTED.labels("metric_status").inc(len(samples))
+            self._dropSamples(metricId, metricName, metric.status, samples, source)
             return StoreResult(metric.status, metric.datasource, lastRowid, [], 0, True)
         lastTimestamp = (streaming_queries.get_data_timestamp(conn, metricId, lastRowid)
                          if lastRowid else None)

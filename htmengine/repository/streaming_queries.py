@@ -60,16 +60,29 @@ def get_custom_metric_uids(conn: sa.Connection, names: Iterable[str]) -> dict[st
     return {row.name: row.uid for row in rows}
 
 
-def lock_free_metrics(conn: sa.Connection, metricIds: Iterable[str]) -> set[str]:
+def lock_free_metrics(conn: sa.Connection, metricIds: Iterable[str]) -> dict[str, AnyRow]:
     """Lock the rows of those of `metricIds` that no other transaction holds (SELECT ... FOR
-    UPDATE SKIP LOCKED, in uid order) until the caller's transaction ends; returns their
-    uids (a missing metric is not returned either)."""
+    UPDATE SKIP LOCKED, in uid order) until the caller's transaction ends; returns them by
+    uid, with their status, last_rowid and datasource (a missing metric is not returned
+    either)."""
     wanted = sorted(set(metricIds))
     if not wanted:
-        return set()
-    rows = conn.execute(sa.select(_metric.c.uid).where(_metric.c.uid.in_(wanted))
+        return {}
+    rows = conn.execute(sa.select(_metric.c.uid, _metric.c.status, _metric.c.last_rowid,
+                                  _metric.c.datasource)
+                        .where(_metric.c.uid.in_(wanted))
                         .order_by(_metric.c.uid).with_for_update(skip_locked=True))
-    return {row.uid for row in rows}
+    return {row.uid: row for row in rows}
+
+
+def get_data_timestamps(conn: sa.Connection, rowids: dict[str, int]) -> dict[str, datetime]:
+    """The timestamps of the data rows (uid, rowid) of `rowids` (one statement; a missing
+    row is left out)."""
+    if not rowids:
+        return {}
+    pairs = sa.tuple_(_data.c.uid, _data.c.rowid).in_(sorted(rowids.items()))
+    return {row.uid: row.timestamp
+            for row in conn.execute(sa.select(_data.c.uid, _data.c.timestamp).where(pairs))}
 
 
 def get_metric_ids_with_unsent_rows(conn: sa.Connection, statuses: Iterable[int],

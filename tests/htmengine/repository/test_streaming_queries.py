@@ -1,14 +1,17 @@
-"""htmengine.repository.streaming_queries against the real, migrated MariaDB database."""
+"""htmengine.repository.streaming_queries (and metric_data_queries.append_metric_data_many,
+the storer's batched append) against the real, migrated MariaDB database."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 
-from htmengine.repository import queries, streaming_queries
+from htmengine.exceptions import DuplicateRecordError, InvalidInputError
+from htmengine.repository import metric_data_queries, queries, streaming_queries
 from htmengine.repository.queries import MetricStatus
 
 T0 = datetime(2015, 6, 1, 12, 0, 0)
@@ -41,3 +44,40 @@ def test_metrics_with_unsent_rows_are_those_past_their_mark(sql_engine: sa.Engin
         found = set(streaming_queries.get_metric_ids_with_unsent_rows(conn, STREAMABLE, MARK))
     mine = {behind, caught_up, never_sent, no_params, unreadable, no_rows, not_streamed}
     assert found & mine == {behind, never_sent, no_params, unreadable}
+
+
+def test_locked_metrics_and_many_metrics_appended_at_once(sql_engine: sa.Engine) -> None:
+    with sql_engine.connect() as conn:
+        first = _metric(conn, MetricStatus.ACTIVE, 2, None)
+        second = _metric(conn, MetricStatus.UNMONITORED, 0, None)
+        missing = uuid.uuid4().hex
+    with sql_engine.begin() as conn:
+        locked = streaming_queries.lock_free_metrics(conn, [second, first, missing, first])
+        assert {uid: (row.status, row.last_rowid, row.datasource)
+                for uid, row in locked.items()} == {
+            first: (MetricStatus.ACTIVE, 2, "custom"),
+            second: (MetricStatus.UNMONITORED, 0, "custom")}
+        assert streaming_queries.get_data_timestamps(conn, {first: 2, second: 1}) == {
+            first: T0 + timedelta(minutes=5)}
+        aware = datetime(2015, 6, 2, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+        added = metric_data_queries.append_metric_data_many(conn, {
+            first: (2, [(7.5, T0 + timedelta(minutes=10)), (8, T0 + timedelta(minutes=15))]),
+            second: (0, [(1.0, aware)]),
+            missing: (0, [])})
+    assert {uid: [(r["rowid"], r["timestamp"], r["metric_value"]) for r in rows]
+            for uid, rows in added.items()} == {
+        first: [(3, T0 + timedelta(minutes=10), 7.5), (4, T0 + timedelta(minutes=15), 8.0)],
+        second: [(1, datetime(2015, 6, 2, 12, 0), 1.0)]}
+    with sql_engine.connect() as conn:
+        assert queries.getMetric(conn, first).last_rowid == 4
+        assert queries.getMetric(conn, second).last_rowid == 1
+        assert [(r.rowid, r.metric_value) for r in queries.getMetricData(conn, first)] == [
+            (1, 0.0), (2, 1.0), (3, 7.5), (4, 8.0)]
+        conn.rollback()
+        with pytest.raises(DuplicateRecordError), conn.begin():   # last_rowid out of step
+            metric_data_queries.append_metric_data_many(
+                conn, {first: (3, [(9.0, T0 + timedelta(hours=1))])})
+        assert queries.getMetric(conn, first).last_rowid == 4          # rolled back
+        conn.rollback()
+        with pytest.raises(InvalidInputError, match=r"data\[0\]"):
+            metric_data_queries.append_metric_data_many(conn, {first: (4, [("x", T0)])})
