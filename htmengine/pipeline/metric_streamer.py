@@ -31,7 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from htmengine import engine_metrics
-from htmengine.exceptions import InvalidInputError
+from htmengine.exceptions import InvalidInputError, ObjectNotFoundError
 from htmengine.model_swapper.messages import ModelInputRow
 from htmengine.repository import metric_data_queries, queries, schema, streaming_queries
 from htmengine.repository.queries import MetricStatus
@@ -265,8 +265,15 @@ class MetricStreamer:
 
     def _streamManyOnce(self, pending: list[tuple[str, list[StoredRow] | None]]) -> int:
         with self._engine.begin() as conn:
-            streams = [stream for metricId, knownRows in sorted(pending, key=lambda item: item[0])
-                       if (stream := self._pendingIn(conn, metricId, knownRows)) is not None]
+            locked = streaming_queries.lock_stream_positions(conn, (m for m, _ in pending))
+            streams: list[_PendingStream] = []
+            for metricId, knownRows in sorted(pending, key=lambda item: item[0]):
+                metric = locked.get(metricId)
+                if metric is None:
+                    raise ObjectNotFoundError(f"Metric not found for uid={metricId}")
+                stream = self._pendingOf(conn, metricId, metric, knownRows)
+                if stream is not None:
+                    streams.append(stream)
             return self._sendAndAdvance(conn, streams)
 
     def _streamOnce(self, metricId: str, knownRows: list[StoredRow] | None) -> int:
@@ -280,6 +287,12 @@ class MetricStreamer:
         metric = queries.getMetricWithUpdateLock(
             conn, metricId, fields=[schema.metric.c.status, schema.metric.c.last_rowid,
                                     schema.metric.c.model_params])
+        return self._pendingOf(conn, metricId, metric, knownRows)
+
+    @staticmethod
+    def _pendingOf(conn: sa.Connection, metricId: str, metric: Any,
+                   knownRows: list[StoredRow] | None) -> _PendingStream | None:
+        """The unsent rows of the locked `metric` (status, last_rowid, model_params)."""
         if metric.status not in STREAMABLE_STATUSES:
             return None
         modelParams = loadModelParams(metric.model_params)
@@ -323,15 +336,16 @@ class MetricStreamer:
             _log.debug("Sent rows [%d..%d] to model=%s", chunk[0].rowid, chunk[-1].rowid,
                        stream.metricId)
         total = 0
+        marks: dict[str, str] = {}
         for stream in streams:
             last = lastSent[stream.metricId]
             if last <= stream.mark:
                 continue
             stream.modelParams[STREAMED_ROWID_KEY] = last
             engine_metrics.record_streamed(stream.modelParams, last)
-            queries.updateMetricColumns(conn, stream.metricId,
-                                        {"model_params": json.dumps(stream.modelParams)})
+            marks[stream.metricId] = json.dumps(stream.modelParams)
             total += last - stream.mark
+        streaming_queries.set_model_params_many(conn, marks)
         return total
 
     def resumeStreaming(self) -> int:

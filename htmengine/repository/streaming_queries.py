@@ -85,6 +85,27 @@ def get_data_timestamps(conn: sa.Connection, rowids: dict[str, int]) -> dict[str
             for row in conn.execute(sa.select(_data.c.uid, _data.c.timestamp).where(pairs))}
 
 
+def lock_stream_positions(conn: sa.Connection, metricIds: Iterable[str]) -> dict[str, AnyRow]:
+    """Lock the rows of `metricIds` (SELECT ... FOR UPDATE, in uid order, waiting for other
+    transactions) until the caller's transaction ends; returns them by uid with their
+    status, last_rowid and model_params (a missing metric is not returned)."""
+    wanted = sorted(set(metricIds))
+    if not wanted:
+        return {}
+    rows = conn.execute(sa.select(_metric.c.uid, _metric.c.status, _metric.c.last_rowid,
+                                  _metric.c.model_params)
+                        .where(_metric.c.uid.in_(wanted))
+                        .order_by(_metric.c.uid).with_for_update())
+    return {row.uid: row for row in rows}
+
+
+def set_model_params_many(conn: sa.Connection, modelParams: dict[str, str]) -> None:
+    """Set the ``model_params`` (JSON text) of several metrics in one UPDATE."""
+    if modelParams:
+        conn.execute(_metric.update().where(_metric.c.uid.in_(sorted(modelParams)))
+                     .values(model_params=sa.case(modelParams, value=_metric.c.uid)))
+
+
 def get_metric_ids_with_unsent_rows(conn: sa.Connection, statuses: Iterable[int],
                                     mark_key: str) -> list[str]:
     """The uids of the metrics whose status is one of `statuses` and whose last rowid is past

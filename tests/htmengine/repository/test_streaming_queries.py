@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -19,10 +20,25 @@ MARK = "lastStreamedRowid"
 STREAMABLE = (MetricStatus.ACTIVE, MetricStatus.CREATE_PENDING)
 
 
+_made: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _delete_made_metrics(sql_engine: sa.Engine) -> Iterator[None]:
+    """The metrics a test makes are deleted after it (other tests of the session stream
+    every metric with unsent rows)."""
+    yield
+    with sql_engine.begin() as conn:
+        for uid in _made:
+            queries.deleteMetric(conn, uid)
+    _made.clear()
+
+
 def _metric(conn: sa.Connection, status: MetricStatus, rows: int,
             model_params: str | None) -> str:
     uid = queries.addMetric(conn, datasource="custom",
                             name=f"test.stream.{uuid.uuid4().hex[:10]}").uid
+    _made.append(uid)
     if rows:
         queries.addMetricData(conn, uid, [(float(i), T0 + timedelta(minutes=5 * i))
                                           for i in range(rows)])
@@ -81,3 +97,23 @@ def test_locked_metrics_and_many_metrics_appended_at_once(sql_engine: sa.Engine)
         conn.rollback()
         with pytest.raises(InvalidInputError, match=r"data\[0\]"):
             metric_data_queries.append_metric_data_many(conn, {first: (4, [("x", T0)])})
+
+
+def test_stream_positions_locked_and_model_params_set_at_once(sql_engine: sa.Engine) -> None:
+    with sql_engine.connect() as conn:
+        first = _metric(conn, MetricStatus.ACTIVE, 3, json.dumps({MARK: 1}))
+        second = _metric(conn, MetricStatus.CREATE_PENDING, 0, None)
+        untouched = _metric(conn, MetricStatus.ACTIVE, 0, json.dumps({"keep": 1}))
+    with sql_engine.begin() as conn:
+        locked = streaming_queries.lock_stream_positions(conn, [second, first,
+                                                                uuid.uuid4().hex])
+        assert {uid: (row.status, row.last_rowid, row.model_params)
+                for uid, row in locked.items()} == {
+            first: (MetricStatus.ACTIVE, 3, json.dumps({MARK: 1})),
+            second: (MetricStatus.CREATE_PENDING, 0, None)}
+        streaming_queries.set_model_params_many(conn, {first: json.dumps({MARK: 3}),
+                                                       second: json.dumps({MARK: 0})})
+        streaming_queries.set_model_params_many(conn, {})
+    with sql_engine.connect() as conn:
+        assert [json.loads(queries.getMetric(conn, uid).model_params)
+                for uid in (first, second, untouched)] == [{MARK: 3}, {MARK: 0}, {"keep": 1}]
