@@ -126,6 +126,10 @@ def test_services_log_a_broker_outage_once_and_lose_nothing(
             assert service.process.poll() is None, service.output()
 
     wait_for(lambda: "Consuming" in services[0].output(), 60, what="the storer consuming")
+    # the outage is of running services: the anomaly service too must be past its start-up
+    # (declaring the results exchange) before the broker goes
+    wait_for(lambda: "Consuming" in services[1].output(), 60,
+             what="the anomaly service consuming")
     publish(0)
     wait_for(lambda: alive() or _storedRows(sql_engine, name) == 10, 60, what="10 rows stored")
 
