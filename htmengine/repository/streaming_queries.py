@@ -65,14 +65,7 @@ def lock_free_metrics(conn: sa.Connection, metricIds: Iterable[str]) -> dict[str
     UPDATE SKIP LOCKED, in uid order) until the caller's transaction ends; returns them by
     uid, with their status, last_rowid and datasource (a missing metric is not returned
     either)."""
-    wanted = sorted(set(metricIds))
-    if not wanted:
-        return {}
-    rows = conn.execute(sa.select(_metric.c.uid, _metric.c.status, _metric.c.last_rowid,
-                                  _metric.c.datasource)
-                        .where(_metric.c.uid.in_(wanted))
-                        .order_by(_metric.c.uid).with_for_update(skip_locked=True))
-    return {row.uid: row for row in rows}
+    return _lock_metric_rows(conn, metricIds, _metric.c.datasource, skip_locked=True)
 
 
 def get_data_timestamps(conn: sa.Connection, rowids: dict[str, int]) -> dict[str, datetime]:
@@ -89,13 +82,19 @@ def lock_stream_positions(conn: sa.Connection, metricIds: Iterable[str]) -> dict
     """Lock the rows of `metricIds` (SELECT ... FOR UPDATE, in uid order, waiting for other
     transactions) until the caller's transaction ends; returns them by uid with their
     status, last_rowid and model_params (a missing metric is not returned)."""
+    return _lock_metric_rows(conn, metricIds, _metric.c.model_params, skip_locked=False)
+
+
+def _lock_metric_rows(conn: sa.Connection, metricIds: Iterable[str], column: Any,
+                      skip_locked: bool) -> dict[str, AnyRow]:
+    """SELECT uid, status, last_rowid and `column` of `metricIds` FOR UPDATE (SKIP LOCKED
+    if `skip_locked`), in uid order; the rows by uid."""
     wanted = sorted(set(metricIds))
     if not wanted:
         return {}
-    rows = conn.execute(sa.select(_metric.c.uid, _metric.c.status, _metric.c.last_rowid,
-                                  _metric.c.model_params)
+    rows = conn.execute(sa.select(_metric.c.uid, _metric.c.status, _metric.c.last_rowid, column)
                         .where(_metric.c.uid.in_(wanted))
-                        .order_by(_metric.c.uid).with_for_update())
+                        .order_by(_metric.c.uid).with_for_update(skip_locked=skip_locked))
     return {row.uid: row for row in rows}
 
 
