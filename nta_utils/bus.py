@@ -7,7 +7,7 @@ same contract, checked by one conformance test run against each:
 * queues and exchanges are created by ``declare_*`` (idempotent; re-declaring with different
   durability or exchange type raises `BrokerChannelError` with 406), deleted by ``delete_*``
   (a missing one is not an error); using a missing one raises `QueueNotFoundError`;
-* ``publish`` routes through an exchange (fanout: every bound queue; direct: the bindings with
+* ``publish`` (and ``publish_many``, a batch waited for once) routes through an exchange (fanout: every bound queue; direct: the bindings with
   the same routing key; the default exchange ``""``: the queue named by the routing key); a
   ``mandatory`` message that reaches no queue raises `UnroutableMessageError`;
 * ``get`` and ``consume`` hand out `Message` objects with a delivery tag that must be settled
@@ -18,10 +18,10 @@ same contract, checked by one conformance test run against each:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from nta_utils.message_bus_types import Message, QueueInfo
+from nta_utils.message_bus_types import Message, OutgoingMessage, QueueInfo
 
 __all__ = ["Bus"]
 
@@ -107,6 +107,14 @@ class Bus(Protocol):
                          headers: dict[str, Any] | None = None, mandatory: bool = True,
                          properties: dict[str, Any] | None = None) -> None:
         """Publish straight to a queue through the default exchange."""
+        ...
+
+    def publish_many(self, messages: Sequence[OutgoingMessage]) -> list[int]:
+        """Publish `messages` in their order and wait for the broker once for them all (as
+        `publish` does for one: durable in their queues when this returns). Returns the
+        indexes of the mandatory messages returned unroutable (not published); the others
+        are published. A missing exchange raises `QueueNotFoundError` and a broker refusal
+        `MessageNackedError`: then any of the batch may have been published."""
         ...
 
     def get(self, queue: str) -> Message | None:

@@ -1,5 +1,5 @@
-"""The connection half of `nta_utils.message_bus.MessageBus`: connecting lazily, the two
-channels (operations in confirm mode, deliveries), and running broker calls with
+"""The connection half of `nta_utils.message_bus.MessageBus`: connecting lazily, the
+channels (operations in confirm mode, deliveries, batched publishes in transaction mode), and running broker calls with
 reconnect-and-retry under one `Outage` per broker, translating pika's errors into the
 `nta_utils.errors.BusError` tree. MessageBus adds the queue, exchange, publish and consume
 operations on top of it.
@@ -68,6 +68,8 @@ class BusConnection:
         self._connection: pika.BlockingConnection | None = None
         self._ops_channel: BlockingChannel | None = None
         self._delivery_channel: BlockingChannel | None = None
+        self._tx_channel: BlockingChannel | None = None
+        self._returned: list[pika.spec.Basic.Return] = []
         self._outstanding: set[int] = set()
         self._generation = 0
         self._consuming = False
@@ -123,6 +125,7 @@ class BusConnection:
         connection, self._connection = self._connection, None
         self._ops_channel = None
         self._delivery_channel = None
+        self._tx_channel = None
         self._outstanding.clear()
         if connection is not None and connection.is_open:
             try:
@@ -137,6 +140,19 @@ class BusConnection:
             channel.confirm_delivery()
             self._ops_channel = channel
         return self._ops_channel
+
+    def _get_tx_channel(self) -> BlockingChannel:
+        """The channel of batched publishes: in transaction mode (one commit, and so one
+        wait for the broker, per batch); its returned messages are collected in
+        `_returned`."""
+        connection = self._connect()
+        if self._tx_channel is None or not self._tx_channel.is_open:
+            channel = connection.channel()
+            channel.tx_select()
+            channel.add_on_return_callback(
+                lambda _channel, method, _properties, _body: self._returned.append(method))
+            self._tx_channel = channel
+        return self._tx_channel
 
     def _get_delivery_channel(self) -> BlockingChannel:
         connection = self._connect()

@@ -1,5 +1,5 @@
 """The message bus's value types and errors: connection parameters, received messages, queue
-declaration results, and the errors MessageBus adds to the `nta_utils.errors.BusError` tree.
+declaration results, the messages of a batched publish, and the errors MessageBus adds to the `nta_utils.errors.BusError` tree.
 Re-exported by `nta_utils.message_bus`."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import pika
 
 from nta_utils.config import Config
-from nta_utils.errors import BusError, QueueNotFoundError
+from nta_utils.errors import ArgumentTypeError, BusError, InvalidArgumentError, QueueNotFoundError
 
 RABBITMQ_CONF = "rabbitmq.conf"
 
@@ -116,3 +116,31 @@ class QueueInfo:
 PIKA_PROPERTY_NAMES = ("content_type", "content_encoding", "delivery_mode", "priority",
                         "correlation_id", "reply_to", "expiration", "message_id", "timestamp",
                         "type", "user_id", "app_id", "cluster_id")
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One message of a `Bus.publish_many` batch (the arguments of `Bus.publish`)."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    persistent: bool = True
+    headers: dict[str, Any] | None = None
+    mandatory: bool = True
+    properties: dict[str, Any] | None = None
+
+
+def check_outgoing(exchange: str, routing_key: str, body: bytes,
+                   properties: dict[str, Any] | None) -> None:
+    """The argument checks of a publish (both buses): bytes body, string exchange and
+    routing key, known property names."""
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise ArgumentTypeError(f"message body must be bytes, got {type(body).__name__}")
+    if not isinstance(exchange, str) or not isinstance(routing_key, str):
+        raise InvalidArgumentError(f"exchange and routing_key must be strings, got "
+                                   f"{exchange!r}, {routing_key!r}")
+    unknown = set(properties or {}) - set(PIKA_PROPERTY_NAMES) - {"headers"}
+    if unknown:
+        raise InvalidArgumentError(f"unknown message properties {sorted(unknown)}; known: "
+                                   f"{list(PIKA_PROPERTY_NAMES)}")

@@ -27,24 +27,24 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from nta_utils.bus import Bus
 from nta_utils.errors import (
-    ArgumentTypeError,
     BusConnectionError,
     BusError,
     InvalidArgumentError,
     UnroutableMessageError,
 )
 from nta_utils.message_bus_types import (
-    PIKA_PROPERTY_NAMES,
     BrokerChannelError,
     ConsumerCancelledError,
     Message,
+    OutgoingMessage,
     QueueInfo,
     UnknownDeliveryTagError,
+    check_outgoing,
 )
 from nta_utils.stub_broker import (
     BrokerExchange,
@@ -301,29 +301,35 @@ class StubBus(Bus):
                 headers: dict[str, Any] | None = None, mandatory: bool = True,
                 properties: dict[str, Any] | None = None) -> None:
         """Route one message to the queues that take it (see the module docstring)."""
-        if not isinstance(body, (bytes, bytearray, memoryview)):
-            raise ArgumentTypeError(f"message body must be bytes, got {type(body).__name__}")
-        if not isinstance(exchange, str) or not isinstance(routing_key, str):
-            raise InvalidArgumentError(f"exchange and routing_key must be strings, got "
-                             f"{exchange!r}, {routing_key!r}")
-        unknown = set(properties or {}) - set(PIKA_PROPERTY_NAMES) - {"headers"}
-        if unknown:
-            raise InvalidArgumentError(f"unknown message properties {sorted(unknown)}; known: "
-                             f"{list(PIKA_PROPERTY_NAMES)}")
-        stored = {"delivery_mode": 2 if persistent else 1,
-                  **{k: v for k, v in (properties or {}).items()
-                     if k != "headers" and v is not None}}
+        if self.publish_many([OutgoingMessage(exchange, routing_key, body, persistent, headers,
+                                              mandatory, properties)]):
+            raise UnroutableMessageError(
+                f"message published to exchange {exchange!r} with routing key "
+                f"{routing_key!r} was returned unroutable: no queue is bound to take it")
+
+    def publish_many(self, messages: Sequence[OutgoingMessage]) -> list[int]:
+        """Route `messages` in order (see the module docstring); returns the indexes of the
+        mandatory ones no queue takes (not published)."""
+        for message in messages:
+            check_outgoing(message.exchange, message.routing_key, message.body,
+                           message.properties)
+        returned: list[int] = []
         with self._broker.cond:
             self._connect()
-            targets = self._broker.route(exchange, routing_key)
-            if not targets and mandatory:
-                raise UnroutableMessageError(
-                    f"message published to exchange {exchange!r} with routing key "
-                    f"{routing_key!r} was returned unroutable: no queue is bound to take it")
-            for queue in targets:
-                queue.ready.append(Envelope(bytes(body), copy.deepcopy(headers or {}),
-                                             dict(stored), exchange, routing_key))
+            for index, message in enumerate(messages):
+                targets = self._broker.route(message.exchange, message.routing_key)
+                if not targets and message.mandatory:
+                    returned.append(index)
+                stored = {"delivery_mode": 2 if message.persistent else 1,
+                          **{k: v for k, v in (message.properties or {}).items()
+                             if k != "headers" and v is not None}}
+                for queue in targets:
+                    queue.ready.append(Envelope(bytes(message.body),
+                                                copy.deepcopy(message.headers or {}),
+                                                dict(stored), message.exchange,
+                                                message.routing_key))
             self._broker.cond.notify_all()
+        return returned
 
     def publish_to_queue(self, queue: str, body: bytes, *, persistent: bool = True,
                          headers: dict[str, Any] | None = None, mandatory: bool = True,

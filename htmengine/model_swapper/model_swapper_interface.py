@@ -51,7 +51,7 @@ from nta_utils.bounded_json import loads_bounded
 from nta_utils.bus import Bus
 from nta_utils.dead_letter import DeadLetterQueue, dead_letter_queue_name
 from nta_utils.errors import BusError, QueueNotFoundError, UnroutableMessageError
-from nta_utils.message_bus import BrokerChannelError, Message, MessageBus
+from nta_utils.message_bus import BrokerChannelError, Message, MessageBus, OutgoingMessage
 
 _log = logging.getLogger(__name__)
 
@@ -311,6 +311,33 @@ class ModelSwapperInterface:
                 f"model {modelID!r} has no input queue {queueName!r} (deleted?)") from exc
         self._notifyScheduler(modelID)
         return batchID
+
+    def submitRequestBatches(self, batches: Sequence[tuple[str, str, Sequence[RequestItem]]]
+                             ) -> list[bool]:
+        """submitRequestBatch for several (modelID, batchID, requests), with one wait for the
+        broker for all the batches and one for the scheduler notifications (one per model,
+        published once every batch is in its queue); returns, per batch, False if its model
+        has no input queue (deleted?) and nothing was sent, else True."""
+        messages: list[OutgoingMessage] = []
+        for modelID, batchID, requests in batches:
+            if not requests:
+                raise InvalidMessageError(f"request batch for model {modelID!r} is empty")
+            messages.append(OutgoingMessage("", self.getModelInputQueueName(modelID),
+                                            packRequestMessage(batchID, requests)))
+        returned = set(self._bus.publish_many(messages))
+        sent = [index not in returned for index in range(len(batches))]
+        notified = dict.fromkeys(modelID for (modelID, _, _), ok in zip(batches, sent,
+                                                                        strict=True) if ok)
+        if notified:
+            if not self._notificationQueueReady:
+                self.initSchedulerNotification()
+            if self._bus.publish_many([
+                    OutgoingMessage("", self._schedulerNotificationQueueName,
+                                    json.dumps(modelID).encode()) for modelID in notified]):
+                raise UnroutableMessageError(
+                    f"scheduler notification queue {self._schedulerNotificationQueueName!r} "
+                    f"is missing")
+        return sent
 
     def notifyScheduler(self, modelID: str) -> None:
         """Tell the scheduler that `modelID` has input (submitRequests does this)."""

@@ -7,8 +7,9 @@ Two steps, two transactions (for one metric, or for a batch of metrics: `storeSa
    or equal to the last stored one, append the rest as rows with contiguous rowids, commit.
 2. `streamPendingRows`: under the metric row lock again, send every stored row the model has
    not been sent yet — rowids after the durable high-water mark ``lastStreamedRowid`` kept in
-   the metric's ``model_params`` JSON — in chunks of ``chunk_size``, then advance the mark in
-   the same transaction. A batch id derived from (model, first rowid, last rowid) names each
+   the metric's ``model_params`` JSON — in chunks of ``chunk_size`` (every chunk of the
+   transaction's metrics in one batched publish, `ModelSwapperInterface.submitRequestBatches`),
+   then advance the marks in the same transaction. A batch id derived from (model, first rowid, last rowid) names each
    chunk, so a chunk sent again after a crash between send and commit is recognisable.
 
 Because step 2 starts from the durable mark rather than from what step 1 returned, a crash
@@ -30,10 +31,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from htmengine import engine_metrics
-from htmengine.exceptions import InvalidInputError
-from htmengine.model_swapper.errors import ModelNotFound
+from htmengine.exceptions import InvalidInputError, ObjectNotFoundError
 from htmengine.model_swapper.messages import ModelInputRow
-from htmengine.repository import queries, schema, streaming_queries
+from htmengine.repository import metric_data_queries, queries, schema, streaming_queries
 from htmengine.repository.queries import MetricStatus
 from nta_utils.db import retry_on_transient_error
 
@@ -67,6 +67,16 @@ class StoreResult:
     rows: list[StoredRow]
     rejected: int
     dropped: bool = False   # nothing stored because of the metric's status (e.g. ERROR)
+
+
+@dataclass
+class _PendingStream:
+    """A metric's rows not sent to its model yet (its row locked by the transaction)."""
+
+    metricId: str
+    modelParams: dict[str, Any]
+    mark: int
+    rows: list[StoredRow]
 
 
 @dataclass(frozen=True)
@@ -163,11 +173,51 @@ class MetricStreamer:
         results: list[StoreResult | None] = [None] * len(groups)
         with self._engine.begin() as conn:
             locked = streaming_queries.lock_free_metrics(conn, (g.metricId for g in groups))
+            lastTimestamps = streaming_queries.get_data_timestamps(
+                conn, {uid: row.last_rowid for uid, row in locked.items() if row.last_rowid})
+            # each metric's (last rowid, last timestamp) as its samples are appended
+            positions = {uid: (row.last_rowid or 0, lastTimestamps.get(uid))
+                         for uid, row in locked.items()}
+            appended: dict[str, list[tuple[float, datetime]]] = {}
+            firstRowids: dict[str, int] = {}
             for index, group in enumerate(groups):
-                if group.metricId in locked:
-                    results[index] = self._storeIn(conn, group.metricId, group.samples,
-                                                   group.source, group.metricName)
+                metric = locked.get(group.metricId)
+                if metric is None:
+                    continue
+                lastRowid, lastTimestamp = positions[group.metricId]
+                if metric.status not in STORABLE_STATUSES:
+                    self._dropSamples(group.metricId, group.metricName, metric.status,
+                                      group.samples, group.source)
+                    results[index] = StoreResult(metric.status, metric.datasource, lastRowid,
+                                                 [], 0, True)
+                    continue
+                kept, rejected = scrubSamples(group.samples, lastTimestamp, group.metricId,
+                                              group.source, group.metricName)
+                rows = [StoredRow(rowid, timestamp, value)
+                        for rowid, (timestamp, value) in enumerate(kept, lastRowid + 1)]
+                if rows:
+                    firstRowids.setdefault(group.metricId, lastRowid + 1)
+                    appended.setdefault(group.metricId, []).extend(
+                        (value, timestamp) for timestamp, value in kept)
+                    positions[group.metricId] = (rows[-1].rowid, rows[-1].timestamp)
+                results[index] = StoreResult(metric.status, metric.datasource,
+                                             positions[group.metricId][0], rows, rejected)
+            added = metric_data_queries.append_metric_data_many(
+                conn, {uid: (firstRowids[uid] - 1, samples)
+                       for uid, samples in appended.items()})
+            engine_metrics.SAMPLES_STORED.inc(sum(len(rows) for rows in added.values()))
         return results
+
+    @staticmethod
+    def _dropSamples(metricId: str, metricName: str | None, status: int,
+                     samples: list[tuple[datetime, float]], source: str) -> None:
+        """Log and count the samples of a metric whose status does not store them."""
+        name = metricId if metricName is None else f"{metricName} ({metricId})"
+        for timestamp, value in samples:
+            _log.error("Rejected sample of a metric in status %s: metric=%s ts=%s (%d) "
+                       "value=%r source=%s", status, name, timestamp, _epoch(timestamp),
+                       value, source)
+        engine_metrics.SAMPLES_REJECTED.labels("metric_status").inc(len(samples))
 
     def _storeOnce(self, metricId: str, samples: list[tuple[datetime, float]],
                    source: str, metricName: str | None) -> StoreResult:
@@ -182,12 +232,7 @@ class MetricStreamer:
                                     schema.metric.c.datasource])
         lastRowid = metric.last_rowid or 0
         if metric.status not in STORABLE_STATUSES:
-            name = metricId if metricName is None else f"{metricName} ({metricId})"
-            for timestamp, value in samples:
-                _log.error("Rejected sample of a metric in status %s: metric=%s ts=%s (%d) "
-                           "value=%r source=%s", metric.status, name, timestamp,
-                           _epoch(timestamp), value, source)
-            engine_metrics.SAMPLES_REJECTED.labels("metric_status").inc(len(samples))
+            self._dropSamples(metricId, metricName, metric.status, samples, source)
             return StoreResult(metric.status, metric.datasource, lastRowid, [], 0, True)
         lastTimestamp = (streaming_queries.get_data_timestamp(conn, metricId, lastRowid)
                          if lastRowid else None)
@@ -219,28 +264,42 @@ class MetricStreamer:
         return retry_on_transient_error(self._streamManyOnce)(pending)
 
     def _streamManyOnce(self, pending: list[tuple[str, list[StoredRow] | None]]) -> int:
-        sent = 0
         with self._engine.begin() as conn:
+            locked = streaming_queries.lock_stream_positions(conn, (m for m, _ in pending))
+            streams: list[_PendingStream] = []
             for metricId, knownRows in sorted(pending, key=lambda item: item[0]):
-                sent += self._streamIn(conn, metricId, knownRows)
-        return sent
+                metric = locked.get(metricId)
+                if metric is None:
+                    raise ObjectNotFoundError(f"Metric not found for uid={metricId}")
+                stream = self._pendingOf(conn, metricId, metric, knownRows)
+                if stream is not None:
+                    streams.append(stream)
+            return self._sendAndAdvance(conn, streams)
 
     def _streamOnce(self, metricId: str, knownRows: list[StoredRow] | None) -> int:
         with self._engine.begin() as conn:
-            return self._streamIn(conn, metricId, knownRows)
+            stream = self._pendingIn(conn, metricId, knownRows)
+            return 0 if stream is None else self._sendAndAdvance(conn, [stream])
 
-    def _streamIn(self, conn: sa.Connection, metricId: str,
-                  knownRows: list[StoredRow] | None) -> int:
+    def _pendingIn(self, conn: sa.Connection, metricId: str,
+                   knownRows: list[StoredRow] | None) -> _PendingStream | None:
+        """Lock the metric row; its unsent rows (None: none, or not streamable)."""
         metric = queries.getMetricWithUpdateLock(
             conn, metricId, fields=[schema.metric.c.status, schema.metric.c.last_rowid,
                                     schema.metric.c.model_params])
+        return self._pendingOf(conn, metricId, metric, knownRows)
+
+    @staticmethod
+    def _pendingOf(conn: sa.Connection, metricId: str, metric: Any,
+                   knownRows: list[StoredRow] | None) -> _PendingStream | None:
+        """The unsent rows of the locked `metric` (status, last_rowid, model_params)."""
         if metric.status not in STREAMABLE_STATUSES:
-            return 0
+            return None
         modelParams = loadModelParams(metric.model_params)
         mark = int(modelParams.get(STREAMED_ROWID_KEY, 0))
         lastRowid = metric.last_rowid or 0
         if lastRowid <= mark:
-            return 0
+            return None
         if (knownRows and knownRows[0].rowid == mark + 1
                 and knownRows[-1].rowid == lastRowid):
             rows = knownRows
@@ -250,40 +309,51 @@ class MetricStreamer:
         if not rows:
             _log.error("Model=%s: rows (%d..%d] are missing from metric_data", metricId,
                        mark, lastRowid)
-            return 0
-        lastSent = self._submit(metricId, rows)
-        if lastSent <= mark:
-            return 0
-        modelParams[STREAMED_ROWID_KEY] = lastSent
-        engine_metrics.record_streamed(modelParams, lastSent)
-        queries.updateMetricColumns(conn, metricId,
-                                    {"model_params": json.dumps(modelParams)})
-        return lastSent - mark
+            return None
+        return _PendingStream(metricId, modelParams, mark, rows)
 
-    def _submit(self, metricId: str, rows: list[StoredRow]) -> int:
-        """Send `rows` in chunks; returns the last rowid sent (the mark), which is short of
-        the end only when the model's input queue has vanished (model deleted meanwhile)."""
-        lastSent = rows[0].rowid - 1 if rows else 0
-        for start in range(0, len(rows), self.chunkSize):
-            chunk = rows[start:start + self.chunkSize]
-            requests = [ModelInputRow(rowID=r.rowid, data=(r.timestamp, r.value))
-                        for r in chunk]
-            try:
-                self._swapper.submitRequestBatch(
-                    metricId, makeBatchId(metricId, chunk[0].rowid, chunk[-1].rowid), requests)
-            except ModelNotFound as error:
+    def _sendAndAdvance(self, conn: sa.Connection, streams: list[_PendingStream]) -> int:
+        """Send the rows of `streams` in chunks (one wait for the broker for them all), then
+        advance each metric's mark in the caller's transaction; returns the rows sent."""
+        chunks = [(stream, stream.rows[start:start + self.chunkSize])
+                  for stream in streams
+                  for start in range(0, len(stream.rows), self.chunkSize)]
+        sent = self._swapper.submitRequestBatches([
+            (stream.metricId, makeBatchId(stream.metricId, chunk[0].rowid, chunk[-1].rowid),
+             [ModelInputRow(rowID=r.rowid, data=(r.timestamp, r.value)) for r in chunk])
+            for stream, chunk in chunks])
+        lastSent = {stream.metricId: stream.mark for stream in streams}
+        stopped: set[str] = set()
+        for (stream, chunk), ok in zip(chunks, sent, strict=True):
+            if stream.metricId in stopped:
+                continue
+            if not ok:
                 _log.warning("Model=%s has no input queue (deleted meanwhile?); rows from "
-                             "%d stay unsent: %r", metricId, chunk[0].rowid, error)
-                break
-            lastSent = chunk[-1].rowid
-            _log.debug("Sent rows [%d..%d] to model=%s", chunk[0].rowid, lastSent, metricId)
-        return lastSent
+                             "%d stay unsent", stream.metricId, chunk[0].rowid)
+                stopped.add(stream.metricId)
+                continue
+            lastSent[stream.metricId] = chunk[-1].rowid
+            _log.debug("Sent rows [%d..%d] to model=%s", chunk[0].rowid, chunk[-1].rowid,
+                       stream.metricId)
+        total = 0
+        marks: dict[str, str] = {}
+        for stream in streams:
+            last = lastSent[stream.metricId]
+            if last <= stream.mark:
+                continue
+            stream.modelParams[STREAMED_ROWID_KEY] = last
+            engine_metrics.record_streamed(stream.modelParams, last)
+            marks[stream.metricId] = json.dumps(stream.modelParams)
+            total += last - stream.mark
+        streaming_queries.set_model_params_many(conn, marks)
+        return total
 
     def resumeStreaming(self) -> int:
         """Send every model the rows stored but not yet sent (after a crash or a model start
         whose backlog was not sent); returns the number of rows sent."""
         with self._engine.connect() as conn:
-            metricIds = streaming_queries.get_metric_ids_with_status(conn, STREAMABLE_STATUSES)
+            metricIds = streaming_queries.get_metric_ids_with_unsent_rows(
+                conn, STREAMABLE_STATUSES, STREAMED_ROWID_KEY)
         total = 0
         for metricId in metricIds:
             sent = self.streamPendingRows(metricId)

@@ -113,6 +113,42 @@ def addMetricData(conn: sa.Connection, metricId: str,
     return rows
 
 
+def append_metric_data_many(conn: sa.Connection,
+                            data: Mapping[str, tuple[int, Sequence[tuple[float, datetime]]]]
+                            ) -> dict[str, list[dict[str, Any]]]:
+    """addMetricData for several metrics whose rows the caller's transaction has locked and
+    whose `metric.last_rowid` it has read: `data` maps each uid to (its last rowid, its
+    samples); every metric's `last_rowid` moves in one UPDATE and all the rows go in one
+    multi-row INSERT. Returns each uid's added rows as addMetricData does.
+
+    :raises InvalidInputError: a sample is malformed (the message names its index)
+    :raises DuplicateRecordError: a (uid, rowid) already exists (last_rowid out of step)
+    """
+    added: dict[str, list[dict[str, Any]]] = {}
+    for metricId, (lastRowid, samples) in data.items():
+        checked = [_checkSample(index, sample) for index, sample in enumerate(samples)]
+        if checked:
+            added[metricId] = [
+                {"uid": metricId, "rowid": rowid, "timestamp": timestamp,
+                 "metric_value": value}
+                for rowid, (value, timestamp) in enumerate(checked, lastRowid + 1)]
+    if not added:
+        return added
+    with atomic(conn):
+        newLast = {metricId: rows[-1]["rowid"] for metricId, rows in added.items()}
+        conn.execute(schema.metric.update()
+                     .where(schema.metric.c.uid.in_(sorted(newLast)))
+                     .values(last_rowid=sa.case(newLast, value=schema.metric.c.uid)))
+        try:
+            conn.execute(_data.insert(), [row for rows in added.values() for row in rows])
+        except sa_exc.IntegrityError as error:
+            if mysql_error_code(error) == ER_DUP_ENTRY:
+                raise DuplicateRecordError(
+                    f"metric_data rows of {len(added)} metrics already exist") from error
+            raise
+    return added
+
+
 def getMetricData(conn: sa.Connection, metricId: str | None = None, fields: Any = None,
                   rowid: int | None = None, start: int | None = None, stop: int | None = None,
                   limit: int | None = None, fromTimestamp: datetime | None = None,

@@ -60,23 +60,63 @@ def get_custom_metric_uids(conn: sa.Connection, names: Iterable[str]) -> dict[st
     return {row.name: row.uid for row in rows}
 
 
-def lock_free_metrics(conn: sa.Connection, metricIds: Iterable[str]) -> set[str]:
+def lock_free_metrics(conn: sa.Connection, metricIds: Iterable[str]) -> dict[str, AnyRow]:
     """Lock the rows of those of `metricIds` that no other transaction holds (SELECT ... FOR
-    UPDATE SKIP LOCKED, in uid order) until the caller's transaction ends; returns their
-    uids (a missing metric is not returned either)."""
+    UPDATE SKIP LOCKED, in uid order) until the caller's transaction ends; returns them by
+    uid, with their status, last_rowid and datasource (a missing metric is not returned
+    either)."""
+    return _lock_metric_rows(conn, metricIds, _metric.c.datasource, skip_locked=True)
+
+
+def get_data_timestamps(conn: sa.Connection, rowids: dict[str, int]) -> dict[str, datetime]:
+    """The timestamps of the data rows (uid, rowid) of `rowids` (one statement; a missing
+    row is left out)."""
+    if not rowids:
+        return {}
+    pairs = sa.tuple_(_data.c.uid, _data.c.rowid).in_(sorted(rowids.items()))
+    return {row.uid: row.timestamp
+            for row in conn.execute(sa.select(_data.c.uid, _data.c.timestamp).where(pairs))}
+
+
+def lock_stream_positions(conn: sa.Connection, metricIds: Iterable[str]) -> dict[str, AnyRow]:
+    """Lock the rows of `metricIds` (SELECT ... FOR UPDATE, in uid order, waiting for other
+    transactions) until the caller's transaction ends; returns them by uid with their
+    status, last_rowid and model_params (a missing metric is not returned)."""
+    return _lock_metric_rows(conn, metricIds, _metric.c.model_params, skip_locked=False)
+
+
+def _lock_metric_rows(conn: sa.Connection, metricIds: Iterable[str], column: Any,
+                      skip_locked: bool) -> dict[str, AnyRow]:
+    """SELECT uid, status, last_rowid and `column` of `metricIds` FOR UPDATE (SKIP LOCKED
+    if `skip_locked`), in uid order; the rows by uid."""
     wanted = sorted(set(metricIds))
     if not wanted:
-        return set()
-    rows = conn.execute(sa.select(_metric.c.uid).where(_metric.c.uid.in_(wanted))
-                        .order_by(_metric.c.uid).with_for_update(skip_locked=True))
-    return {row.uid for row in rows}
+        return {}
+    rows = conn.execute(sa.select(_metric.c.uid, _metric.c.status, _metric.c.last_rowid, column)
+                        .where(_metric.c.uid.in_(wanted))
+                        .order_by(_metric.c.uid).with_for_update(skip_locked=skip_locked))
+    return {row.uid: row for row in rows}
 
 
-def get_metric_ids_with_status(conn: sa.Connection, statuses: Iterable[int]) -> list[str]:
-    """The uids of the metrics whose status is one of `statuses`."""
+def set_model_params_many(conn: sa.Connection, modelParams: dict[str, str]) -> None:
+    """Set the ``model_params`` (JSON text) of several metrics in one UPDATE."""
+    if modelParams:
+        conn.execute(_metric.update().where(_metric.c.uid.in_(sorted(modelParams)))
+                     .values(model_params=sa.case(modelParams, value=_metric.c.uid)))
+
+
+def get_metric_ids_with_unsent_rows(conn: sa.Connection, statuses: Iterable[int],
+                                    mark_key: str) -> list[str]:
+    """The uids of the metrics whose status is one of `statuses` and whose last rowid is past
+    the streaming mark kept under `mark_key` in their ``model_params`` JSON (a missing or
+    unreadable mark counts as 0): one statement, no lock (the caller re-checks each under
+    its row lock)."""
     wanted = [int(status) for status in statuses]
-    return [row.uid for row in conn.execute(sa.select(_metric.c.uid)
-                                            .where(_metric.c.status.in_(wanted)))]
+    mark = sa.func.coalesce(sa.cast(sa.func.json_value(_metric.c.model_params,
+                                                       f"$.{mark_key}"), sa.BigInteger), 0)
+    return [row.uid for row in conn.execute(
+        sa.select(_metric.c.uid).where(_metric.c.status.in_(wanted),
+                                       sa.func.coalesce(_metric.c.last_rowid, 0) > mark))]
 
 
 def write_unscored_results(conn: sa.Connection, metricId: str,

@@ -69,7 +69,7 @@ from htmengine.runtime.service_support import (
 from nta_utils.bus import Bus
 from nta_utils.db import retry_on_transient_error
 from nta_utils.errors import BusConnectionError, BusError, DatabaseError
-from nta_utils.message_bus import MessageBus
+from nta_utils.message_bus import MessageBus, OutgoingMessage
 
 _log = logging.getLogger("htmengine.runtime.anomaly_service")
 
@@ -447,13 +447,15 @@ class AnomalyService:
                 if not done:
                     return False
                 outcomes.append(processed)
-        for batch, outgoingMessages in zip(group, outcomes, strict=True):
-            if outgoingMessages is None:   # dead-lettered (and acked) already
-                continue
-            for outgoing in outgoingMessages:
-                bus.publish(exchange, "", serializeModelResult(outgoing.message),
+        # one wait for the broker for the group's messages, then the batches are acked
+        bus.publish_many([
+            OutgoingMessage(exchange, "", serializeModelResult(outgoing.message),
                             persistent=True, headers=outgoing.headers, mandatory=False)
-            batch.ack()
+            for outgoingMessages in outcomes if outgoingMessages is not None
+            for outgoing in outgoingMessages])
+        for batch, outgoingMessages in zip(group, outcomes, strict=True):
+            if outgoingMessages is not None:   # else dead-lettered (and acked) already
+                batch.ack()
         return True
 
 

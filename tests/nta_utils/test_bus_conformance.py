@@ -15,6 +15,7 @@ from nta_utils.message_bus import MessageBus
 from nta_utils.message_bus_types import (
     BrokerChannelError,
     ConsumerCancelledError,
+    OutgoingMessage,
     UnknownDeliveryTagError,
 )
 from nta_utils.stub_bus import StubBroker, StubBus
@@ -277,6 +278,43 @@ def test_unroutable_and_missing_targets(bus: Bus, names: Callable[[str], str]) -
     bus.delete_queue(names("q"))       # missing: not an error
     bus.delete_exchange(names("x"))    # likewise
     assert bus.queue_exists(missing)
+
+
+def test_publish_many_routes_in_order_and_names_the_unroutable(
+        bus: Bus, queue: str, names: Callable[[str], str]) -> None:
+    exchange, missing, other = names("x"), names("q"), names("q")
+    bus.declare_fanout_exchange(exchange)
+    bus.declare_queue(other)
+    bus.bind_queue(other, exchange)
+    batch = [
+        OutgoingMessage("", queue, b"a", headers={"seq": 1}),
+        OutgoingMessage("", missing, b"lost"),                     # returned
+        OutgoingMessage(exchange, "", b"fan", persistent=False),
+        OutgoingMessage("", missing, b"dropped", mandatory=False),  # silently dropped
+        OutgoingMessage("", queue, b"b", properties={"message_id": "m-2"}),
+        OutgoingMessage("", missing, b"lost too"),                 # returned
+    ]
+    assert bus.publish_many(batch) == [1, 5]
+    assert bus.publish_many([]) == []
+    first, second = bus.get(queue), bus.get(queue)
+    assert first is not None and second is not None and bus.get(queue) is None
+    assert (first.body, first.headers, first.properties["delivery_mode"]) == (
+        b"a", {"seq": 1}, 2)
+    assert (second.body, second.properties["message_id"]) == (b"b", "m-2")
+    fanned = bus.get(other)
+    assert fanned is not None and (fanned.body, fanned.properties["delivery_mode"]) == (
+        b"fan", 1)
+    bus.ack_all()
+    # the bus stays usable for single publishes and further batches
+    bus.publish_to_queue(queue, b"c")
+    assert bus.publish_many([OutgoingMessage("", queue, b"d")]) == []
+    assert bus.message_count(queue) == 2
+    with pytest.raises(QueueNotFoundError):
+        bus.publish_many([OutgoingMessage(names("x"), "", b"x")])
+    assert bus.publish_many([OutgoingMessage("", queue, b"e")]) == []
+    assert bus.message_count(queue) == 3
+    with pytest.raises(TypeError):
+        bus.publish_many([OutgoingMessage("", queue, "text")])  # type: ignore[arg-type]
 
 
 def test_inequivalent_redeclaration_and_conditional_delete(bus: Bus, queue: str,

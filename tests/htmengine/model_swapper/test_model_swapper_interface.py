@@ -96,6 +96,32 @@ def test_submit_to_a_model_without_queue_raises_model_not_found(swapper) -> None
         swapper.defineModel(new_model_id(), {"modelConfig": {}, "inferenceArgs": {}}, "c")
 
 
+def test_submit_request_batches_sends_in_order_then_notifies_once_per_model(swapper) -> None:
+    first, second, gone = new_model_id(), new_model_id(), new_model_id()
+    swapper.defineModel(first, ARGS, "c1")
+    swapper.defineModel(second, ARGS, "c2")
+    drain_notifications(swapper)
+    ts = datetime(2024, 1, 1)
+    sent = swapper.submitRequestBatches([
+        (first, "f-1", [ModelInputRow(1, (ts, 1.0))]),
+        (gone, "g-1", [ModelInputRow(1, (ts, 9.0))]),
+        (second, "s-1", [ModelInputRow(1, (ts, 2.0))]),
+        (first, "f-2", [ModelInputRow(2, (ts, 3.0)), ModelInputRow(3, (ts, 4.0))]),
+    ])
+    assert sent == [True, False, True, True]
+    assert drain_notifications(swapper) == [first, second]
+    assert swapper.getModelsWithInputPending([first, second, gone]) == (first, second)
+    with swapper.consumeRequests(first, blocking=False) as consumer:
+        batches = list(consumer)
+    assert [b.batchID for b in batches][1:] == ["f-1", "f-2"]      # after the defineModel
+    assert batches[2].objects == (ModelInputRow(2, [ts, 3.0]), ModelInputRow(3, [ts, 4.0]))
+    batches[-1].ack(multiple=True)
+    with pytest.raises(InvalidMessageError, match="empty"):
+        swapper.submitRequestBatches([(first, "f-3", [])])
+    assert swapper.submitRequestBatches([]) == []
+    assert drain_notifications(swapper) == []
+
+
 def test_delete_model_purges_input_and_is_idempotent(swapper) -> None:
     modelID = new_model_id()
     swapper.defineModel(modelID, ARGS, "c-def")

@@ -293,6 +293,32 @@ def test_a_batch_of_several_metrics_is_stored_and_streamed_together(
     assert [r[0] for r in _rows(engine, _metric(engine, plain).uid)] == [1, 2]
 
 
+def test_a_model_without_input_queue_keeps_its_mark_in_a_batched_stream(
+        storer, engine, adapter, swapper) -> None:
+    names = [unique_name() for _ in range(3)]
+    uids = [adapter.monitorMetric({"datasource": "custom", "metricSpec": {"metric": name},
+                                   "modelParams": {"min": 0, "max": 300}}) for name in names]
+    for uid in uids:
+        _drainInput(swapper, uid)
+    swapper.bus.delete_queue(swapper.getModelInputQueueName(uids[1]))   # deleted meanwhile
+    lines = [line for name in names for line in _lines(name, range(150))]
+    stats = storer.processMessages([_message(lines)])
+    assert (stats.storedRows, stats.streamedRows) == (450, 300)
+    for name, uid in zip(names, uids, strict=True):
+        marks = loadModelParams(_metric(engine, name).model_params).get(STREAMED_ROWID_KEY, 0)
+        if uid == uids[1]:
+            assert marks == 0
+            assert not swapper.bus.queue_exists(swapper.getModelInputQueueName(uid))
+        else:
+            assert marks == 150
+            assert [batchId for batchId, _ in _drainInput(swapper, uid)] == [
+                f"{uid}-1-100", f"{uid}-101-150"]
+    swapper.bus.declare_queue(swapper.getModelInputQueueName(uids[1]))
+    assert storer.streamer.resumeStreaming() == 150
+    assert [batchId for batchId, _ in _drainInput(swapper, uids[1])] == [
+        f"{uids[1]}-1-100", f"{uids[1]}-101-150"]
+
+
 def test_store_together_is_all_or_nothing(storer, engine) -> None:
     from htmengine.exceptions import InvalidInputError
     from htmengine.pipeline.metric_streamer import SampleGroup
