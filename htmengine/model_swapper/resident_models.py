@@ -32,8 +32,9 @@ evicts is always the next one needed (every sample misses while the budget holds
 all models); this order keeps a fixed subset resident and evicts the model that just ran,
 so the miss rate is about 1 - budget/models for models of one size. With models of several
 sizes the subset kept is the smallest models (most of them per byte): a slot's budget then
-holds more models than "furthest next use" alone keeps, and fewer samples need a load. The arrival history of a model survives its
-eviction (it is a few floats) and is dropped with ``forget`` when the model is deleted.
+holds more models than "furthest next use" alone keeps, and fewer samples need a load.
+The arrival history of a model survives its eviction (it is a few floats) and is dropped
+with ``forget`` when the model is deleted.
 
 The model being run is never evicted while it runs; a single model larger than the whole
 budget stays only for its run and is evicted right after. Sizes are bytes (the model's
@@ -109,7 +110,8 @@ class ArrivalHistory:
 
 class ResidentModels(Generic[T]):
     """A map modelID -> item with a byte size per item and a byte budget; evicts the model
-    whose next use is expected furthest in the future (LRU when nothing is known)."""
+    with the largest time until its expected next use x its bytes (LRU when nothing is
+    known)."""
 
     def __init__(self, budgetBytes: int) -> None:
         if budgetBytes < 0:
