@@ -4,7 +4,9 @@ A slot keeps every model it runs resident after the run, so a model that gets on
 every few minutes pays neither a load nor a checkpoint per sample. Whenever the bytes held
 exceed the budget, models are evicted (the caller checkpoints an evicted model whose
 uncheckpointed rows cannot be replayed when it is loaded again, then drops it) in the order
-"furthest expected next use first" — Belady's rule, with the next use predicted from each
+"largest time until expected next use x bytes first" — Belady's rule weighed by size (as
+GreedyDual-Size weighs LRU: a load costs about the same for a small model as for a large one,
+so a byte kept for a small model saves more loads), with the next use predicted from each
 model's arrival history:
 
 - the caller notes each arrival (``noteArrival(modelID, at)``: the time the slot ran the
@@ -21,13 +23,18 @@ model's arrival history:
   one arrival while no gap was seen yet is expected back after as long again as it has been
   away (``now + (now - last arrival)``): among such models this is least-recently-used
   order;
-- a model with no arrival noted goes first; ties go least recently used first.
+- a model with no arrival noted goes first; a model due now or overdue goes last (its time
+  until next use counts 0); ties go furthest expected next use first, then least recently
+  used first. Models of one size are evicted furthest expected next use first.
 
 Metrics sampled round robin at a steady period are the case LRU gets worst: the model it
 evicts is always the next one needed (every sample misses while the budget holds fewer than
 all models); this order keeps a fixed subset resident and evicts the model that just ran,
-so the miss rate is about 1 - budget/models. The arrival history of a model survives its
-eviction (it is a few floats) and is dropped with ``forget`` when the model is deleted.
+so the miss rate is about 1 - budget/models for models of one size. With models of several
+sizes the subset kept is the smallest models (most of them per byte): a slot's budget then
+holds more models than "furthest next use" alone keeps, and fewer samples need a load.
+The arrival history of a model survives its eviction (it is a few floats) and is dropped
+with ``forget`` when the model is deleted.
 
 The model being run is never evicted while it runs; a single model larger than the whole
 budget stays only for its run and is evicted right after. Sizes are bytes (the model's
@@ -103,7 +110,8 @@ class ArrivalHistory:
 
 class ResidentModels(Generic[T]):
     """A map modelID -> item with a byte size per item and a byte budget; evicts the model
-    whose next use is expected furthest in the future (LRU when nothing is known)."""
+    with the largest time until its expected next use x its bytes (LRU when nothing is
+    known)."""
 
     def __init__(self, budgetBytes: int) -> None:
         if budgetBytes < 0:
@@ -208,24 +216,27 @@ class ResidentModels(Generic[T]):
         return self._latest if self._latest > -math.inf else 0.0
 
     def _evictionKeys(self, now: float | None,
-                      kept: set[str]) -> list[tuple[float, int, str]]:
-        """(-expected next use, last-use rank, modelID) of the evictable models: smallest
-        first is the first to evict."""
+                      kept: set[str]) -> list[tuple[float, float, int, str]]:
+        """(-time until expected next use x bytes, -expected next use, last-use rank,
+        modelID) of the evictable models: smallest first is the first to evict."""
         at = self._now(now)
         typical = self.typicalPeriod()
         keys = []
-        for rank, modelID in enumerate(self._items):
+        for rank, (modelID, (_, nbytes)) in enumerate(self._items.items()):
             if modelID in kept:
                 continue
             history = self._arrivals.get(modelID)
             expected = math.inf if history is None else history.expectedNext(at, typical)
-            keys.append((-expected, rank, modelID))
+            weight = (math.inf if expected == math.inf
+                      else max(0.0, expected - at) * max(nbytes, 1))
+            keys.append((-weight, -expected, rank, modelID))
         return keys
 
     def evictionOrder(self, now: float | None = None) -> list[str]:
         """Resident model ids in eviction order at `now` (default: the latest arrival
-        noted): furthest expected next use first, least recently used first on ties."""
-        return [modelID for _, _, modelID in sorted(self._evictionKeys(now, set()))]
+        noted): largest time until expected next use x bytes first, then furthest expected
+        next use, then least recently used."""
+        return [key[-1] for key in sorted(self._evictionKeys(now, set()))]
 
     def items(self) -> list[tuple[str, T]]:
         """(modelID, item) pairs, least recently used first."""
@@ -242,7 +253,7 @@ class ResidentModels(Generic[T]):
         keys = self._evictionKeys(now, set(keep))
         heapq.heapify(keys)
         while keys and self._total > self._budget:
-            modelID = heapq.heappop(keys)[2]
+            modelID = heapq.heappop(keys)[-1]
             item = self.pop(modelID)
             evicted.append((modelID, item))  # type: ignore[arg-type]
         return evicted

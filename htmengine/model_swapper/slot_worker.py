@@ -1,8 +1,8 @@
 """A model-runner slot: a long-lived worker process that runs one model at a time for the
 scheduler (so imports and numba-compiled code stay warm across models) and keeps the models it
 owns resident between runs, within its share of the memory budget (resident_models): those
-whose next input is expected furthest in the future (from the times the slot ran them for new
-input) are dropped — without a checkpoint while their rows since the checkpoint are replayable
+whose next input is expected furthest in the future, weighed by their size (from the times
+the slot ran them for new input), are dropped — without a checkpoint while their rows since the checkpoint are replayable
 from the stored rows and few (ModelRunner.replayableWithoutCheckpoint), else checkpointed
 first. While idle it checkpoints resident models the checkpoint policy says are due, and
 models dropped with rows outside their checkpoint for longer than the policy's age limit;
@@ -230,8 +230,8 @@ class _SlotWorker:
             return False
 
     def _evictOverBudget(self) -> int:
-        """Drop the models whose next input is expected furthest in the future until the
-        slot fits its budget; one whose rows since its checkpoint cannot all be replayed
+        """Drop the models whose next input is expected furthest in the future (x size)
+        until the slot fits its budget; one whose rows since its checkpoint cannot all be replayed
         from the stored rows (or too many) is checkpointed first."""
         now = self._clock()
         evicted = self._resident.evictOverBudget(now=now)

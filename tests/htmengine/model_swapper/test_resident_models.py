@@ -239,3 +239,40 @@ def test_random_arrivals_never_exceed_the_budget_or_refuse_a_model() -> None:
         resident.evictOverBudget(now=at)
         assert resident.totalBytes <= resident.budgetBytes
         assert resident.totalBytes == sum(resident.sizeOf(m) for m, _ in resident.items())
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.4])
+def test_a_periodic_fleet_of_two_sizes_keeps_the_small_models_and_misses_less(
+        jitter: float) -> None:
+    # 10 small models (30 bytes) and 10 large ones (100 bytes), interleaved, budget 800:
+    # kept are all small ones and 5 large ones (800 bytes), so 5 of 20 samples miss per
+    # period; keeping models by next use alone would hold about 800 / 65 = 12 models
+    # (8 of 20 miss)
+    sizes = {f"m{i}": 30 if i % 2 else 100 for i in range(20)}
+    warmup, periods = 3, 12
+    resident: ResidentModels[str] = ResidentModels(800)
+    misses: dict[str, int] = {}
+    for n, (modelID, at) in enumerate(_round_robin(20, periods, jitter=jitter)):
+        hit = _slot_access(resident, modelID, at, nbytes=sizes[modelID])
+        if n >= warmup * 20 and not hit:
+            misses[modelID] = misses.get(modelID, 0) + 1
+    assert all(sizes[m] == 100 for m in misses)          # every small model stays
+    assert sum(misses.values()) == 5 * (periods - warmup)
+    assert len(misses) == 5                               # and a fixed subset of large ones
+    assert sorted(resident.sizeOf(m) for m, _ in resident.items()) == [30] * 10 + [100] * 5
+
+
+def test_the_time_until_next_use_is_weighed_by_size() -> None:
+    resident: ResidentModels[str] = ResidentModels(10_000)
+    for modelID, size in (("small", 10), ("large", 100), ("overdue", 100)):
+        resident.put(modelID, modelID, size)
+    for at in (0.0, 60.0):                       # all three every 60 s
+        resident.noteArrival("small", at)
+        resident.noteArrival("large", at - 30.0)
+        resident.noteArrival("overdue", at - 50.0)
+    # at 70: small is due in 50 s (x 10 = 500), large in 20 s (x 100 = 2000), overdue is
+    # due now (0): large goes first although small is needed later
+    assert resident.evictionOrder(now=70.0) == ["large", "small", "overdue"]
+    # of one size, they go by expected next use alone
+    resident.put("small", "small", 100)
+    assert resident.evictionOrder(now=70.0) == ["small", "large", "overdue"]
