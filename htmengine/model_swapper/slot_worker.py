@@ -26,11 +26,13 @@ import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from itertools import islice, takewhile
 from multiprocessing.connection import Connection
 from typing import Any
 
 from htmengine import engine_metrics
 from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
+from htmengine.model_swapper.errors import ModelNotFound
 from htmengine.model_swapper.model_runner import ModelRunner, RunOutcome
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
 from htmengine.model_swapper.replay_source import MetricDataReplaySource
@@ -266,9 +268,12 @@ class _SlotWorker:
                 break
             if runner.checkpointDue() and self._checkpointResident(modelID, runner):
                 saved += 1
-        while (self._dropped and saved < CHECKPOINTS_PER_SWEEP and not self._conn.poll()):
-            modelID, since = next(iter(self._dropped.items()))
-            if now - since < self._policy.maxAgeSeconds:
+        # oldest first (a model tried in vain goes to the end, with the time of the try), at
+        # most CHECKPOINTS_PER_SWEEP tries
+        due = list(islice(takewhile(lambda item: now - item[1] >= self._policy.maxAgeSeconds,
+                                    self._dropped.items()), CHECKPOINTS_PER_SWEEP - saved))
+        for modelID, _since in due:
+            if self._conn.poll():
                 break
             del self._dropped[modelID]
             saved += self._checkpointDropped(modelID)
@@ -279,12 +284,18 @@ class _SlotWorker:
         stored rows) only for this checkpoint. False if nothing was saved."""
         runner = self._resident.peek(modelID)
         if runner is not None:
-            return self._checkpointResident(modelID, runner)
+            saved = self._checkpointResident(modelID, runner)
+            if not saved and runner.dirty:
+                self._dropped[modelID] = self._clock()   # locked or failed: try again later
+            return saved
         try:
             self._ensureServices()
             with modelLock(self._checkpointMgr.root, modelID,
                            EVICTION_LOCK_TIMEOUT_SECONDS) as locked:
                 if not locked:
+                    _log.warning("slot %d: dropped model %s is locked elsewhere; trying "
+                                 "again later", self._slot, modelID)
+                    self._dropped[modelID] = self._clock()
                     return False
                 runner = ModelRunner(modelID, self._swapper, self._checkpointMgr,
                                      modelFactory=self._factory,
@@ -294,9 +305,13 @@ class _SlotWorker:
                                                                                  None),
                                      settings=self._settings)
                 saved = runner.checkpointStoredRows()
-        except Exception:  # deleted meanwhile, or broken: its rows stay in the store
+        except ModelNotFound:    # deleted meanwhile: nothing left to checkpoint
+            _log.info("slot %d: dropped model %s no longer exists", self._slot, modelID)
+            return False
+        except Exception:  # broken for now: its rows stay in the store; try again later
             _log.exception("slot %d: checkpointing dropped model %s failed", self._slot,
                            modelID)
+            self._dropped[modelID] = self._clock()
             return False
         self.checkpoints += saved
         engine_metrics.CHECKPOINTS.inc(int(saved))

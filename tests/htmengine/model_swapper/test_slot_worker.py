@@ -21,6 +21,8 @@ from test_model_runner import (
     scores,
 )
 
+from htmengine.model_swapper import slot_worker
+from htmengine.model_swapper.runner_support import modelLock
 from htmengine.model_swapper.settings import SwapperSettings
 from htmengine.model_swapper.slot_worker import _SlotWorker
 
@@ -69,6 +71,35 @@ def test_a_slot_drops_replayable_models_and_checkpoints_them_when_their_rows_age
     assert loaded(mgr, "m").digest == reference_model(4).digest
     assert not swapper.results     # row 3's result was published when it was run
     assert log[-1].startswith("checkpoint")
+
+
+def test_a_dropped_model_locked_at_its_sweep_is_checkpointed_by_a_later_one(
+        env, monkeypatch) -> None:  # noqa: F811
+    swapper, mgr, _ = env
+    monkeypatch.setattr(slot_worker, "EVICTION_LOCK_TIMEOUT_SECONDS", 0.05)
+    source = ListReplaySource()
+    now = [0.0]
+    worker, _pipe = slot(env, source, maxAgeSeconds=60.0, clock=lambda: now[0])
+    define(swapper)
+    swapper.put("b0", source.store(rows(0, 2)))
+    worker._runModel("m")
+    swapper.put("b1", source.store(rows(2, 2)))
+    worker._runModel("m")
+    assert list(worker._dropped) == ["m"]
+    now[0] = 60.0
+    with modelLock(mgr.root, "m", 1.0) as locked:   # another process holds the model
+        assert locked
+        worker._sweep()
+    assert list(worker._dropped) == ["m"], "a sweep that could not lock it forgot it"
+    assert mgr.loadCheckpointAttributes("m")["lastRowId"] == 1
+    now[0] = 100.0
+    worker._sweep()                                  # 40 s after the failed try: too early
+    assert mgr.loadCheckpointAttributes("m")["lastRowId"] == 1
+    now[0] = 120.0
+    worker._sweep()
+    assert not worker._dropped
+    assert mgr.loadCheckpointAttributes("m")["lastRowId"] == 3
+    assert loaded(mgr, "m").digest == reference_model(4).digest
 
 
 def test_the_sweep_leaves_dropped_models_whose_rows_are_recent(env) -> None:  # noqa: F811
