@@ -41,6 +41,22 @@ def slot(env, source: ListReplaySource,  # noqa: F811
     return worker, scheduler
 
 
+def droppedAfterTwoRuns(env, maxAgeSeconds: float,  # noqa: F811
+                        now: list[float]
+                        ) -> tuple[_SlotWorker, ListReplaySource, Connection]:
+    """A slot (clock: now[0]) that ran model m twice, two rows each: the second run dropped it
+    without a checkpoint (its checkpoint holds rows 0-1)."""
+    swapper, _, _ = env
+    source = ListReplaySource()
+    worker, pipe = slot(env, source, maxAgeSeconds=maxAgeSeconds, clock=lambda: now[0])
+    define(swapper)
+    swapper.put("b0", source.store(rows(0, 2)))
+    worker._runModel("m")
+    swapper.put("b1", source.store(rows(2, 2)))
+    worker._runModel("m")
+    return worker, source, pipe
+
+
 def test_a_slot_drops_replayable_models_and_checkpoints_them_when_their_rows_age(
         env) -> None:  # noqa: F811
     swapper, mgr, log = env
@@ -77,14 +93,8 @@ def test_a_dropped_model_locked_at_its_sweep_is_checkpointed_by_a_later_one(
         env, monkeypatch) -> None:  # noqa: F811
     swapper, mgr, _ = env
     monkeypatch.setattr(slot_worker, "EVICTION_LOCK_TIMEOUT_SECONDS", 0.05)
-    source = ListReplaySource()
     now = [0.0]
-    worker, _pipe = slot(env, source, maxAgeSeconds=60.0, clock=lambda: now[0])
-    define(swapper)
-    swapper.put("b0", source.store(rows(0, 2)))
-    worker._runModel("m")
-    swapper.put("b1", source.store(rows(2, 2)))
-    worker._runModel("m")
+    worker, _source, _pipe = droppedAfterTwoRuns(env, 60.0, now)
     assert list(worker._dropped) == ["m"]
     now[0] = 60.0
     with modelLock(mgr.root, "m", 1.0) as locked:   # another process holds the model
@@ -104,14 +114,8 @@ def test_a_dropped_model_locked_at_its_sweep_is_checkpointed_by_a_later_one(
 
 def test_the_sweep_leaves_dropped_models_whose_rows_are_recent(env) -> None:  # noqa: F811
     swapper, mgr, _ = env
-    source = ListReplaySource()
     now = [0.0]
-    worker, _pipe = slot(env, source, maxAgeSeconds=3600.0, clock=lambda: now[0])
-    define(swapper)
-    swapper.put("b0", source.store(rows(0, 2)))
-    worker._runModel("m")
-    swapper.put("b1", source.store(rows(2, 2)))
-    worker._runModel("m")
+    worker, source, _pipe = droppedAfterTwoRuns(env, 3600.0, now)
     now[0] = 3599.0
     worker._sweep()
     assert list(worker._dropped) == ["m"] and worker.drops == 1

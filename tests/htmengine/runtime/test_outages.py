@@ -14,7 +14,7 @@ from pathlib import Path
 import pika
 import pytest
 import sqlalchemy as sa
-from runtime_test_support import REPO_ROOT, unique_name, wait_for
+from runtime_test_support import REPO_ROOT, ServiceProcess, unique_name, wait_for
 
 from bench.private_servers import PrivateMariaDB, PrivateRabbitMQ, available
 from htmengine.pipeline.plaintext import encodeBatchMessage
@@ -66,6 +66,28 @@ def _outageLines(log: str, what: str) -> tuple[list[str], list[str]]:
             [line for line in lines if f"{what} is back after" in line])
 
 
+def _publishLines(port: int, queue: str, lines: list[str]) -> None:
+    """One persistent, confirmed graphite batch message on the listener's queue."""
+    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
+    channel = connection.channel()
+    channel.queue_declare(queue, durable=True)
+    channel.confirm_delivery()
+    channel.basic_publish("", queue, encodeBatchMessage(lines),
+                          pika.BasicProperties(delivery_mode=2))
+    connection.close()
+
+
+def _stopAfterOneOutageEachWay(service: ServiceProcess, what: str) -> None:
+    """The service logged losing `what` once and its return once (WARNINGs), nothing worse;
+    then it stops cleanly."""
+    log = service.output()
+    lost, back = _outageLines(log, what)
+    assert len(lost) == 1 and "WARNING" in lost[0], log
+    assert len(back) == 1 and "WARNING" in back[0], log
+    assert "Traceback" not in log and " ERROR " not in log, log
+    assert service.stop() == 0, service.output()
+
+
 def test_storer_waits_for_the_database_and_logs_the_outage_once(
         engine_env, start_service, custom_queue, bus, private_db) -> None:
     env = {_override("application", "repository", "port"): str(private_db.port)}
@@ -112,14 +134,7 @@ def test_services_log_a_broker_outage_once_and_lose_nothing(
     name = unique_name("test.outage.mq")
 
     def publish(first: int) -> None:
-        connection = pika.BlockingConnection(
-            pika.ConnectionParameters("127.0.0.1", private_broker.port))
-        channel = connection.channel()
-        channel.queue_declare(queue, durable=True)
-        channel.confirm_delivery()
-        channel.basic_publish("", queue, encodeBatchMessage(_lines(name, first, 10)),
-                              pika.BasicProperties(delivery_mode=2))
-        connection.close()
+        _publishLines(private_broker.port, queue, _lines(name, first, 10))
 
     def alive() -> None:
         for service in services:
@@ -142,15 +157,9 @@ def test_services_log_a_broker_outage_once_and_lose_nothing(
              what="20 rows stored after the outage")
     what = f"the broker amqp://guest@127.0.0.1:{private_broker.port}//"
     for service in services:
-        log = service.output()
         wait_for(lambda service=service: len(_outageLines(service.output(), what)[1]) == 1,
                  60, what=f"{service.module} to log the broker back")
-        log = service.output()
-        lost, back = _outageLines(log, what)
-        assert len(lost) == 1 and "WARNING" in lost[0], log
-        assert len(back) == 1 and "WARNING" in back[0], log
-        assert "Traceback" not in log and " ERROR " not in log, log
-        assert service.stop() == 0, service.output()
+        _stopAfterOneOutageEachWay(service, what)
 
 
 def test_services_started_during_a_broker_outage_wait_for_the_broker(
@@ -177,18 +186,7 @@ def test_services_started_during_a_broker_outage_wait_for_the_broker(
     for service in services:
         wait_for(lambda service=service: "Consuming" in service.output(), 90,
                  what=f"{service.module} consuming after the broker came back")
-    connection = pika.BlockingConnection(
-        pika.ConnectionParameters("127.0.0.1", private_broker.port))
-    channel = connection.channel()
-    channel.confirm_delivery()
-    channel.basic_publish("", queue, encodeBatchMessage(_lines(name, 0, 10)),
-                          pika.BasicProperties(delivery_mode=2))
-    connection.close()
+    _publishLines(private_broker.port, queue, _lines(name, 0, 10))
     wait_for(lambda: _storedRows(sql_engine, name) == 10, 60, what="10 rows stored")
     for service in services:
-        log = service.output()
-        lost, back = _outageLines(log, what)
-        assert len(lost) == 1 and "WARNING" in lost[0], log
-        assert len(back) == 1 and "WARNING" in back[0], log
-        assert "Traceback" not in log and " ERROR " not in log, log
-        assert service.stop() == 0, service.output()
+        _stopAfterOneOutageEachWay(service, what)
