@@ -1,6 +1,6 @@
 """The message bus's value types and errors: connection parameters, received messages, queue
-declaration results, the messages of a batched publish, and the errors MessageBus adds to the `nta_utils.errors.BusError` tree.
-Re-exported by `nta_utils.message_bus`."""
+declaration results, the messages of a batched publish, and the errors MessageBus adds to the
+`nta_utils.errors.BusError` tree. Re-exported by `nta_utils.message_bus`."""
 
 from __future__ import annotations
 
