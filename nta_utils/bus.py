@@ -7,9 +7,10 @@ same contract, checked by one conformance test run against each:
 * queues and exchanges are created by ``declare_*`` (idempotent; re-declaring with different
   durability or exchange type raises `BrokerChannelError` with 406), deleted by ``delete_*``
   (a missing one is not an error); using a missing one raises `QueueNotFoundError`;
-* ``publish`` (and ``publish_many``, a batch waited for once) routes through an exchange
-  (fanout: every bound queue; direct: the bindings with the same routing key; the default exchange ``""``: the queue named by the routing key); a
-  ``mandatory`` message that reaches no queue raises `UnroutableMessageError`;
+* ``publish`` (and ``publish_many``, a batch waited for once) routes through an exchange (fanout:
+  every bound queue; direct: the bindings with the same routing key; the default exchange ``""``:
+  the queue named by the routing key); a ``mandatory`` message that reaches no queue raises
+  `UnroutableMessageError`;
 * ``get`` and ``consume`` hand out `Message` objects with a delivery tag that must be settled
   once with ``ack`` or ``nack`` (`UnknownDeliveryTagError` otherwise); a nacked (requeued) or
   never settled message (connection closed) is delivered again with ``redelivered`` True;

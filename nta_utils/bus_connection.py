@@ -1,6 +1,6 @@
-"""The connection half of `nta_utils.message_bus.MessageBus`: connecting lazily, the
-channels (operations in confirm mode, deliveries, batched publishes in transaction mode), and
-running broker calls with reconnect-and-retry under one `Outage` per broker, translating pika's errors into the
+"""The connection half of `nta_utils.message_bus.MessageBus`: connecting lazily, the channels
+(operations in confirm mode, deliveries, batched publishes in transaction mode), and running broker
+calls with reconnect-and-retry under one `Outage` per broker, translating pika's errors into the
 `nta_utils.errors.BusError` tree. MessageBus adds the queue, exchange, publish and consume
 operations on top of it.
 """

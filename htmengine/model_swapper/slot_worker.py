@@ -1,13 +1,13 @@
-"""A model-runner slot: a long-lived worker process that runs one model at a time for the
-scheduler (so imports and numba-compiled code stay warm across models) and keeps the models it
-owns resident between runs, within its share of the memory budget (resident_models): those
-whose next input is expected furthest in the future, weighed by their size (from the times
-the slot ran them for new input), are dropped — without a checkpoint while their rows since
-the checkpoint are replayable from the stored rows and few (ModelRunner.replayableWithoutCheckpoint), else checkpointed
-first. While idle it checkpoints resident models the checkpoint policy says are due, and
-models dropped with rows outside their checkpoint for longer than the policy's age limit;
-before exiting it checkpoints as many dirty resident ones as it can in EXIT_CHECKPOINT_SECONDS
-(the rest are replayed from the stored rows when next loaded).
+"""A model-runner slot: a long-lived worker process that runs one model at a time for the scheduler
+(so imports and numba-compiled code stay warm across models) and keeps the models it owns resident
+between runs, within its share of the memory budget (resident_models): those whose next input is
+expected furthest in the future, weighed by their size (from the times the slot ran them for new
+input), are dropped — without a checkpoint while their rows since the checkpoint are replayable
+from the stored rows and few (ModelRunner.replayableWithoutCheckpoint), else checkpointed first.
+While idle it checkpoints resident models the checkpoint policy says are due, and models dropped
+with rows outside their checkpoint for longer than the policy's age limit; before exiting it
+checkpoints as many dirty resident ones as it can in EXIT_CHECKPOINT_SECONDS (the rest are replayed
+from the stored rows when next loaded).
 
 The pipe to the scheduler carries the typed messages of slot_messages.
 

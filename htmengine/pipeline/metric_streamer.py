@@ -10,7 +10,8 @@ Two steps, two transactions (for one metric, or for a batch of metrics: `storeSa
    the metric's ``model_params`` JSON — in chunks of ``chunk_size`` (every chunk of the
    transaction's metrics in one batched publish, `ModelSwapperInterface.submitRequestBatches`),
    then advance the marks in the same transaction. A batch id derived from (model, first
-   rowid, last rowid) names each chunk, so a chunk sent again after a crash between send and commit is recognisable.
+   rowid, last rowid) names each chunk, so a chunk sent again after a crash between send and
+   commit is recognisable.
 
 Because step 2 starts from the durable mark rather than from what step 1 returned, a crash
 anywhere between the two loses nothing: `resumeStreaming` (run when the storer starts) sends
