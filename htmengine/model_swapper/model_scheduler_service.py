@@ -8,6 +8,12 @@ this scheduler (``ownerOf``), which keeps it resident within its share of
 checkpoint archive whose input queue is non-empty is scheduled, and notifications left unacked
 by a previous (crashed) scheduler are redelivered, so a kill -9 loses no work.
 
+Slot start-up: the scheduler loads the model code once (imports, numba kernels from their disk
+cache, a throw-away model run) and forks its slots from that warm state before it opens any
+connection or starts a thread, so N slots cost one start-up instead of N and are ready when the
+first input arrives. A slot that dies later is started again with 'spawn' (the scheduler then
+has a broker connection and threads that a fork would copy).
+
 SIGINT/SIGTERM: stop scheduling, ask every running slot to stop (its runner checkpoints and
 acks), wait for them, exit 0.
 """
@@ -31,6 +37,7 @@ import psutil
 from htmengine import engine_metrics
 from htmengine.model_swapper.checkpoint_manager import ModelCheckpointMgr
 from htmengine.model_swapper.model_swapper_interface import ModelSwapperInterface
+from htmengine.model_swapper.runner_support import MODEL_FACTORY_ENV, warm_up_model_code
 from htmengine.model_swapper.settings import SwapperSettings
 from htmengine.model_swapper.slot_messages import (
     ERROR,
@@ -132,6 +139,7 @@ class ModelSchedulerService:
         self._slotBudgetBytes = budget // numSlots
         self.schedulerId = f"{socket.gethostname()}:{os.getpid()}"
         self._context = multiprocessing.get_context("spawn")
+        self._forkContext = multiprocessing.get_context("fork")
         self._controller = SwapController(numSlots, minRunSeconds=minRunSeconds)
         self._slots: list[_Slot] = []
         self._stopSignalled = False
@@ -143,16 +151,25 @@ class ModelSchedulerService:
 
     # -- slots -----------------------------------------------------------------------------
 
-    def _spawnSlot(self, index: int) -> _Slot:
-        parentConn, childConn = self._context.Pipe(duplex=True)
-        process = self._context.Process(
-            target=workerMain, name=f"model-slot-{index}",
+    def _spawnSlot(self, index: int, fork: bool = False) -> _Slot:
+        """Start slot `index`: forked from this process (only while it has no connection and
+        no other thread) or spawned (a fresh interpreter)."""
+        context: Any = self._forkContext if fork else self._context
+        parentConn, childConn = context.Pipe(duplex=True)
+        process = context.Process(
+            target=forkedSlotMain if fork else workerMain, name=f"model-slot-{index}",
             args=(index, childConn, os.getpid(), logging.getLogger().getEffectiveLevel(),
                   self._slotBudgetBytes, self._settings))
         process.daemon = True
         process.start()
         childConn.close()
         return _Slot(index, process, parentConn)
+
+    def _startSlots(self) -> None:
+        """Start every slot: forked from this process once it has loaded the model code (one
+        start-up for all slots), or spawned if it could not load it."""
+        fork = preloadModelCode()
+        self._slots = [self._spawnSlot(i, fork=fork) for i in range(self._numSlots)]
 
     def _send(self, slot: _Slot, message: SchedulerMessage) -> None:
         try:
@@ -326,7 +343,8 @@ class ModelSchedulerService:
         """Run until SIGINT/SIGTERM; then stop the slots gracefully."""
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._onSignal)
-        self._slots = [self._spawnSlot(i) for i in range(self._numSlots)]
+        self._startSlots()    # before any thread or connection: the slots are forked
+        engine_metrics.start_heartbeat("model_scheduler")
         _log.info("model scheduler %s running with %d slots, %.0f MB of resident models each",
                   self.schedulerId, self._numSlots, self._slotBudgetBytes / 2**20)
         self._swapper = ModelSwapperInterface(settings=self._settings)
@@ -368,6 +386,33 @@ class ModelSchedulerService:
         _log.info("model scheduler stopped")
 
 
+def preloadModelCode() -> bool:
+    """Load the model code in this process (imports, numba kernels, a throw-away model run),
+    so slots forked from it start warm; False (nothing to share, spawn the slots) when a
+    $HTMENGINE_MODEL_FACTORY model replaces it or it cannot be loaded (each slot then reports
+    the failure itself)."""
+    if os.environ.get(MODEL_FACTORY_ENV):
+        return False
+    try:
+        warm_up_model_code()
+    except Exception:  # the slots try again, and report it
+        _log.warning("loading the model code failed; spawning the slots", exc_info=True)
+        return False
+    return True
+
+
+def forkedSlotMain(slot: int, conn: Connection, parentPid: int, logLevel: int,
+                   budgetBytes: int, settings: SwapperSettings | None = None) -> None:
+    """Entry point of a slot forked from the scheduler: forget the scheduler's log handlers
+    and signal handlers (the slot sets its own), then run workerMain."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    workerMain(slot, conn, parentPid, logLevel, budgetBytes, settings)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description="htmengine model scheduler service")
@@ -384,7 +429,6 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s [scheduler pid %(process)d] "
                                "%(name)s: %(message)s")
     logging.getLogger("pika").setLevel(logging.CRITICAL)   # outages: nta_utils.outage
-    engine_metrics.start_heartbeat("model_scheduler")
     settings = SwapperSettings.from_config()
     numSlots = args.num_slots if args.num_slots else configuredNumSlots(settings)
     if numSlots < 1:

@@ -77,7 +77,8 @@ def warm_up_model_code() -> None:
     """Run a throw-away HtmAnomalyModel for two records with a save and load between, so that
     its numba kernels are compiled (or loaded from their disk cache) before a real model
     needs them. Like defaultModelFactory, it imports the model code only when called: the
-    processes that never run a model (the scheduler, the API) do not load numba."""
+    processes that never run a model (the API, the runtime services) do not load the model
+    code; the scheduler calls it once to fork its slots from the warm state."""
     from htmengine.algorithms.model import HtmAnomalyModel
     model = HtmAnomalyModel.from_range(0.0, 1.0)
     model.run(datetime(2000, 1, 1), 0.5)

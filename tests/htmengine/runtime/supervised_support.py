@@ -85,7 +85,9 @@ class SupervisedEngine:
                        timeout, interval=0.3, what=f"supervisord to restart {program}")
 
     def slotPids(self) -> list[int]:
-        """Pids of the model scheduler's slot processes (multiprocessing 'spawn' children)."""
+        """Pids of the model scheduler's slot processes: its children other than
+        multiprocessing's resource tracker (slots are forked from it at start-up, spawned when
+        one is started again after it died)."""
         schedulerPid = self.pid("model_scheduler")
         if not schedulerPid:
             return []
@@ -96,7 +98,7 @@ class SupervisedEngine:
                 cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
             except OSError:
                 continue
-            if b"spawn_main" in cmdline:
+            if b"resource_tracker" not in cmdline:
                 pids.append(child)
         self.seenPids.update(pids)
         return pids
