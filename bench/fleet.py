@@ -21,7 +21,9 @@ in MySQL, after a grace of one period, at most 120 s); the largest total RSS of 
 processes (the services and the slot processes); CPU seconds per service during the measured
 phase; model loads (swaps), checkpoints and evictions per second (and of those, the evictions
 that wrote no checkpoint: the model's few rows since its checkpoint are replayed from
-metric_data when it is loaded again). The last line is
+metric_data when it is loaded again); per scored sample, the CPU ms of the scheduler's own
+process and of its slot processes, the loads, and the stored rows replayed per load (new rows
+applied through the replay count too). The last line is
 ``models=N period_s=S minutes=M sent=… scored=… p50_s=… p99_s=… max_s=… unscored=…
 rss_gb=…``.
 """
