@@ -21,7 +21,9 @@ in MySQL, after a grace of one period, at most 120 s); the largest total RSS of 
 processes (the services and the slot processes); CPU seconds per service during the measured
 phase; model loads (swaps), checkpoints and evictions per second (and of those, the evictions
 that wrote no checkpoint: the model's few rows since its checkpoint are replayed from
-metric_data when it is loaded again). The last line is
+metric_data when it is loaded again); per scored sample, the CPU ms of the scheduler's own
+process and of its slot processes, the loads, and the stored rows replayed per load (new rows
+applied through the replay count too). The last line is
 ``models=N period_s=S minutes=M sent=… scored=… p50_s=… p99_s=… max_s=… unscored=…
 rss_gb=…``.
 """
@@ -45,6 +47,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_support import (  # noqa: E402
     REPO,
+    SERVICES,
     BenchEnvironment,
     ResultCollector,
     cpuSeconds,
@@ -238,7 +241,8 @@ def engineProcesses(processes) -> list[psutil.Process]:  # noqa: ANN001
     return result
 
 
-SLOT_COUNTERS = ("slotLoads", "slotCheckpoints", "slotEvictions", "slotDrops")
+SLOT_COUNTERS = ("slotLoads", "slotCheckpoints", "slotEvictions", "slotDrops",
+                 "slotReplayedRows")
 
 
 def slotCounters(env: BenchEnvironment) -> dict[str, int]:
@@ -271,6 +275,29 @@ class RssSampler(threading.Thread):
                 except psutil.NoSuchProcess:
                     continue
             self.maxBytes = max(self.maxBytes, total)
+
+
+def schedulerCpuSplit(processes) -> tuple[float, float]:  # noqa: ANN001
+    """CPU seconds (user + system) of the model scheduler's own process and of its children
+    (the slot processes)."""
+    for module, p in zip(SERVICES, processes, strict=True):
+        if not module.endswith(".model_scheduler_service"):
+            continue
+        try:
+            proc = psutil.Process(p.pid)
+            own = proc.cpu_times()
+            children = proc.children(recursive=True)
+        except psutil.NoSuchProcess:
+            return 0.0, 0.0
+        slots = 0.0
+        for child in children:
+            try:
+                times = child.cpu_times()
+                slots += times.user + times.system
+            except psutil.NoSuchProcess:
+                continue
+        return own.user + own.system, slots
+    return 0.0, 0.0
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -325,6 +352,7 @@ def run(args: argparse.Namespace) -> None:
                 first = 1
             rounds = max(1, int(args.minutes * 60 // args.period))
             cpu0, counters0 = cpuSeconds(processes), slotCounters(env)
+            split0 = schedulerCpuSplit(processes)
             sampler.maxBytes = 0
             collector.received.clear()
             sender = Sender(env.port, fleet, args.period, rounds, first)
@@ -346,6 +374,7 @@ def run(args: argparse.Namespace) -> None:
                 time.sleep(0.5)
             elapsed = time.monotonic() - sender.start_at
             cpu1, counters1 = cpuSeconds(processes), slotCounters(env)
+            split1 = schedulerCpuSplit(processes)
             sent = len(sender.sent)
             expected = first * args.models + sent
             scoredRows = scoredCount(engine, uids)
@@ -372,6 +401,13 @@ def run(args: argparse.Namespace) -> None:
                   f"{(counters1['slotEvictions'] - counters0['slotEvictions']) / window:.2f}"
                   f" (without a checkpoint "
                   f"{(counters1['slotDrops'] - counters0['slotDrops']) / window:.2f})")
+            loads = counters1["slotLoads"] - counters0["slotLoads"]
+            perSample = max(scored, 1)
+            print(f"per scored sample: cpu ms scheduler process "
+                  f"{1000 * (split1[0] - split0[0]) / perSample:.1f}, slots "
+                  f"{1000 * (split1[1] - split0[1]) / perSample:.1f}; loads "
+                  f"{loads / perSample:.2f}; stored rows replayed per load "
+                  f"{(counters1['slotReplayedRows'] - counters0['slotReplayedRows']) / max(loads, 1):.2f}")
             print(f"models={args.models} period_s={args.period:g} minutes={args.minutes:g} "
                   f"sent={sent} scored={scored} p50_s={p50:.2f} p99_s={p99:.2f} "
                   f"max_s={worst:.2f} unscored={unscored} rss_gb={rssGb:.2f}", flush=True)

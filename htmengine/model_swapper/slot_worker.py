@@ -105,6 +105,7 @@ class _SlotWorker:
         self.checkpoints = 0
         self.drops = 0          # evictions of models with rows after their checkpoint that
                                 # wrote none (the rows are replayable)
+        self.replayedRows = 0   # stored rows run again when a model was loaded
         # models dropped with rows after their checkpoint (replayable from the stored rows):
         # since when, oldest first; the idle sweep checkpoints those waiting longer than the
         # checkpoint policy's age limit, so stored rows are not relied on for long
@@ -185,6 +186,7 @@ class _SlotWorker:
             self.checkpoints += stats.checkpoints
             loaded = not stats.extra.get("resident") and runner.model is not None
             self.loads += loaded
+            self.replayedRows += int(stats.extra.get("replayedRows", 0))
             engine_metrics.CHECKPOINTS.inc(stats.checkpoints)
             if loaded:
                 engine_metrics.MODEL_LOADS.inc()
@@ -211,6 +213,7 @@ class _SlotWorker:
                                      f"slotCheckpoints={self.checkpoints} "
                                      f"slotEvictions={self.evictions} "
                                      f"slotDrops={self.drops} "
+                                     f"slotReplayedRows={self.replayedRows} "
                                      f"seconds={stats.seconds:.3f}")
 
     def _checkpointResident(self, modelID: str, runner: Any) -> bool:

@@ -90,9 +90,11 @@ class SwapController:
         self._freeSlots: list[int] = list(range(numSlots))
         self._stopping = False
         self._ownedCount = [0] * numSlots       # models owned per slot
-        # (slots owning a waiting model, waiting models without an owner), recomputed only
-        # after the waiting FIFO or the ownership changed: a tick stays O(running)
-        self._demand: tuple[frozenset[int], int] | None = None
+        # waiting models per owning slot, and waiting models without an owner: kept up to
+        # date as the FIFO and the ownership change, so an event costs O(slots), not
+        # O(waiting) (a fleet that falls behind has thousands of models waiting)
+        self._waitingOwned = [0] * numSlots
+        self._waitingUnowned = 0
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -127,7 +129,9 @@ class SwapController:
         slot = self._state.owner.pop(modelID, None)
         if slot is not None:
             self._ownedCount[slot] -= 1
-            self._demand = None
+            if modelID in self._state.waitingSet:
+                self._waitingOwned[slot] -= 1
+                self._waitingUnowned += 1
 
     def heldTokens(self) -> dict[str, int]:
         """modelID -> held notification tag."""
@@ -245,7 +249,11 @@ class SwapController:
         """Append `modelID` (not running, waiting or delayed) to the waiting FIFO."""
         self._state.waiting.append(modelID)
         self._state.waitingSet.add(modelID)
-        self._demand = None
+        owner = self._state.owner.get(modelID)
+        if owner is None:
+            self._waitingUnowned += 1
+        else:
+            self._waitingOwned[owner] += 1
 
     def _takeSlot(self, modelID: str) -> int | None:
         """The slot to run `modelID` in now (its owner's, if free; for a model without an
@@ -267,17 +275,8 @@ class SwapController:
 
     def _waitingDemand(self) -> tuple[frozenset[int], int]:
         """(slots owning a waiting model, number of waiting models without an owner)."""
-        if self._demand is None:
-            wanted: set[int] = set()
-            unowned = 0
-            for modelID in self._state.waiting:
-                owner = self._state.owner.get(modelID)
-                if owner is None:
-                    unowned += 1
-                else:
-                    wanted.add(owner)
-            self._demand = (frozenset(wanted), unowned)
-        return self._demand
+        wanted = frozenset(slot for slot, count in enumerate(self._waitingOwned) if count)
+        return wanted, self._waitingUnowned
 
     def _preemptible(self, running: _Running, now: float) -> bool:
         return (not running.stopRequested and running.startedAt is not None
@@ -294,17 +293,20 @@ class SwapController:
             for index, modelID in enumerate(s.waiting):
                 if not self._freeSlots:
                     break
+                hadOwner = modelID in s.owner
                 slot = self._takeSlot(modelID)
                 if slot is None:
                     continue
+                if hadOwner:
+                    self._waitingOwned[slot] -= 1
+                else:
+                    self._waitingUnowned -= 1
                 started.append(index)
                 s.running[modelID] = _Running(modelID, slot, None, now)
                 actions.append(StartModel(slot, modelID))
             for index in reversed(started):
                 s.waitingSet.discard(s.waiting[index])
                 del s.waiting[index]
-            if started:
-                self._demand = None
         if not s.waiting:
             return actions
         wanted, unowned = self._waitingDemand()

@@ -277,3 +277,34 @@ def test_many_waiting_models_start_in_fifo_order_and_balance_the_slots() -> None
         counts[slot] += 1
     assert counts == [1000, 1000, 1000]
     assert ctl.tick() == []
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_waiting_demand_kept_up_to_date_matches_the_fifo(seed: int) -> None:
+    """The per-slot counts of waiting models (kept up to date, so an event is not O(waiting))
+    always equal what the FIFO and the ownership say, through random notifications, runs
+    ending with or without input left, retries, ticks and deletions."""
+    rng = random.Random(seed)
+    clock = Clock()
+    ctl = SwapController(3, minRunSeconds=0.5, clock=clock)
+    models = [f"m{i}" for i in range(12)]
+    tag = 0
+    for _ in range(3000):
+        clock.now += rng.random() * 0.3
+        event = rng.random()
+        running = list(ctl.runningModels())
+        if event < 0.5:
+            tag += 1
+            ctl.onNotification(rng.choice(models), tag)
+        elif event < 0.85 and running:
+            modelID = rng.choice(running)
+            ctl.onModelStarted(modelID)
+            if rng.random() < 0.1:
+                ctl.forgetModel(modelID)    # deleted
+            ctl.onModelDone(modelID, rng.random() < 0.5,
+                            rng.choice([None, None, 0.2]))
+        else:
+            ctl.tick()
+        wanted = {ctl.ownerOf(m) for m in ctl.waitingModels()} - {None}
+        unowned = sum(ctl.ownerOf(m) is None for m in ctl.waitingModels())
+        assert ctl._waitingDemand() == (frozenset(wanted), unowned)
