@@ -360,10 +360,11 @@ def arrays_from_state(ip: S.Int64s, fp: S.Float32s, d: dict[str, Any],
     high = int(sc[S.SC_SEG_HIGH])
     n_syn = int(d["syn_src_index"].shape[0])
     n_slots = int(d["slots"].shape[0])
-    a = _reused(spare, ip, high, n_syn) if spare is not None else None
+    n_sources = int(d["syn_src_cells"].shape[0])
+    a = _reused(spare, ip, high, n_syn, n_sources) if spare is not None else None
     old_blocks = 0 if a is None else int(a.sc[S.SC_BLK_HIGH])
     if a is None:
-        a = _fresh(ip, high, n_syn)
+        a = _fresh(ip, high, n_syn, n_sources)
     if a.slots.shape[0] < n_slots + S.SLOT_ROOM:
         a = a._replace(slots=np.zeros(n_slots + S.SLOT_ROOM, dtype=np.int64))
     a = a._replace(fp=fp, rng_state=np.asarray(d["rng_state"], dtype=np.uint32).copy(),
@@ -409,28 +410,32 @@ def arrays_from_state(ip: S.Int64s, fp: S.Float32s, d: dict[str, Any],
     return S.reserve(a, 0)
 
 
-def _pool_sizes(high: int, n_syn: int) -> tuple[int, int]:
+def _pool_sizes(high: int, n_syn: int, n_sources: int) -> tuple[int, int]:
     """(segment rows, blocks) the working arrays of a state with ``high`` segment rows and
-    ``n_syn`` synapses need."""
+    ``n_syn`` synapses from ``n_sources`` source cells need: a source's chain of ``n``
+    entries takes ``ceil(n / BLOCK)`` blocks, fewer than ``n / BLOCK + 1``."""
     cap = S.SEG_CAP
     while cap < high + 1:
         cap *= 2
-    return cap, max(n_syn + 64, S.BLK_CAP)
+    return cap, max(n_syn // S.BLOCK + n_sources + 64, S.BLK_CAP)
 
 
-def _fresh(ip: S.Int64s, high: int, n_syn: int) -> S.TMArrays:
+def _fresh(ip: S.Int64s, high: int, n_syn: int, n_sources: int) -> S.TMArrays:
     """New working arrays (parameters ``ip``) sized for a state of ``high`` segment rows and
-    ``n_syn`` synapses; the parameters and RNG are set by the caller."""
-    cap, n_blocks = _pool_sizes(high, n_syn)
+    ``n_syn`` synapses from ``n_sources`` source cells, with twice the blocks that needs (room
+    to learn: the next, larger states reuse them); the parameters and RNG are set by the
+    caller."""
+    cap, n_blocks = _pool_sizes(high, n_syn, n_sources)
     return S.allocate(ip, np.zeros(S.N_FP, dtype=np.float32), np.zeros(0, dtype=np.uint32),
-                      np.zeros(2, dtype=np.int64), seg_cap=cap, blk_cap=n_blocks)
+                      np.zeros(2, dtype=np.int64), seg_cap=cap, blk_cap=2 * n_blocks)
 
 
-def _reused(spare: S.TMArrays, ip: S.Int64s, high: int, n_syn: int) -> S.TMArrays | None:
-    """``spare`` cleared for a state of ``high`` segment rows and ``n_syn`` synapses (its
-    scalars still the previous TM's), or None if its pools are too small or its parameters
-    differ."""
-    cap, n_blocks = _pool_sizes(high, n_syn)
+def _reused(spare: S.TMArrays, ip: S.Int64s, high: int, n_syn: int,
+            n_sources: int) -> S.TMArrays | None:
+    """``spare`` cleared for a state of ``high`` segment rows and ``n_syn`` synapses from
+    ``n_sources`` source cells (its scalars still the previous TM's), or None if its pools are
+    too small or its parameters differ."""
+    cap, n_blocks = _pool_sizes(high, n_syn, n_sources)
     if (spare.seg_n.shape[0] < cap or spare.blk.shape[0] < n_blocks
             or not np.array_equal(spare.ip, ip)):
         return None

@@ -76,6 +76,16 @@ def _rebuild_chains(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s, high: In
     order, in blocks ``0..`` (``sc``'s block counters must be zero). Works on the arrays
     themselves: a kernel taking the whole TMArrays per synapse is ~100x slower."""
     _clear_chains(out_head, out_tail, out_cnt)
+    _rebuild_chains_from(seg_src, seg_perm, seg_n, high, conn, sc, out_head, out_tail, out_cnt,
+                         blk, blk_next, blk_prev, blk_free)
+
+
+@njit(cache=True)
+def _rebuild_chains_from(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s, high: Int,
+                         conn: Real, sc: Int64s, out_head: Int32s, out_tail: Int32s,
+                         out_cnt: Int32s, blk: Int32s, blk_next: Int32s, blk_prev: Int32s,
+                         blk_free: Int32s) -> None:
+    """:func:`_rebuild_chains` on emptied chains."""
     for p in range(high):
         for i in range(seg_n[p]):
             out_add(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_free,
@@ -91,20 +101,59 @@ def load_pool(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s, high: Int,
               blk_next: Int32s, blk_prev: Int32s, blk_free: Int32s) -> None:
     """Write the synapses of the rows ``0..high`` of the segment pool from indexed synapses
     (source ``cells[cell_index[k]]``, permanence ``values[value_index[k]]``, in pool order)
-    and build the out-synapse chains as :func:`_rebuild_chains` does, in one pass. The
-    entries of a row past its segment's end are left as they are: no kernel reads them."""
+    and build the out-synapse chains (``sc``'s block counters must be zero). The entries of a
+    row past its segment's end are left as they are: no kernel reads them.
+
+    The chains hold what :func:`_rebuild_chains` gives (each source's segments in pool
+    order), laid out by counting: each source's chain in consecutive blocks, in the order of
+    ``cells``; a pass counting the synapses of each source and one writing the entries, with
+    no per-synapse chain bookkeeping (a source cell listed twice in ``cells``, which a valid
+    state never has, falls back to adding them one by one)."""
     _clear_chains(out_head, out_tail, out_cnt)
+    n_used = cells.shape[0]
+    pos = np.zeros(n_used, dtype=np.int64)
     k = 0
     for p in range(high):
         for i in range(seg_n[p]):
-            src = cells[cell_index[k]]
-            perm = values[value_index[k]]
-            seg_src[p, i] = src
-            seg_perm[p, i] = perm
+            u = cell_index[k]
+            seg_src[p, i] = cells[u]
+            seg_perm[p, i] = values[value_index[k]]
+            pos[u] += 1
             k += 1
-            out_add(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_free,
-                    src, p, perm >= conn)
-    _clear_block_ends(out_tail, out_cnt, blk)
+    b = 0
+    for u in range(n_used):
+        n = pos[u]
+        if n == 0:
+            continue
+        c = cells[u]
+        if out_cnt[c] != 0:  # listed twice
+            _clear_chains(out_head, out_tail, out_cnt)
+            _rebuild_chains_from(seg_src, seg_perm, seg_n, high, conn, sc, out_head, out_tail,
+                                 out_cnt, blk, blk_next, blk_prev, blk_free)
+            return
+        n_blocks = (n + BLOCK - 1) // BLOCK
+        out_head[c] = b
+        out_tail[c] = b + n_blocks - 1
+        out_cnt[c] = n
+        for j in range(n_blocks):
+            blk_prev[b + j] = b + j - 1 if j > 0 else -1
+            blk_next[b + j] = b + j + 1 if j < n_blocks - 1 else -1
+        last = b + n_blocks - 1
+        for j in range(n - (n_blocks - 1) * BLOCK, BLOCK):
+            blk[last, j] = 0
+        pos[u] = b * BLOCK
+        b += n_blocks
+    sc[SC_BLK_HIGH] = b
+    entries = blk.reshape(-1)  # C-contiguous: a view (flat positions, no division)
+    k = 0
+    for p in range(high):
+        e = 4 * p
+        for i in range(seg_n[p]):
+            u = cell_index[k]
+            q = pos[u]
+            pos[u] = q + 1
+            entries[q] = e + (seg_perm[p, i] >= conn)
+            k += 1
 
 
 @njit(cache=True)
@@ -341,26 +390,105 @@ def index_pool(a: TMArrays) -> tuple[npt.NDArray[Any], npt.NDArray[Any], Float32
                                      npt.NDArray[np.uint8]] | None:
     """(distinct sources, source index, distinct permanences, permanence index) of the
     synapses of the live segments in pool order, as ``_codec.index_cells`` and
-    ``_codec.index_small`` give them for the gathered synapses, in two passes over the pool;
-    None when the synapses have more than 256 distinct permanences."""
+    ``_codec.index_small`` give them for the gathered synapses; None when the synapses have
+    more than 256 distinct permanences.
+
+    The sources in use are the cells whose out-synapse chains are not empty (every synapse
+    of a live segment has its entry there, orphans included): one pass over the pool writes
+    both indices and counts each source's synapses, checked against the chains' counts (if
+    they differ, which a consistent working set never shows, two passes find the sources
+    from the pool itself)."""
+    high = a.sc[SC_SEG_HIGH]
+    n_cells = a.nslots.shape[0]
+    n_syn = count_synapses(a)
+    used = np.flatnonzero(a.out_cnt)
+    rank = np.full(n_cells, -1, dtype=np.int32)
+    rank[used] = np.arange(used.shape[0], dtype=np.int32)
+    perm_index = np.empty(n_syn, dtype=np.uint8)
+    table = np.empty(256, dtype=np.int32)
+    index: npt.NDArray[Any] = np.empty(n_syn, dtype=_uint_for(used.shape[0]))
+    n_values = _index_synapses(a.seg_src, a.seg_perm.view(np.int32), a.seg_n, high, rank,
+                               a.out_cnt, used, index, table, perm_index)
+    if n_values == -2:
+        return _index_pool_slow(a, n_syn)
+    if n_values < 0:
+        return None
+    values, remap = _sorted_values(table, n_values)
+    _remap_small(perm_index, remap)
+    cells: npt.NDArray[Any] = used.astype(_uint_for(n_cells))
+    return cells, index, values, perm_index
+
+
+def _sorted_values(table: Int32s, n_values: int) -> tuple[Float32s, npt.NDArray[np.uint8]]:
+    """The first ``n_values`` permanence bit patterns of ``table`` as sorted float32 values
+    (as ``_codec.index_small``) and each one's rank among them."""
+    values = table[:n_values].view(np.float32)
+    order = np.argsort(values, kind="mergesort")  # as _codec.index_small
+    remap = np.empty(n_values, dtype=np.uint8)
+    remap[order] = np.arange(n_values, dtype=np.uint8)
+    return values[order].copy(), remap
+
+
+def _index_pool_slow(a: TMArrays, n_syn: int) -> tuple[npt.NDArray[Any], npt.NDArray[Any],
+                                                       Float32s, npt.NDArray[np.uint8]] | None:
+    """:func:`index_pool` finding the sources in use from the pool (two passes)."""
     high = a.sc[SC_SEG_HIGH]
     n_cells = a.nslots.shape[0]
     rank = np.full(n_cells, -1, dtype=np.int32)
-    n_syn = count_synapses(a)
     perm_index = np.empty(n_syn, dtype=np.uint8)
     table = np.empty(256, dtype=np.int32)
     n_values, n_used = _mark_pool(a.seg_src, a.seg_perm.view(np.int32), a.seg_n, high, rank,
                                   table, perm_index)
     if n_values < 0:
         return None
-    values = table[:n_values].view(np.float32)
-    order = np.argsort(values, kind="mergesort")  # as _codec.index_small
-    remap = np.empty(n_values, dtype=np.uint8)
-    remap[order] = np.arange(n_values, dtype=np.uint8)
+    values, remap = _sorted_values(table, n_values)
     cells: npt.NDArray[Any] = np.empty(n_used, dtype=_uint_for(n_cells))
     index: npt.NDArray[Any] = np.empty(n_syn, dtype=_uint_for(n_used))
     _write_index(a.seg_src, a.seg_n, high, rank, cells, index, remap, perm_index)
-    return cells, index, values[order].copy(), perm_index
+    return cells, index, values, perm_index
+
+
+@njit(cache=True)
+def _index_synapses(seg_src: Int32s, perm_bits: Int32s, seg_n: Int32s, high: Int,
+                    rank: Int32s, out_cnt: Int32s, used: Int64s,
+                    index: npt.NDArray[np.integer[Any]], table: Int32s,
+                    perm_index: npt.NDArray[np.uint8]) -> int:
+    """The pass of :func:`index_pool`: each synapse's source ``rank`` into ``index``, its
+    permanence's position in ``table`` (the distinct bit patterns in order of appearance)
+    into ``perm_index``. Returns the number of distinct permanences, -1 beyond ``table``'s
+    size, -2 if the sources' synapse counts are not ``out_cnt``'s."""
+    slots = np.full(4 * table.shape[0], -1, dtype=np.int32)  # hash of the table (find_bits)
+    memo = np.zeros(_MEMO, dtype=np.int32)  # as in _mark_pool
+    seen = np.zeros(used.shape[0], dtype=np.int32)
+    count = 0
+    k = 0
+    for p in range(high):
+        for i in range(seg_n[p]):
+            r = rank[seg_src[p, i]]
+            if r < 0:
+                return -2
+            seen[r] += 1
+            index[k] = r
+            b = perm_bits[p, i]
+            j = memo[b & (_MEMO - 1)]
+            if j >= count or table[j] != b:
+                j, count = find_bits(b, slots, table, count)
+                if j < 0:
+                    return -1
+                memo[b & (_MEMO - 1)] = j
+            perm_index[k] = j
+            k += 1
+    for r in range(used.shape[0]):
+        if seen[r] != out_cnt[used[r]]:
+            return -2
+    return count
+
+
+@njit(cache=True)
+def _remap_small(codes: npt.NDArray[np.uint8], remap: npt.NDArray[np.uint8]) -> None:
+    """``codes[k] = remap[codes[k]]`` in place."""
+    for k in range(codes.shape[0]):
+        codes[k] = remap[codes[k]]
 
 
 _MEMO = 4096  # entries of _mark_pool's memo (a power of two)
@@ -419,3 +547,4 @@ def _write_index(seg_src: Int32s, seg_n: Int32s, high: Int, rank: Int32s,
             index[k] = rank[seg_src[p, i]]
             perm_index[k] = remap[perm_index[k]]
             k += 1
+
