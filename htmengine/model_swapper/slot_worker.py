@@ -396,7 +396,8 @@ def warmUp(slot: int) -> None:
 
 def workerMain(slot: int, conn: Connection, parentPid: int, logLevel: int,
                budgetBytes: int, settings: SwapperSettings | None = None) -> None:
-    """Entry point of a slot process (multiprocessing 'spawn' target)."""
+    """Entry point of a slot process: the 'spawn' target, or called by the scheduler's
+    forkedSlotMain in a slot forked from the scheduler."""
     dieWithParent()
     if os.getppid() != parentPid:
         sys.exit(0)
