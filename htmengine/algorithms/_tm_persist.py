@@ -33,10 +33,9 @@ from htmengine.algorithms._syn_codec import (
     unnibble_index,
     untranspose_sources,
 )
+from htmengine.algorithms._tm_index import gather_synapses, index_pool
 from htmengine.algorithms._tm_store import (
     compact_slots,
-    gather_synapses,
-    index_pool,
     list_orphans,
     load_pool,
     load_slots,

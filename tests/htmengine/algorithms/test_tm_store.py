@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from htmengine.algorithms import _tm_state as S
+from htmengine.algorithms._tm_index import _index_pool_slow, index_pool
 from htmengine.algorithms._tm_persist import pack_state
 from htmengine.algorithms._tm_store import (
-    _index_pool_slow,
     count_synapses,
-    index_pool,
     load_pool,
     rebuild_out_synapses,
 )
