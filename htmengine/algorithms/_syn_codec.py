@@ -190,8 +190,9 @@ def nibble_index(index: np.ndarray, n_values: int,
 
 @njit(cache=True)
 def _count(index: np.ndarray, n_values: int) -> np.ndarray:
-    # four partial counts, so that runs of one value do not wait on the same counter
-    partial = np.zeros((4, n_values), dtype=np.int64)
+    # four partial counts, so that runs of one value do not wait on the same counter (int32,
+    # half the cache: counts of a state are below 2 ** 31, see _tm_persist.check_state)
+    partial = np.zeros((4, n_values), dtype=np.int32)
     n = index.shape[0]
     for i in range(n // 4):
         partial[0, index[4 * i]] += 1

@@ -44,3 +44,23 @@ def test_rows_round_trip_bit_exactly_whatever_the_values():
     bad = code.copy()
     bad[0, 0] = 9
     assert not _codec.decode_rows(bad, m, r, x, initial, 0.0005, out)
+
+
+def test_packed_rows_round_trip_bit_exactly_at_halfway_quotients():
+    # the packed encoder predicts m with the step's reciprocal: where (value - initial) / step
+    # is within rounding of a half, its m may differ from the quotient's; the distance still
+    # makes every entry exact
+    step = 0.0005
+    rng = np.random.default_rng(11)
+    initial = np.round(rng.random((4, 64)), 5).astype(np.float32)
+    halves = (rng.integers(-40, 40, size=initial.shape) + 0.5) * step
+    rows = (initial.astype(np.float64) + halves).astype(np.float32)
+    rows[1] = ((rng.integers(1, 900, size=64) + 0.5) * step).astype(np.float32)  # from zero
+    rows[2, ::3] = 0.0
+    rows[3, ::5] = 1.0
+    spread = np.nextafter(rows, np.float32(2.0))  # one unit above: the other side of the half
+    for values in (rows, spread):
+        state = _codec.rows_state(values, initial, step)
+        assert state["perm_nib"].dtype == np.uint8 and state["perm_r8"].dtype == np.int8
+        out = _codec.rows_from_state(state, initial)
+        assert np.array_equal(out.view(np.int32), values.view(np.int32))
