@@ -303,10 +303,10 @@ def _predict_row(values: np.ndarray, init: np.ndarray, step: float, m_i: np.ndar
                  fits: np.ndarray) -> None:
     """Both predictions of every entry of the float32 row ``values`` (``step`` > 0): from
     ``init`` (``m_i``, ``pred_i``) and from 0 (``m_0``, ``pred_0``), m 0 where either does not
-    fit in int16 (``fits`` False). No branches: the compiler vectorises the loop (the numpy
-    error model spares the division's zero check). Any m is exact (the distance corrects
-    it), so the division by ``step`` is a multiplication by its reciprocal (m differs from the
-    quotient's only where that is within rounding of a half)."""
+    fit in int16 (``fits`` False). No branches: the compiler vectorises the loop. Any m is
+    exact (the distance corrects it), so the division by ``step`` is a multiplication by its
+    reciprocal, taken once (m differs from the quotient's only where that is within rounding
+    of a half)."""
     inverse = 1.0 / step
     for j in range(values.shape[0]):
         value = np.float64(values[j])
