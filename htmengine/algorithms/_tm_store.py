@@ -75,16 +75,6 @@ def _rebuild_chains(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s, high: In
     order, in blocks ``0..`` (``sc``'s block counters must be zero). Works on the arrays
     themselves: a kernel taking the whole TMArrays per synapse is ~100x slower."""
     _clear_chains(out_head, out_tail, out_cnt)
-    _rebuild_chains_from(seg_src, seg_perm, seg_n, high, conn, sc, out_head, out_tail, out_cnt,
-                         blk, blk_next, blk_prev, blk_free)
-
-
-@njit(cache=True)
-def _rebuild_chains_from(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s, high: Int,
-                         conn: Real, sc: Int64s, out_head: Int32s, out_tail: Int32s,
-                         out_cnt: Int32s, blk: Int32s, blk_next: Int32s, blk_prev: Int32s,
-                         blk_free: Int32s) -> None:
-    """:func:`_rebuild_chains` on emptied chains."""
     for p in range(high):
         for i in range(seg_n[p]):
             out_add(sc, out_cnt, out_head, out_tail, blk, blk_next, blk_prev, blk_free,
@@ -126,9 +116,8 @@ def load_pool(seg_src: Int32s, seg_perm: Float32s, seg_n: Int32s, high: Int,
             continue
         c = cells[u]
         if out_cnt[c] != 0:  # listed twice
-            _clear_chains(out_head, out_tail, out_cnt)
-            _rebuild_chains_from(seg_src, seg_perm, seg_n, high, conn, sc, out_head, out_tail,
-                                 out_cnt, blk, blk_next, blk_prev, blk_free)
+            _rebuild_chains(seg_src, seg_perm, seg_n, high, conn, sc, out_head, out_tail,
+                            out_cnt, blk, blk_next, blk_prev, blk_free)
             return
         n_blocks = (n + BLOCK - 1) // BLOCK
         out_head[c] = b
